@@ -1,0 +1,36 @@
+# Front door. Every target installs what it needs first (idempotent).
+BUILD_DIR ?= build
+BUILD_TYPE ?= RelWithDebInfo
+JOBS ?= 2
+CMAKE_FLAGS ?=
+
+.PHONY: all deps configure build test bench demo clean format asan
+
+all: build
+
+deps:
+	@./scripts/install-deps.sh
+
+configure: deps
+	@cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_FLAGS) >/dev/null
+
+build: configure
+	@cmake --build $(BUILD_DIR) -j $(JOBS)
+
+test: build
+	@cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 600
+
+bench: build
+	@./bench/run.sh $(BUILD_DIR)
+
+demo: build
+	@./scripts/demo.sh $(BUILD_DIR)
+
+asan:
+	@$(MAKE) test BUILD_DIR=build-asan BUILD_TYPE=Debug CMAKE_FLAGS="-DDRIFTWATCH_SANITIZE=ON"
+
+format:
+	@find detectors storage alerting service cli tests bench -name '*.h' -o -name '*.cc' | xargs clang-format -i
+
+clean:
+	@rm -rf $(BUILD_DIR) build-asan

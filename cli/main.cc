@@ -1,0 +1,2 @@
+// Placeholder: replaced by the real driftctl entry point.
+int main() { return 0; }

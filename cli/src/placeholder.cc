@@ -1,0 +1,2 @@
+// Placeholder translation unit until the CLI library lands.
+namespace driftwatch::cli {}

@@ -1,0 +1,158 @@
+// Bins and mergeable numeric summaries: the hot-path state of every numeric
+// feature and score, per model x slice x bucket.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace driftwatch::detectors {
+
+// Strictly increasing finite edges e[0] < ... < e[n-1] defining n+1 bins:
+// bin 0 = (-inf, e[0]], bin k = (e[k-1], e[k]], bin n = (e[n-1], +inf).
+// A value equal to an edge belongs to the bin on its left (DESIGN.md).
+// Immutable after construction; thread-safe to share (summaries hold a
+// shared_ptr to one instance per feature).
+class BinEdges {
+ public:
+  // Fails with INVALID_ARGUMENT if an edge is not finite or the edges are not
+  // strictly increasing. Zero edges is valid (one bin holding everything).
+  static absl::StatusOr<BinEdges> Create(std::vector<double> edges);
+
+  // Equal-frequency edges of `values` at the quantiles k/bins, k = 1..bins-1,
+  // computed exactly as numpy.quantile's default (linear interpolation),
+  // duplicates removed. Non-finite values must already be filtered out.
+  // Fails if `values` is empty or bins < 1.
+  static absl::StatusOr<BinEdges> FromQuantiles(std::span<const double> values, int bins);
+
+  // Weighted variant: edges at the weighted quantiles k/bins using the
+  // inverted weighted CDF (numpy >= 2 `quantile(..., weights=w,
+  // method="inverted_cdf")`). `weights` must be > 0 and match `values`.
+  static absl::StatusOr<BinEdges> FromWeightedQuantiles(std::span<const double> values,
+                                                        std::span<const double> weights,
+                                                        int bins);
+
+  // `bins` equal-width bins over [lo, hi]: edges lo + (hi-lo)*k/bins for
+  // k = 1..bins-1 (the outer bins still extend to +-inf).
+  static absl::StatusOr<BinEdges> EqualWidth(double lo, double hi, int bins);
+
+  size_t bin_count() const { return edges_.size() + 1; }
+  const std::vector<double>& edges() const { return edges_; }
+
+  // Index of the bin holding finite or infinite `x` (not NaN): the number of
+  // edges strictly less than x. Branch-free binary search over a padded copy
+  // of the edges; no allocation.
+  size_t BinOf(double x) const {
+    size_t i = 0;
+    for (size_t step = half_; step > 0; step >>= 1) {
+      i += (padded_[i + step - 1] < x) ? step : 0;
+    }
+    return i;
+  }
+
+  bool operator==(const BinEdges& other) const { return edges_ == other.edges_; }
+
+ private:
+  explicit BinEdges(std::vector<double> edges);
+  std::vector<double> edges_;
+  std::vector<double> padded_;  // edges_ padded with +inf to a power of two
+  size_t half_ = 0;             // padded_.size() / 2 ... search start step
+};
+
+// Weighted moments and counts of the values a summary has seen. Non-finite
+// values and nulls are counted here and never enter sums or bins.
+struct NumericCounts {
+  double weight = 0;      // sum of weights of finite values
+  double weight_sq = 0;   // sum of squared weights (Kish effective size)
+  double sum = 0;         // sum of w * x
+  double sum_sq = 0;      // sum of w * x^2
+  double min = 0;         // finite values only; meaningless when weight == 0
+  double max = 0;
+  uint64_t count = 0;     // number of finite values (unweighted)
+  uint64_t nulls = 0;     // missing values
+  uint64_t nans = 0;
+  uint64_t pos_infs = 0;
+  uint64_t neg_infs = 0;
+};
+
+// A mergeable summary of one numeric stream: weighted counts in fixed bins
+// plus exact moments. Update is O(log bins) branch-free with no allocation.
+// Two summaries merge exactly when they share the same edges. Not
+// thread-safe; one owner (an ingest shard) updates it.
+//
+// Accuracy bound (docs/statistics.md): the CDF at a bin edge is exact; inside
+// a bin it is linearly interpolated, so any CDF value is off by at most the
+// mass of the bin it falls in.
+class NumericSummary {
+ public:
+  explicit NumericSummary(std::shared_ptr<const BinEdges> edges);
+
+  // `weight` is 1 / sample_rate, > 0 (the caller validates; a non-positive
+  // weight is ignored and counted as invalid). NaN / +-Inf are counted and
+  // skipped.
+  void Add(double x, double weight = 1.0) {
+    if (!(weight > 0)) {
+      ++invalid_weights_;
+      return;
+    }
+    if (!std::isfinite(x)) {
+      if (std::isnan(x)) {
+        ++counts_.nans;
+      } else if (x > 0) {
+        ++counts_.pos_infs;
+      } else {
+        ++counts_.neg_infs;
+      }
+      return;
+    }
+    bins_[edges_->BinOf(x)] += weight;
+    if (counts_.count == 0 || x < counts_.min) counts_.min = x;
+    if (counts_.count == 0 || x > counts_.max) counts_.max = x;
+    ++counts_.count;
+    counts_.weight += weight;
+    counts_.weight_sq += weight * weight;
+    counts_.sum += weight * x;
+    counts_.sum_sq += weight * x * x;
+  }
+  void AddNull() { ++counts_.nulls; }
+
+  // Adds `other` into this summary. FAILED_PRECONDITION if the edges differ.
+  absl::Status Merge(const NumericSummary& other);
+
+  const BinEdges& edges() const { return *edges_; }
+  std::shared_ptr<const BinEdges> shared_edges() const { return edges_; }
+  std::span<const double> bins() const { return bins_; }
+  const NumericCounts& counts() const { return counts_; }
+  uint64_t invalid_weights() const { return invalid_weights_; }
+
+  double mean() const;             // weighted; 0 when empty
+  double stddev() const;           // weighted population std (ddof = 0)
+  double effective_size() const;   // Kish: weight^2 / weight_sq; 0 when empty
+
+  // Weighted CDF F(x) = P(X <= x) over finite values: exact at edges, linear
+  // interpolation inside a bin (the outer bins interpolate to min / max).
+  double Cdf(double x) const;
+
+  // Weighted mass of each bin of `target` (a different edge set), using Cdf.
+  // Exact when every target edge is one of this summary's edges.
+  std::vector<double> Rebin(const BinEdges& target) const;
+
+  // Stable binary encoding (docs/formats/summary.md) and its inverse.
+  // Deserialize fails with DATA_LOSS on truncated or corrupt input.
+  std::string Serialize() const;
+  static absl::StatusOr<NumericSummary> Deserialize(std::string_view bytes);
+
+ private:
+  std::shared_ptr<const BinEdges> edges_;
+  std::vector<double> bins_;
+  NumericCounts counts_;
+  uint64_t invalid_weights_ = 0;
+};
+
+}  // namespace driftwatch::detectors

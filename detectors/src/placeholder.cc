@@ -1,0 +1,2 @@
+// Placeholder translation unit; removed once real sources land.
+namespace driftwatch::detectors {}
