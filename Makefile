@@ -1,4 +1,5 @@
 # Front door. Every target installs what it needs first (idempotent).
+MAKEFLAGS += --no-print-directory
 BUILD_DIR ?= build
 BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= 2

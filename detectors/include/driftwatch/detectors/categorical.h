@@ -24,17 +24,21 @@ class CategoricalSummary {
  public:
   explicit CategoricalSummary(size_t max_categories = 1000);
 
+  // A weight that is not finite and > 0 is ignored. A category spelled
+  // kOtherCategory or kMissingCategory is filed in that special bin.
   void Add(std::string_view category, double weight = 1.0);
   void AddMissing(double weight = 1.0);
+  // Adds `other`; keeps this summary's cap. Never fails today (the Status
+  // leaves room for incompatible future versions).
   absl::Status Merge(const CategoricalSummary& other);
 
   // Weighted count per kept category (excluding other and missing).
   const absl::flat_hash_map<std::string, double>& counts() const { return counts_; }
   double other_weight() const { return other_; }
   double missing_weight() const { return missing_; }
-  double total_weight() const;       // all of the above
+  double total_weight() const;  // all of the above
   double weight_sq() const { return weight_sq_; }
-  double effective_size() const;     // Kish, over every value incl. missing
+  double effective_size() const;             // Kish, over every value incl. missing
   uint64_t count() const { return count_; }  // unweighted, incl. missing
   size_t max_categories() const { return max_categories_; }
 

@@ -47,7 +47,10 @@ double KolmogorovSurvival(double x);
 // Exact two-sample KS (weighted ECDFs). Fails if either sample is empty.
 absl::StatusOr<KsResult> KsTest(const WeightedSample& reference, const WeightedSample& current);
 
-// KS from two summaries with the same edges; sets error_bound.
+// KS from two summaries with the same edges: D at the shared edges (exact
+// there) and error_bound = max over bins of max(ref, cur) bin proportion
+// (docs/statistics.md). FAILED_PRECONDITION if the edges differ,
+// INVALID_ARGUMENT if either summary has no finite values.
 absl::StatusOr<KsResult> KsTest(const NumericSummary& reference, const NumericSummary& current);
 
 struct ChiSquareResult {
@@ -66,13 +69,15 @@ absl::StatusOr<ChiSquareResult> ChiSquareTest(std::span<const double> reference,
                                               double epsilon = kEmptyBinEpsilon);
 
 struct WassersteinResult {
-  double distance = 0;      // scipy.stats.wasserstein_distance(ref, cur)
-  double normalized = 0;    // distance / reference std (ddof 0); 0 if std is 0
-  double error_bound = 0;   // 0 when exact
+  double distance = 0;     // scipy.stats.wasserstein_distance(ref, cur)
+  double normalized = 0;   // distance / reference std (ddof 0); 0 if std is 0
+  double error_bound = 0;  // 0 when exact
 };
 
 absl::StatusOr<WassersteinResult> Wasserstein(const WeightedSample& reference,
                                               const WeightedSample& current);
+// From summaries with the same edges: integrates the interpolated CDFs;
+// error_bound = sum of both summaries' CdfL1ErrorBound(). Errors as KsTest.
 absl::StatusOr<WassersteinResult> Wasserstein(const NumericSummary& reference,
                                               const NumericSummary& current);
 
@@ -96,14 +101,13 @@ struct FeatureDrift {
 // quantiles when the reference is weighted), PSI/KL/JS on them, exact KS and
 // Wasserstein. Fails if either sample is empty or bins < 1.
 absl::StatusOr<FeatureDrift> CompareNumeric(const WeightedSample& reference,
-                                            const WeightedSample& current,
-                                            int bins = kDefaultBins);
+                                            const WeightedSample& current, int bins = kDefaultBins);
 
 // A numeric baseline frozen from a reference: its B equal-frequency edges
 // and the reference summary they were computed from. Cheap to copy.
 struct NumericBaseline {
-  std::shared_ptr<const BinEdges> drift_edges;    // B bins for PSI/KL/JS
-  std::vector<double> reference_counts;           // reference weight per drift bin
+  std::shared_ptr<const BinEdges> drift_edges;      // B bins for PSI/KL/JS
+  std::vector<double> reference_counts;             // reference weight per drift bin
   std::shared_ptr<const NumericSummary> reference;  // fine summary, for KS/W1
 };
 
@@ -114,7 +118,8 @@ absl::StatusOr<NumericBaseline> MakeNumericBaseline(std::shared_ptr<const Numeri
 
 // Numeric feature from summaries (the service path): the current summary is
 // rebinned onto the baseline's drift edges; KS and Wasserstein carry their
-// error bounds. Fails if the current summary is empty or edges differ.
+// error bounds. INVALID_ARGUMENT if the current summary is empty,
+// FAILED_PRECONDITION if its edges differ from the baseline reference's.
 absl::StatusOr<FeatureDrift> CompareNumeric(const NumericBaseline& baseline,
                                             const NumericSummary& current);
 

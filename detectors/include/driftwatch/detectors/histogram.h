@@ -35,8 +35,7 @@ class BinEdges {
   // inverted weighted CDF (numpy >= 2 `quantile(..., weights=w,
   // method="inverted_cdf")`). `weights` must be > 0 and match `values`.
   static absl::StatusOr<BinEdges> FromWeightedQuantiles(std::span<const double> values,
-                                                        std::span<const double> weights,
-                                                        int bins);
+                                                        std::span<const double> weights, int bins);
 
   // `bins` equal-width bins over [lo, hi]: edges lo + (hi-lo)*k/bins for
   // k = 1..bins-1 (the outer bins still extend to +-inf).
@@ -68,14 +67,14 @@ class BinEdges {
 // Weighted moments and counts of the values a summary has seen. Non-finite
 // values and nulls are counted here and never enter sums or bins.
 struct NumericCounts {
-  double weight = 0;      // sum of weights of finite values
-  double weight_sq = 0;   // sum of squared weights (Kish effective size)
-  double sum = 0;         // sum of w * x
-  double sum_sq = 0;      // sum of w * x^2
-  double min = 0;         // finite values only; meaningless when weight == 0
+  double weight = 0;     // sum of weights of finite values
+  double weight_sq = 0;  // sum of squared weights (Kish effective size)
+  double sum = 0;        // sum of w * x
+  double sum_sq = 0;     // sum of w * x^2
+  double min = 0;        // finite values only; meaningless when weight == 0
   double max = 0;
-  uint64_t count = 0;     // number of finite values (unweighted)
-  uint64_t nulls = 0;     // missing values
+  uint64_t count = 0;  // number of finite values (unweighted)
+  uint64_t nulls = 0;  // missing values
   uint64_t nans = 0;
   uint64_t pos_infs = 0;
   uint64_t neg_infs = 0;
@@ -131,17 +130,28 @@ class NumericSummary {
   const NumericCounts& counts() const { return counts_; }
   uint64_t invalid_weights() const { return invalid_weights_; }
 
-  double mean() const;             // weighted; 0 when empty
-  double stddev() const;           // weighted population std (ddof = 0)
-  double effective_size() const;   // Kish: weight^2 / weight_sq; 0 when empty
+  double mean() const;            // weighted; 0 when empty
+  double stddev() const;          // weighted population std (ddof = 0)
+  double effective_size() const;  // Kish: weight^2 / weight_sq; 0 when empty
 
   // Weighted CDF F(x) = P(X <= x) over finite values: exact at edges, linear
   // interpolation inside a bin (the outer bins interpolate to min / max).
   double Cdf(double x) const;
+  // Cdf at each of `xs` (any order), in O(bins + n log bins).
+  std::vector<double> CdfAt(std::span<const double> xs) const;
+
+  // Bound on the L1 distance (integral of |F - Cdf|, in units of x) between
+  // the interpolated Cdf and the true ECDF of the values added: the sum over
+  // bins of mass_b / 2 times the bin's width clipped to [min, max].
+  double CdfL1ErrorBound() const;
 
   // Weighted mass of each bin of `target` (a different edge set), using Cdf.
   // Exact when every target edge is one of this summary's edges.
   std::vector<double> Rebin(const BinEdges& target) const;
+
+  // Inverse of the interpolated Cdf: the smallest x with Cdf(x) >= q, q in
+  // [0, 1] (clamped). Returns min for q = 0 and 0 when the summary is empty.
+  double Quantile(double q) const;
 
   // Stable binary encoding (docs/formats/summary.md) and its inverse.
   // Deserialize fails with DATA_LOSS on truncated or corrupt input.
@@ -149,6 +159,14 @@ class NumericSummary {
   static absl::StatusOr<NumericSummary> Deserialize(std::string_view bytes);
 
  private:
+  // The interval [lo, hi] over which bin k's mass is spread: the bin clipped
+  // to [min, max] observed. Only meaningful for a non-empty bin.
+  void BinSupport(size_t k, double* lo, double* hi) const;
+  // below[k] = total weight of bins < k, for k = 0..bin_count().
+  std::vector<double> PrefixWeights() const;
+  // Weight of finite values <= x under the interpolated CDF.
+  double CumulativeWeight(double x, std::span<const double> below) const;
+
   std::shared_ptr<const BinEdges> edges_;
   std::vector<double> bins_;
   NumericCounts counts_;

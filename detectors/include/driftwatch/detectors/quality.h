@@ -29,43 +29,64 @@ struct CalibrationResult {
 };
 
 // Equal-width bins on [0, 1]; a bin holds (lower, upper] and the first also
-// holds 0. `labels` are 0/1; `weights` empty means all 1. INVALID_ARGUMENT
-// if a score is outside [0, 1], a label is not 0/1, sizes differ, or empty.
+// holds 0; edges are numpy.linspace(0, 1, bins + 1) bit for bit, so a score
+// on an edge lands where sklearn's calibration_curve puts it. `labels` are
+// 0/1; `weights` empty means all 1. Bins of zero weight are left out of the
+// reliability curve and of MCE. INVALID_ARGUMENT if bins < 1, a score is
+// outside [0, 1], a label is not 0/1, a weight is negative or not finite,
+// sizes differ, the input is empty or the weights sum to 0.
 absl::StatusOr<CalibrationResult> Calibration(std::span<const double> scores,
                                               std::span<const double> labels,
                                               std::span<const double> weights, int bins = 10);
 
 // sklearn.metrics.roc_auc_score(labels, scores, sample_weight=weights):
-// ties count 1/2. FAILED_PRECONDITION when only one class is present.
+// ties count 1/2. Scores may be any finite value. FAILED_PRECONDITION when
+// only one class has positive weight; INVALID_ARGUMENT as for Calibration.
 absl::StatusOr<double> RocAuc(std::span<const double> scores, std::span<const double> labels,
                               std::span<const double> weights);
 
 // Mean over queries of sklearn.metrics.ndcg_score([relevance], [score], k)
 // (linear gains, ties averaged), each query weighted by the weight of its
 // first row (weights empty = 1). A query whose ideal DCG is 0 scores 0, as
-// sklearn does. Rows of a query need not be contiguous.
+// sklearn does. Rows of a query need not be contiguous. A one-document
+// query (sklearn refuses it) scores 1 if its relevance > 0, else 0.
+// INVALID_ARGUMENT if k < 1, sizes differ, input is empty, a score is not
+// finite, a relevance is negative or not finite, a weight is negative or not
+// finite, or the query weights sum to 0.
 absl::StatusOr<double> NdcgAtK(std::span<const std::string> query_ids,
                                std::span<const double> scores, std::span<const double> relevance,
                                std::span<const double> weights, int k);
 
-// NDCG@k of a single query (same definition).
+// NDCG@k of a single query (same definition); k <= 0 means no cutoff.
+// Unchecked: callers pass finite scores and relevances of equal length
+// (extra elements of the longer span are ignored).
 double QueryNdcg(std::span<const double> scores, std::span<const double> relevance, int k);
 
 // Mergeable score x label summary for a binary classifier: `fine_bins`
 // equal-width bins on [0, 1] holding per bin the weight of positives and
 // negatives, the weighted score sum and the weighted squared error sum.
 //
-// Calibration is exact when `bins` divides fine_bins (same bin rule).
+// Calibration(bins) equals the exact Calibration when `bins` divides
+// fine_bins (same bin rule; INVALID_ARGUMENT otherwise), up to summation
+// order, except for a score lying between two roundings of one edge (e.g.
+// 0.30000000000000004: numpy's edge 3/10 for 10 bins is that value, its edge
+// 300/1000 is 0.3); such a score may move to the neighbouring bin.
 // AUC treats scores in one fine bin as tied, so
-// |AUC - exact| <= auc_error_bound = sum_b pos_b neg_b / (2 P N).
+// |AUC - exact| <= error_bound = sum_b pos_b neg_b / (2 P N).
+// Not thread-safe for mutation; const methods may run concurrently.
 class ScoreLabelSummary {
  public:
+  // fine_bins is clamped to [1, 2^20].
   explicit ScoreLabelSummary(int fine_bins = 1000);
-  // Score outside [0, 1] or label not 0/1: counted invalid and skipped.
+  // Score outside [0, 1], label not 0/1 or weight negative / not finite:
+  // counted invalid and skipped.
   void Add(double score, double label, double weight = 1.0);
-  absl::Status Merge(const ScoreLabelSummary& other);  // same fine_bins
+  // INVALID_ARGUMENT when fine_bins differ.
+  absl::Status Merge(const ScoreLabelSummary& other);
 
+  // FAILED_PRECONDITION when the summary holds no weight.
   absl::StatusOr<CalibrationResult> Calibration(int bins = 10) const;
+  // FAILED_PRECONDITION when either class has no weight.
   struct Auc {
     double auc = 0;
     double error_bound = 0;
@@ -77,6 +98,8 @@ class ScoreLabelSummary {
   double negative_weight() const;
   uint64_t invalid() const { return invalid_; }
 
+  // Format: docs/quality.md. Deserialize returns DATA_LOSS on bad magic,
+  // unknown version, wrong length or a negative / non-finite bin value.
   std::string Serialize() const;
   static absl::StatusOr<ScoreLabelSummary> Deserialize(std::string_view bytes);
 

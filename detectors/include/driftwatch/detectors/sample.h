@@ -26,12 +26,17 @@ class WeightedSample {
   double mean() const;
   double stddev() const;  // weighted population std, ddof = 0 (numpy.std)
 
-  // Weighted ECDF F(x) = sum of weights of values <= x / total weight.
+  // Weighted ECDF F(x) = sum of weights of values <= x / total weight;
+  // 0 for an empty sample.
   double Cdf(double x) const;
+  // Sum of weights of values <= x (the ECDF numerator, without rounding
+  // from the division).
+  double CumulativeWeight(double x) const;
 
  private:
   std::vector<double> values_;
   std::vector<double> weights_;
+  std::vector<double> cumulative_;  // cumulative_[i] = sum of weights_[0..i]
   double total_weight_ = 0;
   double weight_sq_ = 0;
   bool unweighted_ = true;

@@ -6,10 +6,15 @@
 // Conventions (DESIGN.md): unless mu0 and sigma are given, the first
 // `warmup` points of a run estimate mu0 (mean) and sigma (sample std,
 // ddof = 1) and raise no alarm. After an alarm the detector starts a new run
-// whose first `warmup` points are again its warm-up. Indices are 0-based.
+// whose first `warmup` points are again its warm-up (with mu0 and sigma given,
+// the statistics just reset). Indices are 0-based. Non-finite points (NaN,
+// +-inf) are ignored by every detector: no state change, no alarm. If the
+// warm-up sees no variation (sigma = 0), any later point != mu0 alarms.
+// Exact definitions: docs/sequential.md.
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <span>
 #include <string>
@@ -49,9 +54,9 @@ struct PageHinkleyParams {
 
 // Serialisable state shared by the warm-up phase of EWMA and CUSUM.
 struct WarmupState {
-  int64_t n = 0;        // points seen in this warm-up
-  double mean = 0;      // Welford running mean
-  double m2 = 0;        // Welford sum of squared deviations
+  int64_t n = 0;    // points seen in this warm-up
+  double mean = 0;  // Welford running mean
+  double m2 = 0;    // Welford sum of squared deviations
 };
 
 // EWMA control chart: z_t = lambda x_t + (1 - lambda) z_{t-1}, z_0 = mu0;
@@ -64,7 +69,7 @@ class Ewma {
     double mu0 = 0;
     double sigma = 0;
     double z = 0;
-    int64_t t = 0;       // points since warm-up
+    int64_t t = 0;  // points since warm-up
   };
   // INVALID_ARGUMENT naming the parameter when one is out of range.
   static absl::StatusOr<Ewma> Create(const EwmaParams& params);
@@ -113,12 +118,13 @@ class Cusum {
 class PageHinkley {
  public:
   struct State {
-    int64_t n = 0;           // points in the running mean
+    int64_t n = 0;  // points in the running mean
     double mean = 0;
     double sum_increase = 0;
     double sum_decrease = 0;
-    double min_increase = 0;  // running extrema, as River keeps them
-    double max_decrease = 0;
+    // Running extrema with River's initial values (+inf and -1).
+    double min_increase = std::numeric_limits<double>::infinity();
+    double max_decrease = -1;
     bool drift_detected = false;
   };
   static absl::StatusOr<PageHinkley> Create(const PageHinkleyParams& params);
@@ -165,17 +171,17 @@ enum class DetectorKind { kEwma, kCusum, kPageHinkley };
 
 struct ArlCalibrationOptions {
   double target_arl0 = 1000;
-  int runs = 200;                    // simulated in-control streams
+  int runs = 200;  // simulated in-control streams
   uint64_t seed = 42;
-  int64_t max_run_length = 0;        // 0 = 20 * target_arl0
-  int max_iterations = 40;           // bisection steps
+  int64_t max_run_length = 0;  // 0 = 20 * target_arl0
+  int max_iterations = 40;     // bisection steps
 };
 
 struct ArlCalibration {
-  double threshold = 0;       // the calibrated L, h or threshold
-  double arl0 = 0;            // estimated ARL0 at that threshold
-  double arl0_stderr = 0;     // standard error of that estimate
-  int censored_runs = 0;      // runs that hit max_run_length
+  double threshold = 0;    // the calibrated L, h or threshold
+  double arl0 = 0;         // estimated ARL0 at that threshold
+  double arl0_stderr = 0;  // standard error of that estimate
+  int censored_runs = 0;   // runs that hit max_run_length
 };
 
 // In-control model: exactly one of `reference` (bootstrap) or

@@ -1,2 +1,0 @@
-// Placeholder translation unit until the CLI library lands.
-namespace driftwatch::cli {}

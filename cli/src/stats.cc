@@ -1,0 +1,140 @@
+// `driftctl stats`: the drift table or its JSON form.
+#include <algorithm>
+#include <cmath>
+#include <ostream>
+
+#include "absl/strings/str_format.h"
+#include "driftwatch/cli/commands.h"
+#include "internal/summary.h"
+#include "nlohmann/json.hpp"
+
+namespace driftwatch::cli {
+namespace internal {
+
+const std::vector<std::string>& SummaryHeader() {
+  static const std::vector<std::string>* header = new std::vector<std::string>{
+      "feature", "kind", "n_ref", "n_cur", "PSI", "KL", "JS", "KS D", "KS p / chi2 p", "W1/sd"};
+  return *header;
+}
+
+std::string FormatNumber(double x) {
+  if (std::isfinite(x) && x == std::floor(x) && std::fabs(x) < 1e15) {
+    return absl::StrFormat("%.0f", x);
+  }
+  return absl::StrFormat("%.4g", x);
+}
+
+const char* KindName(FeatureKind kind) {
+  return kind == FeatureKind::kNumeric ? "numeric" : "categorical";
+}
+
+std::vector<std::string> SummaryCells(const FeatureReport& f) {
+  const detectors::FeatureDrift& d = f.drift;
+  const std::string dash = "-";
+  std::string p_value = dash;
+  if (d.ks) p_value = absl::StrFormat("%.3g", d.ks->p_value);
+  if (d.chi2) p_value = absl::StrFormat("%.3g", d.chi2->p_value);
+  return {f.name,
+          std::string(KindName(f.kind)),
+          FormatNumber(d.n_reference),
+          FormatNumber(d.n_current),
+          absl::StrFormat("%.4f", d.divergences.psi),
+          absl::StrFormat("%.4f", d.divergences.kl),
+          absl::StrFormat("%.4f", d.divergences.js),
+          d.ks ? absl::StrFormat("%.4f", d.ks->statistic) : dash,
+          p_value,
+          d.wasserstein ? absl::StrFormat("%.4f", d.wasserstein->normalized) : dash};
+}
+
+std::vector<const FeatureReport*> SortedByPsi(const DatasetComparison& comparison) {
+  std::vector<const FeatureReport*> sorted;
+  for (const FeatureReport& f : comparison.features) sorted.push_back(&f);
+  std::stable_sort(sorted.begin(), sorted.end(), [](const auto* a, const auto* b) {
+    return a->drift.divergences.psi > b->drift.divergences.psi;
+  });
+  return sorted;
+}
+
+int ReportError(std::ostream& err, const absl::Status& status) {
+  err << "driftctl: " << status.message() << "\n";
+  return kExitBadInput;
+}
+
+}  // namespace internal
+
+namespace {
+
+nlohmann::ordered_json FeatureJson(const FeatureReport& f) {
+  const detectors::FeatureDrift& d = f.drift;
+  nlohmann::ordered_json j;
+  j["name"] = f.name;
+  j["kind"] = internal::KindName(f.kind);
+  j["n_reference"] = d.n_reference;
+  j["n_current"] = d.n_current;
+  j["psi"] = d.divergences.psi;
+  j["kl"] = d.divergences.kl;
+  j["js"] = d.divergences.js;
+  if (d.ks) j["ks"] = {{"statistic", d.ks->statistic}, {"p_value", d.ks->p_value}};
+  if (d.chi2) {
+    j["chi2"] = {
+        {"statistic", d.chi2->statistic}, {"df", d.chi2->df}, {"p_value", d.chi2->p_value}};
+  }
+  if (d.wasserstein) {
+    j["wasserstein"] = d.wasserstein->distance;
+    j["wasserstein_norm"] = d.wasserstein->normalized;
+  }
+  j["null_rate_reference"] = f.null_rate_reference;
+  j["null_rate_current"] = f.null_rate_current;
+  j["drifted"] = f.drifted;
+  return j;
+}
+
+void WriteTable(const DatasetComparison& c, std::ostream& out) {
+  out << "reference: " << c.reference_name << " (" << c.reference_rows
+      << " rows)  current: " << c.current_name << " (" << c.current_rows
+      << " rows)  drifted: " << c.drifted_count() << " of " << c.features.size() << " features\n\n";
+  std::vector<std::vector<std::string>> rows;
+  rows.push_back(internal::SummaryHeader());
+  rows.front().front() = "  " + rows.front().front();
+  for (const FeatureReport* f : internal::SortedByPsi(c)) {
+    rows.push_back(internal::SummaryCells(*f));
+    rows.back().front() = (f->drifted ? "* " : "  ") + rows.back().front();
+  }
+  std::vector<size_t> widths(rows.front().size(), 0);
+  for (const auto& row : rows) {
+    for (size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
+  }
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); ++i) {
+      // Text columns left-aligned, numbers right-aligned.
+      const std::string pad(widths[i] - row[i].size(), ' ');
+      line += i < 2 ? row[i] + pad : pad + row[i];
+      if (i + 1 < row.size()) line += "  ";
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    out << line << "\n";
+  }
+  out << "\n* " << internal::kDriftRule << "\n";
+}
+
+}  // namespace
+
+int RunStats(const StatsOptions& options, std::ostream& out, std::ostream& err) {
+  absl::StatusOr<DatasetComparison> comparison =
+      CompareFiles(options.reference, options.current, options.compare);
+  if (!comparison.ok()) return internal::ReportError(err, comparison.status());
+  if (options.json) {
+    nlohmann::ordered_json features = nlohmann::ordered_json::array();
+    for (const FeatureReport& f : comparison->features) features.push_back(FeatureJson(f));
+    nlohmann::ordered_json doc = {{"features", std::move(features)}};
+    // Replace invalid UTF-8 in names rather than throwing from dump().
+    out << doc.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << "\n";
+  } else {
+    WriteTable(*comparison, out);
+  }
+  if (options.fail_on_drift && comparison->drifted_count() > 0) return kExitDrift;
+  return kExitOk;
+}
+
+}  // namespace driftwatch::cli

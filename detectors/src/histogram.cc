@@ -1,0 +1,316 @@
+#include "driftwatch/detectors/histogram.h"
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "internal/byte_io.h"
+
+namespace driftwatch::detectors {
+namespace {
+
+constexpr char kNumericMagic[] = "DWNS";
+constexpr uint32_t kNumericVersion = 1;
+
+// numpy's _lerp: interpolating from the nearer end keeps the result
+// bit-identical to numpy.quantile.
+double NumpyLerp(double a, double b, double t) {
+  const double diff = b - a;
+  return t >= 0.5 ? b - diff * (1 - t) : a + diff * t;
+}
+
+std::vector<double> DedupSorted(std::vector<double> v) {
+  v.erase(std::unique(v.begin(), v.end()), v.end());
+  return v;
+}
+
+absl::Status CheckBins(int bins) {
+  if (bins < 1) return absl::InvalidArgumentError(absl::StrCat("bins must be >= 1, got ", bins));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+BinEdges::BinEdges(std::vector<double> edges) : edges_(std::move(edges)) {
+  // A padded size P >= n + 1 lets the search reach every count in [0, n].
+  const size_t padded_size = std::bit_ceil(edges_.size() + 1);
+  padded_ = edges_;
+  padded_.resize(padded_size, std::numeric_limits<double>::infinity());
+  half_ = padded_size / 2;
+}
+
+absl::StatusOr<BinEdges> BinEdges::Create(std::vector<double> edges) {
+  for (size_t i = 0; i < edges.size(); ++i) {
+    if (!std::isfinite(edges[i])) {
+      return absl::InvalidArgumentError(absl::StrCat("edge ", i, " is not finite"));
+    }
+    if (i > 0 && !(edges[i - 1] < edges[i])) {
+      return absl::InvalidArgumentError(absl::StrCat("edges must be strictly increasing; edge ", i,
+                                                     " (", edges[i], ") <= edge ", i - 1, " (",
+                                                     edges[i - 1], ")"));
+    }
+  }
+  return BinEdges(std::move(edges));
+}
+
+absl::StatusOr<BinEdges> BinEdges::FromQuantiles(std::span<const double> values, int bins) {
+  if (auto s = CheckBins(bins); !s.ok()) return s;
+  if (values.empty()) return absl::InvalidArgumentError("cannot take quantiles of empty values");
+  std::vector<double> sorted(values.begin(), values.end());
+  std::sort(sorted.begin(), sorted.end());
+  const size_t n = sorted.size();
+  std::vector<double> edges;
+  edges.reserve(bins - 1);
+  for (int k = 1; k < bins; ++k) {
+    const double q = static_cast<double>(k) / bins;
+    const double h = static_cast<double>(n - 1) * q;
+    if (h >= static_cast<double>(n - 1)) {
+      edges.push_back(sorted[n - 1]);
+      continue;
+    }
+    const double lower = std::floor(h);
+    const size_t i = static_cast<size_t>(lower);
+    edges.push_back(NumpyLerp(sorted[i], sorted[i + 1], h - lower));
+  }
+  return Create(DedupSorted(std::move(edges)));
+}
+
+absl::StatusOr<BinEdges> BinEdges::FromWeightedQuantiles(std::span<const double> values,
+                                                         std::span<const double> weights,
+                                                         int bins) {
+  if (auto s = CheckBins(bins); !s.ok()) return s;
+  if (values.empty()) return absl::InvalidArgumentError("cannot take quantiles of empty values");
+  if (weights.size() != values.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("weights has ", weights.size(), " entries but values has ", values.size()));
+  }
+  for (size_t i = 0; i < weights.size(); ++i) {
+    if (!(weights[i] > 0) || !std::isfinite(weights[i])) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("weight ", i, " must be finite and > 0, got ", weights[i]));
+    }
+  }
+  std::vector<size_t> order(values.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return values[a] < values[b]; });
+  // numpy normalises the cumulative weights by the total before searching.
+  std::vector<double> cdf(order.size());
+  double cum = 0;
+  for (size_t i = 0; i < order.size(); ++i) cdf[i] = (cum += weights[order[i]]);
+  for (double& c : cdf) c /= cum;
+  std::vector<double> edges;
+  edges.reserve(bins - 1);
+  for (int k = 1; k < bins; ++k) {
+    const double q = static_cast<double>(k) / bins;
+    size_t i = std::lower_bound(cdf.begin(), cdf.end(), q) - cdf.begin();
+    i = std::min(i, cdf.size() - 1);
+    edges.push_back(values[order[i]]);
+  }
+  return Create(DedupSorted(std::move(edges)));
+}
+
+absl::StatusOr<BinEdges> BinEdges::EqualWidth(double lo, double hi, int bins) {
+  if (auto s = CheckBins(bins); !s.ok()) return s;
+  if (!std::isfinite(lo) || !std::isfinite(hi) || !(lo < hi)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("equal-width range needs finite lo < hi, got [", lo, ", ", hi, "]"));
+  }
+  std::vector<double> edges;
+  for (int k = 1; k < bins; ++k) edges.push_back(lo + (hi - lo) * k / bins);
+  return Create(DedupSorted(std::move(edges)));
+}
+
+NumericSummary::NumericSummary(std::shared_ptr<const BinEdges> edges) : edges_(std::move(edges)) {
+  if (edges_ == nullptr) edges_ = std::make_shared<const BinEdges>(*BinEdges::Create({}));
+  bins_.assign(edges_->bin_count(), 0.0);
+}
+
+absl::Status NumericSummary::Merge(const NumericSummary& other) {
+  if (edges_ != other.edges_ && !(*edges_ == *other.edges_)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot merge summaries with different edges (", edges_->edges().size(),
+                     " vs ", other.edges_->edges().size(), " edges)"));
+  }
+  for (size_t i = 0; i < bins_.size(); ++i) bins_[i] += other.bins_[i];
+  const NumericCounts& o = other.counts_;
+  if (o.count > 0) {
+    counts_.min = counts_.count == 0 ? o.min : std::min(counts_.min, o.min);
+    counts_.max = counts_.count == 0 ? o.max : std::max(counts_.max, o.max);
+  }
+  counts_.weight += o.weight;
+  counts_.weight_sq += o.weight_sq;
+  counts_.sum += o.sum;
+  counts_.sum_sq += o.sum_sq;
+  counts_.count += o.count;
+  counts_.nulls += o.nulls;
+  counts_.nans += o.nans;
+  counts_.pos_infs += o.pos_infs;
+  counts_.neg_infs += o.neg_infs;
+  invalid_weights_ += other.invalid_weights_;
+  return absl::OkStatus();
+}
+
+double NumericSummary::mean() const {
+  return counts_.weight > 0 ? counts_.sum / counts_.weight : 0.0;
+}
+
+double NumericSummary::stddev() const {
+  // min == max: exactly 0, not the cancellation residue of sum_sq/W - mean^2.
+  if (!(counts_.weight > 0) || counts_.min == counts_.max) return 0.0;
+  const double m = mean();
+  return std::sqrt(std::max(0.0, counts_.sum_sq / counts_.weight - m * m));
+}
+
+double NumericSummary::effective_size() const {
+  return counts_.weight_sq > 0 ? counts_.weight * counts_.weight / counts_.weight_sq : 0.0;
+}
+
+void NumericSummary::BinSupport(size_t k, double* lo, double* hi) const {
+  const std::vector<double>& e = edges_->edges();
+  *lo = k == 0 ? counts_.min : std::max(e[k - 1], counts_.min);
+  *hi = k == e.size() ? counts_.max : std::min(e[k], counts_.max);
+}
+
+std::vector<double> NumericSummary::PrefixWeights() const {
+  std::vector<double> below(bins_.size() + 1, 0.0);
+  for (size_t k = 0; k < bins_.size(); ++k) below[k + 1] = below[k] + bins_[k];
+  return below;
+}
+
+double NumericSummary::CumulativeWeight(double x, std::span<const double> below) const {
+  if (counts_.count == 0 || x < counts_.min) return 0.0;
+  const size_t k = edges_->BinOf(x);
+  if (bins_[k] == 0) return below[k];
+  double lo, hi;
+  BinSupport(k, &lo, &hi);
+  if (x >= hi) return below[k + 1];
+  if (x < lo) return below[k];  // unreachable for a non-empty bin; kept for safety
+  return below[k] + bins_[k] * (x - lo) / (hi - lo);
+}
+
+double NumericSummary::Cdf(double x) const { return CdfAt(std::span<const double>(&x, 1))[0]; }
+
+std::vector<double> NumericSummary::CdfAt(std::span<const double> xs) const {
+  std::vector<double> out(xs.size(), 0.0);
+  const std::vector<double> below = PrefixWeights();
+  const double total = below.back();
+  if (!(total > 0)) return out;
+  for (size_t i = 0; i < xs.size(); ++i) {
+    out[i] = std::isnan(xs[i]) ? xs[i] : std::min(1.0, CumulativeWeight(xs[i], below) / total);
+  }
+  return out;
+}
+
+double NumericSummary::CdfL1ErrorBound() const {
+  const double total = std::accumulate(bins_.begin(), bins_.end(), 0.0);
+  if (!(total > 0)) return 0.0;
+  double bound = 0;
+  for (size_t k = 0; k < bins_.size(); ++k) {
+    if (bins_[k] == 0) continue;
+    double lo, hi;
+    BinSupport(k, &lo, &hi);
+    bound += bins_[k] / total * (hi - lo) / 2;
+  }
+  return bound;
+}
+
+std::vector<double> NumericSummary::Rebin(const BinEdges& target) const {
+  const std::vector<double>& t = target.edges();
+  const std::vector<double> below = PrefixWeights();
+  std::vector<double> out(target.bin_count(), 0.0);
+  double previous = 0;
+  for (size_t j = 0; j < t.size(); ++j) {
+    const double cum = CumulativeWeight(t[j], below);
+    out[j] = std::max(0.0, cum - previous);
+    previous = cum;
+  }
+  out[t.size()] = std::max(0.0, below.back() - previous);
+  return out;
+}
+
+double NumericSummary::Quantile(double q) const {
+  if (counts_.count == 0) return 0.0;
+  q = std::clamp(q, 0.0, 1.0);
+  if (q == 0) return counts_.min;
+  const double total = std::accumulate(bins_.begin(), bins_.end(), 0.0);
+  const double target = q * total;
+  double below = 0;
+  for (size_t k = 0; k < bins_.size(); ++k) {
+    if (bins_[k] > 0 && below + bins_[k] >= target) {
+      double lo, hi;
+      BinSupport(k, &lo, &hi);
+      const double frac = std::clamp((target - below) / bins_[k], 0.0, 1.0);
+      return lo + frac * (hi - lo);
+    }
+    below += bins_[k];
+  }
+  return counts_.max;  // rounding left target just above the total
+}
+
+std::string NumericSummary::Serialize() const {
+  internal::ByteWriter w;
+  w.Raw(std::string_view(kNumericMagic, 4));
+  w.U32(kNumericVersion);
+  w.U32(static_cast<uint32_t>(edges_->edges().size()));
+  for (double e : edges_->edges()) w.F64(e);
+  for (double b : bins_) w.F64(b);
+  w.F64(counts_.weight);
+  w.F64(counts_.weight_sq);
+  w.F64(counts_.sum);
+  w.F64(counts_.sum_sq);
+  w.F64(counts_.min);
+  w.F64(counts_.max);
+  w.U64(counts_.count);
+  w.U64(counts_.nulls);
+  w.U64(counts_.nans);
+  w.U64(counts_.pos_infs);
+  w.U64(counts_.neg_infs);
+  w.U64(invalid_weights_);
+  return std::move(w).FinishWithCrc();
+}
+
+absl::StatusOr<NumericSummary> NumericSummary::Deserialize(std::string_view bytes) {
+  auto corrupt = [](absl::string_view what) {
+    return absl::DataLossError(absl::StrCat("numeric summary: ", what));
+  };
+  std::string_view body;
+  if (!internal::VerifyCrc(bytes, &body)) return corrupt("truncated or checksum mismatch");
+  internal::ByteReader r(body);
+  std::string_view magic;
+  uint32_t version, edge_count;
+  if (!r.Raw(4, &magic) || magic != std::string_view(kNumericMagic, 4)) return corrupt("bad magic");
+  if (!r.U32(&version)) return corrupt("truncated header");
+  if (version != kNumericVersion) return corrupt(absl::StrCat("unsupported version ", version));
+  if (!r.U32(&edge_count)) return corrupt("truncated header");
+  // Each edge needs 16 bytes (edge + bin): reject absurd counts before allocating.
+  if (edge_count > r.remaining() / 16) return corrupt("edge count exceeds payload");
+  std::vector<double> edges(edge_count);
+  for (double& e : edges) {
+    if (!r.F64(&e)) return corrupt("truncated edges");
+  }
+  absl::StatusOr<BinEdges> bin_edges = BinEdges::Create(std::move(edges));
+  if (!bin_edges.ok()) return corrupt(bin_edges.status().message());
+  NumericSummary summary(std::make_shared<const BinEdges>(*std::move(bin_edges)));
+  for (double& b : summary.bins_) {
+    if (!r.F64(&b)) return corrupt("truncated bins");
+    if (!std::isfinite(b) || b < 0) return corrupt("bin weight is negative or not finite");
+  }
+  NumericCounts& c = summary.counts_;
+  if (!r.F64(&c.weight) || !r.F64(&c.weight_sq) || !r.F64(&c.sum) || !r.F64(&c.sum_sq) ||
+      !r.F64(&c.min) || !r.F64(&c.max) || !r.U64(&c.count) || !r.U64(&c.nulls) || !r.U64(&c.nans) ||
+      !r.U64(&c.pos_infs) || !r.U64(&c.neg_infs) || !r.U64(&summary.invalid_weights_)) {
+    return corrupt("truncated counts");
+  }
+  if (r.remaining() != 0) return corrupt("trailing bytes");
+  if (!(c.weight >= 0) || !(c.weight_sq >= 0) || (c.count > 0 && !(c.min <= c.max))) {
+    return corrupt("inconsistent counts");
+  }
+  return summary;
+}
+
+}  // namespace driftwatch::detectors

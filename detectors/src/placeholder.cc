@@ -1,2 +1,0 @@
-// Placeholder translation unit; removed once real sources land.
-namespace driftwatch::detectors {}

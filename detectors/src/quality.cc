@@ -1,0 +1,402 @@
+#include "driftwatch/detectors/quality.h"
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+
+namespace driftwatch::detectors {
+namespace {
+
+// Upper limit for fine_bins, so a corrupt header cannot make us allocate
+// gigabytes.
+constexpr int kMaxFineBins = 1 << 20;
+
+// Index of the equal-width bin of `score` in [0, 1]: the number of inner
+// edges strictly below it, so a bin holds (lower, upper] and 0 lands in bin
+// 0. Edges are k * (1.0 / bins), bit-identical to
+// numpy.linspace(0, 1, bins + 1), so a value on an edge (0.2, 0.3, ...) lands
+// exactly where sklearn's calibration_curve puts it.
+int UniformBin(double score, int bins, double step) {
+  int b = static_cast<int>(std::ceil(score * bins)) - 1;
+  b = std::clamp(b, 0, bins - 1);
+  // s * bins may round across an edge; at most one step either way.
+  while (b > 0 && !(static_cast<double>(b) * step < score)) --b;
+  while (b < bins - 1 && !(score <= static_cast<double>(b + 1) * step)) ++b;
+  return b;
+}
+
+bool IsBinaryLabel(double label) { return label == 0.0 || label == 1.0; }
+bool IsProbability(double score) { return score >= 0.0 && score <= 1.0; }  // false for NaN
+bool IsValidWeight(double w) { return std::isfinite(w) && w >= 0.0; }
+
+double WeightAt(std::span<const double> weights, size_t i) {
+  return weights.empty() ? 1.0 : weights[i];
+}
+
+// Shared checks of (scores, labels, weights) for the binary metrics.
+absl::Status CheckBinaryInput(std::span<const double> scores, std::span<const double> labels,
+                              std::span<const double> weights, bool scores_are_probabilities) {
+  if (scores.empty()) return absl::InvalidArgumentError("scores is empty");
+  if (labels.size() != scores.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("labels has ", labels.size(), " rows but scores has ", scores.size()));
+  }
+  if (!weights.empty() && weights.size() != scores.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("weights has ", weights.size(), " rows but scores has ", scores.size()));
+  }
+  double total = 0;
+  for (size_t i = 0; i < scores.size(); ++i) {
+    if (scores_are_probabilities ? !IsProbability(scores[i]) : !std::isfinite(scores[i])) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("scores[", i, "] = ", scores[i],
+                       scores_are_probabilities ? " is outside [0, 1]" : " is not finite"));
+    }
+    if (!IsBinaryLabel(labels[i])) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("labels[", i, "] = ", labels[i], " is not 0 or 1"));
+    }
+    const double w = WeightAt(weights, i);
+    if (!IsValidWeight(w)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("weights[", i, "] = ", w, " is negative or not finite"));
+    }
+    total += w;
+  }
+  if (!(total > 0)) return absl::InvalidArgumentError("weights sum to 0");
+  return absl::OkStatus();
+}
+
+// Per-bin sums from which every calibration number follows; shared by the
+// exact path and the summary so both compute ECE/MCE the same way.
+struct CalibrationSums {
+  std::vector<double> weight, label_sum, score_sum;
+  double sq_err = 0;
+  explicit CalibrationSums(int bins) : weight(bins), label_sum(bins), score_sum(bins) {}
+};
+
+CalibrationResult FinishCalibration(const CalibrationSums& sums) {
+  CalibrationResult r;
+  for (double w : sums.weight) r.n += w;
+  for (size_t b = 0; b < sums.weight.size(); ++b) {
+    const double w = sums.weight[b];
+    if (!(w > 0)) continue;  // zero-weight bins have no mean
+    ReliabilityBin rb;
+    rb.bin = static_cast<int>(b);
+    rb.count = w;
+    rb.mean_label = sums.label_sum[b] / w;
+    rb.mean_score = sums.score_sum[b] / w;
+    const double gap = std::abs(rb.mean_label - rb.mean_score);
+    r.ece += (w / r.n) * gap;
+    r.mce = std::max(r.mce, gap);
+    r.reliability.push_back(rb);
+  }
+  r.brier = sums.sq_err / r.n;
+  return r;
+}
+
+void PutU32(std::string& out, uint32_t v) {
+  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+void PutU64(std::string& out, uint64_t v) {
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+uint64_t GetLe(std::string_view bytes, size_t pos, int width) {
+  uint64_t v = 0;
+  for (int i = 0; i < width; ++i) {
+    v |= static_cast<uint64_t>(static_cast<unsigned char>(bytes[pos + i])) << (8 * i);
+  }
+  return v;
+}
+
+constexpr char kMagic[4] = {'D', 'W', 'S', 'L'};
+constexpr uint32_t kVersion = 1;
+constexpr size_t kHeaderBytes = 4 + 4 + 4 + 8;  // magic, version, fine_bins, invalid
+
+}  // namespace
+
+absl::StatusOr<CalibrationResult> Calibration(std::span<const double> scores,
+                                              std::span<const double> labels,
+                                              std::span<const double> weights, int bins) {
+  if (bins < 1) return absl::InvalidArgumentError(absl::StrCat("bins = ", bins, " is < 1"));
+  if (absl::Status s = CheckBinaryInput(scores, labels, weights, true); !s.ok()) return s;
+  CalibrationSums sums(bins);
+  const double step = 1.0 / bins;
+  for (size_t i = 0; i < scores.size(); ++i) {
+    const double w = WeightAt(weights, i);
+    const int b = UniformBin(scores[i], bins, step);
+    sums.weight[b] += w;
+    sums.label_sum[b] += w * labels[i];
+    sums.score_sum[b] += w * scores[i];
+    const double e = scores[i] - labels[i];
+    sums.sq_err += w * e * e;
+  }
+  return FinishCalibration(sums);
+}
+
+absl::StatusOr<double> RocAuc(std::span<const double> scores, std::span<const double> labels,
+                              std::span<const double> weights) {
+  if (absl::Status s = CheckBinaryInput(scores, labels, weights, false); !s.ok()) return s;
+  std::vector<size_t> order(scores.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return scores[a] < scores[b]; });
+  // Mann-Whitney over tie groups in ascending score: a positive beats every
+  // negative below its group and half of those inside it.
+  double pos_total = 0, neg_total = 0, wins = 0;
+  for (size_t i = 0; i < order.size();) {
+    size_t j = i;
+    double pos = 0, neg = 0;
+    for (; j < order.size() && scores[order[j]] == scores[order[i]]; ++j) {
+      const double w = WeightAt(weights, order[j]);
+      (labels[order[j]] == 1.0 ? pos : neg) += w;
+    }
+    wins += pos * (neg_total + 0.5 * neg);
+    pos_total += pos;
+    neg_total += neg;
+    i = j;
+  }
+  if (!(pos_total > 0) || !(neg_total > 0)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("ROC AUC needs both classes; positive weight = ", pos_total,
+                     ", negative weight = ", neg_total));
+  }
+  return wins / (pos_total * neg_total);
+}
+
+double QueryNdcg(std::span<const double> scores, std::span<const double> relevance, int k) {
+  const size_t n = std::min(scores.size(), relevance.size());
+  if (n == 0) return 0;
+  const size_t cutoff = k <= 0 ? n : std::min<size_t>(n, static_cast<size_t>(k));
+  // discount_cumsum[r] = sum of 1/log2(i + 2) for 0-based ranks i <= r, with
+  // ranks at or past the cutoff discounted to 0 (as sklearn's dcg@k).
+  std::vector<double> discount_cumsum(n);
+  double acc = 0;
+  for (size_t r = 0; r < n; ++r) {
+    if (r < cutoff) acc += 1.0 / std::log2(static_cast<double>(r) + 2.0);
+    discount_cumsum[r] = acc;
+  }
+  std::vector<size_t> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return scores[a] > scores[b]; });
+  // A tie group gets its mean gain times the sum of discounts of the ranks it
+  // spans (McSherry & Najork), i.e. the average DCG over its orderings.
+  double dcg = 0;
+  for (size_t i = 0; i < n && i < cutoff;) {
+    size_t j = i;
+    double gain = 0;
+    for (; j < n && scores[order[j]] == scores[order[i]]; ++j) gain += relevance[order[j]];
+    const double discounts = discount_cumsum[j - 1] - (i == 0 ? 0.0 : discount_cumsum[i - 1]);
+    dcg += gain / static_cast<double>(j - i) * discounts;
+    i = j;
+  }
+  std::vector<double> ideal(relevance.begin(), relevance.begin() + static_cast<long>(n));
+  std::sort(ideal.begin(), ideal.end(), std::greater<>());
+  double idcg = 0;
+  for (size_t r = 0; r < cutoff; ++r) {
+    idcg += ideal[r] * (discount_cumsum[r] - (r == 0 ? 0.0 : discount_cumsum[r - 1]));
+  }
+  return idcg == 0 ? 0.0 : dcg / idcg;
+}
+
+absl::StatusOr<double> NdcgAtK(std::span<const std::string> query_ids,
+                               std::span<const double> scores, std::span<const double> relevance,
+                               std::span<const double> weights, int k) {
+  if (k < 1) return absl::InvalidArgumentError(absl::StrCat("k = ", k, " is < 1"));
+  if (query_ids.empty()) return absl::InvalidArgumentError("query_ids is empty");
+  const size_t n = query_ids.size();
+  if (scores.size() != n) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("scores has ", scores.size(), " rows but query_ids has ", n));
+  }
+  if (relevance.size() != n) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("relevance has ", relevance.size(), " rows but query_ids has ", n));
+  }
+  if (!weights.empty() && weights.size() != n) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("weights has ", weights.size(), " rows but query_ids has ", n));
+  }
+  struct Query {
+    double weight;
+    std::vector<double> scores, relevance;
+  };
+  std::vector<Query> queries;  // in order of first appearance
+  absl::flat_hash_map<std::string_view, size_t> index;
+  for (size_t i = 0; i < n; ++i) {
+    if (!std::isfinite(scores[i])) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("scores[", i, "] = ", scores[i], " is not finite"));
+    }
+    if (!std::isfinite(relevance[i]) || relevance[i] < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("relevance[", i, "] = ", relevance[i], " is negative or not finite"));
+    }
+    const double w = WeightAt(weights, i);
+    if (!IsValidWeight(w)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("weights[", i, "] = ", w, " is negative or not finite"));
+    }
+    auto [it, inserted] = index.try_emplace(query_ids[i], queries.size());
+    if (inserted) queries.push_back(Query{w, {}, {}});
+    queries[it->second].scores.push_back(scores[i]);
+    queries[it->second].relevance.push_back(relevance[i]);
+  }
+  double sum = 0, total = 0;
+  for (const Query& q : queries) {
+    sum += q.weight * QueryNdcg(q.scores, q.relevance, k);
+    total += q.weight;
+  }
+  if (!(total > 0)) return absl::InvalidArgumentError("query weights sum to 0");
+  return sum / total;
+}
+
+ScoreLabelSummary::ScoreLabelSummary(int fine_bins)
+    : fine_bins_(std::clamp(fine_bins, 1, kMaxFineBins)),
+      pos_(fine_bins_),
+      neg_(fine_bins_),
+      score_sum_(fine_bins_),
+      sq_err_(fine_bins_) {}
+
+void ScoreLabelSummary::Add(double score, double label, double weight) {
+  if (!IsProbability(score) || !IsBinaryLabel(label) || !IsValidWeight(weight)) {
+    ++invalid_;
+    return;
+  }
+  const int b = UniformBin(score, fine_bins_, 1.0 / fine_bins_);
+  (label == 1.0 ? pos_ : neg_)[b] += weight;
+  score_sum_[b] += weight * score;
+  const double e = score - label;
+  sq_err_[b] += weight * e * e;
+}
+
+absl::Status ScoreLabelSummary::Merge(const ScoreLabelSummary& other) {
+  if (other.fine_bins_ != fine_bins_) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "cannot merge a summary of fine_bins = ", other.fine_bins_, " into one of ", fine_bins_));
+  }
+  for (int b = 0; b < fine_bins_; ++b) {
+    pos_[b] += other.pos_[b];
+    neg_[b] += other.neg_[b];
+    score_sum_[b] += other.score_sum_[b];
+    sq_err_[b] += other.sq_err_[b];
+  }
+  invalid_ += other.invalid_;
+  return absl::OkStatus();
+}
+
+double ScoreLabelSummary::positive_weight() const {
+  return std::accumulate(pos_.begin(), pos_.end(), 0.0);
+}
+double ScoreLabelSummary::negative_weight() const {
+  return std::accumulate(neg_.begin(), neg_.end(), 0.0);
+}
+
+absl::StatusOr<CalibrationResult> ScoreLabelSummary::Calibration(int bins) const {
+  if (bins < 1 || fine_bins_ % bins != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("bins = ", bins, " does not divide fine_bins = ", fine_bins_));
+  }
+  if (!(positive_weight() + negative_weight() > 0)) {
+    return absl::FailedPreconditionError("calibration of an empty summary");
+  }
+  const int ratio = fine_bins_ / bins;
+  CalibrationSums sums(bins);
+  for (int f = 0; f < fine_bins_; ++f) {
+    const int b = f / ratio;
+    sums.weight[b] += pos_[f] + neg_[f];
+    sums.label_sum[b] += pos_[f];
+    sums.score_sum[b] += score_sum_[f];
+    sums.sq_err += sq_err_[f];
+  }
+  return FinishCalibration(sums);
+}
+
+absl::StatusOr<ScoreLabelSummary::Auc> ScoreLabelSummary::RocAuc() const {
+  double pos_total = 0, neg_total = 0, wins = 0, tied_pairs = 0;
+  for (int b = 0; b < fine_bins_; ++b) {
+    wins += pos_[b] * (neg_total + 0.5 * neg_[b]);
+    tied_pairs += pos_[b] * neg_[b];
+    pos_total += pos_[b];
+    neg_total += neg_[b];
+  }
+  if (!(pos_total > 0) || !(neg_total > 0)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("ROC AUC needs both classes; positive weight = ", pos_total,
+                     ", negative weight = ", neg_total));
+  }
+  const double pn = pos_total * neg_total;
+  return Auc{wins / pn, tied_pairs / (2 * pn)};
+}
+
+std::string ScoreLabelSummary::Serialize() const {
+  std::string out;
+  out.reserve(kHeaderBytes + 4 * 8 * static_cast<size_t>(fine_bins_));
+  out.append(kMagic, sizeof(kMagic));
+  PutU32(out, kVersion);
+  PutU32(out, static_cast<uint32_t>(fine_bins_));
+  PutU64(out, invalid_);
+  for (const std::vector<double>* v : {&pos_, &neg_, &score_sum_, &sq_err_}) {
+    for (double d : *v) PutU64(out, std::bit_cast<uint64_t>(d));
+  }
+  return out;
+}
+
+absl::StatusOr<ScoreLabelSummary> ScoreLabelSummary::Deserialize(std::string_view bytes) {
+  if (bytes.size() < kHeaderBytes) {
+    return absl::DataLossError(
+        absl::StrCat("score-label summary truncated: ", bytes.size(), " bytes"));
+  }
+  if (std::memcmp(bytes.data(), kMagic, sizeof(kMagic)) != 0) {
+    return absl::DataLossError("score-label summary: bad magic");
+  }
+  const uint32_t version = static_cast<uint32_t>(GetLe(bytes, 4, 4));
+  if (version != kVersion) {
+    return absl::DataLossError(absl::StrCat("score-label summary: unsupported version ", version));
+  }
+  const uint32_t fine_bins = static_cast<uint32_t>(GetLe(bytes, 8, 4));
+  if (fine_bins < 1 || fine_bins > static_cast<uint32_t>(kMaxFineBins)) {
+    return absl::DataLossError(
+        absl::StrCat("score-label summary: fine_bins = ", fine_bins, " out of range"));
+  }
+  const size_t expected = kHeaderBytes + 4 * 8 * static_cast<size_t>(fine_bins);
+  if (bytes.size() != expected) {
+    return absl::DataLossError(
+        absl::StrCat("score-label summary: ", bytes.size(), " bytes, expected ", expected));
+  }
+  ScoreLabelSummary s(static_cast<int>(fine_bins));
+  s.invalid_ = GetLe(bytes, 12, 8);
+  size_t pos = kHeaderBytes;
+  for (std::vector<double>* v : {&s.pos_, &s.neg_, &s.score_sum_, &s.sq_err_}) {
+    for (double& d : *v) {
+      d = std::bit_cast<double>(GetLe(bytes, pos, 8));
+      pos += 8;
+      if (!IsValidWeight(d)) {
+        return absl::DataLossError("score-label summary: negative or non-finite bin value");
+      }
+    }
+  }
+  return s;
+}
+
+void NdcgAccumulator::AddQuery(double ndcg, double weight) {
+  weighted_sum_ += weight * ndcg;
+  weight_ += weight;
+  ++queries_;
+}
+
+void NdcgAccumulator::Merge(const NdcgAccumulator& other) {
+  weighted_sum_ += other.weighted_sum_;
+  weight_ += other.weight_;
+  queries_ += other.queries_;
+}
+
+double NdcgAccumulator::mean() const { return weight_ > 0 ? weighted_sum_ / weight_ : 0.0; }
+
+}  // namespace driftwatch::detectors
