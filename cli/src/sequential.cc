@@ -131,28 +131,28 @@ absl::StatusOr<std::vector<double>> ReadSeries(std::istream& in, const std::stri
   return series;
 }
 
+template <typename Detector, typename Params>
+absl::StatusOr<std::vector<int64_t>> DetectWith(const Params& params,
+                                                const std::vector<double>& series) {
+  absl::StatusOr<Detector> d = Detector::Create(params);
+  if (!d.ok()) return d.status();
+  return detectors::DetectAll(std::move(*d), series);
+}
+
 absl::StatusOr<std::vector<int64_t>> Detect(const SequentialFlags& flags,
                                             const std::vector<double>& series) {
   absl::StatusOr<Method> method = ParseMethod(flags.method);
   if (!method.ok()) return method.status();
   if (absl::Status s = CheckFlagsBelong(flags, *method); !s.ok()) return s;
   switch (*method) {
-    case Method::kEwma: {
-      absl::StatusOr<detectors::Ewma> d = detectors::Ewma::Create(EwmaFrom(flags));
-      if (!d.ok()) return d.status();
-      return detectors::DetectAll(std::move(*d), series);
-    }
-    case Method::kCusum: {
-      absl::StatusOr<detectors::Cusum> d = detectors::Cusum::Create(CusumFrom(flags));
-      if (!d.ok()) return d.status();
-      return detectors::DetectAll(std::move(*d), series);
-    }
+    case Method::kEwma:
+      return DetectWith<detectors::Ewma>(EwmaFrom(flags), series);
+    case Method::kCusum:
+      return DetectWith<detectors::Cusum>(CusumFrom(flags), series);
     case Method::kPageHinkley: {
       absl::StatusOr<detectors::PageHinkleyParams> p = PageHinkleyFrom(flags);
       if (!p.ok()) return p.status();
-      absl::StatusOr<detectors::PageHinkley> d = detectors::PageHinkley::Create(*p);
-      if (!d.ok()) return d.status();
-      return detectors::DetectAll(std::move(*d), series);
+      return DetectWith<detectors::PageHinkley>(*p, series);
     }
   }
   return absl::InternalError("unknown method");
@@ -162,6 +162,18 @@ struct Calibrated {
   const char* parameter;
   detectors::ArlCalibration result;
 };
+
+// EWMA / CUSUM params with the in-control model's mean and sigma as the
+// detector's baseline under --known-params.
+template <typename Params>
+Params WithKnownParams(Params p, const CalibrateOptions& o,
+                       const detectors::InControlModel& model) {
+  if (o.known_params) {
+    p.mu0 = model.mean;
+    p.sigma = model.sigma;
+  }
+  return p;
+}
 
 absl::StatusOr<Calibrated> Calibrate(const CalibrateOptions& o,
                                      const detectors::InControlModel& model) {
@@ -195,24 +207,14 @@ absl::StatusOr<Calibrated> Calibrate(const CalibrateOptions& o,
   options.max_run_length = o.max_run_length;
   absl::StatusOr<detectors::ArlCalibration> result;
   switch (*method) {
-    case Method::kEwma: {
-      detectors::EwmaParams p = EwmaFrom(o.flags);
-      if (o.known_params) {
-        p.mu0 = model.mean;
-        p.sigma = model.sigma;
-      }
-      result = detectors::CalibrateEwma(p, model, options);
+    case Method::kEwma:
+      result =
+          detectors::CalibrateEwma(WithKnownParams(EwmaFrom(o.flags), o, model), model, options);
       break;
-    }
-    case Method::kCusum: {
-      detectors::CusumParams p = CusumFrom(o.flags);
-      if (o.known_params) {
-        p.mu0 = model.mean;
-        p.sigma = model.sigma;
-      }
-      result = detectors::CalibrateCusum(p, model, options);
+    case Method::kCusum:
+      result =
+          detectors::CalibrateCusum(WithKnownParams(CusumFrom(o.flags), o, model), model, options);
       break;
-    }
     case Method::kPageHinkley: {
       absl::StatusOr<detectors::PageHinkleyParams> p = PageHinkleyFrom(o.flags);
       if (!p.ok()) return p.status();

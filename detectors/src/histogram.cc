@@ -313,4 +313,27 @@ absl::StatusOr<NumericSummary> NumericSummary::Deserialize(std::string_view byte
   return summary;
 }
 
+absl::StatusOr<NumericSummary> NumericSummary::FromParts(std::shared_ptr<const BinEdges> edges,
+                                                         std::vector<double> bins,
+                                                         const NumericCounts& counts,
+                                                         uint64_t invalid_weights) {
+  if (edges == nullptr) return absl::InvalidArgumentError("summary edges are null");
+  if (bins.size() != edges->bin_count()) {
+    return absl::InvalidArgumentError(absl::StrCat("summary has ", bins.size(),
+                                                   " bins but its edges make ",
+                                                   edges->bin_count()));
+  }
+  for (size_t i = 0; i < bins.size(); ++i) {
+    if (!std::isfinite(bins[i]) || bins[i] < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("summary bin ", i, " must be finite and >= 0, got ", bins[i]));
+    }
+  }
+  NumericSummary s(std::move(edges));
+  s.bins_ = std::move(bins);
+  s.counts_ = counts;
+  s.invalid_weights_ = invalid_weights;
+  return s;
+}
+
 }  // namespace driftwatch::detectors

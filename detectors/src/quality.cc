@@ -1,15 +1,14 @@
 #include "driftwatch/detectors/quality.h"
 
 #include <algorithm>
-#include <bit>
 #include <cmath>
-#include <cstring>
 #include <numeric>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "internal/byte_io.h"
 
 namespace driftwatch::detectors {
 namespace {
@@ -102,23 +101,10 @@ CalibrationResult FinishCalibration(const CalibrationSums& sums) {
   return r;
 }
 
-void PutU32(std::string& out, uint32_t v) {
-  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-void PutU64(std::string& out, uint64_t v) {
-  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-uint64_t GetLe(std::string_view bytes, size_t pos, int width) {
-  uint64_t v = 0;
-  for (int i = 0; i < width; ++i) {
-    v |= static_cast<uint64_t>(static_cast<unsigned char>(bytes[pos + i])) << (8 * i);
-  }
-  return v;
-}
-
-constexpr char kMagic[4] = {'D', 'W', 'S', 'L'};
+constexpr std::string_view kMagic = "DWSL";
 constexpr uint32_t kVersion = 1;
 constexpr size_t kHeaderBytes = 4 + 4 + 4 + 8;  // magic, version, fine_bins, invalid
+constexpr std::string_view kFormatName = "score-label summary";
 
 }  // namespace
 
@@ -336,49 +322,40 @@ absl::StatusOr<ScoreLabelSummary::Auc> ScoreLabelSummary::RocAuc() const {
 }
 
 std::string ScoreLabelSummary::Serialize() const {
-  std::string out;
-  out.reserve(kHeaderBytes + 4 * 8 * static_cast<size_t>(fine_bins_));
-  out.append(kMagic, sizeof(kMagic));
-  PutU32(out, kVersion);
-  PutU32(out, static_cast<uint32_t>(fine_bins_));
-  PutU64(out, invalid_);
+  internal::ByteWriter w;
+  w.Header(kMagic, kVersion);
+  w.U32(static_cast<uint32_t>(fine_bins_));
+  w.U64(invalid_);
   for (const std::vector<double>* v : {&pos_, &neg_, &score_sum_, &sq_err_}) {
-    for (double d : *v) PutU64(out, std::bit_cast<uint64_t>(d));
+    for (double d : *v) w.F64(d);
   }
-  return out;
+  return std::move(w).Finish();
 }
 
 absl::StatusOr<ScoreLabelSummary> ScoreLabelSummary::Deserialize(std::string_view bytes) {
-  if (bytes.size() < kHeaderBytes) {
-    return absl::DataLossError(
-        absl::StrCat("score-label summary truncated: ", bytes.size(), " bytes"));
+  internal::ByteReader r(bytes);
+  if (absl::Status st = r.Header(kFormatName, kMagic, kVersion); !st.ok()) return st;
+  uint32_t fine_bins;
+  uint64_t invalid;
+  if (!r.U32(&fine_bins) || !r.U64(&invalid)) {
+    return internal::DataLoss(kFormatName, absl::StrCat("truncated: ", bytes.size(), " bytes"));
   }
-  if (std::memcmp(bytes.data(), kMagic, sizeof(kMagic)) != 0) {
-    return absl::DataLossError("score-label summary: bad magic");
-  }
-  const uint32_t version = static_cast<uint32_t>(GetLe(bytes, 4, 4));
-  if (version != kVersion) {
-    return absl::DataLossError(absl::StrCat("score-label summary: unsupported version ", version));
-  }
-  const uint32_t fine_bins = static_cast<uint32_t>(GetLe(bytes, 8, 4));
   if (fine_bins < 1 || fine_bins > static_cast<uint32_t>(kMaxFineBins)) {
-    return absl::DataLossError(
-        absl::StrCat("score-label summary: fine_bins = ", fine_bins, " out of range"));
+    return internal::DataLoss(kFormatName,
+                              absl::StrCat("fine_bins = ", fine_bins, " out of range"));
   }
   const size_t expected = kHeaderBytes + 4 * 8 * static_cast<size_t>(fine_bins);
   if (bytes.size() != expected) {
-    return absl::DataLossError(
-        absl::StrCat("score-label summary: ", bytes.size(), " bytes, expected ", expected));
+    return internal::DataLoss(kFormatName,
+                              absl::StrCat(bytes.size(), " bytes, expected ", expected));
   }
   ScoreLabelSummary s(static_cast<int>(fine_bins));
-  s.invalid_ = GetLe(bytes, 12, 8);
-  size_t pos = kHeaderBytes;
+  s.invalid_ = invalid;
   for (std::vector<double>* v : {&s.pos_, &s.neg_, &s.score_sum_, &s.sq_err_}) {
     for (double& d : *v) {
-      d = std::bit_cast<double>(GetLe(bytes, pos, 8));
-      pos += 8;
-      if (!IsValidWeight(d)) {
-        return absl::DataLossError("score-label summary: negative or non-finite bin value");
+      // The length is checked above, so only the value can be wrong.
+      if (!r.F64(&d) || !IsValidWeight(d)) {
+        return internal::DataLoss(kFormatName, "negative or non-finite bin value");
       }
     }
   }

@@ -1,11 +1,12 @@
 #include "driftwatch/detectors/sequential.h"
 
 #include <cmath>
-#include <cstring>
 #include <string>
+#include <tuple>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "internal/byte_io.h"
 
 namespace driftwatch::detectors {
 namespace {
@@ -61,121 +62,69 @@ absl::Status ValidateRunState(const WarmupState& w, bool armed, double mu0, doub
   return absl::OkStatus();
 }
 
-// ---- Binary encoding: magic(4) version(u16) fields... fnv1a32(u32), LE. ----
+// ---- Binary encoding (docs/formats/detector_state.md) ----------------------
 
 constexpr uint16_t kStateVersion = 1;
 
-uint32_t Fnv1a(std::string_view bytes) {
-  uint32_t h = 2166136261u;
-  for (unsigned char c : bytes) {
-    h ^= c;
-    h *= 16777619u;
-  }
-  return h;
+// The fields EWMA and CUSUM states share, in encoding order.
+auto RunFields(auto& s) {
+  return std::tie(s.warmup.n, s.warmup.mean, s.warmup.m2, s.armed, s.mu0, s.sigma);
 }
 
-class Writer {
- public:
-  explicit Writer(std::string_view magic) {
-    out_.append(magic);
-    PutUint(kStateVersion, 2);
-  }
-  void PutUint(uint64_t v, int bytes) {
-    for (int i = 0; i < bytes; ++i) out_.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-  }
-  void PutI64(int64_t v) { PutUint(static_cast<uint64_t>(v), 8); }
-  void PutF64(double v) {
-    uint64_t bits;
-    std::memcpy(&bits, &v, sizeof bits);
-    PutUint(bits, 8);
-  }
-  void PutBool(bool v) { PutUint(v ? 1 : 0, 1); }
-  std::string Finish() {
-    PutUint(Fnv1a(out_), 4);
-    return std::move(out_);
-  }
+// Per kind: magic, name in errors, and the fields in encoding order as a
+// tuple of references, one list for both SerializeState and Deserialize*State.
+template <typename State>
+struct StateFormat;
 
- private:
-  std::string out_;
+template <>
+struct StateFormat<Ewma::State> {
+  static constexpr std::string_view kMagic = "DWEW";
+  static constexpr std::string_view kName = "EWMA state";
+  static auto Fields(auto& s) { return std::tuple_cat(RunFields(s), std::tie(s.z, s.t)); }
 };
 
-class Reader {
- public:
-  // `payload_size`: bytes of fields between the version and the checksum.
-  static absl::StatusOr<Reader> Open(std::string_view bytes, std::string_view magic,
-                                     size_t payload_size, const char* kind) {
-    const size_t expected = magic.size() + 2 + payload_size + 4;
-    if (bytes.size() < magic.size() + 2) {
-      return absl::DataLossError(absl::StrCat(kind, " state truncated: ", bytes.size(), " bytes"));
-    }
-    if (bytes.substr(0, magic.size()) != magic) {
-      return absl::DataLossError(absl::StrCat("not a ", kind, " state (bad magic)"));
-    }
-    Reader r(bytes);
-    r.pos_ = magic.size();
-    const uint64_t version = r.GetUint(2);
-    if (version != kStateVersion) {
-      return absl::DataLossError(absl::StrCat(kind, " state has unsupported version ", version));
-    }
-    if (bytes.size() != expected) {
-      return absl::DataLossError(
-          absl::StrCat(kind, " state is ", bytes.size(), " bytes, expected ", expected,
-                       bytes.size() < expected ? " (truncated)" : " (trailing bytes)"));
-    }
-    Reader tail(bytes);
-    tail.pos_ = expected - 4;
-    if (tail.GetUint(4) != Fnv1a(bytes.substr(0, expected - 4))) {
-      return absl::DataLossError(absl::StrCat(kind, " state checksum mismatch (corrupt)"));
-    }
-    return r;
-  }
-  uint64_t GetUint(int bytes) {
-    uint64_t v = 0;
-    for (int i = 0; i < bytes; ++i) {
-      v |= static_cast<uint64_t>(static_cast<unsigned char>(bytes_[pos_++])) << (8 * i);
-    }
-    return v;
-  }
-  int64_t GetI64() { return static_cast<int64_t>(GetUint(8)); }
-  double GetF64() {
-    const uint64_t bits = GetUint(8);
-    double v;
-    std::memcpy(&v, &bits, sizeof v);
-    return v;
-  }
-  absl::StatusOr<bool> GetBool() {
-    const uint64_t v = GetUint(1);
-    if (v > 1) return absl::DataLossError(absl::StrCat("bad boolean byte ", v, " (corrupt)"));
-    return v == 1;
-  }
-
- private:
-  explicit Reader(std::string_view bytes) : bytes_(bytes) {}
-  std::string_view bytes_;
-  size_t pos_ = 0;
+template <>
+struct StateFormat<Cusum::State> {
+  static constexpr std::string_view kMagic = "DWCU";
+  static constexpr std::string_view kName = "CUSUM state";
+  static auto Fields(auto& s) { return std::tuple_cat(RunFields(s), std::tie(s.s_pos, s.s_neg)); }
 };
 
-constexpr std::string_view kEwmaMagic = "DWEW";
-constexpr std::string_view kCusumMagic = "DWCU";
-constexpr std::string_view kPageHinkleyMagic = "DWPH";
-// Field bytes per kind (see docs/formats/detector_state.md).
-constexpr size_t kWarmupBytes = 8 + 8 + 8;
-constexpr size_t kEwmaPayload = kWarmupBytes + 1 + 8 + 8 + 8 + 8;
-constexpr size_t kCusumPayload = kWarmupBytes + 1 + 8 + 8 + 8 + 8;
-constexpr size_t kPageHinkleyPayload = 8 + 8 + 8 + 8 + 8 + 8 + 1;
+template <>
+struct StateFormat<PageHinkley::State> {
+  static constexpr std::string_view kMagic = "DWPH";
+  static constexpr std::string_view kName = "Page-Hinkley state";
+  static auto Fields(auto& s) {
+    return std::tie(s.n, s.mean, s.sum_increase, s.sum_decrease, s.min_increase, s.max_decrease,
+                    s.drift_detected);
+  }
+};
 
-void PutWarmup(Writer& w, const WarmupState& s) {
-  w.PutI64(s.n);
-  w.PutF64(s.mean);
-  w.PutF64(s.m2);
+// magic(4) version(u16) fields... fnv1a32(u32).
+template <typename State>
+std::string EncodeState(const State& state) {
+  using Format = StateFormat<State>;
+  internal::ByteWriter w;
+  w.Header(Format::kMagic, kStateVersion);
+  std::apply([&w](const auto&... field) { (w.Put(field), ...); }, Format::Fields(state));
+  return std::move(w).FinishWithChecksum(internal::Fnv1a32);
 }
 
-WarmupState GetWarmup(Reader& r) {
-  WarmupState s;
-  s.n = r.GetI64();
-  s.mean = r.GetF64();
-  s.m2 = r.GetF64();
-  return s;
+template <typename State>
+absl::StatusOr<State> DecodeState(std::string_view bytes) {
+  using Format = StateFormat<State>;
+  std::string_view body;
+  if (!internal::VerifyChecksum(bytes, internal::Fnv1a32, &body)) {
+    return internal::DataLoss(Format::kName, "truncated or checksum mismatch");
+  }
+  internal::ByteReader r(body);
+  if (absl::Status st = r.Header(Format::kName, Format::kMagic, kStateVersion); !st.ok()) return st;
+  State state;
+  if (!std::apply([&r](auto&... field) { return (r.Get(&field) && ...); }, Format::Fields(state))) {
+    return internal::DataLoss(Format::kName, "truncated, or a bool byte other than 0/1");
+  }
+  if (r.remaining() != 0) return internal::DataLoss(Format::kName, "trailing bytes");
+  return state;
 }
 
 }  // namespace
@@ -402,85 +351,18 @@ absl::Status PageHinkley::Restore(const State& state) {
 
 // ---- Serialisation -------------------------------------------------------------
 
-std::string SerializeState(const Ewma::State& state) {
-  Writer w(kEwmaMagic);
-  PutWarmup(w, state.warmup);
-  w.PutBool(state.armed);
-  w.PutF64(state.mu0);
-  w.PutF64(state.sigma);
-  w.PutF64(state.z);
-  w.PutI64(state.t);
-  return w.Finish();
-}
-
-std::string SerializeState(const Cusum::State& state) {
-  Writer w(kCusumMagic);
-  PutWarmup(w, state.warmup);
-  w.PutBool(state.armed);
-  w.PutF64(state.mu0);
-  w.PutF64(state.sigma);
-  w.PutF64(state.s_pos);
-  w.PutF64(state.s_neg);
-  return w.Finish();
-}
-
-std::string SerializeState(const PageHinkley::State& state) {
-  Writer w(kPageHinkleyMagic);
-  w.PutI64(state.n);
-  w.PutF64(state.mean);
-  w.PutF64(state.sum_increase);
-  w.PutF64(state.sum_decrease);
-  w.PutF64(state.min_increase);
-  w.PutF64(state.max_decrease);
-  w.PutBool(state.drift_detected);
-  return w.Finish();
-}
+std::string SerializeState(const Ewma::State& state) { return EncodeState(state); }
+std::string SerializeState(const Cusum::State& state) { return EncodeState(state); }
+std::string SerializeState(const PageHinkley::State& state) { return EncodeState(state); }
 
 absl::StatusOr<Ewma::State> DeserializeEwmaState(std::string_view bytes) {
-  absl::StatusOr<Reader> r = Reader::Open(bytes, kEwmaMagic, kEwmaPayload, "EWMA");
-  if (!r.ok()) return r.status();
-  Ewma::State s;
-  s.warmup = GetWarmup(*r);
-  absl::StatusOr<bool> armed = r->GetBool();
-  if (!armed.ok()) return armed.status();
-  s.armed = *armed;
-  s.mu0 = r->GetF64();
-  s.sigma = r->GetF64();
-  s.z = r->GetF64();
-  s.t = r->GetI64();
-  return s;
+  return DecodeState<Ewma::State>(bytes);
 }
-
 absl::StatusOr<Cusum::State> DeserializeCusumState(std::string_view bytes) {
-  absl::StatusOr<Reader> r = Reader::Open(bytes, kCusumMagic, kCusumPayload, "CUSUM");
-  if (!r.ok()) return r.status();
-  Cusum::State s;
-  s.warmup = GetWarmup(*r);
-  absl::StatusOr<bool> armed = r->GetBool();
-  if (!armed.ok()) return armed.status();
-  s.armed = *armed;
-  s.mu0 = r->GetF64();
-  s.sigma = r->GetF64();
-  s.s_pos = r->GetF64();
-  s.s_neg = r->GetF64();
-  return s;
+  return DecodeState<Cusum::State>(bytes);
 }
-
 absl::StatusOr<PageHinkley::State> DeserializePageHinkleyState(std::string_view bytes) {
-  absl::StatusOr<Reader> r =
-      Reader::Open(bytes, kPageHinkleyMagic, kPageHinkleyPayload, "Page-Hinkley");
-  if (!r.ok()) return r.status();
-  PageHinkley::State s;
-  s.n = r->GetI64();
-  s.mean = r->GetF64();
-  s.sum_increase = r->GetF64();
-  s.sum_decrease = r->GetF64();
-  s.min_increase = r->GetF64();
-  s.max_decrease = r->GetF64();
-  absl::StatusOr<bool> drift = r->GetBool();
-  if (!drift.ok()) return drift.status();
-  s.drift_detected = *drift;
-  return s;
+  return DecodeState<PageHinkley::State>(bytes);
 }
 
 }  // namespace driftwatch::detectors

@@ -22,16 +22,17 @@ import river_page_hinkley
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def ewma_alarms(x, lam=0.2, L=3.0, warmup=30, mu0=None, sigma=None):
-    """DESIGN.md EWMA: warm-up estimates mu0 (mean), sigma (std, ddof=1); the
-    t-th point after warm-up (t = 1, 2, ...) updates z; after an alarm a new
-    run starts (a new warm-up, or a plain reset when mu0/sigma are given)."""
+def run_alarms(x, scan, warmup, mu0, sigma):
+    """DESIGN.md run rules shared by EWMA and CUSUM: each run takes mu0/sigma
+    as given, or else estimates them from a warm-up of the next `warmup` points
+    (mean, std with ddof=1); scan(i, m, s) then reads x from index i and
+    returns the index of the run's alarm (None if x ends first); after an
+    alarm a new run starts."""
     alarms = []
-    known = mu0 is not None
     i = 0
     n = len(x)
     while i < n:
-        if known:
+        if mu0 is not None:
             m, s = mu0, sigma
         else:
             if i + warmup > n:
@@ -39,47 +40,44 @@ def ewma_alarms(x, lam=0.2, L=3.0, warmup=30, mu0=None, sigma=None):
             w = np.asarray(x[i:i + warmup], dtype=float)
             m, s = float(np.mean(w)), float(np.std(w, ddof=1))
             i += warmup
-        z, t = m, 0
-        while i < n:
-            t += 1
+        alarm = scan(i, m, s)
+        if alarm is None:
+            break
+        alarms.append(alarm)
+        i = alarm + 1
+    return alarms
+
+
+def ewma_alarms(x, lam=0.2, L=3.0, warmup=30, mu0=None, sigma=None):
+    """DESIGN.md EWMA: the t-th point after warm-up (t = 1, 2, ...) updates z,
+    starting from z = mu0."""
+    def scan(i, m, s):
+        z = m
+        for t, j in enumerate(range(i, len(x)), start=1):
             if s == 0:
-                alarm = x[i] != m
+                alarm = x[j] != m
             else:
-                z = lam * x[i] + (1 - lam) * z
+                z = lam * x[j] + (1 - lam) * z
                 limit = L * s * math.sqrt(lam / (2 - lam) * (1 - (1 - lam) ** (2 * t)))
                 alarm = abs(z - m) > limit
-            i += 1
             if alarm:
-                alarms.append(i - 1)
-                break
-    return alarms
+                return j
+        return None
+    return run_alarms(x, scan, warmup, mu0, sigma)
 
 
 def cusum_alarms(x, k=0.5, h=5.0, warmup=30, mu0=None, sigma=None):
-    """DESIGN.md tabular two-sided CUSUM on (x - mu0) / sigma, same run rules."""
-    alarms = []
-    known = mu0 is not None
-    i = 0
-    n = len(x)
-    while i < n:
-        if known:
-            m, s = mu0, sigma
-        else:
-            if i + warmup > n:
-                break
-            w = np.asarray(x[i:i + warmup], dtype=float)
-            m, s = float(np.mean(w)), float(np.std(w, ddof=1))
-            i += warmup
+    """DESIGN.md tabular two-sided CUSUM on (x - mu0) / sigma."""
+    def scan(i, m, s):
         sp = sn = 0.0
-        while i < n:
-            zs = (x[i] - m) / s
+        for j in range(i, len(x)):
+            zs = (x[j] - m) / s
             sp = max(0.0, sp + zs - k)
             sn = max(0.0, sn - zs - k)
-            i += 1
             if sp > h or sn > h:
-                alarms.append(i - 1)
-                break
-    return alarms
+                return j
+        return None
+    return run_alarms(x, scan, warmup, mu0, sigma)
 
 
 def streams():

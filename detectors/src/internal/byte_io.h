@@ -1,5 +1,7 @@
-// Little-endian encoding helpers and CRC-32C shared by the summary formats
-// (docs/formats/summary.md). Private to detectors.
+// The one little-endian byte codec of every detectors format: summaries
+// (docs/formats/summary.md), detector state (docs/formats/detector_state.md)
+// and the score-label summary (docs/quality.md). Each format keeps its own
+// layout and trailer; they share these primitives. Private to detectors.
 #pragma once
 
 #include <array>
@@ -8,6 +10,10 @@
 #include <cstring>
 #include <string>
 #include <string_view>
+#include <type_traits>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 
 namespace driftwatch::detectors::internal {
 
@@ -28,53 +34,111 @@ inline uint32_t Crc32c(std::string_view data) {
   return crc ^ 0xFFFFFFFFu;
 }
 
-// Appends fixed-width little-endian fields regardless of host byte order.
+// 32-bit FNV-1a, the checksum of the detector-state format.
+inline uint32_t Fnv1a32(std::string_view data) {
+  uint32_t h = 2166136261u;
+  for (unsigned char c : data) {
+    h ^= c;
+    h *= 16777619u;
+  }
+  return h;
+}
+
+using Checksum = uint32_t (*)(std::string_view);
+
+// The field types with a fixed encoding: unsigned and i64 as that many bytes,
+// f64 as the IEEE-754 bit pattern, bool as one byte 0 or 1.
+template <typename T>
+concept FixedWidth = std::is_same_v<T, bool> || std::is_same_v<T, uint8_t> ||
+    std::is_same_v<T, uint16_t> || std::is_same_v<T, uint32_t> || std::is_same_v<T, uint64_t> ||
+    std::is_same_v<T, int64_t> || std::is_same_v<T, double>;
+
+template <FixedWidth T>
+inline constexpr int kWidth = std::is_same_v<T, bool> ? 1 : static_cast<int>(sizeof(T));
+
+// Appends fields regardless of host byte order. Not thread-safe.
 class ByteWriter {
  public:
+  // Put(v) writes v in the encoding of its type; the named forms spell out
+  // the width where a format's table does.
+  template <FixedWidth T>
+  void Put(T v) {
+    uint64_t bits;
+    if constexpr (std::is_same_v<T, double>) {
+      bits = std::bit_cast<uint64_t>(v);
+    } else {
+      bits = static_cast<uint64_t>(v);
+    }
+    for (int i = 0; i < kWidth<T>; ++i) out_.push_back(static_cast<char>((bits >> (8 * i)) & 0xFF));
+  }
+  void U32(uint32_t v) { Put(v); }
+  void U64(uint64_t v) { Put(v); }
+  void F64(double v) { Put(v); }
   void Raw(std::string_view bytes) { out_.append(bytes); }
-  void U32(uint32_t v) { Fixed(v, 4); }
-  void U64(uint64_t v) { Fixed(v, 8); }
-  void F64(double v) { U64(std::bit_cast<uint64_t>(v)); }
+  // u32 length, then the bytes.
   void Str(std::string_view s) {
     U32(static_cast<uint32_t>(s.size()));
     Raw(s);
   }
-  // Appends the CRC-32C of everything written so far and returns the blob.
-  std::string FinishWithCrc() && {
-    U32(Crc32c(out_));
-    return std::move(out_);
+  // Magic bytes, then the version in the width of `Version` (u16 or u32).
+  template <FixedWidth Version>
+  void Header(std::string_view magic, Version version) {
+    Raw(magic);
+    Put(version);
   }
 
- private:
-  void Fixed(uint64_t v, int bytes) {
-    for (int i = 0; i < bytes; ++i) out_.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
+  std::string Finish() && { return std::move(out_); }
+  // Appends `checksum` of everything written so far, u32, and returns the blob.
+  std::string FinishWithChecksum(Checksum checksum) && {
+    U32(checksum(out_));
+    return std::move(out_);
   }
+  std::string FinishWithCrc() && { return std::move(*this).FinishWithChecksum(Crc32c); }
+
+ private:
   std::string out_;
 };
 
-// Reads what ByteWriter wrote. Every read returns false once the input is
-// exhausted, so a truncated blob is detected at the first short field.
+// DATA_LOSS "<what>: <detail>", the error of every decoder of these formats.
+inline absl::Status DataLoss(std::string_view what, std::string_view detail) {
+  std::string message(what);
+  message.append(": ").append(detail);
+  return absl::DataLossError(message);
+}
+
+// Reads what ByteWriter wrote; `in` must outlive the reader. Every read
+// returns false once the input is exhausted, so a truncated blob is detected
+// at the first short field. Not thread-safe.
 class ByteReader {
  public:
   explicit ByteReader(std::string_view in) : in_(in) {}
 
+  // False on truncation, or for bool on a byte other than 0/1.
+  template <FixedWidth T>
+  bool Get(T* v) {
+    if (in_.size() < static_cast<size_t>(kWidth<T>)) return false;
+    uint64_t bits = 0;
+    for (int i = 0; i < kWidth<T>; ++i) {
+      bits |= uint64_t{static_cast<unsigned char>(in_[i])} << (8 * i);
+    }
+    if constexpr (std::is_same_v<T, bool>) {
+      if (bits > 1) return false;
+      *v = bits == 1;
+    } else if constexpr (std::is_same_v<T, double>) {
+      *v = std::bit_cast<double>(bits);
+    } else {
+      *v = static_cast<T>(bits);
+    }
+    in_.remove_prefix(kWidth<T>);
+    return true;
+  }
+  bool U32(uint32_t* v) { return Get(v); }
+  bool U64(uint64_t* v) { return Get(v); }
+  bool F64(double* v) { return Get(v); }
   bool Raw(size_t n, std::string_view* out) {
     if (in_.size() < n) return false;
     *out = in_.substr(0, n);
     in_.remove_prefix(n);
-    return true;
-  }
-  bool U32(uint32_t* v) {
-    uint64_t x;
-    if (!Fixed(4, &x)) return false;
-    *v = static_cast<uint32_t>(x);
-    return true;
-  }
-  bool U64(uint64_t* v) { return Fixed(8, v); }
-  bool F64(double* v) {
-    uint64_t x;
-    if (!Fixed(8, &x)) return false;
-    *v = std::bit_cast<double>(x);
     return true;
   }
   bool Str(std::string* s) {
@@ -84,30 +148,37 @@ class ByteReader {
     s->assign(bytes);
     return true;
   }
+  // Reads what ByteWriter::Header wrote; DATA_LOSS naming `what` if the input
+  // is short, the magic is not `magic` or the version is not `version`.
+  template <FixedWidth Version>
+  absl::Status Header(std::string_view what, std::string_view magic, Version version) {
+    std::string_view got;
+    if (!Raw(magic.size(), &got)) return DataLoss(what, "truncated header");
+    if (got != magic) return DataLoss(what, "bad magic");
+    Version v{};
+    if (!Get(&v)) return DataLoss(what, "truncated header");
+    if (v != version) return DataLoss(what, absl::StrCat("unsupported version ", v));
+    return absl::OkStatus();
+  }
   size_t remaining() const { return in_.size(); }
 
  private:
-  bool Fixed(int bytes, uint64_t* v) {
-    if (in_.size() < static_cast<size_t>(bytes)) return false;
-    uint64_t x = 0;
-    for (int i = 0; i < bytes; ++i) x |= uint64_t{static_cast<unsigned char>(in_[i])} << (8 * i);
-    in_.remove_prefix(bytes);
-    *v = x;
-    return true;
-  }
   std::string_view in_;
 };
 
-// Splits a blob into body and trailing CRC-32C; false if too short or the
-// checksum does not match.
-inline bool VerifyCrc(std::string_view blob, std::string_view* body) {
+// Splits a blob into body and trailing u32 `checksum` of the body; false if
+// too short or the checksum does not match.
+inline bool VerifyChecksum(std::string_view blob, Checksum checksum, std::string_view* body) {
   if (blob.size() < 4) return false;
   std::string_view payload = blob.substr(0, blob.size() - 4);
   ByteReader tail(blob.substr(blob.size() - 4));
   uint32_t stored;
-  if (!tail.U32(&stored) || stored != Crc32c(payload)) return false;
+  if (!tail.U32(&stored) || stored != checksum(payload)) return false;
   *body = payload;
   return true;
+}
+inline bool VerifyCrc(std::string_view blob, std::string_view* body) {
+  return VerifyChecksum(blob, Crc32c, body);
 }
 
 }  // namespace driftwatch::detectors::internal

@@ -2,6 +2,7 @@
 // feature and score, per model x slice x bucket.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <memory>
@@ -120,6 +121,38 @@ class NumericSummary {
     counts_.sum_sq += weight * x * x;
   }
   void AddNull() { ++counts_.nulls; }
+
+  // The hot path when one value updates several summaries that share edges
+  // (one per slice): the caller computes `bin` = edges().BinOf(x) once and
+  // has already checked that x is finite and weight > 0.
+  void AddAt(size_t bin, double x, double weight) {
+    bins_[bin] += weight;
+    counts_.min = counts_.count == 0 ? x : std::min(counts_.min, x);
+    counts_.max = counts_.count == 0 ? x : std::max(counts_.max, x);
+    ++counts_.count;
+    counts_.weight += weight;
+    counts_.weight_sq += weight * weight;
+    counts_.sum += weight * x;
+    counts_.sum_sq += weight * x * x;
+  }
+  // Counts a non-finite value (NaN, +-Inf) as Add would.
+  void AddNonFinite(double x) {
+    if (std::isnan(x)) {
+      ++counts_.nans;
+    } else if (x > 0) {
+      ++counts_.pos_infs;
+    } else {
+      ++counts_.neg_infs;
+    }
+  }
+
+  // Rebuilds a summary from its parts (a decoder's output), e.g. a profile
+  // that stores the edges once for many summaries. INVALID_ARGUMENT when
+  // `bins` does not match the edges or holds a negative / non-finite value.
+  static absl::StatusOr<NumericSummary> FromParts(std::shared_ptr<const BinEdges> edges,
+                                                  std::vector<double> bins,
+                                                  const NumericCounts& counts,
+                                                  uint64_t invalid_weights);
 
   // Adds `other` into this summary. FAILED_PRECONDITION if the edges differ.
   absl::Status Merge(const NumericSummary& other);
