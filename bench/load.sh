@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# One measured end-to-end scenario against a fresh driftwatchd on
+# loopback. Builds nothing: pass the build dir (default "build").
+#
+#   bench/load.sh [BUILD_DIR]
+#   DURATION=60     seconds per phase (row, then columnar)
+#   STREAMS=2 BATCH=1000 MESSAGES=200 REPORT_QPS=20   loadgen settings
+#   PERF=1          also `perf record` driftwatchd for 10 s in each phase
+#
+# Phase 1 sends row batches, phase 2 columnar batches with a pinned baseline
+# after a warm-up and GetDriftReport at REPORT_QPS over the last 24 h. Each
+# phase uses its own model, so its synthetic event clock starts fresh.
+# driftwatchd's RSS is sampled every 5 s. Everything is bounded in time.
+set -euo pipefail
+
+BUILD_DIR=${1:-build}
+DURATION=${DURATION:-60}
+STREAMS=${STREAMS:-2}
+BATCH=${BATCH:-1000}
+MESSAGES=${MESSAGES:-200}
+REPORT_QPS=${REPORT_QPS:-20}
+PERF=${PERF:-0}
+SERVER="$BUILD_DIR/service/driftwatchd"
+LOADGEN="$BUILD_DIR/bench/driftwatch_loadgen"
+
+for bin in "$SERVER" "$LOADGEN"; do
+  [[ -x "$bin" ]] || { echo "load.sh: $bin not built (cmake --build $BUILD_DIR)" >&2; exit 2; }
+done
+
+WORK=$(mktemp -d -t driftwatch-load.XXXXXX)
+DATA_DIR="$WORK/data"
+PORT_FILE="$WORK/ports"
+SERVER_LOG="$WORK/driftwatchd.log"
+RESULTS="$WORK/results.jsonl"
+mkdir -p "$DATA_DIR"
+SERVER_PID=""
+SAMPLER_PID=""
+PERF_PID=""
+
+cleanup() {
+  if [[ -n "$SAMPLER_PID" ]]; then kill "$SAMPLER_PID" 2>/dev/null || true; fi
+  if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill -KILL "$SERVER_PID" 2>/dev/null || true
+  fi
+}
+trap cleanup EXIT
+
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(uname -r)"
+echo "== build: $(grep CMAKE_BUILD_TYPE: "$BUILD_DIR/CMakeCache.txt" | cut -d= -f2)"
+echo "== work dir: $WORK"
+echo "== settings: DURATION=$DURATION STREAMS=$STREAMS BATCH=$BATCH MESSAGES=$MESSAGES REPORT_QPS=$REPORT_QPS"
+
+"$SERVER" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --data-dir "$DATA_DIR" \
+  --port-file "$PORT_FILE" >"$SERVER_LOG" 2>&1 &
+SERVER_PID=$!
+
+for _ in $(seq 1 300); do  # 30 s
+  [[ -s "$PORT_FILE" ]] && break
+  if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+    echo "load.sh: driftwatchd exited during startup:" >&2
+    tail -20 "$SERVER_LOG" >&2
+    exit 1
+  fi
+  sleep 0.1
+done
+[[ -s "$PORT_FILE" ]] || { echo "load.sh: no port file after 30 s" >&2; exit 1; }
+sleep 0.1  # the file is written once; let the writer finish the line
+GRPC_PORT=$(sed -n 's/.*grpc=\([0-9]*\).*/\1/p' "$PORT_FILE")
+METRICS_PORT=$(sed -n 's/.*metrics=\([0-9]*\).*/\1/p' "$PORT_FILE")
+[[ -n "$GRPC_PORT" ]] || { echo "load.sh: cannot read the port file: $(cat "$PORT_FILE")" >&2; exit 1; }
+TARGET="127.0.0.1:$GRPC_PORT"
+echo "== driftwatchd pid $SERVER_PID, gRPC $TARGET, metrics 127.0.0.1:$METRICS_PORT, RSS $(rss_kb "$SERVER_PID") kB"
+
+START_S=$(date +%s)
+(
+  while kill -0 "$SERVER_PID" 2>/dev/null; do
+    echo "   rss t=$(( $(date +%s) - START_S ))s VmRSS=$(rss_kb "$SERVER_PID") kB"
+    sleep 5
+  done
+) &
+SAMPLER_PID=$!
+
+status=0
+# run_phase NAME MODE EXTRA_ARGS...
+run_phase() {
+  local name=$1 mode=$2
+  shift 2
+  echo "== phase $name: $mode, ${DURATION}s, batch $BATCH, $STREAMS streams"
+  PERF_PID=""
+  if [[ "$PERF" == 1 ]] && command -v perf >/dev/null; then
+    ( sleep $(( DURATION / 2 > 5 ? DURATION / 2 - 5 : 1 ))
+      timeout 30 perf record -g -p "$SERVER_PID" -o "$WORK/perf-$name.data" -- sleep 10 \
+        >/dev/null 2>&1 || true ) &
+    PERF_PID=$!
+  fi
+  local out rc=0
+  out=$(timeout $(( DURATION + 180 )) "$LOADGEN" --target "$TARGET" --model "load-$name" \
+    --version v1 --register --mode "$mode" --batch "$BATCH" --streams "$STREAMS" \
+    --messages-per-stream "$MESSAGES" --duration "$DURATION" --json "$@") || rc=$?
+  if [[ $rc != 0 ]]; then
+    echo "   loadgen FAILED (exit $rc)"
+    status=1
+  fi
+  echo "$out" | tee -a "$RESULTS"
+  wait_perf "$name"
+}
+
+wait_perf() {
+  [[ -n "$PERF_PID" ]] || return 0
+  wait "$PERF_PID" 2>/dev/null || true
+  if [[ -s "$WORK/perf-$1.data" ]]; then
+    echo "   perf top symbols, phase $1:"
+    timeout 60 perf report -i "$WORK/perf-$1.data" --no-children --stdio 2>/dev/null |
+      grep -E '^ +[0-9.]+%' | head -15 | sed 's/^/   /' || true
+  fi
+}
+
+run_phase row row
+run_phase columnar columnar --baseline --baseline-after $(( DURATION / 4 > 5 ? DURATION / 4 : 5 )) \
+  --report-qps "$REPORT_QPS" --report-window 24h
+
+echo "== stopping driftwatchd (SIGTERM), RSS $(rss_kb "$SERVER_PID") kB"
+kill -TERM "$SERVER_PID"
+for _ in $(seq 1 300); do  # 30 s
+  kill -0 "$SERVER_PID" 2>/dev/null || break
+  sleep 0.1
+done
+if kill -0 "$SERVER_PID" 2>/dev/null; then
+  echo "load.sh: driftwatchd did not exit 30 s after SIGTERM; killing it" >&2
+  kill -KILL "$SERVER_PID"
+  status=1
+fi
+server_rc=0
+wait "$SERVER_PID" || server_rc=$?
+SERVER_PID=""
+kill "$SAMPLER_PID" 2>/dev/null || true
+wait "$SAMPLER_PID" 2>/dev/null || true
+SAMPLER_PID=""
+echo "== driftwatchd exit code $server_rc; data dir $(du -sh "$DATA_DIR" | cut -f1)"
+[[ $server_rc == 0 ]] || status=1
+
+echo "== summary"
+if command -v python3 >/dev/null; then
+  python3 - "$RESULTS" <<'EOF'
+import json, sys
+print(f"{'mode':9} {'events/s':>10} {'MB/s':>7} {'B/ev':>6} {'cli ns/ev':>9} "
+      f"{'dup':>4} {'rej':>4} {'rep p50':>8} {'p99':>7} {'max ms':>7} ok")
+for line in open(sys.argv[1]):
+    line = line.strip()
+    if not line.startswith('{'):
+        continue
+    r = json.loads(line)
+    rep = r['reports']
+    lat = (f"{rep['p50_ms']:8.2f} {rep['p99_ms']:7.2f} {rep['max_ms']:7.2f}"
+           if rep['ok'] else f"{'-':>8} {'-':>7} {'-':>7}")
+    print(f"{r['mode']:9} {r['events_per_s']:10.0f} {r['wire_mb_per_s']:7.1f} "
+          f"{r['wire_bytes_per_event']:6.1f} {r['client_cpu_ns_per_event']:9.1f} "
+          f"{r['duplicates']:4d} {r['rejected']:4d} {lat} {r['ok']}")
+EOF
+else
+  cat "$RESULTS"
+fi
+echo "== logs and results in $WORK"
+exit $status

@@ -1,0 +1,84 @@
+// driftwatchd's process: configuration, storage, ingest, reports, the gRPC
+// services, /metrics and the background loops, started and stopped as one.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "driftwatch/service/clock.h"
+#include "driftwatch/service/ingestor.h"
+#include "driftwatch/service/reports.h"
+#include "driftwatch/storage/store.h"
+
+namespace driftwatch::service {
+
+struct ServerConfig {
+  std::string listen = "127.0.0.1:7070";          // gRPC; port 0 picks a free port
+  std::string metrics_listen = "127.0.0.1:9464";  // /metrics; empty disables; port 0 allowed
+  std::string data_dir = "./driftwatch-data";     // holds driftwatch.db
+  std::string port_file;  // when set, "grpc=PORT metrics=PORT" is written there once serving
+  bool sqlite_synchronous_full = true;
+  int64_t signal_interval_ms = 15'000;  // how often drift gauges are recomputed
+  int64_t retention_interval_ms = 600'000;
+  int max_signal_slices = 20;
+  std::string log_format = "text";  // text | json
+  std::string log_level = "info";
+  IngestOptions ingest;
+  ReportOptions reports;
+  storage::RetentionPolicy retention;
+};
+
+// Reads a YAML file (docs/configuration.md) over `base` and validates the
+// result. INVALID_ARGUMENT naming the key on a bad value or an unknown key
+// ("ingest.bucket_widht: unknown key"); NOT_FOUND when the file is missing.
+absl::StatusOr<ServerConfig> LoadConfigFile(const std::string& path, ServerConfig base = {});
+
+// Sets one key of the file's vocabulary ("listen", "ingest.bucket_width")
+// from its text form, exactly as the file would: command-line flags go
+// through here so they accept and reject the same values. Does not
+// validate cross-field rules (ValidateConfig does).
+absl::Status SetConfigValue(ServerConfig* config, std::string_view key, std::string_view value);
+
+// Range and consistency checks (bucket width divides an hour, rates in
+// [0, 1], ...). INVALID_ARGUMENT naming the key.
+absl::Status ValidateConfig(const ServerConfig& config);
+
+// "250ms", "60s", "5m", "2h", "7d" or an integer number of seconds.
+// INVALID_ARGUMENT otherwise (negative values included).
+absl::StatusOr<int64_t> ParseDurationMs(std::string_view text);
+
+// Routes spdlog's default logger to stderr as text or JSON lines (ts,
+// level, msg and the line's fields). INVALID_ARGUMENT for an unknown
+// format ("text" | "json") or level (trace .. critical, off).
+absl::Status ConfigureLogging(const std::string& format, const std::string& level);
+
+// One driftwatchd process. Shutdown and Wait may be called from any thread;
+// the accessors are valid until Shutdown.
+class Server {
+ public:
+  // Opens storage, recovers, binds both ports and starts serving.
+  static absl::StatusOr<std::unique_ptr<Server>> Start(const ServerConfig& config,
+                                                       const Clock* clock);
+  ~Server();  // Shutdown()
+
+  int grpc_port() const;
+  int metrics_port() const;
+  // Stops accepting, lets in-flight RPCs finish, flushes, closes storage.
+  // Idempotent; safe from a signal-watching thread.
+  void Shutdown();
+  // Blocks until Shutdown() has completed.
+  void Wait();
+
+  Ingestor& ingestor();
+  ReportEngine& reports();
+
+ private:
+  Server() = default;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace driftwatch::service

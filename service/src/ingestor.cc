@@ -1,0 +1,837 @@
+#include "driftwatch/service/ingestor.h"
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "driftwatch/detectors/status_macros.h"
+
+namespace driftwatch::service {
+
+using detectors::Profile;
+
+uint64_t EventIdHash(std::string_view id) {
+  // Word-at-a-time multiply-mix with a splitmix64 finaliser: stable across
+  // processes and builds (absl::Hash is seeded per process).
+  uint64_t h = 0x243F6A8885A308D3ull ^ (id.size() * 0x9E3779B97F4A7C15ull);
+  size_t i = 0;
+  for (; i + 8 <= id.size(); i += 8) {
+    uint64_t word;
+    std::memcpy(&word, id.data() + i, 8);
+    h = (h ^ word) * 0x9E3779B97F4A7C15ull;
+    h ^= h >> 29;
+  }
+  uint64_t tail = 0;
+  for (size_t k = 0; i < id.size(); ++i, ++k) {
+    tail |= static_cast<uint64_t>(static_cast<unsigned char>(id[i])) << (8 * k);
+  }
+  h = (h ^ tail) * 0xBF58476D1CE4E5B9ull;
+  h ^= h >> 31;
+  h *= 0x94D049BB133111EBull;
+  h ^= h >> 32;
+  return h == 0 ? 1 : h;
+}
+
+namespace {
+
+// Open-addressing set of non-zero 64-bit hashes (0 marks an empty slot).
+class HashSet {
+ public:
+  // True if inserted, false if already present.
+  bool Insert(uint64_t h) {
+    if ((size_ + 1) * 2 > slots_.size()) Grow();
+    const size_t mask = slots_.size() - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+      if (slots_[i] == h) return false;
+      if (slots_[i] == 0) {
+        slots_[i] = h;
+        ++size_;
+        return true;
+      }
+    }
+  }
+  size_t size() const { return size_; }
+
+ private:
+  void Grow() {
+    std::vector<uint64_t> old = std::move(slots_);
+    slots_.assign(std::max<size_t>(64, old.size() * 2), 0);
+    size_ = 0;
+    for (uint64_t h : old) {
+      if (h != 0) Insert(h);
+    }
+  }
+  std::vector<uint64_t> slots_;
+  size_t size_ = 0;
+};
+
+int64_t FloorTo(int64_t t, int64_t width) {
+  int64_t q = t / width;
+  if (t % width != 0 && t < 0) --q;
+  return q * width;
+}
+
+std::string EncodeHashes(const std::vector<uint64_t>& hashes) {
+  std::string out(hashes.size() * 8, '\0');
+  for (size_t i = 0; i < hashes.size(); ++i) {
+    uint64_t h = hashes[i];
+    for (int b = 0; b < 8; ++b) out[i * 8 + b] = static_cast<char>((h >> (8 * b)) & 0xFF);
+  }
+  return out;
+}
+
+}  // namespace
+
+struct Ingestor::OpenBucket {
+  std::vector<std::unique_ptr<Profile>> slices;  // by slice id; null = no event yet
+  std::vector<uint8_t> dirty;
+  HashSet ids;
+  std::vector<uint64_t> new_ids;  // accepted since the last flush
+
+  Profile& Slice(int32_t id, const std::shared_ptr<const detectors::ProfileLayout>& layout) {
+    if (slices.size() <= static_cast<size_t>(id)) {
+      slices.resize(id + 1);
+      dirty.resize(id + 1, 0);
+    }
+    if (!slices[id]) slices[id] = std::make_unique<Profile>(layout);
+    dirty[id] = 1;
+    return *slices[id];
+  }
+};
+
+struct Ingestor::ModelState {
+  std::shared_ptr<ModelRuntime> runtime;
+  mutable std::mutex mu;
+  // Guarded by mu:
+  std::map<int64_t, OpenBucket> buckets;
+  int64_t watermark_ms = 0;
+  int64_t closed_until_ms = 0;
+  bool progress_dirty = false;
+  std::vector<storage::SliceRecord> new_slices;
+  std::vector<storage::RawEventRow> raw;
+};
+
+void IngestCounts::Reject(std::string_view reason, std::string_view event_id,
+                          std::string message) {
+  ++rejected;
+  RejectStat& stat = reasons[Sv(reason)];
+  if (stat.count++ == 0) {
+    stat.example_event_id = std::string(event_id);
+    stat.message = std::move(message);
+  }
+}
+
+void IngestCounts::Merge(const IngestCounts& other) {
+  batches += other.batches;
+  accepted += other.accepted;
+  duplicates += other.duplicates;
+  rejected += other.rejected;
+  late_accepted += other.late_accepted;
+  too_late += other.too_late;
+  for (const auto& [reason, stat] : other.reasons) {
+    RejectStat& mine = reasons[reason];
+    if (mine.count == 0) {
+      mine.example_event_id = stat.example_event_id;
+      mine.message = stat.message;
+    }
+    mine.count += stat.count;
+  }
+}
+
+// Applies events of one batch to one model (under the model's lock). The
+// two batch layouts fill an EventView; everything after is shared.
+class Ingestor::EventSink {
+ public:
+  struct EventView {
+    std::string_view event_id;
+    int64_t event_time_ms = 0;
+    double sample_rate = 1;
+    // Filled by the caller, in schema order.
+    std::vector<double> numeric;
+    std::vector<std::string_view> categorical;
+    std::vector<bool> categorical_null;
+    std::vector<double> scores;
+    const std::vector<int32_t>* slice_ids = nullptr;  // slice ids incl. 0, pre-resolved
+  };
+
+  EventSink(Ingestor& ingestor, ModelState& m, IngestCounts& counts)
+      : ing_(ingestor), m_(m), rt_(*m.runtime), counts_(counts), now_ms_(ingestor.clock_->NowMs()) {}
+
+  // Returns true when the event was accepted (for raw sampling by caller).
+  bool Apply(const EventView& e, uint64_t* hash_out) {
+    const IngestOptions& opt = ing_.options_;
+    if (e.event_id.empty()) {
+      counts_.Reject("missing_event_id", "", "event_id is empty");
+      return false;
+    }
+    if (!(e.sample_rate > 0 && e.sample_rate <= 1)) {
+      counts_.Reject("invalid_sample_rate", e.event_id,
+                     absl::StrCat("sample_rate must be in (0, 1], got ", e.sample_rate));
+      return false;
+    }
+    if (e.event_time_ms <= 0) {
+      counts_.Reject("missing_event_time", e.event_id, "event_time_ms must be > 0");
+      return false;
+    }
+    if (e.event_time_ms > now_ms_ + opt.max_future_skew_ms) {
+      counts_.Reject("event_time_in_future", e.event_id,
+                     absl::StrCat("event_time_ms ", e.event_time_ms, " is more than ",
+                                  opt.max_future_skew_ms, " ms ahead of the server clock"));
+      return false;
+    }
+    const int64_t bucket_start = FloorTo(e.event_time_ms, opt.bucket_width_ms);
+    if (bucket_start < m_.closed_until_ms ||
+        bucket_start + opt.bucket_width_ms + opt.allowed_lateness_ms <= m_.watermark_ms) {
+      ++counts_.too_late;
+      counts_.Reject("too_late", e.event_id,
+                     absl::StrCat("event_time_ms ", e.event_time_ms,
+                                  " falls in a bucket already closed (watermark ",
+                                  m_.watermark_ms, ", allowed lateness ",
+                                  opt.allowed_lateness_ms, " ms)"));
+      return false;
+    }
+    const uint64_t hash = EventIdHash(e.event_id);
+    OpenBucket& bucket = BucketFor(bucket_start);
+    if (!bucket.ids.Insert(hash)) {
+      ++counts_.duplicates;
+      return false;
+    }
+    bucket.new_ids.push_back(hash);
+    const bool late = e.event_time_ms < m_.watermark_ms;
+    const double w = 1.0 / e.sample_rate;
+
+    const std::vector<int32_t>& slice_ids = *e.slice_ids;
+    profiles_.clear();
+    for (int32_t id : slice_ids) profiles_.push_back(&bucket.Slice(id, layout_));
+
+    uint64_t invalid = 0;
+    for (int f = 0; f < rt_.numeric_count(); ++f) {
+      const double x = e.numeric[f];
+      if (std::isnan(x)) {
+        // NaN is how a client sends null; a null where the schema forbids
+        // it is also an invalid value.
+        invalid += !rt_.Nullable(true, f);
+        for (Profile* p : profiles_) p->numeric()[f].AddNull();
+      } else if (!std::isfinite(x)) {
+        ++invalid;
+        for (Profile* p : profiles_) p->numeric()[f].AddNonFinite(x);
+      } else {
+        const size_t bin = layout_->numeric_edges[f]->BinOf(x);
+        for (Profile* p : profiles_) p->numeric()[f].AddAt(bin, x, w);
+      }
+    }
+    for (int f = 0; f < rt_.categorical_count(); ++f) {
+      if (e.categorical_null[f]) {
+        invalid += !rt_.Nullable(false, f);
+        for (Profile* p : profiles_) p->categorical()[f].AddMissing(w);
+        continue;
+      }
+      std::string_view v = e.categorical[f];
+      if (const auto* allowed = rt_.AllowedValues(f);
+          allowed != nullptr && !allowed->contains(Sv(v))) {
+        ++invalid;
+        v = detectors::kOtherCategory;
+      }
+      for (Profile* p : profiles_) p->categorical()[f].Add(v, w);
+    }
+    for (int s = 0; s < rt_.score_count(); ++s) {
+      const double x = e.scores[s];
+      if (!std::isfinite(x)) {
+        ++invalid;
+        for (Profile* p : profiles_) {
+          if (std::isnan(x)) {
+            p->scores()[s].AddNull();
+          } else {
+            p->scores()[s].AddNonFinite(x);
+          }
+        }
+      } else {
+        const size_t bin = layout_->score_edges[s]->BinOf(x);
+        for (Profile* p : profiles_) p->scores()[s].AddAt(bin, x, w);
+      }
+    }
+    for (Profile* p : profiles_) {
+      detectors::ProfileCounters& c = p->counters();
+      ++c.events;
+      c.late_accepted += late;
+      c.invalid_values += invalid;
+      c.weight += w;
+      c.weight_sq += w * w;
+    }
+    if (e.event_time_ms > m_.watermark_ms) {
+      m_.watermark_ms = e.event_time_ms;
+      m_.progress_dirty = true;
+    }
+    ++counts_.accepted;
+    counts_.late_accepted += late;
+    *hash_out = hash;
+    return true;
+  }
+
+  // Whether an accepted event is in the raw sample.
+  bool Sampled(uint64_t hash) const {
+    return static_cast<double>(hash >> 11) * 0x1.0p-53 < ing_.options_.raw_sample_rate;
+  }
+
+  void KeepRaw(std::string_view event_id, int64_t event_time_ms, std::string serialized) {
+    storage::RawEventRow row;
+    row.model_key = rt_.model_key();
+    row.event_id = std::string(event_id);
+    row.event_time_ms = event_time_ms;
+    row.received_at_ms = now_ms_;
+    row.event = std::move(serialized);
+    m_.raw.push_back(std::move(row));
+  }
+
+  int32_t ResolveSlice(int key, std::string_view value) {
+    return rt_.slices().Resolve(key, value, &m_.new_slices, rt_.model_key());
+  }
+
+ private:
+  OpenBucket& BucketFor(int64_t start) {
+    if (cached_bucket_ != nullptr && cached_start_ == start) return *cached_bucket_;
+    cached_start_ = start;
+    cached_bucket_ = &m_.buckets[start];
+    return *cached_bucket_;
+  }
+
+  Ingestor& ing_;
+  ModelState& m_;
+  ModelRuntime& rt_;
+  IngestCounts& counts_;
+  const int64_t now_ms_;
+  const std::shared_ptr<const detectors::ProfileLayout> layout_ = rt_.layout();
+  std::vector<Profile*> profiles_;
+  OpenBucket* cached_bucket_ = nullptr;
+  int64_t cached_start_ = 0;
+};
+
+Ingestor::Ingestor(storage::Store* store, const Clock* clock, IngestOptions options)
+    : store_(store), clock_(clock), options_(std::move(options)) {}
+
+Ingestor::~Ingestor() {
+  {
+    std::lock_guard<std::mutex> lock(wait_mu_);
+    stopping_ = true;
+  }
+  flusher_cv_.notify_all();
+  wait_cv_.notify_all();
+  if (flusher_.joinable()) flusher_.join();
+  (void)Flush();
+}
+
+void Ingestor::StartFlusher() {
+  flusher_ = std::thread([this] { FlusherLoop(); });
+}
+
+void Ingestor::FlusherLoop() {
+  std::unique_lock<std::mutex> lock(wait_mu_);
+  while (!stopping_) {
+    flusher_cv_.wait_for(lock, std::chrono::milliseconds(options_.flush_interval_ms),
+                         [this] { return stopping_ || flush_requested_; });
+    if (stopping_) break;
+    flush_requested_ = false;
+    lock.unlock();
+    (void)Flush();
+    lock.lock();
+  }
+}
+
+absl::StatusOr<std::shared_ptr<Ingestor::ModelState>> Ingestor::AddModel(
+    const storage::ModelRecord& record) {
+  v1::ModelSchema schema;
+  if (!schema.ParseFromString(record.schema)) {
+    return absl::DataLossError(absl::StrCat("stored schema of model ", record.model_id, "@",
+                                            record.model_version, " does not parse"));
+  }
+  DW_ASSIGN_OR_RETURN(std::unique_ptr<ModelRuntime> runtime,
+                      ModelRuntime::Create(record.model_key, std::move(schema), options_.runtime));
+  auto state = std::make_shared<ModelState>();
+  state->runtime = std::move(runtime);
+  state->watermark_ms = record.watermark_ms;
+  state->closed_until_ms = record.closed_until_ms;
+  std::unique_lock<std::shared_mutex> lock(models_mu_);
+  models_[{record.model_id, record.model_version}] = state;
+  latest_[record.model_id] = state;
+  model_list_.push_back(state);
+  return state;
+}
+
+absl::Status Ingestor::Recover() {
+  DW_ASSIGN_OR_RETURN(std::vector<storage::ModelRecord> records, store_->ListModels());
+  for (const storage::ModelRecord& record : records) {
+    DW_ASSIGN_OR_RETURN(std::shared_ptr<ModelState> m, AddModel(record));
+    std::lock_guard<std::mutex> lock(m->mu);
+    DW_ASSIGN_OR_RETURN(std::vector<storage::SliceRecord> slices,
+                        store_->ListSlices(record.model_key));
+    for (const storage::SliceRecord& s : slices) m->runtime->slices().Restore(s);
+    // Buckets not yet closed come back into memory with their dedup ids.
+    DW_ASSIGN_OR_RETURN(std::vector<storage::BucketRow> rows,
+                        store_->ReadBuckets(record.model_key, storage::Level::kMinute,
+                                            record.closed_until_ms,
+                                            std::numeric_limits<int64_t>::max(), {}));
+    const auto layout = m->runtime->layout();
+    for (storage::BucketRow& row : rows) {
+      DW_ASSIGN_OR_RETURN(Profile profile, Profile::Deserialize(layout, row.profile));
+      OpenBucket& bucket = m->buckets[row.bucket_start_ms];
+      if (bucket.slices.size() <= static_cast<size_t>(row.slice_id)) {
+        bucket.slices.resize(row.slice_id + 1);
+        bucket.dirty.resize(row.slice_id + 1, 0);
+      }
+      bucket.slices[row.slice_id] = std::make_unique<Profile>(std::move(profile));
+    }
+    DW_ASSIGN_OR_RETURN(std::vector<storage::DedupChunk> chunks,
+                        store_->ReadDedup(record.model_key, record.closed_until_ms));
+    for (const storage::DedupChunk& chunk : chunks) {
+      OpenBucket& bucket = m->buckets[chunk.bucket_start_ms];
+      for (size_t i = 0; i + 8 <= chunk.hashes.size(); i += 8) {
+        uint64_t h = 0;
+        for (int b = 0; b < 8; ++b) {
+          h |= static_cast<uint64_t>(static_cast<unsigned char>(chunk.hashes[i + b])) << (8 * b);
+        }
+        bucket.ids.Insert(h);
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::ModelSchema> Ingestor::RegisterModel(v1::ModelSchema schema, bool* created) {
+  if (schema.model().model_version().empty()) {
+    return absl::InvalidArgumentError("schema.model.model_version is empty");
+  }
+  // Validate before storing: a schema the runtime cannot use is refused.
+  DW_RETURN_IF_ERROR(ModelRuntime::Create(0, schema, options_.runtime).status());
+  if (schema.registered_at().seconds() == 0) {
+    schema.mutable_registered_at()->set_seconds(clock_->NowMs() / 1000);
+  }
+  std::shared_ptr<ModelState> existing = Lookup(schema.model());
+  if (existing != nullptr) {
+    v1::ModelSchema stored = existing->runtime->schema();
+    v1::ModelSchema candidate = schema;
+    candidate.clear_registered_at();
+    stored.clear_registered_at();
+    if (candidate.SerializeAsString() != stored.SerializeAsString()) {
+      return absl::AlreadyExistsError(absl::StrCat(
+          "model ", schema.model().model_id(), "@", schema.model().model_version(),
+          " is registered with a different schema; register a new model_version"));
+    }
+    *created = false;
+    return existing->runtime->schema();
+  }
+  storage::ModelRecord record;
+  record.model_id = schema.model().model_id();
+  record.model_version = schema.model().model_version();
+  record.schema = schema.SerializeAsString();
+  record.registered_at_ms = clock_->NowMs();
+  DW_ASSIGN_OR_RETURN(storage::ModelRecord stored, store_->PutModel(record));
+  DW_ASSIGN_OR_RETURN(std::shared_ptr<ModelState> m, AddModel(stored));
+  *created = true;
+  return m->runtime->schema();
+}
+
+std::vector<v1::ModelSchema> Ingestor::ListModels() const {
+  std::shared_lock<std::shared_mutex> lock(models_mu_);
+  std::vector<v1::ModelSchema> out;
+  for (const auto& m : model_list_) out.push_back(m->runtime->schema());
+  return out;
+}
+
+std::shared_ptr<Ingestor::ModelState> Ingestor::Lookup(const v1::ModelRef& ref) const {
+  std::shared_lock<std::shared_mutex> lock(models_mu_);
+  if (ref.model_version().empty()) {
+    auto it = latest_.find(ref.model_id());
+    return it == latest_.end() ? nullptr : it->second;
+  }
+  auto it = models_.find({ref.model_id(), ref.model_version()});
+  return it == models_.end() ? nullptr : it->second;
+}
+
+absl::StatusOr<Ingestor::ModelView> Ingestor::FindModel(const v1::ModelRef& ref) const {
+  std::shared_ptr<ModelState> m = Lookup(ref);
+  if (m == nullptr) {
+    return absl::NotFoundError(absl::StrCat("model \"", ref.model_id(), "\" version \"",
+                                            ref.model_version(), "\" is not registered"));
+  }
+  std::lock_guard<std::mutex> lock(m->mu);
+  return ModelView{m->runtime, m->watermark_ms, m->closed_until_ms};
+}
+
+std::optional<int32_t> Ingestor::FindSlice(const v1::ModelRef& ref, std::string_view key,
+                                           std::string_view value) const {
+  std::shared_ptr<ModelState> m = Lookup(ref);
+  if (m == nullptr) return std::nullopt;
+  std::lock_guard<std::mutex> lock(m->mu);
+  std::optional<int> key_index = m->runtime->SliceKeyIndex(key);
+  if (!key_index) return std::nullopt;
+  return m->runtime->slices().Find(*key_index, value);
+}
+
+std::vector<storage::SliceRecord> Ingestor::Slices(const v1::ModelRef& ref) const {
+  std::shared_ptr<ModelState> m = Lookup(ref);
+  std::vector<storage::SliceRecord> out;
+  if (m == nullptr) return out;
+  std::lock_guard<std::mutex> lock(m->mu);
+  const SliceDirectory& dir = m->runtime->slices();
+  for (size_t i = 0; i < dir.size(); ++i) out.push_back(dir.record(static_cast<int32_t>(i)));
+  return out;
+}
+
+std::shared_ptr<const detectors::ProfileLayout> Ingestor::LayoutFor(int64_t model_key) const {
+  std::shared_lock<std::shared_mutex> lock(models_mu_);
+  for (const auto& m : model_list_) {
+    if (m->runtime->model_key() == model_key) return m->runtime->layout();
+  }
+  return nullptr;
+}
+
+absl::StatusOr<std::string> Ingestor::MergeProfiles(int64_t model_key, std::string_view stored,
+                                                    std::string_view added) const {
+  std::shared_ptr<const detectors::ProfileLayout> layout = LayoutFor(model_key);
+  if (layout == nullptr) {
+    return absl::NotFoundError(absl::StrCat("rollup for unknown model key ", model_key));
+  }
+  DW_ASSIGN_OR_RETURN(Profile merged, Profile::Deserialize(layout, stored));
+  DW_ASSIGN_OR_RETURN(Profile more, Profile::Deserialize(layout, added));
+  DW_RETURN_IF_ERROR(merged.Merge(more));
+  return merged.Serialize();
+}
+
+size_t Ingestor::open_buckets() const {
+  std::shared_lock<std::shared_mutex> lock(models_mu_);
+  size_t n = 0;
+  for (const auto& m : model_list_) {
+    std::lock_guard<std::mutex> model_lock(m->mu);
+    n += m->buckets.size();
+  }
+  return n;
+}
+
+absl::StatusOr<uint64_t> Ingestor::Apply(const v1::PredictionBatch& batch, IngestCounts* counts) {
+  std::shared_ptr<ModelState> m = Lookup(batch.model());
+  if (m == nullptr) {
+    return absl::NotFoundError(absl::StrCat("model \"", batch.model().model_id(), "\" version \"",
+                                            batch.model().model_version(),
+                                            "\" is not registered (register it with Models.RegisterModel)"));
+  }
+  const ModelRuntime& rt = *m->runtime;
+  IngestCounts local;
+  local.batches = 1;
+  uint64_t seq = 0;
+  {
+    std::lock_guard<std::mutex> lock(m->mu);
+    seq = applied_seq_.fetch_add(1) + 1;
+    EventSink sink(*this, *m, local);
+    EventSink::EventView view;
+    view.numeric.resize(rt.numeric_count());
+    view.categorical.resize(rt.categorical_count());
+    view.categorical_null.resize(rt.categorical_count());
+    view.scores.resize(rt.score_count());
+    std::vector<int32_t> slice_ids;
+    view.slice_ids = &slice_ids;
+
+    if (batch.has_rows()) {
+      for (const v1::PredictionEvent& e : batch.rows().events()) {
+        view.event_id = e.event_id();
+        view.event_time_ms = e.event_time_ms();
+        view.sample_rate = e.sample_rate() == 0 ? 1.0 : e.sample_rate();
+        // Positional values, then named ones on top.
+        if (e.numeric_size() != 0 && e.numeric_size() != rt.numeric_count()) {
+          local.Reject("numeric_count_mismatch", e.event_id(),
+                       absl::StrCat("numeric has ", e.numeric_size(), " values, the schema has ",
+                                    rt.numeric_count(), " numeric features"));
+          continue;
+        }
+        if (e.categorical_size() != 0 && e.categorical_size() != rt.categorical_count()) {
+          local.Reject("categorical_count_mismatch", e.event_id(),
+                       absl::StrCat("categorical has ", e.categorical_size(),
+                                    " values, the schema has ", rt.categorical_count(),
+                                    " categorical features"));
+          continue;
+        }
+        if (e.scores_size() != rt.score_count()) {
+          local.Reject("score_count_mismatch", e.event_id(),
+                       absl::StrCat("scores has ", e.scores_size(), " values, the schema has ",
+                                    rt.score_count()));
+          continue;
+        }
+        if (e.slice_values_size() != 0 && e.slice_values_size() != rt.slice_key_count()) {
+          local.Reject("slice_count_mismatch", e.event_id(),
+                       absl::StrCat("slice_values has ", e.slice_values_size(),
+                                    " values, the schema has ", rt.slice_key_count(),
+                                    " slice keys"));
+          continue;
+        }
+        for (int f = 0; f < rt.numeric_count(); ++f) {
+          view.numeric[f] = e.numeric_size() ? e.numeric(f) : std::nan("");
+        }
+        for (int f = 0; f < rt.categorical_count(); ++f) {
+          view.categorical[f] = e.categorical_size() ? std::string_view(e.categorical(f)) : "";
+          view.categorical_null[f] = view.categorical[f].empty();
+        }
+        bool bad = false;
+        for (const auto& [name, value] : e.named_numeric()) {
+          std::optional<int> f = rt.NumericIndex(name);
+          if (!f) {
+            local.Reject("unknown_feature", e.event_id(),
+                         absl::StrCat("named_numeric \"", name, "\" is not a numeric feature"));
+            bad = true;
+            break;
+          }
+          view.numeric[*f] = value;
+        }
+        if (bad) continue;
+        for (const auto& [name, value] : e.named_categorical()) {
+          std::optional<int> f = rt.CategoricalIndex(name);
+          if (!f) {
+            local.Reject("unknown_feature", e.event_id(),
+                         absl::StrCat("named_categorical \"", name,
+                                      "\" is not a categorical feature"));
+            bad = true;
+            break;
+          }
+          view.categorical[*f] = value;
+          view.categorical_null[*f] = value.empty();
+        }
+        if (bad) continue;
+        for (int s = 0; s < rt.score_count(); ++s) view.scores[s] = e.scores(s);
+        slice_ids.assign(1, 0);
+        for (int k = 0; k < rt.slice_key_count(); ++k) {
+          std::string_view value;
+          if (e.slice_values_size()) value = e.slice_values(k);
+          auto named = e.named_slices().find(rt.slice_keys()[k]);
+          if (named != e.named_slices().end()) value = named->second;
+          slice_ids.push_back(sink.ResolveSlice(k, value));
+        }
+        for (const auto& [key, value] : e.named_slices()) {
+          if (!rt.SliceKeyIndex(key)) {
+            local.Reject("unknown_slice_key", e.event_id(),
+                         absl::StrCat("named_slices \"", key, "\" is not a slice key"));
+            bad = true;
+            break;
+          }
+        }
+        if (bad) continue;
+        uint64_t hash = 0;
+        if (sink.Apply(view, &hash) && sink.Sampled(hash)) {
+          sink.KeepRaw(e.event_id(), e.event_time_ms(), e.SerializeAsString());
+        }
+      }
+    } else if (batch.has_columns()) {
+      const v1::ColumnarBatch& c = batch.columns();
+      const size_t n = c.num_events();
+      auto check = [&](size_t got, size_t want, std::string_view field) -> absl::Status {
+        if (got != want) {
+          return absl::InvalidArgumentError(absl::StrCat("columns.", Sv(field), " has ", got,
+                                                         " values, expected ", want));
+        }
+        return absl::OkStatus();
+      };
+      DW_RETURN_IF_ERROR(check(c.event_ids_size(), n, "event_ids"));
+      DW_RETURN_IF_ERROR(check(c.event_time_ms_size(), n, "event_time_ms"));
+      DW_RETURN_IF_ERROR(check(c.numeric_size(), n * rt.numeric_count(), "numeric"));
+      DW_RETURN_IF_ERROR(check(c.scores_size(), n * rt.score_count(), "scores"));
+      if (c.sample_rate_size() > 1) DW_RETURN_IF_ERROR(check(c.sample_rate_size(), n, "sample_rate"));
+      if (rt.slice_key_count() > 0) DW_RETURN_IF_ERROR(check(c.slice_codes_size(), n, "slice_codes"));
+      // Categorical columns by name, dictionary-coded.
+      std::vector<const v1::CategoricalColumn*> cat_cols(rt.categorical_count(), nullptr);
+      for (const v1::CategoricalColumn& col : c.categorical()) {
+        std::optional<int> f = rt.CategoricalIndex(col.name());
+        if (!f) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("columns.categorical \"", col.name(), "\" is not a categorical feature"));
+        }
+        DW_RETURN_IF_ERROR(check(col.codes_size(), n, absl::StrCat("categorical[", col.name(), "].codes")));
+        cat_cols[*f] = &col;
+      }
+      // Each distinct slice tuple resolves once per batch.
+      std::vector<std::vector<int32_t>> tuple_slices(c.slice_dictionary_size());
+      for (int t = 0; t < c.slice_dictionary_size(); ++t) {
+        const v1::SliceTuple& tuple = c.slice_dictionary(t);
+        if (tuple.values_size() != rt.slice_key_count()) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "columns.slice_dictionary[", t, "] has ", tuple.values_size(),
+              " values, the schema has ", rt.slice_key_count(), " slice keys"));
+        }
+        tuple_slices[t].push_back(0);
+        for (int k = 0; k < rt.slice_key_count(); ++k) {
+          tuple_slices[t].push_back(sink.ResolveSlice(k, tuple.values(k)));
+        }
+      }
+      const std::vector<int32_t> all_only{0};
+      for (size_t i = 0; i < n; ++i) {
+        view.event_id = c.event_ids(i);
+        view.event_time_ms = c.event_time_ms(i);
+        view.sample_rate = c.sample_rate_size() == 0   ? 1.0
+                           : c.sample_rate_size() == 1 ? c.sample_rate(0)
+                                                       : c.sample_rate(i);
+        if (view.sample_rate == 0) view.sample_rate = 1.0;
+        for (int f = 0; f < rt.numeric_count(); ++f) view.numeric[f] = c.numeric(f * n + i);
+        bool bad = false;
+        for (int f = 0; f < rt.categorical_count(); ++f) {
+          const v1::CategoricalColumn* col = cat_cols[f];
+          const int code = col == nullptr ? -1 : col->codes(i);
+          if (code >= (col == nullptr ? 0 : col->dictionary_size())) {
+            local.Reject("bad_dictionary_code", view.event_id,
+                         absl::StrCat("categorical \"", col->name(), "\" code ", code,
+                                      " is outside its dictionary"));
+            bad = true;
+            break;
+          }
+          view.categorical_null[f] = code < 0;
+          view.categorical[f] = code < 0 ? std::string_view() : col->dictionary(code);
+        }
+        if (bad) continue;
+        for (int s = 0; s < rt.score_count(); ++s) view.scores[s] = c.scores(s * n + i);
+        if (rt.slice_key_count() > 0) {
+          const uint32_t code = c.slice_codes(i);
+          if (code >= tuple_slices.size()) {
+            local.Reject("bad_dictionary_code", view.event_id,
+                         absl::StrCat("slice_codes value ", code, " is outside slice_dictionary"));
+            continue;
+          }
+          view.slice_ids = &tuple_slices[code];
+        } else {
+          view.slice_ids = &all_only;
+        }
+        uint64_t hash = 0;
+        if (sink.Apply(view, &hash) && sink.Sampled(hash)) {
+          // Materialise the sampled event in row form for the raw table.
+          v1::PredictionEvent e;
+          e.set_event_id(std::string(view.event_id));
+          e.set_event_time_ms(view.event_time_ms);
+          for (double x : view.numeric) e.add_numeric(x);
+          for (int f = 0; f < rt.categorical_count(); ++f) {
+            e.add_categorical(std::string(view.categorical[f]));
+          }
+          for (double x : view.scores) e.add_scores(x);
+          if (rt.slice_key_count() > 0) {
+            for (const std::string& v : c.slice_dictionary(c.slice_codes(i)).values()) {
+              e.add_slice_values(v);
+            }
+          }
+          e.set_sample_rate(view.sample_rate);
+          sink.KeepRaw(view.event_id, view.event_time_ms, e.SerializeAsString());
+        }
+      }
+    }
+  }
+  totals_.accepted += local.accepted;
+  totals_.duplicates += local.duplicates;
+  totals_.rejected += local.rejected;
+  totals_.late_accepted += local.late_accepted;
+  totals_.too_late += local.too_late;
+  counts->Merge(local);
+  return seq;
+}
+
+void Ingestor::CollectFlush(ModelState& m, storage::FlushBatch* batch) {
+  const int64_t key = m.runtime->model_key();
+  for (storage::SliceRecord& s : m.new_slices) batch->new_slices.push_back(std::move(s));
+  m.new_slices.clear();
+  for (auto& [start, bucket] : m.buckets) {
+    for (size_t id = 0; id < bucket.slices.size(); ++id) {
+      if (!bucket.dirty[id] || !bucket.slices[id]) continue;
+      bucket.dirty[id] = 0;
+      batch->minute_upserts.push_back(storage::BucketRow{
+          key, storage::Level::kMinute, start, static_cast<int32_t>(id),
+          bucket.slices[id]->Serialize()});
+    }
+    if (!bucket.new_ids.empty()) {
+      batch->dedup.push_back(storage::DedupChunk{key, start, EncodeHashes(bucket.new_ids)});
+      bucket.new_ids.clear();
+    }
+  }
+  // Close the buckets the watermark has passed by more than the allowed
+  // lateness: roll them into their hour and day, drop their dedup ids.
+  const IngestOptions& opt = options_;
+  while (!m.buckets.empty()) {
+    auto it = m.buckets.begin();
+    const int64_t start = it->first;
+    if (start + opt.bucket_width_ms + opt.allowed_lateness_ms > m.watermark_ms) break;
+    OpenBucket& bucket = it->second;
+    for (size_t id = 0; id < bucket.slices.size(); ++id) {
+      if (!bucket.slices[id]) continue;
+      std::string bytes = bucket.slices[id]->Serialize();
+      batch->rollups.push_back(storage::BucketRow{key, storage::Level::kHour,
+                                                  FloorTo(start, storage::kHourMs),
+                                                  static_cast<int32_t>(id), bytes});
+      batch->rollups.push_back(storage::BucketRow{key, storage::Level::kDay,
+                                                  FloorTo(start, storage::kDayMs),
+                                                  static_cast<int32_t>(id), std::move(bytes)});
+    }
+    batch->drop_dedup.push_back({key, start});
+    m.closed_until_ms = std::max(m.closed_until_ms, start + opt.bucket_width_ms);
+    m.progress_dirty = true;
+    m.buckets.erase(it);
+  }
+  for (storage::RawEventRow& row : m.raw) batch->raw_events.push_back(std::move(row));
+  m.raw.clear();
+  if (m.progress_dirty) {
+    batch->progress.push_back({key, m.watermark_ms, m.closed_until_ms});
+    m.progress_dirty = false;
+  }
+}
+
+absl::Status Ingestor::Flush() {
+  std::lock_guard<std::mutex> flush_lock(flush_mu_);
+  const uint64_t seq = applied_seq_.load();
+  auto batch = std::make_unique<storage::FlushBatch>();
+  if (retry_ != nullptr) batch = std::move(retry_);
+  std::vector<std::shared_ptr<ModelState>> models;
+  {
+    std::shared_lock<std::shared_mutex> lock(models_mu_);
+    models = model_list_;
+  }
+  for (const auto& m : models) {
+    std::lock_guard<std::mutex> lock(m->mu);
+    CollectFlush(*m, batch.get());
+  }
+  const auto started = std::chrono::steady_clock::now();
+  absl::Status status = absl::OkStatus();
+  const bool empty = batch->new_slices.empty() && batch->minute_upserts.empty() &&
+                     batch->rollups.empty() && batch->dedup.empty() &&
+                     batch->drop_dedup.empty() && batch->raw_events.empty() &&
+                     batch->progress.empty();
+  if (!empty) status = store_->Commit(*batch);
+  const auto elapsed = std::chrono::duration_cast<std::chrono::microseconds>(
+      std::chrono::steady_clock::now() - started);
+  ++totals_.flushes;
+  totals_.last_flush_us = elapsed.count();
+  if (!status.ok()) {
+    ++totals_.flush_failures;
+    retry_ = std::move(batch);  // committed with the next flush (all-or-nothing)
+    return status;
+  }
+  totals_.flushed_rows += batch->minute_upserts.size() + batch->rollups.size();
+  {
+    std::lock_guard<std::mutex> lock(wait_mu_);
+    if (seq > durable_seq_.load()) durable_seq_.store(seq);
+  }
+  wait_cv_.notify_all();
+  return absl::OkStatus();
+}
+
+absl::Status Ingestor::WaitDurable(uint64_t seq, int64_t timeout_ms) {
+  std::unique_lock<std::mutex> lock(wait_mu_);
+  if (durable_seq_.load() >= seq) return absl::OkStatus();
+  if (!flusher_.joinable()) {
+    lock.unlock();
+    DW_RETURN_IF_ERROR(Flush());
+    return durable_seq_.load() >= seq ? absl::OkStatus()
+                                      : absl::UnavailableError("flush did not cover the batch");
+  }
+  flush_requested_ = true;
+  flusher_cv_.notify_all();
+  const bool done = wait_cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [&] {
+    return stopping_ || durable_seq_.load() >= seq;
+  });
+  if (durable_seq_.load() >= seq) return absl::OkStatus();
+  if (!done) return absl::UnavailableError("storage did not commit the batch in time; retry");
+  return absl::UnavailableError("server is shutting down; retry");
+}
+
+}  // namespace driftwatch::service

@@ -1,0 +1,30 @@
+// Structured log lines for the service: a message plus key=value fields,
+// rendered as text or as one JSON object per line (ConfigureLogging in
+// server.h picks which). Thread-safe (spdlog's default logger).
+#pragma once
+
+#include <spdlog/spdlog.h>
+
+#include <initializer_list>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace driftwatch::service::internal {
+
+using LogField = std::pair<std::string_view, std::string>;
+
+void Log(spdlog::level::level_enum level, std::string_view msg,
+         std::initializer_list<LogField> fields = {});
+
+inline void LogInfo(std::string_view msg, std::initializer_list<LogField> fields = {}) {
+  Log(spdlog::level::info, msg, fields);
+}
+inline void LogWarn(std::string_view msg, std::initializer_list<LogField> fields = {}) {
+  Log(spdlog::level::warn, msg, fields);
+}
+inline void LogError(std::string_view msg, std::initializer_list<LogField> fields = {}) {
+  Log(spdlog::level::err, msg, fields);
+}
+
+}  // namespace driftwatch::service::internal

@@ -1,0 +1,43 @@
+// The /metrics exposition: ingest and flush counters (read from the
+// Ingestor at every scrape), per-stream reject reasons, batch latency and
+// the current drift signals as gauges. prometheus-cpp stays in this file's
+// .cc; nothing outside service/src sees it. Thread-safe.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "driftwatch/service/ingestor.h"
+#include "driftwatch/service/reports.h"
+
+namespace driftwatch::service::internal {
+
+class Metrics {
+ public:
+  // `ingestor` must outlive this object (or StopExposing must run first).
+  explicit Metrics(const Ingestor* ingestor);
+  ~Metrics();
+
+  // Serves /metrics on `listen` ("host:port"; port 0 picks a free one).
+  // UNAVAILABLE when the address cannot be bound.
+  absl::Status Expose(const std::string& listen);
+  // Stops the HTTP server; later scrapes are refused. Idempotent.
+  void StopExposing();
+  // The bound port, 0 when not exposing.
+  int port() const;
+
+  // One batch applied in `seconds`.
+  void ObserveBatch(double seconds);
+  // A prediction stream ended: its reject reasons are counted.
+  void OnStreamEnd(const IngestCounts& counts);
+  // Replaces the drift gauges: series absent from `signals` are removed.
+  void SetSignals(const std::vector<ReportEngine::Signal>& signals);
+
+ private:
+  struct State;
+  std::shared_ptr<State> state_;
+};
+
+}  // namespace driftwatch::service::internal

@@ -1,0 +1,257 @@
+#include "internal/metrics.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <prometheus/collectable.h>
+#include <prometheus/counter.h>
+#include <prometheus/exposer.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <exception>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <tuple>
+
+#include "absl/strings/str_cat.h"
+
+namespace driftwatch::service::internal {
+namespace {
+
+using prometheus::BuildCounter;
+using prometheus::BuildGauge;
+using prometheus::BuildHistogram;
+using prometheus::Counter;
+using prometheus::Family;
+using prometheus::Gauge;
+using prometheus::Histogram;
+
+// Brings a counter up to a monotonic total kept elsewhere.
+void CatchUp(Counter& counter, uint64_t total) {
+  const double delta = static_cast<double>(total) - counter.Value();
+  if (delta > 0) counter.Increment(delta);
+}
+
+}  // namespace
+
+struct Metrics::State {
+  explicit State(const Ingestor* ingestor_in) : ingestor(ingestor_in) {
+    auto& events = BuildCounter()
+                       .Name("driftwatch_ingest_events_total")
+                       .Help("Prediction events by outcome")
+                       .Register(*registry);
+    accepted = &events.Add({{"result", "accepted"}});
+    duplicate = &events.Add({{"result", "duplicate"}});
+    rejected = &events.Add({{"result", "rejected"}});
+    late_accepted = &events.Add({{"result", "late_accepted"}});
+    too_late = &events.Add({{"result", "too_late"}});
+    rejected_by_reason = &BuildCounter()
+                              .Name("driftwatch_ingest_rejected_total")
+                              .Help("Rejected prediction events by reason, counted at stream end")
+                              .Register(*registry);
+    batches = &BuildCounter()
+                   .Name("driftwatch_ingest_batches_total")
+                   .Help("Prediction batches applied")
+                   .Register(*registry)
+                   .Add({});
+    batch_seconds = &BuildHistogram()
+                         .Name("driftwatch_ingest_batch_seconds")
+                         .Help("Time to apply one prediction batch")
+                         .Register(*registry)
+                         .Add({}, Histogram::BucketBoundaries{1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3,
+                                                              0.01, 0.05, 0.1, 0.5, 1});
+    open_buckets = &BuildGauge()
+                        .Name("driftwatch_open_buckets")
+                        .Help("Event-time buckets held open in memory")
+                        .Register(*registry)
+                        .Add({});
+    flushes = &BuildCounter()
+                   .Name("driftwatch_flushes_total")
+                   .Help("Flushes of open buckets to storage")
+                   .Register(*registry)
+                   .Add({});
+    flush_failures = &BuildCounter()
+                          .Name("driftwatch_flush_failures_total")
+                          .Help("Flushes that storage refused (retried by the next flush)")
+                          .Register(*registry)
+                          .Add({});
+    flush_seconds = &BuildGauge()
+                         .Name("driftwatch_flush_seconds")
+                         .Help("Duration of the last flush")
+                         .Register(*registry)
+                         .Add({});
+    models = &BuildGauge()
+                  .Name("driftwatch_models")
+                  .Help("Registered model versions")
+                  .Register(*registry)
+                  .Add({});
+    const std::pair<const char*, const char*> signal_families[] = {
+        {"psi", "Population stability index against the default baseline"},
+        {"js", "Jensen-Shannon distance (base 2) against the default baseline"},
+        {"ks", "Kolmogorov-Smirnov statistic against the default baseline"},
+        {"wasserstein_norm", "Wasserstein-1 distance over the baseline standard deviation"},
+        {"null_rate", "Share of null values in the current window"},
+    };
+    for (const auto& [name, help] : signal_families) {
+      signals[name] =
+          &BuildGauge().Name(absl::StrCat("driftwatch_", name)).Help(help).Register(*registry);
+    }
+  }
+
+  // Reads the ingestor's totals into the registry; runs at every scrape.
+  void Sync() {
+    const IngestTotals& t = ingestor->totals();
+    std::lock_guard<std::mutex> lock(mu);
+    CatchUp(*accepted, t.accepted.load());
+    CatchUp(*duplicate, t.duplicates.load());
+    CatchUp(*rejected, t.rejected.load());
+    CatchUp(*late_accepted, t.late_accepted.load());
+    CatchUp(*too_late, t.too_late.load());
+    CatchUp(*flushes, t.flushes.load());
+    CatchUp(*flush_failures, t.flush_failures.load());
+    flush_seconds->Set(static_cast<double>(t.last_flush_us.load()) / 1e6);
+    open_buckets->Set(static_cast<double>(ingestor->open_buckets()));
+    models->Set(static_cast<double>(ingestor->ListModels().size()));
+  }
+
+  // What the exposer scrapes: the registry, synced first.
+  class Scrape final : public prometheus::Collectable {
+   public:
+    explicit Scrape(State* state) : state_(state) {}
+    std::vector<prometheus::MetricFamily> Collect() const override {
+      state_->Sync();
+      return state_->registry->Collect();
+    }
+
+   private:
+    State* const state_;
+  };
+
+  const Ingestor* const ingestor;
+  std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
+  Counter* accepted;
+  Counter* duplicate;
+  Counter* rejected;
+  Counter* late_accepted;
+  Counter* too_late;
+  Family<Counter>* rejected_by_reason;
+  Counter* batches;
+  Histogram* batch_seconds;
+  Gauge* open_buckets;
+  Counter* flushes;
+  Counter* flush_failures;
+  Gauge* flush_seconds;
+  Gauge* models;
+  std::map<std::string, Family<Gauge>*> signals;  // by signal name; constant after construction
+
+  std::mutex mu;  // Sync, and the signal series below
+  // (name, model, feature, slice) -> gauge
+  std::map<std::tuple<std::string, std::string, std::string, std::string>, Gauge*> series;
+
+  // Declared last: destroyed first, so no scrape runs into a dying State.
+  std::shared_ptr<Scrape> scrape = std::make_shared<Scrape>(this);
+  std::string listen;  // the exposer's bind address
+  std::unique_ptr<prometheus::Exposer> exposer;
+};
+
+Metrics::Metrics(const Ingestor* ingestor) : state_(std::make_shared<State>(ingestor)) {}
+
+Metrics::~Metrics() { StopExposing(); }
+
+absl::Status Metrics::Expose(const std::string& listen) {
+  try {
+    auto exposer = std::make_unique<prometheus::Exposer>(listen, 2);
+    exposer->RegisterCollectable(state_->scrape);
+    if (exposer->GetListeningPorts().empty()) {
+      return absl::UnavailableError(absl::StrCat("metrics_listen ", listen, ": not listening"));
+    }
+    state_->exposer = std::move(exposer);
+    state_->listen = listen;
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(
+        absl::StrCat("metrics_listen ", listen, ": cannot serve /metrics: ", e.what()));
+  }
+  return absl::OkStatus();
+}
+
+void Metrics::StopExposing() {
+  if (state_->exposer == nullptr) return;
+  // civetweb's accept loop polls with a 2 s quantum before it sees the stop
+  // flag; a connection (closed at once, so no worker waits on it) wakes it.
+  std::atomic<bool> stopped{false};
+  std::thread waker;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port()));
+  std::string host = state_->listen.substr(0, state_->listen.rfind(':'));
+  if (host.empty() || host == "0.0.0.0") host = "127.0.0.1";
+  if (inet_pton(AF_INET, host.c_str(), &addr.sin_addr) == 1) {
+    waker = std::thread([&stopped, addr] {
+      for (int i = 0; i < 100 && !stopped.load(); ++i) {
+        const int fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (fd >= 0) {
+          (void)connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr));
+          close(fd);
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+    });
+  }
+  state_->exposer.reset();
+  stopped.store(true);
+  if (waker.joinable()) waker.join();
+}
+
+int Metrics::port() const {
+  if (state_->exposer == nullptr) return 0;
+  const std::vector<int> ports = state_->exposer->GetListeningPorts();
+  return ports.empty() ? 0 : ports.front();
+}
+
+void Metrics::ObserveBatch(double seconds) {
+  state_->batches->Increment();
+  state_->batch_seconds->Observe(seconds);
+}
+
+void Metrics::OnStreamEnd(const IngestCounts& counts) {
+  for (const auto& [reason, stat] : counts.reasons) {
+    if (stat.count == 0) continue;
+    // Family::Add returns the existing series for known labels.
+    state_->rejected_by_reason->Add({{"reason", std::string(reason)}})
+        .Increment(static_cast<double>(stat.count));
+  }
+}
+
+void Metrics::SetSignals(const std::vector<ReportEngine::Signal>& signals) {
+  State& s = *state_;
+  std::lock_guard<std::mutex> lock(s.mu);
+  auto previous = std::move(s.series);
+  s.series.clear();
+  for (const ReportEngine::Signal& signal : signals) {
+    auto family = s.signals.find(signal.name);
+    if (family == s.signals.end()) continue;
+    auto key = std::make_tuple(signal.name, signal.model, signal.feature, signal.slice);
+    Gauge* gauge = nullptr;
+    if (auto it = previous.find(key); it != previous.end()) {
+      gauge = it->second;
+      previous.erase(it);
+    } else if (auto it2 = s.series.find(key); it2 != s.series.end()) {
+      gauge = it2->second;
+    } else {
+      gauge = &family->second->Add(
+          {{"model", signal.model}, {"feature", signal.feature}, {"slice", signal.slice}});
+    }
+    gauge->Set(signal.value);
+    s.series[key] = gauge;
+  }
+  for (const auto& [key, gauge] : previous) s.signals.at(std::get<0>(key))->Remove(gauge);
+}
+
+}  // namespace driftwatch::service::internal

@@ -1,0 +1,720 @@
+// The SQLite backend of Store. Layout and invariants of the file:
+// docs/formats/sqlite_schema.md.
+//
+// Concurrency: one writer connection behind write_mu_ (SQLite allows one
+// writer anyway; the mutex makes our own writers queue instead of spinning on
+// SQLITE_BUSY) and a pool of read connections leased one per call. In WAL
+// mode a reader sees the last committed snapshot and never waits for a
+// commit in progress. Every read is a single SELECT, hence one snapshot.
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "driftwatch/detectors/status_macros.h"
+#include "driftwatch/storage/store.h"
+#include "internal/migrations.h"
+#include "internal/sqlite.h"
+
+namespace driftwatch::storage {
+namespace {
+
+using internal::Connection;
+using internal::ScopedStatement;
+using internal::Transaction;
+
+// Idle read connections kept open; more are opened under load and closed
+// when returned beyond this count.
+constexpr size_t kMaxIdleReaders = 4;
+// Writer page cache: a flush of ~1000 x 12 KB profiles fits without spilling
+// dirty pages to the WAL before COMMIT.
+constexpr char kWriterCacheSql[] = "PRAGMA cache_size = -32768";  // KiB
+
+constexpr char kInsertMinuteSql[] =
+    "INSERT INTO buckets (model_key, level, bucket_start_ms, slice_id, profile) "
+    "VALUES (?, 0, ?, ?, ?) "
+    "ON CONFLICT (model_key, level, bucket_start_ms, slice_id) "
+    "DO UPDATE SET profile = excluded.profile";
+constexpr char kSelectBucketSql[] =
+    "SELECT rowid, profile FROM buckets "
+    "WHERE model_key = ? AND level = ? AND bucket_start_ms = ? AND slice_id = ?";
+constexpr char kInsertBucketSql[] =
+    "INSERT INTO buckets (model_key, level, bucket_start_ms, slice_id, profile) "
+    "VALUES (?, ?, ?, ?, ?)";
+constexpr char kUpdateBucketSql[] = "UPDATE buckets SET profile = ? WHERE rowid = ?";
+
+bool ValidLevel(Level level) {
+  return level == Level::kMinute || level == Level::kHour || level == Level::kDay;
+}
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+ModelRecord ReadModelRow(const internal::Statement& s) {
+  ModelRecord m;
+  m.model_key = s.ColumnInt64(0);
+  m.model_id = s.ColumnString(1);
+  m.model_version = s.ColumnString(2);
+  m.schema = s.ColumnString(3);
+  m.registered_at_ms = s.ColumnInt64(4);
+  m.watermark_ms = s.ColumnInt64(5);
+  m.closed_until_ms = s.ColumnInt64(6);
+  return m;
+}
+
+absl::Status ValidateBatch(const FlushBatch& batch) {
+  for (const BucketRow& row : batch.minute_upserts) {
+    if (row.level != Level::kMinute) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("commit flush: minute_upserts row for model ", row.model_key, " has level ",
+                       static_cast<int>(row.level), ", want minute (0)"));
+    }
+  }
+  for (const BucketRow& row : batch.rollups) {
+    if (row.level != Level::kHour && row.level != Level::kDay) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("commit flush: rollups row for model ", row.model_key, " has level ",
+                       static_cast<int>(row.level), ", want hour (1) or day (2)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+class SqliteStore final : public Store {
+ public:
+  SqliteStore(SqliteOptions options, RollupMerger merger, std::unique_ptr<Connection> writer)
+      : options_(std::move(options)), merger_(std::move(merger)), writer_(std::move(writer)) {}
+
+  absl::StatusOr<ModelRecord> PutModel(const ModelRecord& model) override;
+  absl::StatusOr<std::vector<ModelRecord>> ListModels() override;
+  absl::StatusOr<std::vector<SliceRecord>> ListSlices(int64_t model_key) override;
+  absl::Status Commit(const FlushBatch& batch) override;
+  absl::StatusOr<std::vector<BucketRow>> ReadBuckets(int64_t model_key, Level level,
+                                                     int64_t start_ms, int64_t end_ms,
+                                                     const std::vector<int32_t>& slices) override;
+  absl::StatusOr<std::vector<DedupChunk>> ReadDedup(int64_t model_key,
+                                                    int64_t from_bucket_ms) override;
+  absl::StatusOr<std::vector<RawEventRow>> ReadRawEvents(int64_t model_key, int64_t start_ms,
+                                                         int64_t end_ms, int limit) override;
+  absl::Status PutBaseline(const BaselineRecord& baseline) override;
+  absl::StatusOr<std::vector<BaselineRecord>> ListBaselines(int64_t model_key) override;
+  absl::StatusOr<int64_t> ApplyRetention(const RetentionPolicy& policy, int64_t now_ms) override;
+  absl::StatusOr<int64_t> DeleteRawEvents(int64_t model_key,
+                                          const std::vector<std::string>& event_ids) override;
+
+ private:
+  // A read connection borrowed from the pool; returned on destruction.
+  class ReaderLease {
+   public:
+    ReaderLease(SqliteStore* store, std::unique_ptr<Connection> conn)
+        : store_(store), conn_(std::move(conn)) {}
+    ReaderLease(ReaderLease&&) = default;
+    ~ReaderLease() {
+      if (conn_ != nullptr) store_->ReturnReader(std::move(conn_));
+    }
+    Connection* operator->() const { return conn_.get(); }
+
+   private:
+    SqliteStore* store_;
+    std::unique_ptr<Connection> conn_;
+  };
+
+  absl::StatusOr<ReaderLease> AcquireReader();
+  void ReturnReader(std::unique_ptr<Connection> conn);
+
+  // The pieces of Commit, each inside the caller's transaction.
+  absl::Status WriteSlices(const std::vector<SliceRecord>& slices)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  absl::Status WriteMinutes(const std::vector<BucketRow>& rows)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  absl::Status WriteRollups(const std::vector<BucketRow>& rows)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  absl::Status WriteDedup(const FlushBatch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  absl::Status WriteRawEvents(const std::vector<RawEventRow>& rows)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  absl::Status WriteProgress(const std::vector<FlushBatch::Progress>& progress)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+
+  // Constant after construction.
+  const SqliteOptions options_;
+  const RollupMerger merger_;
+
+  absl::Mutex write_mu_;
+  std::unique_ptr<Connection> writer_ ABSL_GUARDED_BY(write_mu_);
+
+  absl::Mutex pool_mu_;
+  std::vector<std::unique_ptr<Connection>> idle_readers_ ABSL_GUARDED_BY(pool_mu_);
+};
+
+// --- Reader pool -------------------------------------------------------------
+
+absl::StatusOr<SqliteStore::ReaderLease> SqliteStore::AcquireReader() {
+  {
+    absl::MutexLock lock(&pool_mu_);
+    if (!idle_readers_.empty()) {
+      std::unique_ptr<Connection> conn = std::move(idle_readers_.back());
+      idle_readers_.pop_back();
+      return ReaderLease(this, std::move(conn));
+    }
+  }
+  // Opened outside the pool lock: opening touches the file.
+  DW_ASSIGN_OR_RETURN(std::unique_ptr<Connection> conn,
+                      Connection::Open(options_.path, options_.busy_timeout_ms));
+  // A read connection never writes; query_only turns a bug into an error.
+  DW_RETURN_IF_ERROR(conn->Exec("PRAGMA query_only = ON", "open read connection"));
+  return ReaderLease(this, std::move(conn));
+}
+
+void SqliteStore::ReturnReader(std::unique_ptr<Connection> conn) {
+  absl::MutexLock lock(&pool_mu_);
+  if (idle_readers_.size() < kMaxIdleReaders) idle_readers_.push_back(std::move(conn));
+}
+
+// --- Models ------------------------------------------------------------------
+
+absl::StatusOr<ModelRecord> SqliteStore::PutModel(const ModelRecord& model) {
+  if (model.model_id.empty()) return absl::InvalidArgumentError("put model: empty model_id");
+  constexpr absl::string_view kOp = "put model";
+  absl::MutexLock lock(&write_mu_);
+  DW_ASSIGN_OR_RETURN(Transaction txn, Transaction::BeginImmediate(writer_.get(), kOp));
+  {
+    DW_ASSIGN_OR_RETURN(
+        ScopedStatement find,
+        writer_->Prepare("SELECT model_key, model_id, model_version, schema, registered_at_ms, "
+                         "watermark_ms, closed_until_ms FROM models "
+                         "WHERE model_id = ? AND model_version = ?",
+                         kOp));
+    find->BindText(1, model.model_id);
+    find->BindText(2, model.model_version);
+    DW_ASSIGN_OR_RETURN(bool found, find->Step(kOp));
+    if (found) {
+      ModelRecord stored = ReadModelRow(*find);
+      if (stored.schema != model.schema) {
+        return absl::AlreadyExistsError(
+            absl::StrCat("put model: model \"", model.model_id, "\" version \"",
+                         model.model_version, "\" is already registered with a different schema"));
+      }
+      return stored;  // the transaction rolls back: nothing was written
+    }
+  }
+  ModelRecord stored = model;
+  {
+    DW_ASSIGN_OR_RETURN(
+        ScopedStatement insert,
+        writer_->Prepare("INSERT INTO models (model_id, model_version, schema, registered_at_ms, "
+                         "watermark_ms, closed_until_ms) VALUES (?, ?, ?, ?, ?, ?)",
+                         kOp));
+    insert->BindText(1, model.model_id);
+    insert->BindText(2, model.model_version);
+    insert->BindBlob(3, model.schema);
+    insert->BindInt64(4, model.registered_at_ms);
+    insert->BindInt64(5, model.watermark_ms);
+    insert->BindInt64(6, model.closed_until_ms);
+    DW_RETURN_IF_ERROR(insert->Run(kOp));
+    stored.model_key = writer_->LastInsertRowid();
+  }
+  DW_RETURN_IF_ERROR(txn.Commit(kOp));
+  return stored;
+}
+
+absl::StatusOr<std::vector<ModelRecord>> SqliteStore::ListModels() {
+  constexpr absl::string_view kOp = "list models";
+  DW_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
+  DW_ASSIGN_OR_RETURN(ScopedStatement s,
+                      reader->Prepare("SELECT model_key, model_id, model_version, schema, "
+                                      "registered_at_ms, watermark_ms, closed_until_ms "
+                                      "FROM models ORDER BY model_key",
+                                      kOp));
+  std::vector<ModelRecord> out;
+  while (true) {
+    DW_ASSIGN_OR_RETURN(bool row, s->Step(kOp));
+    if (!row) break;
+    out.push_back(ReadModelRow(*s));
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<SliceRecord>> SqliteStore::ListSlices(int64_t model_key) {
+  constexpr absl::string_view kOp = "list slices";
+  DW_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
+  DW_ASSIGN_OR_RETURN(ScopedStatement s,
+                      reader->Prepare("SELECT slice_id, key_index, value FROM slices "
+                                      "WHERE model_key = ? ORDER BY slice_id",
+                                      kOp));
+  s->BindInt64(1, model_key);
+  std::vector<SliceRecord> out;
+  while (true) {
+    DW_ASSIGN_OR_RETURN(bool row, s->Step(kOp));
+    if (!row) break;
+    SliceRecord& r = out.emplace_back();
+    r.model_key = model_key;
+    r.slice_id = static_cast<int32_t>(s->ColumnInt64(0));
+    r.key_index = static_cast<int32_t>(s->ColumnInt64(1));
+    r.value = s->ColumnString(2);
+  }
+  return out;
+}
+
+// --- Commit ------------------------------------------------------------------
+
+absl::Status SqliteStore::Commit(const FlushBatch& batch) {
+  DW_RETURN_IF_ERROR(ValidateBatch(batch));
+  constexpr absl::string_view kOp = "commit flush";
+  absl::MutexLock lock(&write_mu_);
+  DW_ASSIGN_OR_RETURN(Transaction txn, Transaction::BeginImmediate(writer_.get(), kOp));
+  // Any error below returns early and `txn` rolls the whole batch back.
+  DW_RETURN_IF_ERROR(WriteSlices(batch.new_slices));
+  DW_RETURN_IF_ERROR(WriteMinutes(batch.minute_upserts));
+  DW_RETURN_IF_ERROR(WriteRollups(batch.rollups));
+  DW_RETURN_IF_ERROR(WriteDedup(batch));
+  DW_RETURN_IF_ERROR(WriteRawEvents(batch.raw_events));
+  DW_RETURN_IF_ERROR(WriteProgress(batch.progress));
+  return txn.Commit(kOp);
+}
+
+absl::Status SqliteStore::WriteSlices(const std::vector<SliceRecord>& slices) {
+  constexpr absl::string_view kOp = "commit flush: insert slice";
+  for (const SliceRecord& slice : slices) {
+    {
+      DW_ASSIGN_OR_RETURN(
+          ScopedStatement s,
+          writer_->Prepare("INSERT OR IGNORE INTO slices (model_key, slice_id, key_index, value) "
+                           "VALUES (?, ?, ?, ?)",
+                           kOp));
+      s->BindInt64(1, slice.model_key);
+      s->BindInt64(2, slice.slice_id);
+      s->BindInt64(3, slice.key_index);
+      s->BindText(4, slice.value);
+      DW_RETURN_IF_ERROR(s->Run(kOp));
+    }
+    if (writer_->Changes() > 0) continue;
+    // Re-sending a known slice is fine (a retried flush); redefining one is
+    // a bug upstream that would silently mislabel stored buckets.
+    DW_ASSIGN_OR_RETURN(ScopedStatement check,
+                        writer_->Prepare("SELECT key_index, value FROM slices "
+                                         "WHERE model_key = ? AND slice_id = ?",
+                                         kOp));
+    check->BindInt64(1, slice.model_key);
+    check->BindInt64(2, slice.slice_id);
+    DW_ASSIGN_OR_RETURN(bool found, check->Step(kOp));
+    if (found &&
+        (check->ColumnInt64(0) != slice.key_index || check->ColumnBlob(1) != slice.value)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(kOp, ": slice ", slice.slice_id, " of model ", slice.model_key,
+                       " already exists with a different key or value"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SqliteStore::WriteMinutes(const std::vector<BucketRow>& rows) {
+  constexpr absl::string_view kOp = "commit flush: upsert minute bucket";
+  for (const BucketRow& row : rows) {
+    DW_ASSIGN_OR_RETURN(ScopedStatement s, writer_->Prepare(kInsertMinuteSql, kOp));
+    s->BindInt64(1, row.model_key);
+    s->BindInt64(2, row.bucket_start_ms);
+    s->BindInt64(3, row.slice_id);
+    s->BindBlob(4, row.profile);
+    DW_RETURN_IF_ERROR(s->Run(kOp));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SqliteStore::WriteRollups(const std::vector<BucketRow>& rows) {
+  constexpr absl::string_view kOp = "commit flush: roll up bucket";
+  for (const BucketRow& row : rows) {
+    int64_t rowid = 0;
+    std::string merged;
+    bool found = false;
+    {
+      DW_ASSIGN_OR_RETURN(ScopedStatement find, writer_->Prepare(kSelectBucketSql, kOp));
+      find->BindInt64(1, row.model_key);
+      find->BindInt64(2, static_cast<int>(row.level));
+      find->BindInt64(3, row.bucket_start_ms);
+      find->BindInt64(4, row.slice_id);
+      DW_ASSIGN_OR_RETURN(found, find->Step(kOp));
+      if (found) {
+        rowid = find->ColumnInt64(0);
+        // The stored bytes are borrowed from SQLite until `find` resets.
+        absl::StatusOr<std::string> result =
+            merger_ ? merger_(row.model_key, find->ColumnBlob(1), row.profile)
+                    : absl::StatusOr<std::string>(
+                          absl::FailedPreconditionError("no rollup merger configured"));
+        if (!result.ok()) {
+          return absl::Status(
+              result.status().code(),
+              absl::StrCat(kOp, ": merge model ", row.model_key, " level ",
+                           static_cast<int>(row.level), " bucket ", row.bucket_start_ms, " slice ",
+                           row.slice_id, ": ", result.status().message()));
+        }
+        merged = *std::move(result);
+      }
+    }
+    if (found) {
+      DW_ASSIGN_OR_RETURN(ScopedStatement update, writer_->Prepare(kUpdateBucketSql, kOp));
+      update->BindBlob(1, merged);
+      update->BindInt64(2, rowid);
+      DW_RETURN_IF_ERROR(update->Run(kOp));
+    } else {
+      DW_ASSIGN_OR_RETURN(ScopedStatement insert, writer_->Prepare(kInsertBucketSql, kOp));
+      insert->BindInt64(1, row.model_key);
+      insert->BindInt64(2, static_cast<int>(row.level));
+      insert->BindInt64(3, row.bucket_start_ms);
+      insert->BindInt64(4, row.slice_id);
+      insert->BindBlob(5, row.profile);
+      DW_RETURN_IF_ERROR(insert->Run(kOp));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SqliteStore::WriteDedup(const FlushBatch& batch) {
+  // Drops first: a batch that closes a bucket carries no new chunk for it,
+  // and the order keeps a (buggy) both-in-one batch from losing new hashes.
+  constexpr absl::string_view kDropOp = "commit flush: drop dedup";
+  for (const FlushBatch::ClosedBucket& closed : batch.drop_dedup) {
+    DW_ASSIGN_OR_RETURN(
+        ScopedStatement s,
+        writer_->Prepare("DELETE FROM dedup WHERE model_key = ? AND bucket_start_ms = ?", kDropOp));
+    s->BindInt64(1, closed.model_key);
+    s->BindInt64(2, closed.bucket_start_ms);
+    DW_RETURN_IF_ERROR(s->Run(kDropOp));
+  }
+  constexpr absl::string_view kOp = "commit flush: insert dedup chunk";
+  for (const DedupChunk& chunk : batch.dedup) {
+    DW_ASSIGN_OR_RETURN(
+        ScopedStatement s,
+        writer_->Prepare("INSERT INTO dedup (model_key, bucket_start_ms, hashes) VALUES (?, ?, ?)",
+                         kOp));
+    s->BindInt64(1, chunk.model_key);
+    s->BindInt64(2, chunk.bucket_start_ms);
+    s->BindBlob(3, chunk.hashes);
+    DW_RETURN_IF_ERROR(s->Run(kOp));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SqliteStore::WriteRawEvents(const std::vector<RawEventRow>& rows) {
+  constexpr absl::string_view kOp = "commit flush: insert raw event";
+  for (const RawEventRow& row : rows) {
+    DW_ASSIGN_OR_RETURN(ScopedStatement s,
+                        writer_->Prepare("INSERT OR IGNORE INTO raw_events (model_key, event_id, "
+                                         "event_time_ms, received_at_ms, event) "
+                                         "VALUES (?, ?, ?, ?, ?)",
+                                         kOp));
+    s->BindInt64(1, row.model_key);
+    s->BindText(2, row.event_id);
+    s->BindInt64(3, row.event_time_ms);
+    s->BindInt64(4, row.received_at_ms);
+    s->BindBlob(5, row.event);
+    DW_RETURN_IF_ERROR(s->Run(kOp));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SqliteStore::WriteProgress(const std::vector<FlushBatch::Progress>& progress) {
+  constexpr absl::string_view kOp = "commit flush: update progress";
+  for (const FlushBatch::Progress& p : progress) {
+    {
+      // max(): a retried or reordered flush never moves a model backwards.
+      DW_ASSIGN_OR_RETURN(
+          ScopedStatement s,
+          writer_->Prepare("UPDATE models SET watermark_ms = max(watermark_ms, ?), "
+                           "closed_until_ms = max(closed_until_ms, ?) WHERE model_key = ?",
+                           kOp));
+      s->BindInt64(1, p.watermark_ms);
+      s->BindInt64(2, p.closed_until_ms);
+      s->BindInt64(3, p.model_key);
+      DW_RETURN_IF_ERROR(s->Run(kOp));
+    }
+    if (writer_->Changes() == 0) {
+      return absl::NotFoundError(absl::StrCat(kOp, ": unknown model_key ", p.model_key));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// --- Reads -------------------------------------------------------------------
+
+absl::StatusOr<std::vector<BucketRow>> SqliteStore::ReadBuckets(
+    int64_t model_key, Level level, int64_t start_ms, int64_t end_ms,
+    const std::vector<int32_t>& slices) {
+  constexpr absl::string_view kOp = "read buckets";
+  if (!ValidLevel(level)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(kOp, ": unknown level ", static_cast<int>(level)));
+  }
+  std::vector<BucketRow> out;
+  if (start_ms >= end_ms) return out;
+  DW_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
+  // The slice filter is one JSON array parameter, so a single cached
+  // statement serves every filter size (an IN list of ? would not).
+  constexpr char kAll[] =
+      "SELECT bucket_start_ms, slice_id, profile FROM buckets "
+      "WHERE model_key = ? AND level = ? AND bucket_start_ms >= ? AND bucket_start_ms < ? "
+      "ORDER BY bucket_start_ms, slice_id";
+  constexpr char kFiltered[] =
+      "SELECT bucket_start_ms, slice_id, profile FROM buckets "
+      "WHERE model_key = ? AND level = ? AND bucket_start_ms >= ? AND bucket_start_ms < ? "
+      "AND slice_id IN (SELECT value FROM json_each(?)) "
+      "ORDER BY bucket_start_ms, slice_id";
+  std::string slice_json;
+  if (!slices.empty()) {
+    slice_json = "[";
+    for (size_t i = 0; i < slices.size(); ++i) {
+      absl::StrAppend(&slice_json, i == 0 ? "" : ",", slices[i]);
+    }
+    slice_json += "]";
+  }
+  DW_ASSIGN_OR_RETURN(ScopedStatement s, reader->Prepare(slices.empty() ? kAll : kFiltered, kOp));
+  s->BindInt64(1, model_key);
+  s->BindInt64(2, static_cast<int>(level));
+  s->BindInt64(3, start_ms);
+  s->BindInt64(4, end_ms);
+  if (!slices.empty()) s->BindText(5, slice_json);
+  while (true) {
+    DW_ASSIGN_OR_RETURN(bool row, s->Step(kOp));
+    if (!row) break;
+    BucketRow& r = out.emplace_back();
+    r.model_key = model_key;
+    r.level = level;
+    r.bucket_start_ms = s->ColumnInt64(0);
+    r.slice_id = static_cast<int32_t>(s->ColumnInt64(1));
+    r.profile = s->ColumnString(2);
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<DedupChunk>> SqliteStore::ReadDedup(int64_t model_key,
+                                                               int64_t from_bucket_ms) {
+  constexpr absl::string_view kOp = "read dedup";
+  DW_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
+  DW_ASSIGN_OR_RETURN(ScopedStatement s,
+                      reader->Prepare("SELECT bucket_start_ms, hashes FROM dedup "
+                                      "WHERE model_key = ? AND bucket_start_ms >= ? "
+                                      "ORDER BY bucket_start_ms, chunk_id",
+                                      kOp));
+  s->BindInt64(1, model_key);
+  s->BindInt64(2, from_bucket_ms);
+  std::vector<DedupChunk> out;
+  while (true) {
+    DW_ASSIGN_OR_RETURN(bool row, s->Step(kOp));
+    if (!row) break;
+    DedupChunk& c = out.emplace_back();
+    c.model_key = model_key;
+    c.bucket_start_ms = s->ColumnInt64(0);
+    c.hashes = s->ColumnString(1);
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<RawEventRow>> SqliteStore::ReadRawEvents(int64_t model_key,
+                                                                    int64_t start_ms,
+                                                                    int64_t end_ms, int limit) {
+  constexpr absl::string_view kOp = "read raw events";
+  if (limit <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat(kOp, ": limit must be > 0, got ", limit));
+  }
+  DW_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
+  DW_ASSIGN_OR_RETURN(
+      ScopedStatement s,
+      reader->Prepare("SELECT event_id, event_time_ms, received_at_ms, event FROM raw_events "
+                      "WHERE model_key = ? AND event_time_ms >= ? AND event_time_ms < ? "
+                      "ORDER BY event_time_ms, event_id LIMIT ?",
+                      kOp));
+  s->BindInt64(1, model_key);
+  s->BindInt64(2, start_ms);
+  s->BindInt64(3, end_ms);
+  s->BindInt64(4, limit);
+  std::vector<RawEventRow> out;
+  while (true) {
+    DW_ASSIGN_OR_RETURN(bool row, s->Step(kOp));
+    if (!row) break;
+    RawEventRow& r = out.emplace_back();
+    r.model_key = model_key;
+    r.event_id = s->ColumnString(0);
+    r.event_time_ms = s->ColumnInt64(1);
+    r.received_at_ms = s->ColumnInt64(2);
+    r.event = s->ColumnString(3);
+  }
+  return out;
+}
+
+// --- Baselines ---------------------------------------------------------------
+
+absl::Status SqliteStore::PutBaseline(const BaselineRecord& baseline) {
+  constexpr absl::string_view kOp = "put baseline";
+  if (baseline.name.empty()) return absl::InvalidArgumentError("put baseline: empty name");
+  absl::MutexLock lock(&write_mu_);
+  DW_ASSIGN_OR_RETURN(ScopedStatement s,
+                      writer_->Prepare("INSERT OR REPLACE INTO baselines (model_key, name, spec, "
+                                       "profile, created_at_ms) VALUES (?, ?, ?, ?, ?)",
+                                       kOp));
+  s->BindInt64(1, baseline.model_key);
+  s->BindText(2, baseline.name);
+  s->BindBlob(3, baseline.spec);
+  s->BindBlob(4, baseline.profile);
+  s->BindInt64(5, baseline.created_at_ms);
+  return s->Run(kOp);  // autocommit: one statement is its own transaction
+}
+
+absl::StatusOr<std::vector<BaselineRecord>> SqliteStore::ListBaselines(int64_t model_key) {
+  constexpr absl::string_view kOp = "list baselines";
+  DW_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
+  DW_ASSIGN_OR_RETURN(ScopedStatement s,
+                      reader->Prepare("SELECT name, spec, profile, created_at_ms FROM baselines "
+                                      "WHERE model_key = ? ORDER BY name",
+                                      kOp));
+  s->BindInt64(1, model_key);
+  std::vector<BaselineRecord> out;
+  while (true) {
+    DW_ASSIGN_OR_RETURN(bool row, s->Step(kOp));
+    if (!row) break;
+    BaselineRecord& b = out.emplace_back();
+    b.model_key = model_key;
+    b.name = s->ColumnString(0);
+    b.spec = s->ColumnString(1);
+    b.profile = s->ColumnString(2);
+    b.created_at_ms = s->ColumnInt64(3);
+  }
+  return out;
+}
+
+// --- Deletion ----------------------------------------------------------------
+
+absl::StatusOr<int64_t> SqliteStore::ApplyRetention(const RetentionPolicy& policy, int64_t now_ms) {
+  constexpr absl::string_view kOp = "apply retention";
+  // A non-positive age keeps that kind forever.
+  auto cutoff = [now_ms](int64_t age_ms, int64_t* out) {
+    return age_ms > 0 && !__builtin_sub_overflow(now_ms, age_ms, out);
+  };
+  absl::MutexLock lock(&write_mu_);
+  DW_ASSIGN_OR_RETURN(Transaction txn, Transaction::BeginImmediate(writer_.get(), kOp));
+  int64_t deleted = 0;
+  // Per model, so each DELETE is a range scan of a primary-key prefix.
+  std::vector<int64_t> models;
+  {
+    DW_ASSIGN_OR_RETURN(ScopedStatement s,
+                        writer_->Prepare("SELECT model_key FROM models ORDER BY model_key", kOp));
+    while (true) {
+      DW_ASSIGN_OR_RETURN(bool row, s->Step(kOp));
+      if (!row) break;
+      models.push_back(s->ColumnInt64(0));
+    }
+  }
+  const std::pair<Level, int64_t> levels[] = {{Level::kMinute, policy.minute_ms},
+                                              {Level::kHour, policy.hour_ms},
+                                              {Level::kDay, policy.day_ms}};
+  for (int64_t model_key : models) {
+    for (const auto& [level, age_ms] : levels) {
+      int64_t before = 0;
+      if (!cutoff(age_ms, &before)) continue;
+      DW_ASSIGN_OR_RETURN(ScopedStatement s,
+                          writer_->Prepare("DELETE FROM buckets WHERE model_key = ? AND level = ? "
+                                           "AND bucket_start_ms < ?",
+                                           kOp));
+      s->BindInt64(1, model_key);
+      s->BindInt64(2, static_cast<int>(level));
+      s->BindInt64(3, before);
+      DW_RETURN_IF_ERROR(s->Run(kOp));
+      deleted += writer_->Changes();
+    }
+    int64_t before = 0;
+    // Dedup hashes of a bucket past minute retention can never be used; they
+    // only linger if a drop_dedup was lost.
+    if (cutoff(policy.minute_ms, &before)) {
+      DW_ASSIGN_OR_RETURN(
+          ScopedStatement s,
+          writer_->Prepare("DELETE FROM dedup WHERE model_key = ? AND bucket_start_ms < ?", kOp));
+      s->BindInt64(1, model_key);
+      s->BindInt64(2, before);
+      DW_RETURN_IF_ERROR(s->Run(kOp));
+      deleted += writer_->Changes();
+    }
+    if (cutoff(policy.raw_events_ms, &before)) {
+      DW_ASSIGN_OR_RETURN(
+          ScopedStatement s,
+          writer_->Prepare("DELETE FROM raw_events WHERE model_key = ? AND event_time_ms < ?",
+                           kOp));
+      s->BindInt64(1, model_key);
+      s->BindInt64(2, before);
+      DW_RETURN_IF_ERROR(s->Run(kOp));
+      deleted += writer_->Changes();
+    }
+  }
+  DW_RETURN_IF_ERROR(txn.Commit(kOp));
+  return deleted;
+}
+
+absl::StatusOr<int64_t> SqliteStore::DeleteRawEvents(int64_t model_key,
+                                                     const std::vector<std::string>& event_ids) {
+  constexpr absl::string_view kOp = "delete raw events";
+  if (event_ids.empty()) return 0;
+  absl::MutexLock lock(&write_mu_);
+  DW_ASSIGN_OR_RETURN(Transaction txn, Transaction::BeginImmediate(writer_.get(), kOp));
+  int64_t deleted = 0;
+  for (const std::string& id : event_ids) {
+    DW_ASSIGN_OR_RETURN(
+        ScopedStatement s,
+        writer_->Prepare("DELETE FROM raw_events WHERE model_key = ? AND event_id = ?", kOp));
+    s->BindInt64(1, model_key);
+    s->BindText(2, id);
+    DW_RETURN_IF_ERROR(s->Run(kOp));
+    deleted += writer_->Changes();
+  }
+  DW_RETURN_IF_ERROR(txn.Commit(kOp));
+  return deleted;
+}
+
+}  // namespace
+
+// --- Open --------------------------------------------------------------------
+
+absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const SqliteOptions& options,
+                                                       RollupMerger merger) {
+  constexpr absl::string_view kOp = "open sqlite store";
+  if (options.path.empty()) return absl::InvalidArgumentError("open sqlite store: empty path");
+  if (options.busy_timeout_ms < 0) {
+    return absl::InvalidArgumentError("open sqlite store: negative busy_timeout_ms");
+  }
+  std::filesystem::path parent = std::filesystem::path(options.path).parent_path();
+  if (!parent.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(parent, ec);
+    if (ec) {
+      return absl::Status(
+          absl::ErrnoToStatusCode(ec.value()),
+          absl::StrCat(kOp, ": create directory ", parent.string(), ": ", ec.message()));
+    }
+  }
+  DW_ASSIGN_OR_RETURN(std::unique_ptr<Connection> writer,
+                      Connection::Open(options.path, options.busy_timeout_ms));
+  // The first statement reads the header: a non-database file fails here
+  // with DATA_LOSS.
+  DW_ASSIGN_OR_RETURN(std::string mode, writer->QueryText("PRAGMA journal_mode = WAL",
+                                                          "open sqlite store: set WAL mode"));
+  if (mode != "wal") {
+    return absl::FailedPreconditionError(
+        absl::StrCat(kOp, ": journal mode is \"", mode,
+                     "\", not \"wal\" (in-memory databases are unsupported)"));
+  }
+  DW_RETURN_IF_ERROR(writer->Exec(
+      options.synchronous_full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL",
+      "open sqlite store: set synchronous"));
+  DW_RETURN_IF_ERROR(writer->Exec("PRAGMA foreign_keys = OFF", "open sqlite store: foreign_keys"));
+  DW_RETURN_IF_ERROR(writer->Exec(kWriterCacheSql, "open sqlite store: cache_size"));
+  DW_RETURN_IF_ERROR(internal::ApplyMigrations(writer.get(), NowMs()));
+  return std::unique_ptr<Store>(
+      std::make_unique<SqliteStore>(options, std::move(merger), std::move(writer)));
+}
+
+}  // namespace driftwatch::storage

@@ -1,0 +1,173 @@
+// An in-memory storage::Store for unit tests of the ingest path: the same
+// contract as the SQLite store (atomic Commit, rollups through the merger),
+// plus a switch that makes the next commits fail.
+#pragma once
+
+#include <map>
+#include <mutex>
+#include <tuple>
+
+#include "absl/strings/str_cat.h"
+#include "driftwatch/storage/store.h"
+
+namespace driftwatch::testing {
+
+class FakeStore : public storage::Store {
+ public:
+  explicit FakeStore(storage::RollupMerger merger) : merger_(std::move(merger)) {}
+
+  void FailCommits(int n) {
+    std::lock_guard<std::mutex> lock(mu_);
+    fail_commits_ = n;
+  }
+  int commits() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return commits_;
+  }
+
+  absl::StatusOr<storage::ModelRecord> PutModel(const storage::ModelRecord& model) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [key, m] : models_) {
+      if (m.model_id == model.model_id && m.model_version == model.model_version) {
+        if (m.schema != model.schema) return absl::AlreadyExistsError("different schema");
+        return m;
+      }
+    }
+    storage::ModelRecord r = model;
+    r.model_key = static_cast<int64_t>(models_.size()) + 1;
+    models_[r.model_key] = r;
+    return r;
+  }
+  absl::StatusOr<std::vector<storage::ModelRecord>> ListModels() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<storage::ModelRecord> out;
+    for (auto& [key, m] : models_) out.push_back(m);
+    return out;
+  }
+  absl::StatusOr<std::vector<storage::SliceRecord>> ListSlices(int64_t model_key) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<storage::SliceRecord> out;
+    for (auto& [k, s] : slices_) {
+      if (std::get<0>(k) == model_key) out.push_back(s);
+    }
+    return out;
+  }
+  absl::Status Commit(const storage::FlushBatch& batch) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (fail_commits_ > 0) {
+      --fail_commits_;
+      return absl::UnavailableError("injected commit failure");
+    }
+    // Stage on copies so that a merger failure leaves nothing applied.
+    auto buckets = buckets_;
+    for (const auto& row : batch.minute_upserts) buckets[Key(row)] = row;
+    for (const auto& row : batch.rollups) {
+      auto it = buckets.find(Key(row));
+      if (it == buckets.end()) {
+        buckets[Key(row)] = row;
+      } else {
+        absl::StatusOr<std::string> merged = merger_(row.model_key, it->second.profile, row.profile);
+        if (!merged.ok()) return merged.status();
+        it->second.profile = *merged;
+      }
+    }
+    buckets_ = std::move(buckets);
+    for (const auto& s : batch.new_slices) slices_[{s.model_key, s.slice_id}] = s;
+    for (const auto& c : batch.dedup) dedup_.push_back(c);
+    for (const auto& d : batch.drop_dedup) {
+      std::erase_if(dedup_, [&](const storage::DedupChunk& c) {
+        return c.model_key == d.model_key && c.bucket_start_ms == d.bucket_start_ms;
+      });
+    }
+    for (const auto& r : batch.raw_events) raw_.emplace(std::make_pair(r.model_key, r.event_id), r);
+    for (const auto& p : batch.progress) {
+      auto& m = models_[p.model_key];
+      m.watermark_ms = std::max(m.watermark_ms, p.watermark_ms);
+      m.closed_until_ms = std::max(m.closed_until_ms, p.closed_until_ms);
+    }
+    ++commits_;
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::vector<storage::BucketRow>> ReadBuckets(
+      int64_t model_key, storage::Level level, int64_t start_ms, int64_t end_ms,
+      const std::vector<int32_t>& slices) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<storage::BucketRow> out;
+    for (auto& [k, row] : buckets_) {
+      if (row.model_key != model_key || row.level != level || row.bucket_start_ms < start_ms ||
+          row.bucket_start_ms >= end_ms) {
+        continue;
+      }
+      if (!slices.empty() && std::find(slices.begin(), slices.end(), row.slice_id) == slices.end()) {
+        continue;
+      }
+      out.push_back(row);
+    }
+    return out;
+  }
+  absl::StatusOr<std::vector<storage::DedupChunk>> ReadDedup(int64_t model_key,
+                                                             int64_t from_bucket_ms) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<storage::DedupChunk> out;
+    for (const auto& c : dedup_) {
+      if (c.model_key == model_key && c.bucket_start_ms >= from_bucket_ms) out.push_back(c);
+    }
+    return out;
+  }
+  absl::StatusOr<std::vector<storage::RawEventRow>> ReadRawEvents(int64_t model_key, int64_t,
+                                                                  int64_t, int) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<storage::RawEventRow> out;
+    for (auto& [k, r] : raw_) {
+      if (r.model_key == model_key) out.push_back(r);
+    }
+    return out;
+  }
+  absl::Status PutBaseline(const storage::BaselineRecord& b) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    baselines_[{b.model_key, b.name}] = b;
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::vector<storage::BaselineRecord>> ListBaselines(int64_t model_key) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<storage::BaselineRecord> out;
+    for (auto& [k, b] : baselines_) {
+      if (b.model_key == model_key) out.push_back(b);
+    }
+    return out;
+  }
+  absl::StatusOr<int64_t> ApplyRetention(const storage::RetentionPolicy&, int64_t) override {
+    return 0;
+  }
+  absl::StatusOr<int64_t> DeleteRawEvents(int64_t, const std::vector<std::string>&) override {
+    return 0;
+  }
+
+  size_t dedup_chunks() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return dedup_.size();
+  }
+  size_t raw_events() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return raw_.size();
+  }
+
+ private:
+  using RowKey = std::tuple<int64_t, int, int64_t, int32_t>;
+  static RowKey Key(const storage::BucketRow& r) {
+    return {r.model_key, static_cast<int>(r.level), r.bucket_start_ms, r.slice_id};
+  }
+
+  storage::RollupMerger merger_;
+  mutable std::mutex mu_;
+  int fail_commits_ = 0;
+  int commits_ = 0;
+  std::map<int64_t, storage::ModelRecord> models_;
+  std::map<std::pair<int64_t, int32_t>, storage::SliceRecord> slices_;
+  std::map<RowKey, storage::BucketRow> buckets_;
+  std::vector<storage::DedupChunk> dedup_;
+  std::map<std::pair<int64_t, std::string>, storage::RawEventRow> raw_;
+  std::map<std::pair<int64_t, std::string>, storage::BaselineRecord> baselines_;
+};
+
+}  // namespace driftwatch::testing

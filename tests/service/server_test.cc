@@ -1,0 +1,522 @@
+// The process around the ingest path: a real Server on 127.0.0.1:0 spoken
+// to through real gRPC stubs and a raw /metrics socket; the configuration
+// file and flags; driftwatchd itself as a subprocess.
+#include "driftwatch/service/server.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "driftwatch/v1/alerts.grpc.pb.h"
+#include "driftwatch/v1/ingest.grpc.pb.h"
+#include "driftwatch/v1/models.grpc.pb.h"
+
+extern char** environ;
+
+namespace driftwatch::service {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A fresh directory under $TMPDIR, removed with the object.
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (fs::temp_directory_path() / "driftwatch-server-XXXXXX").string();
+    path_ = mkdtemp(tmpl.data());
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+  std::string File(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+void WriteFile(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+v1::ModelSchema Schema(const std::string& version = "v1") {
+  v1::ModelSchema s;
+  s.mutable_model()->set_model_id("fraud");
+  s.mutable_model()->set_model_version(version);
+  auto* amount = s.add_features();
+  amount->set_name("amount");
+  amount->set_kind(v1::FEATURE_KIND_NUMERIC);
+  amount->set_nullable(true);
+  for (int i = 0; i < 100; ++i) amount->add_reference_sample(i);
+  auto* country = s.add_features();
+  country->set_name("country");
+  country->set_kind(v1::FEATURE_KIND_CATEGORICAL);
+  s.set_score_kind(v1::SCORE_KIND_BINARY_PROBABILITY);
+  s.add_score_names("p_fraud");
+  s.add_slice_keys()->set_key("platform");
+  return s;
+}
+
+int64_t NowMs() { return SystemClock().NowMs(); }
+
+v1::PredictionBatch Rows(const std::vector<std::string>& ids, int64_t t) {
+  v1::PredictionBatch b;
+  b.mutable_model()->set_model_id("fraud");
+  b.mutable_model()->set_model_version("v1");
+  for (const std::string& id : ids) {
+    v1::PredictionEvent* e = b.mutable_rows()->add_events();
+    e->set_event_id(id);
+    e->set_event_time_ms(t);
+    e->add_numeric(42);
+    e->add_categorical("US");
+    e->add_scores(0.25);
+    e->add_slice_values("ios");
+  }
+  return b;
+}
+
+v1::PredictionBatch Columns(const std::vector<std::string>& ids, int64_t t) {
+  v1::PredictionBatch b;
+  b.mutable_model()->set_model_id("fraud");
+  b.mutable_model()->set_model_version("v1");
+  v1::ColumnarBatch* c = b.mutable_columns();
+  c->set_num_events(static_cast<uint32_t>(ids.size()));
+  v1::CategoricalColumn* country = c->add_categorical();
+  country->set_name("country");
+  country->add_dictionary("DE");
+  c->add_slice_dictionary()->add_values("android");
+  for (size_t i = 0; i < ids.size(); ++i) {
+    c->add_event_ids(ids[i]);
+    c->add_event_time_ms(t);
+    c->add_numeric(static_cast<double>(i));
+    country->add_codes(0);
+    c->add_scores(0.5);
+    c->add_slice_codes(0);
+  }
+  return b;
+}
+
+class ServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override { StartServer(); }
+  void TearDown() override { server_.reset(); }
+
+  void StartServer() {
+    ServerConfig config;
+    config.listen = "127.0.0.1:0";
+    config.metrics_listen = "127.0.0.1:0";
+    config.data_dir = dir_.File("data");
+    config.ingest.flush_interval_ms = 50;
+    config.ingest.raw_sample_rate = 1.0;
+    config.signal_interval_ms = 50;
+    absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(config, &clock_);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+    ASSERT_GT(server_->grpc_port(), 0);
+    ASSERT_GT(server_->metrics_port(), 0);
+    auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->grpc_port()),
+                                       grpc::InsecureChannelCredentials());
+    ingest_ = v1::Ingest::NewStub(channel);
+    models_ = v1::Models::NewStub(channel);
+    alerts_ = v1::Alerts::NewStub(channel);
+  }
+
+  void Restart() {
+    server_->Shutdown();
+    server_.reset();
+    StartServer();
+  }
+
+  grpc::Status Register(const v1::ModelSchema& schema, bool* created) {
+    grpc::ClientContext ctx;
+    v1::RegisterModelRequest request;
+    *request.mutable_schema() = schema;
+    v1::RegisterModelResponse response;
+    grpc::Status status = models_->RegisterModel(&ctx, request, &response);
+    *created = response.created();
+    return status;
+  }
+
+  // One client stream carrying `batches`; the ack or the error.
+  grpc::Status Stream(const std::vector<v1::PredictionBatch>& batches, v1::IngestAck* ack) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    auto writer = ingest_->StreamPredictions(&ctx, ack);
+    for (const auto& b : batches) {
+      if (!writer->Write(b)) break;
+    }
+    writer->WritesDone();
+    return writer->Finish();
+  }
+
+  TempDir dir_;
+  SystemClock clock_;
+  std::unique_ptr<Server> server_;
+  std::unique_ptr<v1::Ingest::Stub> ingest_;
+  std::unique_ptr<v1::Models::Stub> models_;
+  std::unique_ptr<v1::Alerts::Stub> alerts_;
+};
+
+TEST_F(ServerTest, RegisterModelIsIdempotentAndRefusesAnotherSchema) {
+  bool created = false;
+  ASSERT_TRUE(Register(Schema(), &created).ok());
+  EXPECT_TRUE(created);
+  ASSERT_TRUE(Register(Schema(), &created).ok());
+  EXPECT_FALSE(created);
+  v1::ModelSchema other = Schema();
+  other.mutable_features(0)->set_nullable(false);
+  grpc::Status status = Register(other, &created);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::ALREADY_EXISTS) << status.error_message();
+
+  grpc::ClientContext ctx;
+  v1::GetModelRequest get;
+  get.mutable_model()->set_model_id("fraud");
+  v1::ModelSchema got;
+  ASSERT_TRUE(models_->GetModel(&ctx, get, &got).ok());
+  EXPECT_EQ(got.model().model_version(), "v1");
+  EXPECT_EQ(got.features_size(), 2);
+
+  grpc::ClientContext list_ctx;
+  v1::ListModelsResponse list;
+  ASSERT_TRUE(models_->ListModels(&list_ctx, v1::ListModelsRequest(), &list).ok());
+  EXPECT_EQ(list.models_size(), 1);
+
+  grpc::ClientContext missing_ctx;
+  get.mutable_model()->set_model_id("nope");
+  EXPECT_EQ(models_->GetModel(&missing_ctx, get, &got).error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(ServerTest, StreamsRowAndColumnarBatchesAndAcksCounts) {
+  bool created = false;
+  ASSERT_TRUE(Register(Schema(), &created).ok());
+  const int64_t t = NowMs();
+  v1::PredictionBatch rows = Rows({"r1", "r2", "r3"}, t);
+  rows.mutable_rows()->mutable_events(1)->clear_event_id();  // rejected, the rest go in
+  std::vector<v1::PredictionBatch> stream = {rows, Columns({"c1", "c2"}, t)};
+
+  v1::IngestAck ack;
+  grpc::Status status = Stream(stream, &ack);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(ack.batches(), 2u);
+  EXPECT_EQ(ack.accepted(), 4u);
+  EXPECT_EQ(ack.rejected(), 1u);
+  EXPECT_EQ(ack.duplicates(), 0u);
+  ASSERT_EQ(ack.reasons_size(), 1);
+  EXPECT_EQ(ack.reasons(0).reason(), "missing_event_id");
+  EXPECT_EQ(ack.reasons(0).count(), 1u);
+  EXPECT_FALSE(ack.reasons(0).message().empty());
+
+  // The retried stream is all duplicates: nothing is counted twice.
+  v1::IngestAck retry;
+  ASSERT_TRUE(Stream(stream, &retry).ok());
+  EXPECT_EQ(retry.accepted(), 0u);
+  EXPECT_EQ(retry.duplicates(), 4u);
+  EXPECT_EQ(retry.rejected(), 1u);
+  EXPECT_EQ(server_->ingestor().totals().accepted.load(), 4u);
+
+  // Restart on the same data dir: dedup ids were persisted with the ack.
+  Restart();
+  v1::IngestAck after;
+  ASSERT_TRUE(Stream(stream, &after).ok());
+  EXPECT_EQ(after.accepted(), 0u);
+  EXPECT_EQ(after.duplicates(), 4u);
+  v1::IngestAck fresh;
+  ASSERT_TRUE(Stream({Rows({"r9"}, t)}, &fresh).ok());
+  EXPECT_EQ(fresh.accepted(), 1u);
+}
+
+TEST_F(ServerTest, UnknownModelEndsTheStreamWithNotFound) {
+  v1::IngestAck ack;
+  grpc::Status status = Stream({Rows({"a"}, NowMs())}, &ack);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_NE(status.error_message().find("fraud"), std::string::npos) << status.error_message();
+
+  bool created = false;
+  ASSERT_TRUE(Register(Schema(), &created).ok());
+  v1::PredictionBatch malformed = Columns({"a", "b"}, NowMs());
+  malformed.mutable_columns()->set_num_events(3);  // columns hold 2 values each
+  status = Stream({malformed}, &ack);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+}
+
+TEST_F(ServerTest, EmptyStreamAcksZeroAndUnbuiltServicesSayUnimplemented) {
+  v1::IngestAck ack;
+  ASSERT_TRUE(Stream({}, &ack).ok());
+  EXPECT_EQ(ack.batches(), 0u);
+
+  grpc::ClientContext label_ctx;
+  v1::LabelAck label_ack;
+  auto writer = ingest_->StreamLabels(&label_ctx, &label_ack);
+  writer->WritesDone();
+  EXPECT_EQ(writer->Finish().error_code(), grpc::StatusCode::UNIMPLEMENTED);
+
+  grpc::ClientContext alerts_ctx;
+  v1::ListAlertsResponse alerts;
+  grpc::Status status = alerts_->ListAlerts(&alerts_ctx, v1::ListAlertsRequest(), &alerts);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_EQ(status.error_message(), "alerting lands with the alerting issue");
+}
+
+std::string HttpGet(int port, const std::string& path) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string response;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+    const std::string request = "GET " + path + " HTTP/1.0\r\n\r\n";
+    if (write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size())) {
+      char buf[4096];
+      ssize_t n;
+      while ((n = read(fd, buf, sizeof(buf))) > 0) response.append(buf, n);
+    }
+  }
+  close(fd);
+  return response;
+}
+
+TEST_F(ServerTest, MetricsEndpointCountsIngest) {
+  bool created = false;
+  ASSERT_TRUE(Register(Schema(), &created).ok());
+  v1::PredictionBatch batch = Rows({"m1", "m2"}, NowMs());
+  batch.mutable_rows()->mutable_events(1)->clear_event_id();
+  v1::IngestAck ack;
+  ASSERT_TRUE(Stream({batch}, &ack).ok());
+
+  const std::string body = HttpGet(server_->metrics_port(), "/metrics");
+  EXPECT_NE(body.find("200 OK"), std::string::npos) << body;
+  EXPECT_NE(body.find("driftwatch_ingest_events_total{result=\"accepted\"} 1"), std::string::npos)
+      << body;
+  EXPECT_NE(body.find("driftwatch_ingest_rejected_total{reason=\"missing_event_id\"} 1"),
+            std::string::npos);
+  EXPECT_NE(body.find("driftwatch_ingest_batches_total 1"), std::string::npos);
+  EXPECT_NE(body.find("driftwatch_models 1"), std::string::npos);
+  EXPECT_NE(body.find("driftwatch_ingest_batch_seconds_count 1"), std::string::npos);
+}
+
+TEST_F(ServerTest, DriftSignalsBecomeGauges) {
+  bool created = false;
+  ASSERT_TRUE(Register(Schema(), &created).ok());
+  v1::CreateBaselineRequest request;
+  request.mutable_model()->set_model_id("fraud");
+  request.mutable_baseline()->set_name("default");
+  v1::ReferenceProfile* ref = request.mutable_baseline()->mutable_profile();
+  v1::NumericColumn* amount = ref->add_numeric();
+  amount->set_name("amount");
+  v1::CategoricalColumn* country = ref->add_categorical();
+  country->set_name("country");
+  country->add_dictionary("US");
+  for (int i = 0; i < 100; ++i) {
+    amount->add_values(i);
+    country->add_codes(0);
+    ref->add_scores(0.25);
+  }
+  grpc::ClientContext ctx;
+  v1::Baseline baseline;
+  grpc::Status status = models_->CreateBaseline(&ctx, request, &baseline);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+
+  std::vector<std::string> ids;
+  for (int i = 0; i < 50; ++i) ids.push_back("s" + std::to_string(i));
+  v1::IngestAck ack;
+  ASSERT_TRUE(Stream({Rows(ids, NowMs())}, &ack).ok());  // every amount is 42: drifted
+
+  std::string body;
+  for (int i = 0; i < 500; ++i) {  // bounded: the gauges refresh every 50 ms
+    body = HttpGet(server_->metrics_port(), "/metrics");
+    if (body.find("driftwatch_psi{") != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_NE(body.find("driftwatch_psi{feature=\"amount\",model=\"fraud@v1\",slice=\"*\"}"),
+            std::string::npos)
+      << body;
+}
+
+// --- configuration ---
+
+TEST(ConfigTest, ParsesDurations) {
+  EXPECT_EQ(*ParseDurationMs("60s"), 60'000);
+  EXPECT_EQ(*ParseDurationMs("5m"), 300'000);
+  EXPECT_EQ(*ParseDurationMs("2h"), 7'200'000);
+  EXPECT_EQ(*ParseDurationMs("7d"), 604'800'000);
+  EXPECT_EQ(*ParseDurationMs("250ms"), 250);
+  EXPECT_EQ(*ParseDurationMs("90"), 90'000);
+  for (const char* bad : {"", "s", "5x", "-5s", "1.5h", "5 m", "m5"}) {
+    EXPECT_EQ(ParseDurationMs(bad).status().code(), absl::StatusCode::kInvalidArgument) << bad;
+  }
+}
+
+TEST(ConfigTest, LoadsEveryKindOfKey) {
+  TempDir dir;
+  WriteFile(dir.File("c.yaml"),
+            "listen: 0.0.0.0:7171\n"
+            "metrics_listen: \"\"\n"
+            "data_dir: /var/lib/dw\n"
+            "sqlite_synchronous: normal\n"
+            "signal_interval: 30s\n"
+            "retention: {minute: 1d, raw_events: 0}\n"
+            "ingest:\n"
+            "  bucket_width: 5m\n"
+            "  allowed_lateness: 600\n"
+            "  raw_sample_rate: 0.5\n"
+            "  slice_cap: 20\n"
+            "  max_categories: 500\n"
+            "reports: {default_window: 2h, bins: 20, min_support: 50}\n"
+            "log: {format: json, level: debug}\n");
+  absl::StatusOr<ServerConfig> c = LoadConfigFile(dir.File("c.yaml"));
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->listen, "0.0.0.0:7171");
+  EXPECT_EQ(c->metrics_listen, "");
+  EXPECT_EQ(c->data_dir, "/var/lib/dw");
+  EXPECT_FALSE(c->sqlite_synchronous_full);
+  EXPECT_EQ(c->signal_interval_ms, 30'000);
+  EXPECT_EQ(c->retention.minute_ms, 86'400'000);
+  EXPECT_EQ(c->retention.raw_events_ms, 0);
+  EXPECT_EQ(c->retention.hour_ms, ServerConfig().retention.hour_ms);  // untouched
+  EXPECT_EQ(c->ingest.bucket_width_ms, 300'000);
+  EXPECT_EQ(c->ingest.allowed_lateness_ms, 600'000);
+  EXPECT_EQ(c->ingest.raw_sample_rate, 0.5);
+  EXPECT_EQ(c->ingest.runtime.default_slice_cap, 20u);
+  EXPECT_EQ(c->ingest.runtime.max_categories, 500u);
+  EXPECT_EQ(c->reports.default_window_ms, 7'200'000);
+  EXPECT_EQ(c->reports.bins, 20);
+  EXPECT_EQ(c->reports.default_min_support, 50);
+  EXPECT_EQ(c->log_format, "json");
+  EXPECT_EQ(c->log_level, "debug");
+}
+
+TEST(ConfigTest, TheExampleFileLoads) {
+  absl::StatusOr<ServerConfig> c =
+      LoadConfigFile(DRIFTWATCH_GOLDEN_DIR "/../../deploy/driftwatch.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->ingest.bucket_width_ms, ServerConfig().ingest.bucket_width_ms);
+}
+
+TEST(ConfigTest, ErrorsNameTheKey) {
+  TempDir dir;
+  auto load = [&](const std::string& text) {
+    WriteFile(dir.File("c.yaml"), text);
+    return LoadConfigFile(dir.File("c.yaml")).status();
+  };
+  absl::Status s = load("ingest:\n  bucket_widht: 1m\n");
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("ingest.bucket_widht: unknown key"), std::string::npos) << s;
+  s = load("ingest:\n  bucket_width: soon\n");
+  EXPECT_NE(s.message().find("ingest.bucket_width"), std::string::npos) << s;
+  EXPECT_NE(s.message().find("soon"), std::string::npos) << s;
+  s = load("ingest:\n  bucket_width: 7m\n");  // does not divide an hour
+  EXPECT_NE(s.message().find("ingest.bucket_width"), std::string::npos) << s;
+  s = load("ingest:\n  raw_sample_rate: 1.5\n");
+  EXPECT_NE(s.message().find("ingest.raw_sample_rate"), std::string::npos) << s;
+  s = load("sqlite_synchronous: off\n");
+  EXPECT_NE(s.message().find("sqlite_synchronous"), std::string::npos) << s;
+  s = load("ingest: 5\n");
+  EXPECT_NE(s.message().find("ingest: expected a mapping"), std::string::npos) << s;
+  s = load("listen: [a, b]\n");
+  EXPECT_NE(s.message().find("listen"), std::string::npos) << s;
+  s = load("listen: [a, b\n");
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  EXPECT_EQ(LoadConfigFile(dir.File("missing.yaml")).status().code(), absl::StatusCode::kNotFound);
+  WriteFile(dir.File("empty.yaml"), "");
+  EXPECT_TRUE(LoadConfigFile(dir.File("empty.yaml")).ok());
+}
+
+TEST(ConfigTest, FlagValuesGoThroughTheSameKeys) {
+  ServerConfig c;
+  ASSERT_TRUE(SetConfigValue(&c, "ingest.flush_interval", "250ms").ok());
+  EXPECT_EQ(c.ingest.flush_interval_ms, 250);
+  ASSERT_TRUE(SetConfigValue(&c, "log.level", "warn").ok());
+  EXPECT_EQ(c.log_level, "warn");
+  EXPECT_EQ(SetConfigValue(&c, "ingest.slice_cap", "-3").code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(SetConfigValue(&c, "nope", "1").message(), "nope: unknown key");
+  EXPECT_TRUE(ValidateConfig(c).ok());
+}
+
+#ifdef DRIFTWATCHD_PATH
+// Runs driftwatchd with `args`; its pid.
+pid_t Spawn(const std::vector<std::string>& args, const std::string& stderr_path) {
+  std::vector<char*> argv;
+  std::string path = DRIFTWATCHD_PATH;
+  argv.push_back(path.data());
+  std::vector<std::string> copy = args;
+  for (std::string& a : copy) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 2, stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                   0644);
+  pid_t pid = -1;
+  posix_spawn(&pid, path.c_str(), &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  return pid;
+}
+
+int WaitExit(pid_t pid) {
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+TEST(DriftwatchdTest, FlagsOverrideTheFileAndSigtermExitsCleanly) {
+  TempDir dir;
+  WriteFile(dir.File("c.yaml"), "listen: 127.0.0.1:0\nmetrics_listen: \"\"\nlog: {format: json}\n");
+  const pid_t pid = Spawn({"--config", dir.File("c.yaml"), "--metrics-listen", "127.0.0.1:0",
+                           "--data-dir", dir.File("data"), "--port-file", dir.File("ports")},
+                          dir.File("stderr"));
+  ASSERT_GT(pid, 0);
+  std::string ports;
+  for (int i = 0; i < 1000 && ports.empty(); ++i) {  // bounded wait for the port file
+    ports = ReadFile(dir.File("ports"));
+    if (ports.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  int grpc = 0, metrics = 0;
+  ASSERT_EQ(std::sscanf(ports.c_str(), "grpc=%d metrics=%d", &grpc, &metrics), 2) << ports;
+  EXPECT_GT(grpc, 0);
+  EXPECT_GT(metrics, 0);  // the flag won over the file's ""
+  EXPECT_NE(HttpGet(metrics, "/metrics").find("driftwatch_ingest_events_total"), std::string::npos);
+  kill(pid, SIGTERM);
+  EXPECT_EQ(WaitExit(pid), 0);
+  const std::string log = ReadFile(dir.File("stderr"));
+  EXPECT_NE(log.find("\"msg\":\"serving\""), std::string::npos) << log;
+  EXPECT_NE(log.find("\"msg\":\"stopped\""), std::string::npos) << log;
+}
+
+TEST(DriftwatchdTest, BadConfigIsOneLineAndExitTwo) {
+  TempDir dir;
+  WriteFile(dir.File("c.yaml"), "ingest:\n  bucket_widht: 1m\n");
+  const pid_t pid = Spawn({"--config", dir.File("c.yaml")}, dir.File("stderr"));
+  EXPECT_EQ(WaitExit(pid), 2);
+  const std::string err = ReadFile(dir.File("stderr"));
+  EXPECT_NE(err.find("ingest.bucket_widht: unknown key"), std::string::npos) << err;
+  EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+  EXPECT_EQ(WaitExit(Spawn({"--raw-sample-rate", "2"}, dir.File("stderr"))), 2);
+}
+#endif
+
+}  // namespace
+}  // namespace driftwatch::service

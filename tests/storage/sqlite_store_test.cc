@@ -1,0 +1,546 @@
+// Behaviour of the SQLite store against real files: migrations, models,
+// every row kind of a flush, rollups, retention and error mapping.
+#include <sqlite3.h>  // only to inspect or tamper with files behind the store
+
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "driftwatch/storage/store.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "temp_db.h"
+
+namespace driftwatch::storage {
+namespace {
+
+using ::driftwatch::storage::testing::Bucket;
+using ::driftwatch::storage::testing::ConcatMerger;
+using ::driftwatch::storage::testing::Model;
+using ::driftwatch::storage::testing::RawEvent;
+using ::driftwatch::storage::testing::TempDir;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::Pair;
+
+// Runs SQL on the file with a plain connection; returns the first column of
+// the first row as text ("" if none).
+std::string RawSql(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  EXPECT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  sqlite3_busy_timeout(db, 5000);
+  sqlite3_stmt* stmt = nullptr;
+  std::string result;
+  EXPECT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr), SQLITE_OK)
+      << sqlite3_errmsg(db);
+  int rc = sqlite3_step(stmt);
+  if (rc == SQLITE_ROW && sqlite3_column_text(stmt, 0) != nullptr) {
+    result = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+  }
+  EXPECT_TRUE(rc == SQLITE_ROW || rc == SQLITE_DONE) << sqlite3_errmsg(db);
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+  return result;
+}
+
+std::vector<std::pair<int64_t, int32_t>> Keys(const std::vector<BucketRow>& rows) {
+  std::vector<std::pair<int64_t, int32_t>> keys;
+  for (const BucketRow& r : rows) keys.emplace_back(r.bucket_start_ms, r.slice_id);
+  return keys;
+}
+
+std::vector<std::string> Profiles(const std::vector<BucketRow>& rows) {
+  std::vector<std::string> out;
+  for (const BucketRow& r : rows) out.push_back(r.profile);
+  return out;
+}
+
+class SqliteStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Reopen(); }
+
+  void Reopen(RollupMerger merger = ConcatMerger) {
+    store_.reset();  // close first, like a restart
+    SqliteOptions options;
+    options.path = path_;
+    auto store = OpenSqliteStore(options, std::move(merger));
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = *std::move(store);
+  }
+
+  int64_t AddModel(const std::string& id = "fraud") {
+    auto m = store_->PutModel(Model(id, "v1", "schema-" + id));
+    EXPECT_TRUE(m.ok()) << m.status();
+    return m.ok() ? m->model_key : 0;
+  }
+
+  ModelRecord GetModel(int64_t key) {
+    auto models = store_->ListModels();
+    EXPECT_TRUE(models.ok()) << models.status();
+    for (const ModelRecord& m : *models) {
+      if (m.model_key == key) return m;
+    }
+    ADD_FAILURE() << "no model " << key;
+    return {};
+  }
+
+  TempDir dir_;
+  std::string path_ = dir_.File("data/driftwatch.db");  // parent not yet created
+  std::unique_ptr<Store> store_;
+};
+
+// --- Opening and migrations --------------------------------------------------
+
+TEST_F(SqliteStoreTest, FreshFileIsMigratedInWalMode) {
+  EXPECT_EQ(RawSql(path_, "SELECT group_concat(version) FROM schema_migrations"), "1");
+  EXPECT_EQ(RawSql(path_, "PRAGMA journal_mode"), "wal");
+  EXPECT_EQ(RawSql(path_,
+                   "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN "
+                   "('models','slices','buckets','dedup','raw_events','baselines')"),
+            "6");
+}
+
+TEST_F(SqliteStoreTest, ReopenIsIdempotentAndKeepsData) {
+  int64_t key = AddModel();
+  Reopen();
+  Reopen();
+  EXPECT_EQ(RawSql(path_, "SELECT count(*) FROM schema_migrations"), "1");
+  EXPECT_EQ(GetModel(key).model_id, "fraud");
+}
+
+TEST_F(SqliteStoreTest, NewerSchemaVersionIsRejected) {
+  store_.reset();
+  RawSql(path_, "INSERT INTO schema_migrations (version, applied_at_ms) VALUES (7, 0)");
+  SqliteOptions options;
+  options.path = path_;
+  auto store = OpenSqliteStore(options, ConcatMerger);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(store.status().message(), HasSubstr("version 7"));
+  EXPECT_THAT(store.status().message(), HasSubstr("supports (1)"));
+  // Nothing was changed on disk.
+  EXPECT_EQ(RawSql(path_, "SELECT group_concat(version) FROM schema_migrations"), "1,7");
+}
+
+TEST_F(SqliteStoreTest, NonDatabaseFileIsDataLoss) {
+  std::string path = dir_.File("garbage.db");
+  std::ofstream(path) << std::string(8192, 'x');
+  SqliteOptions options;
+  options.path = path;
+  auto store = OpenSqliteStore(options, ConcatMerger);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kDataLoss) << store.status();
+  EXPECT_THAT(store.status().message(), HasSubstr("file is not a database"));
+}
+
+TEST_F(SqliteStoreTest, CorruptPagesAreDataLossNotACrash) {
+  int64_t key = AddModel();
+  FlushBatch batch;
+  for (int i = 0; i < 200; ++i) {
+    batch.minute_upserts.push_back(Bucket(key, Level::kMinute, i * kMinuteMs, 0,
+                                          std::string(3000, static_cast<char>('a' + i % 26))));
+  }
+  ASSERT_TRUE(store_->Commit(batch).ok());
+  store_.reset();  // the last close checkpoints the WAL into the main file
+  {
+    // Keep page 1 (header and schema), scribble over every other page.
+    std::fstream file(path_, std::ios::in | std::ios::out | std::ios::binary);
+    file.seekp(0, std::ios::end);
+    const std::streamoff size = file.tellp();
+    ASSERT_GT(size, 8 * 4096);
+    file.seekp(4096);
+    file << std::string(static_cast<size_t>(size) - 4096, '\xA5');
+  }
+  SqliteOptions options;
+  options.path = path_;
+  auto store = OpenSqliteStore(options, ConcatMerger);
+  absl::Status status = store.status();
+  if (store.ok()) {
+    status = (*store)->ReadBuckets(key, Level::kMinute, 0, kDayMs, {}).status();
+  }
+  EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss) << status;
+}
+
+TEST(SqliteOpenTest, EmptyPathIsInvalid) {
+  auto store = OpenSqliteStore(SqliteOptions{}, ConcatMerger);
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// --- Models ------------------------------------------------------------------
+
+TEST_F(SqliteStoreTest, PutModelSemantics) {
+  auto a = store_->PutModel(Model("fraud", "v1", "S1"));
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_GT(a->model_key, 0);
+  EXPECT_EQ(a->registered_at_ms, 1000);
+
+  auto b = store_->PutModel(Model("fraud", "v2", "S2"));
+  ASSERT_TRUE(b.ok());
+  EXPECT_NE(b->model_key, a->model_key);
+
+  // Same id, version and schema: the stored record, even if other fields differ.
+  ModelRecord again = Model("fraud", "v1", "S1");
+  again.registered_at_ms = 99'999;
+  auto c = store_->PutModel(again);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->model_key, a->model_key);
+  EXPECT_EQ(c->registered_at_ms, 1000);
+
+  auto d = store_->PutModel(Model("fraud", "v1", "S-other"));
+  EXPECT_EQ(d.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_THAT(d.status().message(), HasSubstr("\"fraud\""));
+
+  EXPECT_EQ(store_->PutModel(Model("", "v1", "S")).status().code(),
+            absl::StatusCode::kInvalidArgument);
+
+  auto models = store_->ListModels();
+  ASSERT_TRUE(models.ok());
+  ASSERT_EQ(models->size(), 2u);
+  EXPECT_EQ((*models)[0].model_key, a->model_key);
+  EXPECT_EQ((*models)[0].schema, "S1");
+  EXPECT_EQ((*models)[1].model_version, "v2");
+}
+
+TEST_F(SqliteStoreTest, BinarySchemaBytesRoundTrip) {
+  std::string schema("\0\x01\xff\x00zz", 6);
+  auto m = store_->PutModel(Model("bin", "v1", schema));
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(GetModel(m->model_key).schema, schema);
+  EXPECT_TRUE(store_->PutModel(Model("bin", "v1", schema)).ok());
+}
+
+// --- Commit ------------------------------------------------------------------
+
+TEST_F(SqliteStoreTest, CommitRoundTripsEveryRowKind) {
+  int64_t key = AddModel();
+  FlushBatch batch;
+  batch.new_slices = {{key, 0, -1, "*"}, {key, 1, 0, "country=FR"}};
+  batch.minute_upserts = {Bucket(key, Level::kMinute, 0, 0, "m0"),
+                          Bucket(key, Level::kMinute, 0, 1, std::string("m\0b", 3))};
+  batch.rollups = {Bucket(key, Level::kHour, 0, 0, "h0"), Bucket(key, Level::kDay, 0, 0, "d0")};
+  batch.dedup = {{key, 0, "12345678"}};
+  batch.raw_events = {RawEvent(key, "e1", 10, "payload")};
+  batch.progress = {{key, 59'000, 0}};
+  ASSERT_TRUE(store_->Commit(batch).ok());
+  Reopen();  // read back through a fresh process view
+
+  auto slices = store_->ListSlices(key);
+  ASSERT_TRUE(slices.ok());
+  ASSERT_EQ(slices->size(), 2u);
+  EXPECT_EQ((*slices)[0].key_index, -1);
+  EXPECT_EQ((*slices)[0].value, "*");
+  EXPECT_EQ((*slices)[1].key_index, 0);
+  EXPECT_EQ((*slices)[1].value, "country=FR");
+
+  auto minutes = store_->ReadBuckets(key, Level::kMinute, 0, kMinuteMs, {});
+  ASSERT_TRUE(minutes.ok());
+  EXPECT_THAT(Profiles(*minutes), ElementsAre("m0", std::string("m\0b", 3)));
+  EXPECT_EQ((*minutes)[1].level, Level::kMinute);
+  EXPECT_EQ((*minutes)[1].model_key, key);
+  EXPECT_THAT(Profiles(*store_->ReadBuckets(key, Level::kHour, 0, kHourMs, {})), ElementsAre("h0"));
+  EXPECT_THAT(Profiles(*store_->ReadBuckets(key, Level::kDay, 0, kDayMs, {})), ElementsAre("d0"));
+
+  auto dedup = store_->ReadDedup(key, 0);
+  ASSERT_TRUE(dedup.ok());
+  ASSERT_EQ(dedup->size(), 1u);
+  EXPECT_EQ((*dedup)[0].hashes, "12345678");
+
+  auto events = store_->ReadRawEvents(key, 0, 100, 10);
+  ASSERT_TRUE(events.ok());
+  ASSERT_EQ(events->size(), 1u);
+  EXPECT_EQ((*events)[0].event_id, "e1");
+  EXPECT_EQ((*events)[0].event_time_ms, 10);
+  EXPECT_EQ((*events)[0].received_at_ms, 15);
+  EXPECT_EQ((*events)[0].event, "payload");
+
+  EXPECT_EQ(GetModel(key).watermark_ms, 59'000);
+}
+
+TEST_F(SqliteStoreTest, MinuteUpsertReplaces) {
+  int64_t key = AddModel();
+  FlushBatch batch;
+  batch.minute_upserts = {Bucket(key, Level::kMinute, 0, 0, "old")};
+  ASSERT_TRUE(store_->Commit(batch).ok());
+  batch.minute_upserts = {Bucket(key, Level::kMinute, 0, 0, "new")};
+  ASSERT_TRUE(store_->Commit(batch).ok());
+  EXPECT_THAT(Profiles(*store_->ReadBuckets(key, Level::kMinute, 0, kMinuteMs, {})),
+              ElementsAre("new"));
+}
+
+TEST_F(SqliteStoreTest, RollupsMergeThroughTheMerger) {
+  int64_t key = AddModel();
+  FlushBatch batch;
+  batch.rollups = {Bucket(key, Level::kHour, 0, 0, "a")};
+  ASSERT_TRUE(store_->Commit(batch).ok());
+  // Two rows for one bucket in one batch: the second merges into the first.
+  batch.rollups = {Bucket(key, Level::kHour, 0, 0, "b"), Bucket(key, Level::kHour, 0, 0, "c"),
+                   Bucket(key, Level::kHour, 0, 1, "x")};
+  ASSERT_TRUE(store_->Commit(batch).ok());
+  EXPECT_THAT(Profiles(*store_->ReadBuckets(key, Level::kHour, 0, kHourMs, {})),
+              ElementsAre("a+b+c", "x"));
+}
+
+TEST_F(SqliteStoreTest, FailingMergerRollsBackTheWholeBatch) {
+  int64_t key = AddModel();
+  FlushBatch first;
+  first.rollups = {Bucket(key, Level::kDay, 0, 0, "stored")};
+  first.progress = {{key, 1'000, 500}};
+  ASSERT_TRUE(store_->Commit(first).ok());
+
+  std::vector<std::string> merged_inputs;
+  Reopen([&merged_inputs](int64_t model_key, std::string_view stored,
+                          std::string_view added) -> absl::StatusOr<std::string> {
+    merged_inputs.push_back(std::to_string(model_key) + ":" + std::string(stored) + "/" +
+                            std::string(added));
+    return absl::InvalidArgumentError("profile layouts differ");
+  });
+  FlushBatch batch;
+  batch.new_slices = {{key, 3, 0, "x"}};
+  batch.minute_upserts = {Bucket(key, Level::kMinute, 0, 0, "m")};
+  batch.rollups = {Bucket(key, Level::kHour, 0, 0, "fresh"),  // inserted, then undone
+                   Bucket(key, Level::kDay, 0, 0, "added")};
+  batch.dedup = {{key, 0, "hhhhhhhh"}};
+  batch.raw_events = {RawEvent(key, "e", 1, "p")};
+  batch.progress = {{key, 9'000, 8'000}};
+  absl::Status status = store_->Commit(batch);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("profile layouts differ"));
+  EXPECT_THAT(status.message(), HasSubstr("commit flush"));
+  EXPECT_THAT(merged_inputs, ElementsAre(std::to_string(key) + ":stored/added"));
+
+  EXPECT_THAT(*store_->ListSlices(key), IsEmpty());
+  EXPECT_THAT(*store_->ReadBuckets(key, Level::kMinute, 0, kDayMs, {}), IsEmpty());
+  EXPECT_THAT(*store_->ReadBuckets(key, Level::kHour, 0, kDayMs, {}), IsEmpty());
+  EXPECT_THAT(Profiles(*store_->ReadBuckets(key, Level::kDay, 0, kDayMs, {})),
+              ElementsAre("stored"));
+  EXPECT_THAT(*store_->ReadDedup(key, 0), IsEmpty());
+  EXPECT_THAT(*store_->ReadRawEvents(key, 0, kDayMs, 10), IsEmpty());
+  EXPECT_EQ(GetModel(key).watermark_ms, 1'000);
+  EXPECT_EQ(GetModel(key).closed_until_ms, 500);
+
+  // The store is still usable after the rollback.
+  FlushBatch ok;
+  ok.minute_upserts = {Bucket(key, Level::kMinute, 0, 0, "after")};
+  EXPECT_TRUE(store_->Commit(ok).ok());
+}
+
+TEST_F(SqliteStoreTest, ProgressNeverMovesBackwards) {
+  int64_t key = AddModel();
+  FlushBatch batch;
+  batch.progress = {{key, 10'000, 6'000}};
+  ASSERT_TRUE(store_->Commit(batch).ok());
+  batch.progress = {{key, 5'000, 7'000}};  // a stale watermark, a newer close
+  ASSERT_TRUE(store_->Commit(batch).ok());
+  EXPECT_EQ(GetModel(key).watermark_ms, 10'000);
+  EXPECT_EQ(GetModel(key).closed_until_ms, 7'000);
+  batch.progress = {{key, 0, 0}};
+  ASSERT_TRUE(store_->Commit(batch).ok());
+  EXPECT_EQ(GetModel(key).watermark_ms, 10'000);
+  EXPECT_EQ(GetModel(key).closed_until_ms, 7'000);
+}
+
+TEST_F(SqliteStoreTest, ProgressForUnknownModelFailsTheBatch) {
+  int64_t key = AddModel();
+  FlushBatch batch;
+  batch.minute_upserts = {Bucket(key, Level::kMinute, 0, 0, "m")};
+  batch.progress = {{key + 100, 1, 1}};
+  EXPECT_EQ(store_->Commit(batch).code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(*store_->ReadBuckets(key, Level::kMinute, 0, kDayMs, {}), IsEmpty());
+}
+
+TEST_F(SqliteStoreTest, RowsOfTheWrongLevelAreInvalid) {
+  int64_t key = AddModel();
+  FlushBatch batch;
+  batch.minute_upserts = {Bucket(key, Level::kHour, 0, 0, "m")};
+  EXPECT_EQ(store_->Commit(batch).code(), absl::StatusCode::kInvalidArgument);
+  batch.minute_upserts.clear();
+  batch.rollups = {Bucket(key, Level::kMinute, 0, 0, "m")};
+  EXPECT_EQ(store_->Commit(batch).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->ReadBuckets(key, static_cast<Level>(7), 0, 1, {}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(SqliteStoreTest, SlicesMayBeResentButNotRedefined) {
+  int64_t key = AddModel();
+  FlushBatch batch;
+  batch.new_slices = {{key, 1, 0, "FR"}};
+  ASSERT_TRUE(store_->Commit(batch).ok());
+  ASSERT_TRUE(store_->Commit(batch).ok());  // a retried flush
+  batch.new_slices = {{key, 1, 0, "DE"}};
+  absl::Status status = store_->Commit(batch);
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(status.message(), HasSubstr("slice 1"));
+  ASSERT_EQ(store_->ListSlices(key)->size(), 1u);
+  EXPECT_EQ((*store_->ListSlices(key))[0].value, "FR");
+}
+
+// --- Reads -------------------------------------------------------------------
+
+TEST_F(SqliteStoreTest, ReadBucketsOrdersAndFilters) {
+  int64_t key = AddModel();
+  int64_t other = AddModel("other");
+  FlushBatch batch;
+  // Inserted out of order on purpose.
+  for (int64_t start : {2 * kMinuteMs, 0L, kMinuteMs, 3 * kMinuteMs}) {
+    for (int32_t slice : {2, 0, 1}) {
+      batch.minute_upserts.push_back(Bucket(key, Level::kMinute, start, slice, "p"));
+    }
+  }
+  batch.minute_upserts.push_back(Bucket(other, Level::kMinute, kMinuteMs, 0, "other"));
+  batch.rollups.push_back(Bucket(key, Level::kHour, 0, 0, "hour"));
+  ASSERT_TRUE(store_->Commit(batch).ok());
+
+  auto all = store_->ReadBuckets(key, Level::kMinute, kMinuteMs, 3 * kMinuteMs, {});
+  ASSERT_TRUE(all.ok());
+  EXPECT_THAT(Keys(*all),
+              ElementsAre(Pair(kMinuteMs, 0), Pair(kMinuteMs, 1), Pair(kMinuteMs, 2),
+                          Pair(2 * kMinuteMs, 0), Pair(2 * kMinuteMs, 1), Pair(2 * kMinuteMs, 2)));
+  auto filtered = store_->ReadBuckets(key, Level::kMinute, 0, kHourMs, {2, 0, 9});
+  ASSERT_TRUE(filtered.ok());
+  EXPECT_THAT(Keys(*filtered),
+              ElementsAre(Pair(0, 0), Pair(0, 2), Pair(kMinuteMs, 0), Pair(kMinuteMs, 2),
+                          Pair(2 * kMinuteMs, 0), Pair(2 * kMinuteMs, 2), Pair(3 * kMinuteMs, 0),
+                          Pair(3 * kMinuteMs, 2)));
+  EXPECT_THAT(Profiles(*store_->ReadBuckets(key, Level::kHour, 0, kDayMs, {})),
+              ElementsAre("hour"));
+  EXPECT_THAT(*store_->ReadBuckets(key, Level::kMinute, kMinuteMs, kMinuteMs, {}), IsEmpty());
+  EXPECT_THAT(*store_->ReadBuckets(key, Level::kDay, 0, kDayMs, {}), IsEmpty());
+  EXPECT_THAT(Profiles(*store_->ReadBuckets(other, Level::kMinute, 0, kDayMs, {})),
+              ElementsAre("other"));
+}
+
+TEST_F(SqliteStoreTest, DedupChunksAreDroppedWithTheirBucket) {
+  int64_t key = AddModel();
+  FlushBatch batch;
+  batch.dedup = {{key, 0, "A1"}, {key, kMinuteMs, "B1"}, {key, 0, "A2"}};
+  ASSERT_TRUE(store_->Commit(batch).ok());
+  auto chunks = store_->ReadDedup(key, 0);
+  ASSERT_TRUE(chunks.ok());
+  std::vector<std::string> hashes;
+  for (const DedupChunk& c : *chunks) hashes.push_back(c.hashes);
+  EXPECT_THAT(hashes, ElementsAre("A1", "A2", "B1"));
+  EXPECT_EQ(store_->ReadDedup(key, kMinuteMs)->size(), 1u);
+
+  FlushBatch close;
+  close.drop_dedup = {{key, 0}};
+  close.dedup = {{key, 2 * kMinuteMs, "C1"}};
+  ASSERT_TRUE(store_->Commit(close).ok());
+  chunks = store_->ReadDedup(key, 0);
+  ASSERT_TRUE(chunks.ok());
+  ASSERT_EQ(chunks->size(), 2u);
+  EXPECT_EQ((*chunks)[0].bucket_start_ms, kMinuteMs);
+  EXPECT_EQ((*chunks)[1].hashes, "C1");
+}
+
+TEST_F(SqliteStoreTest, RawEventsInsertOrIgnoreAndRead) {
+  int64_t key = AddModel();
+  FlushBatch batch;
+  batch.raw_events = {RawEvent(key, "b", 20, "first-b"), RawEvent(key, "a", 20, "a"),
+                      RawEvent(key, "c", 5, "c"), RawEvent(key, "late", 1000, "late")};
+  ASSERT_TRUE(store_->Commit(batch).ok());
+  batch.raw_events = {RawEvent(key, "b", 20, "second-b")};  // a retried event
+  ASSERT_TRUE(store_->Commit(batch).ok());
+
+  auto events = store_->ReadRawEvents(key, 0, 1000, 10);
+  ASSERT_TRUE(events.ok());
+  std::vector<std::string> ids;
+  for (const RawEventRow& e : *events) ids.push_back(e.event_id);
+  EXPECT_THAT(ids, ElementsAre("c", "a", "b"));
+  EXPECT_EQ((*events)[2].event, "first-b");
+  EXPECT_EQ(store_->ReadRawEvents(key, 0, 2000, 2)->size(), 2u);
+  EXPECT_EQ(store_->ReadRawEvents(key, 0, 2000, 0).status().code(),
+            absl::StatusCode::kInvalidArgument);
+
+  auto deleted = store_->DeleteRawEvents(key, {"a", "zzz", "late"});
+  ASSERT_TRUE(deleted.ok());
+  EXPECT_EQ(*deleted, 2);
+  EXPECT_EQ(store_->ReadRawEvents(key, 0, 2000, 10)->size(), 2u);
+}
+
+TEST_F(SqliteStoreTest, RetentionDeletesPerLevelAndKind) {
+  int64_t key = AddModel();
+  const int64_t now = 500 * kDayMs;
+  RetentionPolicy policy;  // 2 d minutes, 35 d hours, 400 d days, 7 d raw
+  FlushBatch batch;
+  batch.minute_upserts = {Bucket(key, Level::kMinute, now - 3 * kDayMs, 0, "old"),
+                          Bucket(key, Level::kMinute, now - kDayMs, 0, "new")};
+  batch.rollups = {Bucket(key, Level::kHour, now - 36 * kDayMs, 0, "old"),
+                   Bucket(key, Level::kHour, now - 3 * kDayMs, 0, "new"),
+                   Bucket(key, Level::kDay, now - 401 * kDayMs, 0, "old"),
+                   Bucket(key, Level::kDay, now - 36 * kDayMs, 0, "new")};
+  batch.dedup = {{key, now - 3 * kDayMs, "stale"}, {key, now - kMinuteMs, "open"}};
+  batch.raw_events = {RawEvent(key, "old", now - 8 * kDayMs, "x"),
+                      RawEvent(key, "new", now - kDayMs, "y")};
+  ASSERT_TRUE(store_->Commit(batch).ok());
+
+  auto deleted = store_->ApplyRetention(policy, now);
+  ASSERT_TRUE(deleted.ok()) << deleted.status();
+  EXPECT_EQ(*deleted, 5);
+  for (Level level : {Level::kMinute, Level::kHour, Level::kDay}) {
+    EXPECT_THAT(Profiles(*store_->ReadBuckets(key, level, 0, now, {})), ElementsAre("new"));
+  }
+  EXPECT_EQ(store_->ReadDedup(key, 0)->size(), 1u);
+  EXPECT_EQ((*store_->ReadRawEvents(key, 0, now, 10))[0].event_id, "new");
+  EXPECT_EQ(*store_->ApplyRetention(policy, now), 0);
+
+  // Non-positive ages keep everything.
+  RetentionPolicy keep{0, 0, -1, 0};
+  EXPECT_EQ(*store_->ApplyRetention(keep, now + 1000 * kDayMs), 0);
+}
+
+TEST_F(SqliteStoreTest, BaselinesReplaceByName) {
+  int64_t key = AddModel();
+  ASSERT_TRUE(store_->PutBaseline({key, "training", "spec1", "", 1}).ok());
+  ASSERT_TRUE(store_->PutBaseline({key, "last-week", "spec2", "prof", 2}).ok());
+  ASSERT_TRUE(store_->PutBaseline({key, "training", "spec3", "prof3", 3}).ok());
+  EXPECT_EQ(store_->PutBaseline({key, "", "s", "", 1}).code(), absl::StatusCode::kInvalidArgument);
+  auto baselines = store_->ListBaselines(key);
+  ASSERT_TRUE(baselines.ok());
+  ASSERT_EQ(baselines->size(), 2u);
+  EXPECT_EQ((*baselines)[0].name, "last-week");
+  EXPECT_EQ((*baselines)[0].profile, "prof");
+  EXPECT_EQ((*baselines)[1].name, "training");
+  EXPECT_EQ((*baselines)[1].spec, "spec3");
+  EXPECT_EQ((*baselines)[1].created_at_ms, 3);
+  EXPECT_THAT(*store_->ListBaselines(key + 1), IsEmpty());
+}
+
+// --- Locking -----------------------------------------------------------------
+
+TEST_F(SqliteStoreTest, ForeignWriteLockIsUnavailableAndReadsProceed) {
+  int64_t key = AddModel();
+  FlushBatch batch;
+  batch.minute_upserts = {Bucket(key, Level::kMinute, 0, 0, "v1")};
+  ASSERT_TRUE(store_->Commit(batch).ok());
+
+  store_.reset();
+  SqliteOptions options;
+  options.path = path_;
+  options.busy_timeout_ms = 20;
+  auto store = OpenSqliteStore(options, ConcatMerger);
+  ASSERT_TRUE(store.ok());
+
+  // Another process holds the write lock with an uncommitted change.
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &other), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE; UPDATE buckets SET profile = CAST('v2' AS BLOB);",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+
+  batch.minute_upserts = {Bucket(key, Level::kMinute, kMinuteMs, 0, "blocked")};
+  absl::Status status = (*store)->Commit(batch);
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(status.message(), HasSubstr("commit flush: database is locked"));
+  // Readers see the last committed state, not the foreign transaction.
+  EXPECT_THAT(Profiles(*(*store)->ReadBuckets(key, Level::kMinute, 0, kDayMs, {})),
+              ElementsAre("v1"));
+
+  ASSERT_EQ(sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(other);
+  EXPECT_TRUE((*store)->Commit(batch).ok());
+}
+
+}  // namespace
+}  // namespace driftwatch::storage
