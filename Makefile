@@ -5,7 +5,7 @@ BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= 2
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build test bench demo clean format asan
+.PHONY: all deps configure build test bench micro-bench load demo demo-offline clean format asan
 
 all: build
 
@@ -24,8 +24,17 @@ test: build
 bench: build
 	@./bench/run.sh $(BUILD_DIR)
 
+micro-bench: build
+	@SKIP_LOAD=1 ./bench/run.sh $(BUILD_DIR)
+
+load: build
+	@./bench/load.sh $(BUILD_DIR)
+
 demo: build
 	@./scripts/demo.sh $(BUILD_DIR)
+
+demo-offline: build
+	@./scripts/demo_offline.sh $(BUILD_DIR)
 
 asan:
 	@$(MAKE) test BUILD_DIR=build-asan BUILD_TYPE=Debug CMAKE_FLAGS="-DDRIFTWATCH_SANITIZE=ON"

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# make bench: the Google Benchmark micro benchmarks, with machine facts, so
-# every figure in a note carries its settings.
+# make bench: the Google Benchmark micro benchmarks, then the end-to-end
+# gRPC load test (bench/load.sh; DURATION=60 per phase by default), with
+# machine facts so every figure in a note carries its settings.
 set -euo pipefail
 BUILD_DIR=${1:-build}
 echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(uname -r)"
 echo "== build: $(grep CMAKE_BUILD_TYPE: "$BUILD_DIR/CMakeCache.txt" | cut -d= -f2)"
-"$BUILD_DIR/bench/detectors_bench" --benchmark_min_time=0.3 "${@:2}"
+"$BUILD_DIR/bench/detectors_bench" --benchmark_min_time=0.3
+if [ "${SKIP_LOAD:-0}" != "1" ]; then
+  ./bench/load.sh "$BUILD_DIR"
+fi

@@ -1,12 +1,15 @@
 // driftctl: wires CLI11 to the subcommand functions in driftwatch::cli.
 #include <unistd.h>
 
+#include <algorithm>
 #include <iostream>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <string>
 
 #include "CLI/CLI.hpp"
+#include "driftwatch/cli/client.h"
 #include "driftwatch/cli/commands.h"
 
 namespace {
@@ -50,8 +53,30 @@ void AddSequentialFlags(CLI::App* app, driftwatch::cli::SequentialFlags* f, bool
   }
 }
 
+void AddServerFlags(CLI::App* app, driftwatch::cli::ServerOptions* server) {
+  app->add_option("--server", server->server, "driftwatchd gRPC address host:port")
+      ->capture_default_str();
+  app->add_option("--timeout", server->timeout, "per-RPC timeout (90s, 5m, ...)")
+      ->capture_default_str();
+}
+
+void AddModelFlags(CLI::App* app, std::string* model, std::string* version) {
+  app->add_option("--model", *model, "model id")->required();
+  app->add_option("--version", *version, "model version (default: the latest registered)");
+}
+
+void AddWindowFlags(CLI::App* app, driftwatch::cli::WindowFlags* window) {
+  AddOptional(app, "--window", &window->window, "the last LENGTH (1h, 30m, ...)");
+  AddOptional(app, "--from", &window->from, "window start (Unix ms or RFC 3339)");
+  AddOptional(app, "--to", &window->to, "window end (Unix ms or RFC 3339)");
+}
+
+constexpr const char* kSubcommands[] = {"stats",  "report", "changepoint", "calibrate",
+                                        "quality", "register", "models", "push",
+                                        "baseline", "rank"};
+
 int Run(int argc, char** argv) {
-  CLI::App app{"driftctl: offline drift statistics, change points and reports"};
+  CLI::App app{"driftctl: drift statistics offline, and the driftwatchd client"};
   app.name("driftctl");
   app.require_subcommand(1);
 
@@ -63,13 +88,29 @@ int Run(int argc, char** argv) {
   stats_cmd->add_flag("--json", stats.json, "print JSON");
   stats_cmd->add_flag("--fail-on-drift", stats.fail_on_drift, "exit 3 if a feature drifted");
 
+  // `report` is offline with --reference/--current/--out (an HTML page)
+  // and online with --model (the server's window report).
   driftwatch::cli::ReportOptions report;
-  CLI::App* report_cmd = app.add_subcommand("report", "self-contained HTML drift report");
-  report_cmd->add_option("--reference", report.reference, "reference CSV")->required();
-  report_cmd->add_option("--current", report.current, "current CSV")->required();
-  report_cmd->add_option("--out", report.out_path, "HTML file to write")->required();
+  driftwatch::cli::OnlineReportOptions online_report;
+  CLI::App* report_cmd = app.add_subcommand(
+      "report", "HTML drift report from two CSV files, or with --model the server's report");
+  CLI::Option* report_ref = report_cmd->add_option("--reference", report.reference, "reference CSV");
+  CLI::Option* report_cur = report_cmd->add_option("--current", report.current, "current CSV");
+  CLI::Option* report_out = report_cmd->add_option("--out", report.out_path, "HTML file to write");
   AddCompareFlags(report_cmd, &report.compare);
-  report_cmd->add_flag("--fail-on-drift", report.fail_on_drift, "exit 3 if a feature drifted");
+  CLI::Option* report_fail =
+      report_cmd->add_flag("--fail-on-drift", report.fail_on_drift, "exit 3 if a feature drifted");
+  CLI::Option* report_model =
+      report_cmd->add_option("--model", online_report.model, "online: model id");
+  report_cmd->add_option("--version", online_report.version, "online: model version");
+  report_cmd->add_option("--slice", online_report.slice, "online: slice key=value");
+  AddWindowFlags(report_cmd, &online_report.window);
+  report_cmd->add_option("--baseline", online_report.baseline, "online: baseline name");
+  report_cmd->add_flag("--json", online_report.json, "online: print JSON");
+  AddServerFlags(report_cmd, &online_report.server);
+  for (CLI::Option* offline : {report_ref, report_cur, report_out, report_fail}) {
+    report_model->excludes(offline);
+  }
 
   driftwatch::cli::ChangepointOptions changepoint;
   CLI::App* cp_cmd =
@@ -103,13 +144,77 @@ int Run(int argc, char** argv) {
   AddOptional(q_cmd, "--weight-column", &quality.weight_column, "row weight column");
   q_cmd->add_flag("--json", quality.json, "print JSON");
 
+  driftwatch::cli::RegisterOptions reg;
+  CLI::App* reg_cmd = app.add_subcommand("register", "register a model schema with driftwatchd");
+  reg_cmd->add_option("--schema", reg.schema_path, "ModelSchema as proto JSON or YAML")
+      ->required();
+  AddServerFlags(reg_cmd, &reg.server);
+
+  driftwatch::cli::ModelsOptions models;
+  CLI::App* models_cmd = app.add_subcommand("models", "list the registered models");
+  models_cmd->add_flag("--json", models.json, "print JSON");
+  AddServerFlags(models_cmd, &models.server);
+
+  driftwatch::cli::PushOptions push;
+  CLI::App* push_cmd = app.add_subcommand("push", "stream a CSV or JSONL file of predictions");
+  push_cmd->add_option("file", push.input, "FILE.csv or FILE.jsonl")->required();
+  AddModelFlags(push_cmd, &push.model, &push.version);
+  push_cmd->add_option("--batch", push.batch, "events per batch")->capture_default_str();
+  push_cmd->add_option("--stream-batches", push.stream_batches,
+                       "batches per stream (the server acks at stream end)")
+      ->capture_default_str();
+  push_cmd->add_flag("--columnar", push.columnar, "send ColumnarBatch instead of rows");
+  push_cmd->add_option("--event-id-column", push.event_id_column, "event id column")
+      ->capture_default_str();
+  push_cmd->add_option("--time-column", push.time_column, "event time column (Unix ms or RFC 3339)")
+      ->capture_default_str();
+  AddOptional(push_cmd, "--sample-rate-column", &push.sample_rate_column,
+              "column with each event's sample rate");
+  push_cmd->add_flag("--json", push.json, "print the summary as JSON");
+  AddServerFlags(push_cmd, &push.server);
+
+  CLI::App* baseline_cmd = app.add_subcommand("baseline", "create or list baselines");
+  baseline_cmd->require_subcommand(1);
+  driftwatch::cli::BaselineCreateOptions bcreate;
+  CLI::App* bcreate_cmd = baseline_cmd->add_subcommand("create", "create a baseline");
+  AddModelFlags(bcreate_cmd, &bcreate.model, &bcreate.version);
+  bcreate_cmd->add_option("--name", bcreate.name, "baseline name")->capture_default_str();
+  AddOptional(bcreate_cmd, "--range", &bcreate.range, "pinned range START..END");
+  AddOptional(bcreate_cmd, "--trailing", &bcreate.trailing, "trailing window LENGTH[:LAG]");
+  AddOptional(bcreate_cmd, "--profile", &bcreate.profile, "reference CSV or JSONL");
+  AddOptional(bcreate_cmd, "--weight-column", &bcreate.weight_column,
+              "profile column with row weights");
+  bcreate_cmd->add_option("--bins", bcreate.bins, "PSI/KL/JS bins")->capture_default_str();
+  AddServerFlags(bcreate_cmd, &bcreate.server);
+  driftwatch::cli::BaselineListOptions blist;
+  CLI::App* blist_cmd = baseline_cmd->add_subcommand("list", "list a model's baselines");
+  AddModelFlags(blist_cmd, &blist.model, &blist.version);
+  blist_cmd->add_flag("--json", blist.json, "print JSON");
+  AddServerFlags(blist_cmd, &blist.server);
+
+  driftwatch::cli::RankOptions rank;
+  CLI::App* rank_cmd = app.add_subcommand("rank", "slices ranked by drift");
+  AddModelFlags(rank_cmd, &rank.model, &rank.version);
+  rank_cmd->add_option("--metric", rank.metric, "psi | js | ks | wasserstein_norm")
+      ->capture_default_str();
+  rank_cmd->add_option("--feature", rank.feature, "rank by this feature (default: the worst)");
+  rank_cmd->add_option("--top", rank.top, "slices to show")->capture_default_str();
+  rank_cmd->add_option("--min-support", rank.min_support, "minimum current weight")
+      ->capture_default_str();
+  AddWindowFlags(rank_cmd, &rank.window);
+  rank_cmd->add_option("--baseline", rank.baseline, "baseline name");
+  rank_cmd->add_flag("--json", rank.json, "print JSON");
+  AddServerFlags(rank_cmd, &rank.server);
+
   // CLI11 reports a mistyped subcommand as "a subcommand is required";
   // name it instead.
   const std::string first = argc > 1 ? argv[1] : "";
-  if (!first.empty() && first[0] != '-' && first != "stats" && first != "report" &&
-      first != "changepoint" && first != "calibrate" && first != "quality") {
+  if (!first.empty() && first[0] != '-' &&
+      std::find(std::begin(kSubcommands), std::end(kSubcommands), first) ==
+          std::end(kSubcommands)) {
     std::cerr << "driftctl: unknown subcommand \"" << argv[1]
-              << "\" (expected stats, report, changepoint, calibrate or quality)\n";
+              << "\" (expected stats, report, changepoint, calibrate, quality, register, "
+                 "models, push, baseline or rank)\n";
     return kExitBadInput;
   }
   try {
@@ -126,7 +231,29 @@ int Run(int argc, char** argv) {
   }
 
   if (stats_cmd->parsed()) return driftwatch::cli::RunStats(stats, std::cout, std::cerr);
-  if (report_cmd->parsed()) return driftwatch::cli::RunReport(report, std::cout, std::cerr);
+  if (report_cmd->parsed()) {
+    if (!online_report.model.empty()) {
+      return driftwatch::cli::RunOnlineReport(online_report, std::cout, std::cerr);
+    }
+    for (const CLI::Option* required : {report_ref, report_cur, report_out}) {
+      if (required->count() == 0) {
+        std::cerr << "driftctl: report: " << required->get_name()
+                  << " is required (or --model for the server's report)\n";
+        return kExitBadInput;
+      }
+    }
+    return driftwatch::cli::RunReport(report, std::cout, std::cerr);
+  }
+  if (reg_cmd->parsed()) return driftwatch::cli::RunRegister(reg, std::cout, std::cerr);
+  if (models_cmd->parsed()) return driftwatch::cli::RunModels(models, std::cout, std::cerr);
+  if (push_cmd->parsed()) {
+    return driftwatch::cli::RunPush(push, std::cout, std::cerr, isatty(STDERR_FILENO) != 0);
+  }
+  if (bcreate_cmd->parsed()) {
+    return driftwatch::cli::RunBaselineCreate(bcreate, std::cout, std::cerr);
+  }
+  if (blist_cmd->parsed()) return driftwatch::cli::RunBaselineList(blist, std::cout, std::cerr);
+  if (rank_cmd->parsed()) return driftwatch::cli::RunRank(rank, std::cout, std::cerr);
   if (q_cmd->parsed()) return driftwatch::cli::RunQuality(quality, std::cout, std::cerr);
   if (cp_cmd->parsed()) {
     if (isatty(STDIN_FILENO)) {

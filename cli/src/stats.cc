@@ -46,9 +46,9 @@ std::vector<std::string> SummaryCells(const FeatureReport& f) {
           d.wasserstein ? absl::StrFormat("%.4f", d.wasserstein->normalized) : dash};
 }
 
-std::vector<const FeatureReport*> SortedByPsi(const DatasetComparison& comparison) {
+std::vector<const FeatureReport*> SortedByPsi(const std::vector<FeatureReport>& features) {
   std::vector<const FeatureReport*> sorted;
-  for (const FeatureReport& f : comparison.features) sorted.push_back(&f);
+  for (const FeatureReport& f : features) sorted.push_back(&f);
   std::stable_sort(sorted.begin(), sorted.end(), [](const auto* a, const auto* b) {
     return a->drift.divergences.psi > b->drift.divergences.psi;
   });
@@ -60,15 +60,43 @@ int ReportError(std::ostream& err, const absl::Status& status) {
   return kExitBadInput;
 }
 
-}  // namespace internal
+void WriteColumns(const std::vector<std::vector<std::string>>& rows, size_t text_columns,
+                  std::ostream& out) {
+  std::vector<size_t> widths;
+  for (const auto& row : rows) {
+    if (widths.size() < row.size()) widths.resize(row.size(), 0);
+    for (size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
+  }
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); ++i) {
+      const std::string pad(widths[i] - row[i].size(), ' ');
+      line += i < text_columns ? row[i] + pad : pad + row[i];
+      if (i + 1 < row.size()) line += "  ";
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    out << line << "\n";
+  }
+}
 
-namespace {
+void WriteSummaryTable(const std::vector<FeatureReport>& features, std::ostream& out) {
+  std::vector<std::vector<std::string>> rows;
+  rows.push_back(SummaryHeader());
+  rows.front().front() = "  " + rows.front().front();
+  for (const FeatureReport* f : SortedByPsi(features)) {
+    rows.push_back(SummaryCells(*f));
+    rows.back().front() = (f->drifted ? "* " : "  ") + rows.back().front();
+  }
+  // Text columns (feature, kind) left-aligned, numbers right-aligned.
+  WriteColumns(rows, 2, out);
+  out << "\n* " << kDriftRule << "\n";
+}
 
 nlohmann::ordered_json FeatureJson(const FeatureReport& f) {
   const detectors::FeatureDrift& d = f.drift;
   nlohmann::ordered_json j;
   j["name"] = f.name;
-  j["kind"] = internal::KindName(f.kind);
+  j["kind"] = KindName(f.kind);
   j["n_reference"] = d.n_reference;
   j["n_current"] = d.n_current;
   j["psi"] = d.divergences.psi;
@@ -89,33 +117,15 @@ nlohmann::ordered_json FeatureJson(const FeatureReport& f) {
   return j;
 }
 
+}  // namespace internal
+
+namespace {
+
 void WriteTable(const DatasetComparison& c, std::ostream& out) {
   out << "reference: " << c.reference_name << " (" << c.reference_rows
       << " rows)  current: " << c.current_name << " (" << c.current_rows
       << " rows)  drifted: " << c.drifted_count() << " of " << c.features.size() << " features\n\n";
-  std::vector<std::vector<std::string>> rows;
-  rows.push_back(internal::SummaryHeader());
-  rows.front().front() = "  " + rows.front().front();
-  for (const FeatureReport* f : internal::SortedByPsi(c)) {
-    rows.push_back(internal::SummaryCells(*f));
-    rows.back().front() = (f->drifted ? "* " : "  ") + rows.back().front();
-  }
-  std::vector<size_t> widths(rows.front().size(), 0);
-  for (const auto& row : rows) {
-    for (size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
-  }
-  for (const auto& row : rows) {
-    std::string line;
-    for (size_t i = 0; i < row.size(); ++i) {
-      // Text columns left-aligned, numbers right-aligned.
-      const std::string pad(widths[i] - row[i].size(), ' ');
-      line += i < 2 ? row[i] + pad : pad + row[i];
-      if (i + 1 < row.size()) line += "  ";
-    }
-    while (!line.empty() && line.back() == ' ') line.pop_back();
-    out << line << "\n";
-  }
-  out << "\n* " << internal::kDriftRule << "\n";
+  internal::WriteSummaryTable(c.features, out);
 }
 
 }  // namespace
@@ -126,7 +136,7 @@ int RunStats(const StatsOptions& options, std::ostream& out, std::ostream& err) 
   if (!comparison.ok()) return internal::ReportError(err, comparison.status());
   if (options.json) {
     nlohmann::ordered_json features = nlohmann::ordered_json::array();
-    for (const FeatureReport& f : comparison->features) features.push_back(FeatureJson(f));
+    for (const FeatureReport& f : comparison->features) features.push_back(internal::FeatureJson(f));
     nlohmann::ordered_json doc = {{"features", std::move(features)}};
     // Replace invalid UTF-8 in names rather than throwing from dump().
     out << doc.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << "\n";

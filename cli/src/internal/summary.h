@@ -9,6 +9,7 @@
 
 #include "absl/status/status.h"
 #include "driftwatch/cli/compare.h"
+#include "nlohmann/json.hpp"
 
 namespace driftwatch::cli::internal {
 
@@ -24,7 +25,22 @@ const std::vector<std::string>& SummaryHeader();
 std::vector<std::string> SummaryCells(const FeatureReport& feature);
 
 // Features sorted by PSI, descending (ties keep file order).
-std::vector<const FeatureReport*> SortedByPsi(const DatasetComparison& comparison);
+std::vector<const FeatureReport*> SortedByPsi(const std::vector<FeatureReport>& features);
+inline std::vector<const FeatureReport*> SortedByPsi(const DatasetComparison& comparison) {
+  return SortedByPsi(comparison.features);
+}
+
+// Rows of cells as aligned columns, two blanks apart: the first
+// `text_columns` left-aligned, the rest right-aligned; no trailing blanks.
+void WriteColumns(const std::vector<std::vector<std::string>>& rows, size_t text_columns,
+                  std::ostream& out);
+
+// The summary table (`stats` without --json, and `report` online): one row
+// per feature sorted by PSI, drifted ones marked "*", then the rule.
+void WriteSummaryTable(const std::vector<FeatureReport>& features, std::ostream& out);
+
+// One feature's record of `stats --json`.
+nlohmann::ordered_json FeatureJson(const FeatureReport& feature);
 
 const char* KindName(FeatureKind kind);
 

@@ -1,0 +1,108 @@
+// driftctl's online subcommands: gRPC clients of a driftwatchd server.
+// Same contract as commands.h: parsed options in, text on `out` / `err`,
+// an exit code back, nothing thrown. Exit codes: kExitOk when every RPC
+// succeeded (a push with rejected events included), kExitRpcFailed when an
+// RPC failed (stderr: "driftctl: <RPC>: <CODE>: <message>"), kExitBadInput
+// for bad flags or files (nothing is sent then).
+#pragma once
+
+#include <cstdint>
+#include <iosfwd>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace driftwatch::cli {
+
+inline constexpr int kExitRpcFailed = 1;
+
+// Where the server is and how long one RPC may take.
+struct ServerOptions {
+  std::string server = "127.0.0.1:7070";  // host:port
+  std::string timeout = "30s";            // per RPC (per stream for push)
+};
+
+struct RegisterOptions {
+  ServerOptions server;
+  std::string schema_path;  // .json (proto JSON of ModelSchema) or .yaml/.yml
+};
+int RunRegister(const RegisterOptions& options, std::ostream& out, std::ostream& err);
+
+struct ModelsOptions {
+  ServerOptions server;
+  bool json = false;
+};
+int RunModels(const ModelsOptions& options, std::ostream& out, std::ostream& err);
+
+struct PushOptions {
+  ServerOptions server;
+  std::string input;  // .csv or .jsonl
+  std::string model;
+  std::string version;  // empty: the latest registered
+  int batch = 1000;     // events per batch
+  // Batches per StreamPredictions stream: the ack comes at stream end, so
+  // several short streams report progress as they go.
+  int stream_batches = 10;
+  bool columnar = false;
+  std::string event_id_column = "event_id";
+  std::string time_column = "event_time_ms";  // Unix ms, or RFC 3339
+  std::optional<std::string> sample_rate_column;
+  bool json = false;  // summary as JSON
+};
+// `err_is_tty`: draw a progress bar (else periodic plain lines).
+int RunPush(const PushOptions& options, std::ostream& out, std::ostream& err, bool err_is_tty);
+
+struct BaselineCreateOptions {
+  ServerOptions server;
+  std::string model;
+  std::string version;
+  std::string name = "default";
+  std::optional<std::string> range;          // START..END (Unix ms or RFC 3339)
+  std::optional<std::string> trailing;       // LENGTH[:LAG], e.g. 24h:1h
+  std::optional<std::string> profile;        // reference CSV
+  std::optional<std::string> weight_column;  // of the profile CSV
+  int bins = 10;
+};
+int RunBaselineCreate(const BaselineCreateOptions& options, std::ostream& out, std::ostream& err);
+
+struct BaselineListOptions {
+  ServerOptions server;
+  std::string model;
+  std::string version;
+  bool json = false;
+};
+int RunBaselineList(const BaselineListOptions& options, std::ostream& out, std::ostream& err);
+
+// The window of a report: --window LENGTH (the last LENGTH) or --from/--to.
+struct WindowFlags {
+  std::optional<std::string> window;
+  std::optional<std::string> from;
+  std::optional<std::string> to;
+};
+
+struct OnlineReportOptions {
+  ServerOptions server;
+  std::string model;
+  std::string version;
+  std::vector<std::string> slice;  // key=value
+  WindowFlags window;
+  std::string baseline;  // empty: the server's default
+  bool json = false;
+};
+int RunOnlineReport(const OnlineReportOptions& options, std::ostream& out, std::ostream& err);
+
+struct RankOptions {
+  ServerOptions server;
+  std::string model;
+  std::string version;
+  std::string metric = "psi";
+  std::string feature;
+  int top = 10;
+  double min_support = 100;
+  WindowFlags window;
+  std::string baseline;
+  bool json = false;
+};
+int RunRank(const RankOptions& options, std::ostream& out, std::ostream& err);
+
+}  // namespace driftwatch::cli

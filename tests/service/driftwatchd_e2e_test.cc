@@ -1,0 +1,494 @@
+// End to end: the real driftwatchd binary on 127.0.0.1:0 with a temp data
+// dir, driven by a real gRPC client and by the real driftctl binary.
+// Covers acks, durability of acked events across kill -9, dedup after a
+// restart, the drift report against the offline exact statistics, late /
+// too-late accounting, error codes and a clean SIGTERM.
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_format.h"
+#include "driftwatch/detectors/histogram.h"
+#include "driftwatch/v1/ingest.grpc.pb.h"
+#include "driftwatch/v1/models.grpc.pb.h"
+#include "driftwatch/v1/reports.grpc.pb.h"
+#include "gmock/gmock.h"
+#include "grpcpp/create_channel.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "process.h"
+
+namespace driftwatch {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::ChildProcess;
+using ::testing::HasSubstr;
+using testing::RunCommand;
+
+constexpr auto kStartTimeout = std::chrono::seconds(15);
+constexpr int kRefRows = 1000;
+constexpr int kCurRows = 600;
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+int64_t FloorMinute(int64_t ms) { return ms - ms % 60'000; }
+
+// Reference and current rows with a moderate shift; fixed seed.
+struct Data {
+  std::vector<double> ref_x, ref_y, cur_x, cur_y;
+  std::vector<std::string> cur_country;
+  std::vector<int64_t> cur_time_ms;
+};
+
+Data MakeData(int64_t first_event_ms) {
+  Data d;
+  std::mt19937_64 rng(42);
+  std::normal_distribution<double> rx(0, 1), ry(10, 2), cx(0.3, 1.1), cy(10.5, 2);
+  for (int i = 0; i < kRefRows; ++i) {
+    d.ref_x.push_back(rx(rng));
+    d.ref_y.push_back(ry(rng));
+  }
+  for (int i = 0; i < kCurRows; ++i) {
+    d.cur_x.push_back(cx(rng));
+    d.cur_y.push_back(cy(rng));
+    d.cur_country.push_back(i % 3 == 0 ? "de" : "us");
+    d.cur_time_ms.push_back(first_event_ms + i * 100);  // one minute of traffic
+  }
+  return d;
+}
+
+std::string Num(double x) { return absl::StrFormat("%.17g", x); }
+
+class DriftwatchdE2ETest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+#ifndef DRIFTWATCHD_PATH
+    GTEST_SKIP() << "driftwatchd is not built";
+#endif
+    static int counter = 0;
+    dir_ = fs::temp_directory_path() /
+           ("driftwatchd_e2e_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+    fs::create_directories(dir_ / "data");
+  }
+  void TearDown() override {
+    server_.KillAndReap();
+    std::error_code ec;
+    if (!dir_.empty()) fs::remove_all(dir_, ec);
+  }
+
+  // Starts driftwatchd on the data dir and connects; fails the test when it
+  // is not serving within kStartTimeout.
+  void StartServer() {
+#ifdef DRIFTWATCHD_PATH
+    const fs::path port_file = dir_ / "ports";
+    fs::remove(port_file);
+    std::string error;
+    ASSERT_TRUE(server_.Start(
+        {DRIFTWATCHD_PATH, "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
+         "--data-dir", (dir_ / "data").string(), "--port-file", port_file.string()},
+        (dir_ / "server.out").string(), (dir_ / "server.err").string(), &error))
+        << error;
+    std::optional<std::string> ports = testing::WaitForFileLine(port_file, kStartTimeout, &server_);
+    ASSERT_TRUE(ports.has_value()) << "driftwatchd did not write its port file; stderr:\n"
+                                   << testing::ReadWholeFile(dir_ / "server.err");
+    int grpc_port = 0, metrics_port = 0;
+    ASSERT_EQ(std::sscanf(ports->c_str(), "grpc=%d metrics=%d", &grpc_port, &metrics_port), 2)
+        << *ports;
+    address_ = "127.0.0.1:" + std::to_string(grpc_port);
+    channel_ = grpc::CreateChannel(address_, grpc::InsecureChannelCredentials());
+    models_ = v1::Models::NewStub(channel_);
+    ingest_ = v1::Ingest::NewStub(channel_);
+    reports_ = v1::Reports::NewStub(channel_);
+#endif
+  }
+
+  static void Arm(grpc::ClientContext* context) {
+    context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  }
+
+  // One StreamPredictions stream of `batches`; the ack, or the failure.
+  grpc::Status Stream(const std::vector<v1::PredictionBatch>& batches, v1::IngestAck* ack) {
+    grpc::ClientContext context;
+    Arm(&context);
+    auto writer = ingest_->StreamPredictions(&context, ack);
+    for (const v1::PredictionBatch& b : batches) {
+      if (!writer->Write(b)) break;
+    }
+    writer->WritesDone();
+    return writer->Finish();
+  }
+
+  void Register(const v1::ModelSchema& schema) {
+    v1::RegisterModelRequest request;
+    *request.mutable_schema() = schema;
+    v1::RegisterModelResponse response;
+    grpc::ClientContext context;
+    Arm(&context);
+    grpc::Status status = models_->RegisterModel(&context, request, &response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    EXPECT_TRUE(response.created());
+  }
+
+  void WriteFile(const std::string& name, const std::string& text) {
+    std::ofstream(dir_ / name, std::ios::binary) << text;
+  }
+
+  // driftctl with --server appended where it talks to the server.
+  testing::CommandResult Driftctl(std::vector<std::string> args, bool online = true) {
+    args.insert(args.begin(), DRIFTCTL_PATH);
+    if (online) {
+      args.push_back("--server");
+      args.push_back(address_);
+      args.push_back("--timeout");
+      args.push_back("10s");
+    }
+    return RunCommand(args, dir_);
+  }
+
+  // `driftctl stats --json` of ref.csv vs cur.csv: the exact statistics.
+  nlohmann::json OfflineStats() {
+    testing::CommandResult r = Driftctl({"stats", "--reference", (dir_ / "ref.csv").string(),
+                                         "--current", (dir_ / "cur.csv").string(), "--json"},
+                                        /*online=*/false);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return nlohmann::json::parse(r.out, nullptr, false);
+  }
+
+  void WriteRefAndCurCsv(const Data& d) {
+    std::string ref = "x,y\n", cur = "x,y\n";
+    for (int i = 0; i < kRefRows; ++i) ref += Num(d.ref_x[i]) + "," + Num(d.ref_y[i]) + "\n";
+    for (int i = 0; i < kCurRows; ++i) cur += Num(d.cur_x[i]) + "," + Num(d.cur_y[i]) + "\n";
+    WriteFile("ref.csv", ref);
+    WriteFile("cur.csv", cur);
+  }
+
+  fs::path dir_;
+  ChildProcess server_;
+  std::string address_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::Models::Stub> models_;
+  std::unique_ptr<v1::Ingest::Stub> ingest_;
+  std::unique_ptr<v1::Reports::Stub> reports_;
+};
+
+const nlohmann::json& Feature(const nlohmann::json& doc, const std::string& name) {
+  for (const auto& f : doc.at("features")) {
+    if (f.at("name") == name) return f;
+  }
+  static const nlohmann::json kNone = nlohmann::json::object();
+  ADD_FAILURE() << "no feature " << name << " in " << doc.dump();
+  return kNone;
+}
+
+const v1::FeatureDriftReport* Feature(const v1::DriftReport& report, const std::string& name) {
+  for (const auto& f : report.features()) {
+    if (f.name() == name) return &f;
+  }
+  return nullptr;
+}
+
+v1::PredictionEvent Event(const std::string& id, int64_t time_ms, double x) {
+  v1::PredictionEvent e;
+  e.set_event_id(id);
+  e.set_event_time_ms(time_ms);
+  e.add_numeric(x);
+  return e;
+}
+
+TEST_F(DriftwatchdE2ETest, AckedEventsSurviveKillAndReportMatchesOfflineStats) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  const int64_t first_ms = FloorMinute(NowMs()) - 120'000;
+  const Data d = MakeData(first_ms);
+  WriteRefAndCurCsv(d);
+
+  // x's summary edges contain the reference deciles (exactly as the offline
+  // CLI computes them, numpy's linear quantiles) plus finer 1/40 quantiles;
+  // y's edges are derived by the server from a reference sample.
+  v1::ModelSchema schema;
+  schema.mutable_model()->set_model_id("e2e");
+  schema.mutable_model()->set_model_version("1");
+  auto* x = schema.add_features();
+  x->set_name("x");
+  x->set_kind(v1::FEATURE_KIND_NUMERIC);
+  auto deciles = detectors::BinEdges::FromQuantiles(d.ref_x, 10);
+  auto fine = detectors::BinEdges::FromQuantiles(d.ref_x, 40);
+  ASSERT_TRUE(deciles.ok() && fine.ok());
+  std::vector<double> edges = deciles->edges();
+  for (size_t k = 0; k < fine->edges().size(); ++k) {
+    if ((k + 1) % 4 != 0) edges.push_back(fine->edges()[k]);  // k/40 that are not deciles
+  }
+  std::sort(edges.begin(), edges.end());
+  edges.erase(std::unique(edges.begin(), edges.end()), edges.end());
+  *x->mutable_summary_edges() = {edges.begin(), edges.end()};
+  auto* y = schema.add_features();
+  y->set_name("y");
+  y->set_kind(v1::FEATURE_KIND_NUMERIC);
+  *y->mutable_reference_sample() = {d.ref_y.begin(), d.ref_y.end()};
+  schema.add_slice_keys()->set_key("country");
+  ASSERT_NO_FATAL_FAILURE(Register(schema));
+
+  v1::CreateBaselineRequest baseline;
+  *baseline.mutable_model() = schema.model();
+  baseline.mutable_baseline()->set_name("default");
+  auto* profile = baseline.mutable_baseline()->mutable_profile();
+  auto* px = profile->add_numeric();
+  px->set_name("x");
+  *px->mutable_values() = {d.ref_x.begin(), d.ref_x.end()};
+  auto* py = profile->add_numeric();
+  py->set_name("y");
+  *py->mutable_values() = {d.ref_y.begin(), d.ref_y.end()};
+  {
+    v1::Baseline created;
+    grpc::ClientContext context;
+    Arm(&context);
+    grpc::Status status = models_->CreateBaseline(&context, baseline, &created);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    EXPECT_DOUBLE_EQ(created.reference_weight(), kRefRows);
+  }
+
+  // Three row batches of 200 in one stream.
+  std::vector<v1::PredictionBatch> batches(3);
+  for (int i = 0; i < kCurRows; ++i) {
+    v1::PredictionBatch& b = batches[i / 200];
+    *b.mutable_model() = schema.model();
+    v1::PredictionEvent* e = b.mutable_rows()->add_events();
+    e->set_event_id("ev-" + std::to_string(i));
+    e->set_event_time_ms(d.cur_time_ms[i]);
+    e->add_numeric(d.cur_x[i]);
+    e->add_numeric(d.cur_y[i]);
+    e->add_slice_values(d.cur_country[i]);
+  }
+  v1::IngestAck ack;
+  grpc::Status status = Stream(batches, &ack);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  // The ack means committed: kill -9 at once, with no chance to flush more.
+  server_.Signal(SIGKILL);
+  EXPECT_EQ(server_.Wait(std::chrono::seconds(10)), 128 + SIGKILL);
+  EXPECT_EQ(ack.accepted(), static_cast<uint64_t>(kCurRows));
+  EXPECT_EQ(ack.duplicates(), 0u);
+  EXPECT_EQ(ack.rejected(), 0u);
+  EXPECT_EQ(ack.batches(), 3u);
+
+  // Same data dir: every acked event is still there and deduplicated.
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  v1::IngestAck again;
+  status = Stream(batches, &again);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(again.accepted(), 0u);
+  EXPECT_EQ(again.duplicates(), static_cast<uint64_t>(kCurRows));
+
+  v1::GetDriftReportRequest request;
+  *request.mutable_model() = schema.model();
+  auto* range = request.mutable_window()->mutable_range();
+  range->mutable_start()->set_seconds(first_ms / 1000);
+  range->mutable_end()->set_seconds((FloorMinute(d.cur_time_ms.back()) + 60'000) / 1000);
+  v1::DriftReport report;
+  {
+    grpc::ClientContext context;
+    Arm(&context);
+    status = reports_->GetDriftReport(&context, request, &report);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+  }
+  EXPECT_EQ(report.counts().events(), static_cast<uint64_t>(kCurRows));
+
+  // Summary vs exact. The service never sees raw rows: the baseline's
+  // decile edges are quantiles of the reference's fine summary and the
+  // current window is counted in the fine summary bins, then rebinned onto
+  // those edges. For x the fine edges contain the exact deciles, so both
+  // the edges and every bin count are exact and PSI / KL / JS agree with
+  // the offline numbers up to rounding (1e-9). For y (edges from 64
+  // reference quantiles) each decile bin's mass can be off by at most the
+  // mass of the fine bins its edges fall in (~1/64 each), which moves PSI by
+  // a few hundredths at most here: tolerance 0.05. KS from summaries is
+  // exact at the fine edges, so the true D lies in
+  // [reported, reported + error_bound].
+  const nlohmann::json offline = OfflineStats();
+  for (const std::string name : {"x", "y"}) {
+    SCOPED_TRACE(name);
+    const v1::FeatureDriftReport* online = Feature(report, name);
+    ASSERT_NE(online, nullptr);
+    const nlohmann::json& exact = Feature(offline, name);
+    EXPECT_DOUBLE_EQ(online->n_current(), kCurRows);
+    EXPECT_DOUBLE_EQ(online->n_reference(), kRefRows);
+    const double psi_tolerance = name == "x" ? 1e-9 : 0.05;
+    EXPECT_NEAR(online->psi(), exact["psi"].get<double>(), psi_tolerance);
+    if (name == "x") {
+      EXPECT_NEAR(online->kl(), exact["kl"].get<double>(), 1e-9);
+      EXPECT_NEAR(online->js(), exact["js"].get<double>(), 1e-9);
+    }
+    const double d_exact = exact["ks"]["statistic"].get<double>();
+    EXPECT_LE(online->ks().statistic(), d_exact + 1e-12);
+    EXPECT_LE(d_exact, online->ks().statistic() + online->ks().error_bound() + 1e-12);
+    // W1 from interpolated CDFs: within 5% of a reference sd here.
+    EXPECT_NEAR(online->wasserstein_norm(), exact["wasserstein_norm"].get<double>(), 0.05);
+  }
+
+  // SIGTERM: a clean exit (0) after the final flush; nothing acked is lost.
+  server_.Signal(SIGTERM);
+  EXPECT_EQ(server_.Wait(std::chrono::seconds(10)), 0)
+      << testing::ReadWholeFile(dir_ / "server.err");
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  {
+    v1::DriftReport after;
+    grpc::ClientContext context;
+    Arm(&context);
+    status = reports_->GetDriftReport(&context, request, &after);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    EXPECT_EQ(after.counts().events(), static_cast<uint64_t>(kCurRows));
+  }
+}
+
+TEST_F(DriftwatchdE2ETest, LateTooLateAndBadInput) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  v1::ModelSchema schema;
+  schema.mutable_model()->set_model_id("late");
+  schema.mutable_model()->set_model_version("1");
+  auto* x = schema.add_features();
+  x->set_name("x");
+  x->set_kind(v1::FEATURE_KIND_NUMERIC);
+  ASSERT_NO_FATAL_FAILURE(Register(schema));
+
+  // Default ingest settings: 1 min buckets, 5 min allowed lateness, 5 min
+  // future skew. An event 1 min ahead moves the watermark; one 30 s behind
+  // it is late but accepted; one 10 min old falls in a bucket that closed
+  // (bucket end + lateness <= watermark); one an hour ahead is too far in
+  // the future; one without a time is rejected.
+  const int64_t now = NowMs();
+  v1::PredictionBatch batch;
+  *batch.mutable_model() = schema.model();
+  *batch.mutable_rows()->add_events() = Event("ahead", now + 60'000, 1);
+  *batch.mutable_rows()->add_events() = Event("late", now + 30'000, 2);
+  *batch.mutable_rows()->add_events() = Event("too-late", now - 600'000, 3);
+  *batch.mutable_rows()->add_events() = Event("future", now + 3'600'000, 4);
+  *batch.mutable_rows()->add_events() = Event("no-time", 0, 5);
+  v1::IngestAck ack;
+  grpc::Status status = Stream({batch}, &ack);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(ack.accepted(), 2u);
+  EXPECT_EQ(ack.late_accepted(), 1u);
+  EXPECT_EQ(ack.too_late(), 1u);
+  EXPECT_EQ(ack.rejected(), 3u);
+  std::map<std::string, std::string> examples;
+  for (const v1::RejectReason& r : ack.reasons()) examples[r.reason()] = r.example_event_id();
+  EXPECT_EQ(examples["too_late"], "too-late");
+  EXPECT_EQ(examples["event_time_in_future"], "future");
+  EXPECT_EQ(examples["missing_event_time"], "no-time");
+
+  // An unknown model fails the stream with NOT_FOUND.
+  v1::PredictionBatch unknown = batch;
+  unknown.mutable_model()->set_model_id("no-such-model");
+  v1::IngestAck unused;
+  EXPECT_EQ(Stream({unknown}, &unused).error_code(), grpc::StatusCode::NOT_FOUND);
+
+  // A columnar batch whose columns do not add up: INVALID_ARGUMENT.
+  v1::PredictionBatch columnar;
+  *columnar.mutable_model() = schema.model();
+  v1::ColumnarBatch* c = columnar.mutable_columns();
+  c->set_num_events(3);
+  c->add_event_ids("c1");
+  c->add_event_ids("c2");  // one id short
+  for (int i = 0; i < 3; ++i) {
+    c->add_event_time_ms(now);
+    c->add_numeric(i);
+  }
+  status = Stream({columnar}, &unused);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+  EXPECT_THAT(status.error_message(), HasSubstr("event_ids"));
+}
+
+TEST_F(DriftwatchdE2ETest, DriftctlPushAndReportEndToEnd) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  const int64_t first_ms = FloorMinute(NowMs()) - 120'000;
+  const Data d = MakeData(first_ms);
+  WriteRefAndCurCsv(d);
+
+  nlohmann::json schema = {
+      {"model", {{"model_id", "cli"}, {"model_version", "1"}}},
+      {"features",
+       {{{"name", "x"}, {"kind", "FEATURE_KIND_NUMERIC"}, {"reference_sample", d.ref_x}}}},
+      {"slice_keys", {{{"key", "country"}}}}};
+  WriteFile("schema.json", schema.dump());
+  testing::CommandResult r = Driftctl({"register", "--schema", (dir_ / "schema.json").string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "created cli@1\n");
+  r = Driftctl({"register", "--schema", (dir_ / "schema.json").string()});
+  EXPECT_EQ(r.out, "exists cli@1\n");
+
+  // The file has a column the schema lacks (y): a warning, not an error.
+  std::string events = "event_id,event_time_ms,x,y,country\n";
+  for (int i = 0; i < kCurRows; ++i) {
+    events += "cli-" + std::to_string(i) + "," + std::to_string(d.cur_time_ms[i]) + "," +
+              Num(d.cur_x[i]) + "," + Num(d.cur_y[i]) + "," + d.cur_country[i] + "\n";
+  }
+  WriteFile("events.csv", events);
+  const std::vector<std::string> push = {"push",
+                                         (dir_ / "events.csv").string(),
+                                         "--model",
+                                         "cli",
+                                         "--batch",
+                                         "100",
+                                         "--stream-batches",
+                                         "2",
+                                         "--json"};
+  r = Driftctl(push);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("ignoring column y"));
+  nlohmann::json summary = nlohmann::json::parse(r.out, nullptr, false);
+  EXPECT_EQ(summary["sent"], kCurRows);
+  EXPECT_EQ(summary["accepted"], kCurRows);
+  EXPECT_EQ(summary["batches"], kCurRows / 100);
+  std::vector<std::string> columnar = push;
+  columnar.push_back("--columnar");
+  r = Driftctl(columnar);  // the same events again: all duplicates
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  summary = nlohmann::json::parse(r.out, nullptr, false);
+  EXPECT_EQ(summary["accepted"], 0);
+  EXPECT_EQ(summary["duplicates"], kCurRows);
+
+  r = Driftctl({"baseline", "create", "--model", "cli", "--profile", (dir_ / "ref.csv").string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("created baseline default for cli@1"));
+  EXPECT_THAT(r.err, HasSubstr("ignoring column y"));
+  r = Driftctl({"baseline", "list", "--model", "cli"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("default"));
+
+  r = Driftctl({"report", "--model", "cli", "--window", "1h", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  nlohmann::json doc = nlohmann::json::parse(r.out, nullptr, false);
+  ASSERT_TRUE(doc.is_object()) << r.out;
+  EXPECT_EQ(doc["model"]["id"], "cli");
+  EXPECT_TRUE(doc["slice"].empty());
+  EXPECT_TRUE(doc["window"].contains("start"));
+  const nlohmann::json& x = Feature(doc, "x");
+  EXPECT_EQ(x["kind"], "numeric");
+  EXPECT_EQ(x["n_current"], kCurRows);
+  EXPECT_EQ(x["n_reference"], kRefRows);
+  const nlohmann::json exact = Feature(OfflineStats(), "x");
+  // Edges from 64 reference quantiles: see the tolerance note above.
+  EXPECT_NEAR(x["psi"].get<double>(), exact["psi"].get<double>(), 0.05);
+
+  r = Driftctl({"report", "--model", "cli", "--window", "1h", "--slice", "country=de"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("slice: country=de"));
+  EXPECT_THAT(r.out, HasSubstr("KS p / chi2 p"));
+
+  r = Driftctl({"rank", "--model", "cli", "--window", "1h", "--min-support", "1", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(nlohmann::json::parse(r.out, nullptr, false)["slices"].is_array()) << r.out;
+
+  r = Driftctl({"push", (dir_ / "events.csv").string(), "--model", "nope"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("driftctl: GetModel: NOT_FOUND: "));
+}
+
+}  // namespace
+}  // namespace driftwatch
