@@ -15,10 +15,6 @@ namespace {
 // __other__; a file with more distinct values than this is not categorical.
 constexpr size_t kMaxCategories = 100000;
 
-constexpr double kPsiDrift = 0.2;
-constexpr double kPValueDrift = 0.05;
-constexpr double kWassersteinNormDrift = 0.1;
-constexpr double kJsDrift = 0.1;
 
 // Numeric when every non-empty cell in both files parses. A column with no
 // non-empty cell at all is categorical (all __missing__), so an all-null
@@ -84,15 +80,6 @@ absl::Status FeatureError(absl::string_view feature, absl::string_view message) 
 size_t DatasetComparison::drifted_count() const {
   return static_cast<size_t>(
       std::count_if(features.begin(), features.end(), [](const auto& f) { return f.drifted; }));
-}
-
-bool IsDrifted(const detectors::FeatureDrift& drift, FeatureKind kind) {
-  if (drift.divergences.psi >= kPsiDrift) return true;
-  if (kind == FeatureKind::kNumeric) {
-    return drift.ks && drift.wasserstein && drift.ks->p_value < kPValueDrift &&
-           drift.wasserstein->normalized >= kWassersteinNormDrift;
-  }
-  return drift.chi2 && drift.chi2->p_value < kPValueDrift && drift.divergences.js >= kJsDrift;
 }
 
 absl::StatusOr<std::vector<double>> ReadWeights(const CsvTable& table, const std::string& column) {
@@ -200,7 +187,7 @@ absl::StatusOr<DatasetComparison> CompareTables(const CsvTable& reference, const
       if (!drift.ok()) return FeatureError(name, drift.status().message());
       feature.drift = std::move(*drift);
     }
-    feature.drifted = IsDrifted(feature.drift, feature.kind);
+    feature.drifted = detectors::IsDrifted(feature.drift);
     out.features.push_back(std::move(feature));
   }
   return out;

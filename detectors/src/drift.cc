@@ -390,4 +390,12 @@ absl::StatusOr<FeatureDrift> CompareCategorical(const CategoricalSummary& refere
   return drift;
 }
 
+bool IsDrifted(const FeatureDrift& drift) {
+  if (drift.divergences.psi >= kDriftPsi) return true;
+  if (drift.ks && drift.wasserstein) {
+    return drift.ks->p_value < kDriftPValue && drift.wasserstein->normalized >= kDriftWassersteinNorm;
+  }
+  return drift.chi2 && drift.chi2->p_value < kDriftPValue && drift.divergences.js >= kDriftJs;
+}
+
 }  // namespace driftwatch::detectors

@@ -21,11 +21,6 @@ using detectors::NumericSummary;
 using detectors::Profile;
 using storage::kHourMs;
 
-// driftctl's drift rule (docs/driftctl.md; cli::IsDrifted is its twin).
-constexpr double kPsiDrift = 0.2;
-constexpr double kPValueDrift = 0.05;
-constexpr double kWassersteinNormDrift = 0.1;
-constexpr double kJsDrift = 0.1;
 
 constexpr uint32_t kMaxBins = 1000;
 constexpr int64_t kMaxWindowSeconds = 100LL * 366 * 86'400;
@@ -354,20 +349,11 @@ absl::StatusOr<Reference> BuildReference(const Profile& profile, int bins) {
 // ---------------------------------------------------------------------------
 // Comparing.
 
-bool IsDrifted(const FeatureDrift& drift, bool numeric) {
-  if (drift.divergences.psi >= kPsiDrift) return true;
-  if (numeric) {
-    return drift.ks && drift.wasserstein && drift.ks->p_value < kPValueDrift &&
-           drift.wasserstein->normalized >= kWassersteinNormDrift;
-  }
-  return drift.chi2 && drift.chi2->p_value < kPValueDrift && drift.divergences.js >= kJsDrift;
-}
-
 double InvalidRate(const detectors::ProfileCounters& c) {
   return c.events > 0 ? static_cast<double>(c.invalid_values) / static_cast<double>(c.events) : 0;
 }
 
-void FillDrift(const FeatureDrift& drift, bool numeric, v1::FeatureDriftReport* out) {
+void FillDrift(const FeatureDrift& drift, v1::FeatureDriftReport* out) {
   out->set_psi(drift.divergences.psi);
   out->set_kl(drift.divergences.kl);
   out->set_js(drift.divergences.js);
@@ -385,7 +371,7 @@ void FillDrift(const FeatureDrift& drift, bool numeric, v1::FeatureDriftReport* 
     out->set_wasserstein(drift.wasserstein->distance);
     out->set_wasserstein_norm(drift.wasserstein->normalized);
   }
-  out->set_drifted(IsDrifted(drift, numeric));
+  out->set_drifted(detectors::IsDrifted(drift));
 }
 
 absl::Status CompareNumericFeature(const std::string& name,
@@ -408,7 +394,7 @@ absl::Status CompareNumericFeature(const std::string& name,
     return absl::Status(drift.status().code(),
                         absl::StrCat("feature \"", name, "\": ", drift.status().message()));
   }
-  FillDrift(*drift, /*numeric=*/true, out);
+  FillDrift(*drift, out);
   return absl::OkStatus();
 }
 
@@ -430,7 +416,7 @@ absl::Status CompareCategoricalFeature(const std::string& name,
     return absl::Status(drift.status().code(),
                         absl::StrCat("feature \"", name, "\": ", drift.status().message()));
   }
-  FillDrift(*drift, /*numeric=*/false, out);
+  FillDrift(*drift, out);
   return absl::OkStatus();
 }
 

@@ -27,7 +27,7 @@ struct FeatureReport {
   // Weight of null (and, for numeric, NaN / +-Inf) cells over all rows.
   double null_rate_reference = 0;
   double null_rate_current = 0;
-  bool drifted = false;  // IsDrifted(drift, kind)
+  bool drifted = false;  // detectors::IsDrifted(drift)
 };
 
 struct DatasetComparison {
@@ -40,10 +40,6 @@ struct DatasetComparison {
   size_t drifted_count() const;
 };
 
-// The drift rule (docs/driftctl.md): PSI >= 0.2, or for numeric features
-// KS p < 0.05 and Wasserstein / reference sd >= 0.1, or for categorical
-// features chi-square p < 0.05 and JS >= 0.1.
-bool IsDrifted(const detectors::FeatureDrift& drift, FeatureKind kind);
 
 // Compares every column except the weight column. INVALID_ARGUMENT (message
 // naming file, line and column where one applies) when the column sets

@@ -97,6 +97,18 @@ struct FeatureDrift {
   std::vector<double> current_proportions;
 };
 
+// The default drift rule shared by driftctl and the service's reports:
+// PSI >= 0.2; or, for numeric features (ks and wasserstein present), KS
+// p < 0.05 and Wasserstein / reference sd >= 0.1; or, for categorical
+// features (chi2 present), chi-square p < 0.05 and JS >= 0.1. The second
+// condition of each pair keeps large samples, where any difference is
+// significant, from flagging negligible shifts.
+inline constexpr double kDriftPsi = 0.2;
+inline constexpr double kDriftPValue = 0.05;
+inline constexpr double kDriftWassersteinNorm = 0.1;
+inline constexpr double kDriftJs = 0.1;
+bool IsDrifted(const FeatureDrift& drift);
+
 // Numeric feature, exact: B equal-frequency bins of the reference (weighted
 // quantiles when the reference is weighted), PSI/KL/JS on them, exact KS and
 // Wasserstein. Fails if either sample is empty or bins < 1.
