@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -32,6 +33,7 @@ using internal::Transaction;
 // Idle read connections kept open; more are opened under load and closed
 // when returned beyond this count.
 constexpr size_t kMaxIdleReaders = 4;
+constexpr int64_t kCheckpointIntervalMs = 500;
 // Writer page cache: a flush of ~1000 x 12 KB profiles fits without spilling
 // dirty pages to the WAL before COMMIT.
 constexpr char kWriterCacheSql[] = "PRAGMA cache_size = -32768";  // KiB
@@ -91,8 +93,19 @@ absl::Status ValidateBatch(const FlushBatch& batch) {
 
 class SqliteStore final : public Store {
  public:
-  SqliteStore(SqliteOptions options, RollupMerger merger, std::unique_ptr<Connection> writer)
-      : options_(std::move(options)), merger_(std::move(merger)), writer_(std::move(writer)) {}
+  SqliteStore(SqliteOptions options, RollupMerger merger, std::unique_ptr<Connection> writer,
+              std::unique_ptr<Connection> checkpointer)
+      : options_(std::move(options)), merger_(std::move(merger)), writer_(std::move(writer)) {
+    checkpoint_thread_ = std::thread(
+        [this, conn = std::move(checkpointer)]() mutable { CheckpointLoop(std::move(conn)); });
+  }
+  ~SqliteStore() override {
+    {
+      absl::MutexLock lock(&checkpoint_mu_);
+      stopping_ = true;
+    }
+    checkpoint_thread_.join();
+  }
 
   absl::StatusOr<ModelRecord> PutModel(const ModelRecord& model) override;
   absl::StatusOr<std::vector<ModelRecord>> ListModels() override;
@@ -128,6 +141,12 @@ class SqliteStore final : public Store {
     std::unique_ptr<Connection> conn_;
   };
 
+  // Copies the WAL into the database off the commit path. The writer runs
+  // with wal_autocheckpoint off: SQLite's automatic checkpoint would run
+  // inside Commit, which the ingest ack waits on, and it was most of the
+  // commit's wall time. PASSIVE never blocks the writer or readers.
+  void CheckpointLoop(std::unique_ptr<Connection> conn);
+
   absl::StatusOr<ReaderLease> AcquireReader();
   void ReturnReader(std::unique_ptr<Connection> conn);
 
@@ -153,7 +172,26 @@ class SqliteStore final : public Store {
 
   absl::Mutex pool_mu_;
   std::vector<std::unique_ptr<Connection>> idle_readers_ ABSL_GUARDED_BY(pool_mu_);
+
+  absl::Mutex checkpoint_mu_;
+  bool stopping_ ABSL_GUARDED_BY(checkpoint_mu_) = false;
+  std::thread checkpoint_thread_;
 };
+
+void SqliteStore::CheckpointLoop(std::unique_ptr<Connection> conn) {
+  absl::MutexLock lock(&checkpoint_mu_);
+  while (!stopping_) {
+    checkpoint_mu_.AwaitWithTimeout(absl::Condition(&stopping_), absl::Milliseconds(kCheckpointIntervalMs));
+    if (stopping_) break;
+    checkpoint_mu_.Unlock();
+    // A failure (e.g. a reader pinning an old snapshot) is retried next time.
+    (void)conn->QueryText("PRAGMA wal_checkpoint(PASSIVE)", "checkpoint");
+    checkpoint_mu_.Lock();
+  }
+  checkpoint_mu_.Unlock();
+  (void)conn->QueryText("PRAGMA wal_checkpoint(PASSIVE)", "final checkpoint");
+  checkpoint_mu_.Lock();
+}
 
 // --- Reader pool -------------------------------------------------------------
 
@@ -712,9 +750,13 @@ absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const SqliteOptions& opti
       "open sqlite store: set synchronous"));
   DW_RETURN_IF_ERROR(writer->Exec("PRAGMA foreign_keys = OFF", "open sqlite store: foreign_keys"));
   DW_RETURN_IF_ERROR(writer->Exec(kWriterCacheSql, "open sqlite store: cache_size"));
+  DW_RETURN_IF_ERROR(writer->Exec("PRAGMA wal_autocheckpoint = 0",
+                                  "open sqlite store: wal_autocheckpoint"));
   DW_RETURN_IF_ERROR(internal::ApplyMigrations(writer.get(), NowMs()));
-  return std::unique_ptr<Store>(
-      std::make_unique<SqliteStore>(options, std::move(merger), std::move(writer)));
+  DW_ASSIGN_OR_RETURN(std::unique_ptr<Connection> checkpointer,
+                      Connection::Open(options.path, options.busy_timeout_ms));
+  return std::unique_ptr<Store>(std::make_unique<SqliteStore>(
+      options, std::move(merger), std::move(writer), std::move(checkpointer)));
 }
 
 }  // namespace driftwatch::storage
