@@ -4,6 +4,8 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <mutex>
+#include <tuple>
 #include <optional>
 #include <utility>
 
@@ -591,9 +593,29 @@ absl::StatusOr<Profile> ProfileFromReference(const ModelRuntime& rt,
 
 // ---------------------------------------------------------------------------
 
+// A reference that owns its profile (Reference points into it), so it
+// must not move once built: the cache holds it by shared_ptr.
+struct OwnedReference {
+  Profile profile;
+  Reference frozen;
+};
+
+struct ReportEngine::ReferenceCache {
+  // (model key, baseline name, baseline created_at, slice id).
+  using Key = std::tuple<int64_t, std::string, int64_t, int32_t>;
+  std::mutex mu;
+  std::map<Key, std::shared_ptr<const OwnedReference>> entries;  // guarded by mu
+};
+
 ReportEngine::ReportEngine(storage::Store* store, const Ingestor* ingestor, const Clock* clock,
                            ReportOptions options)
-    : store_(store), ingestor_(ingestor), clock_(clock), options_(std::move(options)) {}
+    : cache_(std::make_unique<ReferenceCache>()),
+      store_(store),
+      ingestor_(ingestor),
+      clock_(clock),
+      options_(std::move(options)) {}
+
+ReportEngine::~ReportEngine() = default;
 
 int64_t ReportEngine::bucket_width_ms() const { return ingestor_->options().bucket_width_ms; }
 
@@ -644,11 +666,33 @@ absl::StatusOr<v1::DriftReport> ReportEngine::GetDriftReport(
         "model ", rt.label(), " has no events in slice ", SelectorName(request.slice()),
         " in the window [", window.start_ms, ", ", window.end_ms, ") ms"));
   }
-  DW_ASSIGN_OR_RETURN(SliceProfiles refs,
-                      BaselineProfiles(*store_, rt, width, now_ms, def, {slice_id}));
-  const Profile* reference = ReferenceFor(refs, slice_id);
-  if (reference == nullptr) return NoBaselineData(rt, def);
-  DW_ASSIGN_OR_RETURN(Reference frozen, BuildReference(*reference, def.bins));
+  // A baseline that can no longer change is frozen once and cached.
+  const ReferenceCache::Key cache_key{rt.model_key(), def.name, def.created_at_ms, slice_id};
+  std::shared_ptr<const OwnedReference> cached;
+  {
+    std::lock_guard<std::mutex> lock(cache_->mu);
+    auto it = cache_->entries.find(cache_key);
+    if (it != cache_->entries.end()) cached = it->second;
+  }
+  if (cached == nullptr) {
+    DW_ASSIGN_OR_RETURN(SliceProfiles refs,
+                        BaselineProfiles(*store_, rt, width, now_ms, def, {slice_id}));
+    const Profile* reference = ReferenceFor(refs, slice_id);
+    if (reference == nullptr) return NoBaselineData(rt, def);
+    auto owned = std::make_shared<OwnedReference>(OwnedReference{*reference, {}});
+    DW_ASSIGN_OR_RETURN(owned->frozen, BuildReference(owned->profile, def.bins));
+    bool immutable = def.uploaded.has_value();
+    if (def.spec.source_case() == v1::BaselineSpec::kPinnedRange) {
+      DW_ASSIGN_OR_RETURN(int64_t closed_until, CommittedClosedUntil(*store_, rt.model_key()));
+      immutable = BaselineRange(def.spec, now_ms, width).end_ms <= closed_until;
+    }
+    if (immutable) {
+      std::lock_guard<std::mutex> lock(cache_->mu);
+      cache_->entries[cache_key] = owned;
+    }
+    cached = std::move(owned);
+  }
+  const Reference& frozen = cached->frozen;
 
   v1::DriftReport report;
   *report.mutable_model() = ctx.ref;

@@ -32,6 +32,7 @@ class ReportEngine {
   // All pointers must outlive the engine.
   ReportEngine(storage::Store* store, const Ingestor* ingestor, const Clock* clock,
                ReportOptions options = {});
+  ~ReportEngine();
 
   // NOT_FOUND: unknown model, slice or baseline. INVALID_ARGUMENT: a bad
   // window or slice selector (naming the field). FAILED_PRECONDITION: the
@@ -79,6 +80,12 @@ class ReportEngine {
   absl::StatusOr<double> ReferenceWeight(const ModelContext& ctx, const v1::BaselineSpec& spec,
                                          const detectors::Profile* uploaded) const;
   int64_t bucket_width_ms() const;
+
+  // Frozen references of baselines that can no longer change (uploaded
+  // profiles, pinned ranges that are closed), so a report does not re-read
+  // and re-merge its baseline every time. Internally synchronised.
+  struct ReferenceCache;
+  std::unique_ptr<ReferenceCache> cache_;
 
   storage::Store* const store_;
   const Ingestor* const ingestor_;
