@@ -1,6 +1,9 @@
 #include "driftwatch/detectors/profile.h"
 
+#include <bit>
 #include <cmath>
+#include <cstring>
+#include <new>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -19,8 +22,8 @@ absl::Status Corrupt(absl::string_view what) {
   return absl::DataLossError(absl::StrCat("profile: ", what));
 }
 
-void PutNumeric(internal::ByteWriter& w, const NumericSummary& s) {
-  std::span<const double> bins = s.bins();
+void PutNumeric(internal::ByteWriter& w, std::span<const double> bins, const NumericCounts& c,
+                uint64_t invalid_weights) {
   size_t nonzero = 0;
   for (double b : bins) nonzero += b != 0;
   w.U32(static_cast<uint32_t>(bins.size()));
@@ -37,9 +40,26 @@ void PutNumeric(internal::ByteWriter& w, const NumericSummary& s) {
     }
   } else {
     w.Raw(std::string_view(reinterpret_cast<const char*>(&kDense), 1));
-    for (double b : bins) w.F64(b);
+    if constexpr (std::endian::native == std::endian::little) {
+      // F64 is the little-endian IEEE-754 pattern: the array as it is.
+      w.Raw(std::string_view(reinterpret_cast<const char*>(bins.data()), bins.size() * 8));
+    } else {
+      for (double b : bins) w.F64(b);
+    }
   }
-  const NumericCounts& c = s.counts();
+  if constexpr (std::endian::native == std::endian::little) {
+    // The 12 fields below in one append (the flush serializes thousands of
+    // profiles a second, under the model's lock).
+    const uint64_t fields[12] = {std::bit_cast<uint64_t>(c.weight),
+                                 std::bit_cast<uint64_t>(c.weight_sq),
+                                 std::bit_cast<uint64_t>(c.sum),
+                                 std::bit_cast<uint64_t>(c.sum_sq),
+                                 std::bit_cast<uint64_t>(c.min),
+                                 std::bit_cast<uint64_t>(c.max),
+                                 c.count, c.nulls, c.nans, c.pos_infs, c.neg_infs, invalid_weights};
+    w.Raw(std::string_view(reinterpret_cast<const char*>(fields), sizeof(fields)));
+    return;
+  }
   w.F64(c.weight);
   w.F64(c.weight_sq);
   w.F64(c.sum);
@@ -51,7 +71,25 @@ void PutNumeric(internal::ByteWriter& w, const NumericSummary& s) {
   w.U64(c.nans);
   w.U64(c.pos_infs);
   w.U64(c.neg_infs);
-  w.U64(s.invalid_weights());
+  w.U64(invalid_weights);
+}
+
+void PutNumeric(internal::ByteWriter& w, const NumericSummary& s) {
+  PutNumeric(w, s.bins(), s.counts(), s.invalid_weights());
+}
+
+void PutHeader(internal::ByteWriter& w, size_t n_numeric, size_t n_categorical, size_t n_scores,
+               const ProfileCounters& c) {
+  w.Raw(std::string_view(kMagic, 4));
+  w.U32(kVersion);
+  w.U32(static_cast<uint32_t>(n_numeric));
+  w.U32(static_cast<uint32_t>(n_categorical));
+  w.U32(static_cast<uint32_t>(n_scores));
+  w.U64(c.events);
+  w.U64(c.late_accepted);
+  w.U64(c.invalid_values);
+  w.F64(c.weight);
+  w.F64(c.weight_sq);
 }
 
 absl::StatusOr<NumericSummary> GetNumeric(internal::ByteReader& r,
@@ -136,16 +174,7 @@ absl::Status Profile::Merge(const Profile& other) {
 
 std::string Profile::Serialize() const {
   internal::ByteWriter w;
-  w.Raw(std::string_view(kMagic, 4));
-  w.U32(kVersion);
-  w.U32(static_cast<uint32_t>(numeric_.size()));
-  w.U32(static_cast<uint32_t>(categorical_.size()));
-  w.U32(static_cast<uint32_t>(scores_.size()));
-  w.U64(counters_.events);
-  w.U64(counters_.late_accepted);
-  w.U64(counters_.invalid_values);
-  w.F64(counters_.weight);
-  w.F64(counters_.weight_sq);
+  PutHeader(w, numeric_.size(), categorical_.size(), scores_.size(), counters_);
   for (const NumericSummary& s : numeric_) PutNumeric(w, s);
   for (const CategoricalSummary& s : categorical_) w.Str(s.Serialize());
   for (const NumericSummary& s : scores_) PutNumeric(w, s);
@@ -196,6 +225,119 @@ absl::StatusOr<Profile> Profile::Deserialize(std::shared_ptr<const ProfileLayout
     DW_ASSIGN_OR_RETURN(p.scores_[i], GetNumeric(r, layout->score_edges[i]));
   }
   return p;
+}
+
+namespace {
+
+constexpr size_t kLine = 64;
+constexpr size_t kDoublesPerLine = kLine / sizeof(double);
+
+NumericCounts CountsOf(const ProfileAccumulator::Moments& m,
+                       const ProfileAccumulator::ColdCounts& cold) {
+  NumericCounts c;
+  c.weight = m.weight;
+  c.weight_sq = m.weight_sq;
+  c.sum = m.sum;
+  c.sum_sq = m.sum_sq;
+  c.min = m.min;
+  c.max = m.max;
+  c.count = m.count;
+  c.nulls = m.nulls;
+  c.nans = cold.nans;
+  c.pos_infs = cold.pos_infs;
+  c.neg_infs = cold.neg_infs;
+  return c;
+}
+
+}  // namespace
+
+std::shared_ptr<const ProfileAccumulator::Shape> ProfileAccumulator::Shape::Of(
+    std::shared_ptr<const ProfileLayout> layout) {
+  static_assert(sizeof(Moments) == kLine && sizeof(ProfileCounters) <= kLine);
+  auto shape = std::make_shared<Shape>();
+  for (const auto& e : layout->numeric_edges) shape->edges.push_back(e.get());
+  for (const auto& e : layout->score_edges) shape->edges.push_back(e.get());
+  size_t line = 1;  // line 0: the ProfileCounters
+  for (const BinEdges* e : shape->edges) {
+    shape->first_line.push_back(static_cast<uint32_t>(line));
+    line += 1 + (e->bin_count() + kDoublesPerLine - 1) / kDoublesPerLine;
+  }
+  shape->cold_line = line;
+  line += (shape->edges.size() * sizeof(ColdCounts) + kLine - 1) / kLine;
+  shape->lines = line;
+  shape->layout = std::move(layout);
+  return shape;
+}
+
+void ProfileAccumulator::FreeBlock::operator()(std::byte* p) const {
+  ::operator delete(p, std::align_val_t(kLine));
+}
+
+ProfileAccumulator::ProfileAccumulator(std::shared_ptr<const Shape> shape)
+    : shape_(std::move(shape)),
+      block_(static_cast<std::byte*>(
+          ::operator new(shape_->lines * kLine, std::align_val_t(kLine)))),
+      categorical_(shape_->layout->categorical_names.size(),
+                   CategoricalSummary(shape_->layout->max_categories)) {
+  // All-zero bytes are 0.0 and 0: every summary starts empty.
+  std::memset(block_.get(), 0, shape_->lines * kLine);
+  new (block_.get()) ProfileCounters();
+}
+
+ProfileAccumulator ProfileAccumulator::FromProfile(std::shared_ptr<const Shape> shape,
+                                                   const Profile& profile) {
+  ProfileAccumulator acc(std::move(shape));
+  const size_t n_numeric = profile.numeric().size();
+  for (size_t k = 0; k < acc.shape_->edges.size(); ++k) {
+    const NumericSummary& s =
+        k < n_numeric ? profile.numeric()[k] : profile.scores()[k - n_numeric];
+    const NumericCounts& c = s.counts();
+    acc.moments(k) = Moments{c.weight, c.weight_sq, c.sum, c.sum_sq, c.min, c.max, c.count, c.nulls};
+    acc.cold(k) = ColdCounts{c.nans, c.pos_infs, c.neg_infs, s.invalid_weights()};
+    std::copy(s.bins().begin(), s.bins().end(), acc.bins(k));
+  }
+  acc.categorical_ = profile.categorical();
+  acc.counters() = profile.counters();
+  return acc;
+}
+
+Profile ProfileAccumulator::ToProfile() const {
+  Profile p(shape_->layout);
+  const size_t n_numeric = p.numeric().size();
+  std::byte* block = block_.get();
+  const ColdCounts* cold = ColdAt(block, *shape_);
+  for (size_t k = 0; k < shape_->edges.size(); ++k) {
+    const uint32_t line = shape_->first_line[k];
+    NumericSummary& s = k < n_numeric ? p.numeric()[k] : p.scores()[k - n_numeric];
+    const double* bins = BinsAt(block, line);
+    // The bins were only ever incremented by positive weights (or copied
+    // from a valid summary), so FromParts cannot fail.
+    s = *NumericSummary::FromParts(s.shared_edges(),
+                                   std::vector<double>(bins, bins + s.bins().size()),
+                                   CountsOf(*MomentsAt(block, line), cold[k]),
+                                   cold[k].invalid_weights);
+  }
+  p.categorical() = categorical_;
+  p.counters() = counters();
+  return p;
+}
+
+std::string ProfileAccumulator::Serialize() const {
+  const ProfileLayout& layout = *shape_->layout;
+  const size_t n_numeric = layout.numeric_edges.size();
+  internal::ByteWriter w;
+  PutHeader(w, n_numeric, categorical_.size(), layout.score_edges.size(), counters());
+  std::byte* block = block_.get();
+  const ColdCounts* cold = ColdAt(block, *shape_);
+  auto put = [&](size_t k) {
+    const uint32_t line = shape_->first_line[k];
+    PutNumeric(w, std::span<const double>(BinsAt(block, line), shape_->edges[k]->bin_count()),
+               CountsOf(*MomentsAt(block, line), cold[k]), cold[k].invalid_weights);
+  };
+  for (size_t k = 0; k < n_numeric; ++k) put(k);
+  for (const CategoricalSummary& s : categorical_) w.Str(s.Serialize());
+  for (size_t k = n_numeric; k < shape_->edges.size(); ++k) put(k);
+  return std::move(w).FinishWithCrc();
 }
 
 }  // namespace driftwatch::detectors

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <limits>
 #include <memory>
 #include <random>
 
@@ -72,6 +74,7 @@ class IngestorTest : public ::testing::Test {
     options.allowed_lateness_ms = 2 * kMinute;
     options.max_future_skew_ms = 10 * kMinute;
     options.raw_sample_rate = 1.0;
+    options.max_dedup_ids = max_dedup_ids_;
     ingestor_ = std::make_unique<Ingestor>(store_.get(), &clock_, options);
     ASSERT_TRUE(ingestor_->Recover().ok());
     bool created = false;
@@ -104,6 +107,7 @@ class IngestorTest : public ::testing::Test {
 
   ManualClock clock_{kT0};
   uint32_t platform_cap_ = 0;
+  uint64_t max_dedup_ids_ = IngestOptions().max_dedup_ids;
   std::unique_ptr<testing::FakeStore> store_;
   std::unique_ptr<Ingestor> ingestor_;
 };
@@ -190,6 +194,94 @@ TEST_F(IngestorTest, LateEventsAreAcceptedAndTooLateOnesCounted) {
   EXPECT_EQ(rolled.counters().events, 2u);
   EXPECT_EQ(rolled.counters().late_accepted, 1u);
   EXPECT_EQ(store_->dedup_chunks(), 1u);  // only the open bucket keeps ids
+}
+
+TEST_F(IngestorTest, DedupCapClosesTheOldestBucketEarlyAndNeverDoubleCounts) {
+  max_dedup_ids_ = 3;
+  Fresh();
+  const int64_t b0 = kT0 - 40'000;
+  const int64_t b1 = b0 + kMinute;
+  IngestCounts c = Apply(Rows({Event("a", kT0, 1), Event("b", kT0, 2), Event("c", kT0 + kMinute, 3)}));
+  EXPECT_EQ(c.accepted, 3u);
+  EXPECT_EQ(ingestor_->totals().early_closes.load(), 0u);
+  // The 4th id would exceed the cap: bucket b0 closes early, "d" lands in b1.
+  c = Apply(Rows({Event("d", kT0 + kMinute, 4)}));
+  EXPECT_EQ(c.accepted, 1u);
+  EXPECT_EQ(ingestor_->totals().early_closes.load(), 1u);
+  auto view = ingestor_->FindModel(Schema().model());
+  ASSERT_TRUE(view.ok());
+  EXPECT_EQ(view->closed_until_ms, b1);
+  // A retry of b0's event is too late, not a duplicate, and not counted again.
+  c = Apply(Rows({Event("a", kT0, 1)}));
+  EXPECT_EQ(c.accepted, 0u);
+  EXPECT_EQ(c.duplicates, 0u);
+  EXPECT_EQ(c.too_late, 1u);
+  ASSERT_TRUE(ingestor_->Flush().ok());
+  EXPECT_EQ(ingestor_->open_buckets(), 1u);
+  EXPECT_EQ(Committed(b0, 0).counters().events, 2u);
+  EXPECT_EQ(Committed(b0 - b0 % storage::kHourMs, 0, Level::kHour).counters().events, 2u);
+  EXPECT_EQ(Committed(b1, 0).counters().events, 2u);
+  // The early close is durable: after a restart the retry is still too late.
+  Restart();
+  c = Apply(Rows({Event("b", kT0, 2), Event("c", kT0 + kMinute, 3)}));
+  EXPECT_EQ(c.too_late, 1u);
+  EXPECT_EQ(c.duplicates, 1u);
+  EXPECT_EQ(c.accepted, 0u);
+}
+
+// The ingest hot path keeps profiles in a flat layout and adds values
+// feature by feature; what it stores must be byte-identical to a Profile
+// fed one event at a time through NumericSummary (nulls, non-finite
+// values, weights, and more events than one internal chunk).
+TEST_F(IngestorTest, StoredProfileEqualsOneEventAtATimeReference) {
+  std::mt19937_64 rng(11);
+  std::normal_distribution<double> dist(50, 20);
+  detectors::Profile expected(ingestor_->LayoutFor(1));
+  std::vector<v1::PredictionEvent> events;
+  const double rates[] = {1.0, 0.3, 0.5, 0.1};
+  for (int i = 0; i < 2500; ++i) {
+    double amount = dist(rng);
+    if (i % 97 == 0) amount = std::nan("");
+    if (i % 131 == 0) amount = std::numeric_limits<double>::infinity();
+    if (i % 149 == 0) amount = -std::numeric_limits<double>::infinity();
+    const double rate = rates[i % 4];
+    // Event times only move forward (no event is late), within one bucket.
+    v1::PredictionEvent e = Event("id" + std::to_string(i), kT0 + i / 3, amount);
+    e.set_sample_rate(rate);
+    e.set_scores(0, i % 211 == 0 ? std::nan("") : 0.001 * (i % 1000));
+    events.push_back(e);
+    const double w = 1.0 / rate;
+    detectors::NumericSummary& a = expected.numeric()[0];
+    if (std::isnan(amount)) {
+      a.AddNull();
+    } else if (!std::isfinite(amount)) {
+      a.AddNonFinite(amount);
+    } else {
+      a.Add(amount, w);
+    }
+    if (std::isnan(e.scores(0))) {
+      expected.scores()[0].AddNull();
+    } else {
+      expected.scores()[0].Add(e.scores(0), w);
+    }
+    expected.categorical()[0].Add("US", w);
+    detectors::ProfileCounters& c = expected.counters();
+    ++c.events;
+    c.invalid_values += std::isinf(amount) + std::isnan(e.scores(0));
+    c.weight += w;
+    c.weight_sq += w * w;
+  }
+  EXPECT_EQ(Apply(Rows(std::move(events))).accepted, 2500u);
+  ASSERT_TRUE(ingestor_->Flush().ok());
+  const detectors::Profile got = Committed(kT0 - 40'000, 0);
+  EXPECT_EQ(got.counters().events, 2500u);
+  EXPECT_EQ(got.counters().late_accepted, 0u);
+  EXPECT_DOUBLE_EQ(got.counters().weight, expected.counters().weight);
+  EXPECT_DOUBLE_EQ(got.numeric()[0].counts().sum, expected.numeric()[0].counts().sum);
+  EXPECT_EQ(got.numeric()[0].counts().nulls, expected.numeric()[0].counts().nulls);
+  EXPECT_EQ(got.numeric()[0].counts().pos_infs, expected.numeric()[0].counts().pos_infs);
+  EXPECT_EQ(got.scores()[0].counts().nulls, expected.scores()[0].counts().nulls);
+  EXPECT_EQ(got.Serialize(), expected.Serialize());
 }
 
 TEST_F(IngestorTest, BadEventsAreRejectedByReasonWithoutFailingTheBatch) {

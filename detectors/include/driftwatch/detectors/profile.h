@@ -4,6 +4,9 @@
 // layout merge exactly, so any window is a merge of bucket profiles.
 #pragma once
 
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -70,6 +73,99 @@ class Profile {
   std::vector<CategoricalSummary> categorical_;
   std::vector<NumericSummary> scores_;
   ProfileCounters counters_;
+};
+
+// The ingest hot path's form of a Profile. Its counters and every numeric
+// feature's and score's moments and bins live in one 64-byte aligned block:
+// line 0 holds the ProfileCounters, and summary k (numeric features first,
+// then scores) is one line of moments followed by its bins, so adding a
+// value touches two cache lines found from the block address alone. Serialize() writes exactly the bytes
+// ToProfile().Serialize() would. Not thread-safe: one owner updates it.
+class ProfileAccumulator {
+ public:
+  // Where each summary sits in the block; computed once per layout, shared.
+  struct Shape {
+    std::shared_ptr<const ProfileLayout> layout;
+    std::vector<const BinEdges*> edges;  // numeric features, then scores
+    std::vector<uint32_t> first_line;    // per summary: its Moments line (>= 1); bins follow
+    size_t cold_line = 0;                // per summary 4 rare counters (ColdCounts)
+    size_t lines = 0;
+
+    static std::shared_ptr<const Shape> Of(std::shared_ptr<const ProfileLayout> layout);
+  };
+  // The hot part of NumericCounts: exactly one cache line.
+  struct alignas(64) Moments {
+    double weight, weight_sq, sum, sum_sq, min, max;
+    uint64_t count, nulls;
+  };
+  struct ColdCounts {
+    uint64_t nans, pos_infs, neg_infs, invalid_weights;
+  };
+
+  explicit ProfileAccumulator(std::shared_ptr<const Shape> shape);
+  // An accumulator holding exactly `profile` (same layout as `shape`).
+  static ProfileAccumulator FromProfile(std::shared_ptr<const Shape> shape, const Profile& profile);
+  ProfileAccumulator(ProfileAccumulator&&) noexcept = default;
+  ProfileAccumulator& operator=(ProfileAccumulator&&) noexcept = default;
+
+  const Shape& shape() const { return *shape_; }
+  std::byte* block() { return block_.get(); }
+  Moments& moments(size_t k) { return *MomentsAt(block_.get(), shape_->first_line[k]); }
+  double* bins(size_t k) { return BinsAt(block_.get(), shape_->first_line[k]); }
+  ColdCounts& cold(size_t k) { return ColdAt(block_.get(), *shape_)[k]; }
+  ProfileCounters& counters() { return *CountersAt(block_.get()); }
+  const ProfileCounters& counters() const { return *CountersAt(block_.get()); }
+
+  // Address arithmetic for callers that hoist shape().first_line[k].
+  static Moments* MomentsAt(std::byte* block, uint32_t line) {
+    return reinterpret_cast<Moments*>(block + size_t{line} * 64);
+  }
+  static double* BinsAt(std::byte* block, uint32_t line) {
+    return reinterpret_cast<double*>(block + (size_t{line} + 1) * 64);
+  }
+  static ProfileCounters* CountersAt(std::byte* block) {
+    return reinterpret_cast<ProfileCounters*>(block);
+  }
+  static ColdCounts* ColdAt(std::byte* block, const Shape& shape) {
+    return reinterpret_cast<ColdCounts*>(block + shape.cold_line * 64);
+  }
+
+  // NumericSummary::AddAt on the flat form: x finite, weight > 0, bin its bin.
+  static void AddAt(Moments& m, double* bins, size_t bin, double x, double weight) {
+    bins[bin] += weight;
+    m.min = m.count == 0 ? x : std::min(m.min, x);
+    m.max = m.count == 0 ? x : std::max(m.max, x);
+    ++m.count;
+    m.weight += weight;
+    m.weight_sq += weight * weight;
+    m.sum += weight * x;
+    m.sum_sq += weight * x * x;
+  }
+  void AddNull(size_t k) { ++moments(k).nulls; }
+  // NaN or +-Inf, counted as NumericSummary::AddNonFinite does.
+  void AddNonFinite(size_t k, double x) { CountNonFinite(cold(k), x); }
+  static void CountNonFinite(ColdCounts& c, double x) {
+    if (std::isnan(x)) {
+      ++c.nans;
+    } else if (x > 0) {
+      ++c.pos_infs;
+    } else {
+      ++c.neg_infs;
+    }
+  }
+
+  std::vector<CategoricalSummary>& categorical() { return categorical_; }
+
+  Profile ToProfile() const;
+  std::string Serialize() const;
+
+ private:
+  struct FreeBlock {
+    void operator()(std::byte* p) const;
+  };
+  std::shared_ptr<const Shape> shape_;
+  std::unique_ptr<std::byte[], FreeBlock> block_;
+  std::vector<CategoricalSummary> categorical_;
 };
 
 }  // namespace driftwatch::detectors

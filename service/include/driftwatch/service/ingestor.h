@@ -38,6 +38,14 @@ struct IngestOptions {
   int64_t max_future_skew_ms = 300'000;   // event times further ahead of now are rejected
   double raw_sample_rate = 0.01;          // share of events kept raw (hash of event_id)
   int64_t flush_interval_ms = 1000;
+  // Cap on the dedup ids held in memory per model, across its open buckets
+  // (about 10.7 bytes each: 8-byte hashes at load <= 0.75, so the default
+  // is ~540 MB). Degraded mode: an event that would exceed it first closes
+  // the model's oldest open bucket early, exactly as the watermark would
+  // (rolled up at the next flush, its ids dropped); later events for that
+  // bucket are rejected as too_late, so nothing is counted twice. Counted
+  // in IngestTotals::early_closes and logged.
+  uint64_t max_dedup_ids = 50'000'000;
   RuntimeOptions runtime;
 };
 
@@ -66,6 +74,7 @@ struct IngestTotals {
   std::atomic<uint64_t> accepted{0}, duplicates{0}, rejected{0}, late_accepted{0}, too_late{0};
   std::atomic<uint64_t> flushes{0}, flush_failures{0}, flushed_rows{0};
   std::atomic<uint64_t> last_flush_us{0};
+  std::atomic<uint64_t> early_closes{0};  // buckets closed early by max_dedup_ids
 };
 
 class Ingestor {

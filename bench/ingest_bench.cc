@@ -1,0 +1,185 @@
+// Micro benchmark of the ingest hot path's profile updates: every event adds
+// 20 features + 1 score to 4 profiles (the population, and one slice of each
+// of 3 keys with 3, 50 and 947 values) chosen from `range(0)` buckets' worth
+// of slices. Compares the Profile of NumericSummary objects (one bins vector
+// each) with ProfileAccumulator (one flat block), event-major and
+// feature-major over 1,024-event chunks as the ingestor does.
+#include <benchmark/benchmark.h>
+
+#include <memory>
+#include <random>
+#include <vector>
+
+#include "driftwatch/detectors/histogram.h"
+#include "driftwatch/detectors/profile.h"
+
+namespace dd = driftwatch::detectors;
+
+namespace {
+
+constexpr int kFeatures = 20;
+constexpr size_t kEvents = 1 << 14;
+constexpr size_t kChunk = 1024;
+constexpr size_t kAhead = 16;
+
+std::shared_ptr<const dd::ProfileLayout> Layout() {
+  std::mt19937_64 rng(1);
+  std::normal_distribution<double> normal;
+  std::vector<double> ref(2000);
+  for (double& x : ref) x = normal(rng);
+  auto edges = std::make_shared<const dd::BinEdges>(*dd::BinEdges::FromQuantiles(ref, 64));
+  auto layout = std::make_shared<dd::ProfileLayout>();
+  for (int f = 0; f < kFeatures; ++f) {
+    layout->numeric_names.push_back("f" + std::to_string(f));
+    layout->numeric_edges.push_back(edges);
+  }
+  layout->score_names.push_back("score");
+  layout->score_edges.push_back(std::make_shared<const dd::BinEdges>(
+      *dd::BinEdges::EqualWidth(0, 1, 64)));
+  return layout;
+}
+
+struct Traffic {
+  std::vector<double> values;   // [event][summary], 21 per event
+  std::vector<uint32_t> slices;  // [event][4] slice index within `slices_total`
+  size_t slices_total = 0;
+};
+
+Traffic MakeTraffic(int buckets) {
+  Traffic t;
+  std::mt19937_64 rng(2);
+  std::normal_distribution<double> normal;
+  std::uniform_real_distribution<double> unit;
+  const uint32_t per_bucket = 1 + 3 + 50 + 947;
+  t.slices_total = per_bucket * buckets;
+  for (size_t e = 0; e < kEvents; ++e) {
+    for (int f = 0; f < kFeatures; ++f) t.values.push_back(normal(rng));
+    t.values.push_back(unit(rng));
+    const uint32_t base = per_bucket * static_cast<uint32_t>(rng() % buckets);
+    t.slices.push_back(base);
+    t.slices.push_back(base + 1 + rng() % 3);
+    t.slices.push_back(base + 4 + rng() % 50);
+    t.slices.push_back(base + 54 + rng() % 947);
+  }
+  return t;
+}
+
+void BM_ProfileEventMajor(benchmark::State& state) {
+  auto layout = Layout();
+  Traffic t = MakeTraffic(static_cast<int>(state.range(0)));
+  std::vector<dd::Profile> profiles(t.slices_total, dd::Profile(layout));
+  size_t e = 0;
+  for (auto _ : state) {
+    const double* v = &t.values[e * (kFeatures + 1)];
+    dd::Profile* p[4];
+    for (int s = 0; s < 4; ++s) p[s] = &profiles[t.slices[e * 4 + s]];
+    for (int f = 0; f < kFeatures; ++f) {
+      const size_t bin = layout->numeric_edges[f]->BinOf(v[f]);
+      for (dd::Profile* q : p) q->numeric()[f].AddAt(bin, v[f], 1.0);
+    }
+    const size_t bin = layout->score_edges[0]->BinOf(v[kFeatures]);
+    for (dd::Profile* q : p) q->scores()[0].AddAt(bin, v[kFeatures], 1.0);
+    e = (e + 1) % kEvents;
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_ProfileEventMajor)->Arg(1)->Arg(6);
+
+void BM_AccumulatorEventMajor(benchmark::State& state) {
+  auto shape = dd::ProfileAccumulator::Shape::Of(Layout());
+  Traffic t = MakeTraffic(static_cast<int>(state.range(0)));
+  std::vector<dd::ProfileAccumulator> profiles;
+  for (size_t i = 0; i < t.slices_total; ++i) profiles.emplace_back(shape);
+  size_t e = 0;
+  for (auto _ : state) {
+    const double* v = &t.values[e * (kFeatures + 1)];
+    std::byte* p[4];
+    for (int s = 0; s < 4; ++s) p[s] = profiles[t.slices[e * 4 + s]].block();
+    for (int k = 0; k <= kFeatures; ++k) {
+      const size_t bin = shape->edges[k]->BinOf(v[k]);
+      const uint32_t line = shape->first_line[k];
+      for (std::byte* b : p) {
+        dd::ProfileAccumulator::AddAt(*dd::ProfileAccumulator::MomentsAt(b, line),
+                                      dd::ProfileAccumulator::BinsAt(b, line), bin, v[k], 1.0);
+      }
+    }
+    e = (e + 1) % kEvents;
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_AccumulatorEventMajor)->Arg(1)->Arg(6);
+
+void BM_AccumulatorFeatureMajor(benchmark::State& state) {
+  auto shape = dd::ProfileAccumulator::Shape::Of(Layout());
+  Traffic t = MakeTraffic(static_cast<int>(state.range(0)));
+  std::vector<dd::ProfileAccumulator> profiles;
+  for (size_t i = 0; i < t.slices_total; ++i) profiles.emplace_back(shape);
+  std::vector<uint32_t> bins(kChunk);
+  std::vector<std::byte*> targets(kChunk * 4);
+  size_t e0 = 0;
+  for (auto _ : state) {
+    for (size_t j = 0; j < kChunk; ++j) {
+      for (int s = 0; s < 4; ++s) targets[j * 4 + s] = profiles[t.slices[(e0 + j) * 4 + s]].block();
+    }
+    for (int k = 0; k <= kFeatures; ++k) {
+      const dd::BinEdges& edges = *shape->edges[k];
+      const uint32_t line = shape->first_line[k];
+      for (size_t j = 0; j < kChunk; ++j) {
+        bins[j] = static_cast<uint32_t>(edges.BinOf(t.values[(e0 + j) * (kFeatures + 1) + k]));
+      }
+      for (size_t j = 0; j < kChunk; ++j) {
+        const double x = t.values[(e0 + j) * (kFeatures + 1) + k];
+        for (int s = 0; s < 4; ++s) {
+          std::byte* b = targets[j * 4 + s];
+          dd::ProfileAccumulator::AddAt(*dd::ProfileAccumulator::MomentsAt(b, line),
+                                        dd::ProfileAccumulator::BinsAt(b, line), bins[j], x, 1.0);
+        }
+      }
+    }
+    e0 = (e0 + kChunk) % kEvents;
+  }
+  state.SetItemsProcessed(state.iterations() * kChunk);
+}
+BENCHMARK(BM_AccumulatorFeatureMajor)->Arg(1)->Arg(6);
+
+void BM_AccumulatorFeatureMajorPrefetch(benchmark::State& state) {
+  auto shape = dd::ProfileAccumulator::Shape::Of(Layout());
+  Traffic t = MakeTraffic(static_cast<int>(state.range(0)));
+  std::vector<dd::ProfileAccumulator> profiles;
+  for (size_t i = 0; i < t.slices_total; ++i) profiles.emplace_back(shape);
+  std::vector<uint32_t> bins(kChunk);
+  std::vector<std::byte*> targets(kChunk * 4);
+  size_t e0 = 0;
+  for (auto _ : state) {
+    for (size_t j = 0; j < kChunk; ++j) {
+      for (int s = 0; s < 4; ++s) targets[j * 4 + s] = profiles[t.slices[(e0 + j) * 4 + s]].block();
+    }
+    for (int k = 0; k <= kFeatures; ++k) {
+      const dd::BinEdges& edges = *shape->edges[k];
+      const uint32_t line = shape->first_line[k];
+      for (size_t j = 0; j < kChunk; ++j) {
+        bins[j] = static_cast<uint32_t>(edges.BinOf(t.values[(e0 + j) * (kFeatures + 1) + k]));
+      }
+      for (size_t j = 0; j < kChunk; ++j) {
+        if (j + kAhead < kChunk) {
+          for (int s = 0; s < 4; ++s) {
+            std::byte* b = targets[(j + kAhead) * 4 + s];
+            __builtin_prefetch(dd::ProfileAccumulator::MomentsAt(b, line), 1);
+            __builtin_prefetch(dd::ProfileAccumulator::BinsAt(b, line) + bins[j + kAhead], 1);
+          }
+        }
+        const double x = t.values[(e0 + j) * (kFeatures + 1) + k];
+        for (int s = 0; s < 4; ++s) {
+          std::byte* b = targets[j * 4 + s];
+          dd::ProfileAccumulator::AddAt(*dd::ProfileAccumulator::MomentsAt(b, line),
+                                        dd::ProfileAccumulator::BinsAt(b, line), bins[j], x, 1.0);
+        }
+      }
+    }
+    e0 = (e0 + kChunk) % kEvents;
+  }
+  state.SetItemsProcessed(state.iterations() * kChunk);
+}
+BENCHMARK(BM_AccumulatorFeatureMajorPrefetch)->Arg(1)->Arg(6);
+
+}  // namespace
