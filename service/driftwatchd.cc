@@ -49,6 +49,8 @@ constexpr KeyFlag kKeyFlags[] = {
     {"--raw-sample-rate", "ingest.raw_sample_rate", "share of events kept raw, [0, 1]"},
     {"--flush-interval", "ingest.flush_interval", "flush period of open buckets"},
     {"--slice-cap", "ingest.slice_cap", "default distinct values per slice key"},
+    {"--max-dedup-ids", "ingest.max_dedup_ids",
+     "event-id hashes kept per model across open buckets (~11 bytes each)"},
     {"--max-categories", "ingest.max_categories", "categories kept per feature and bucket"},
     {"--summary-bins", "ingest.summary_bins", "numeric summary bins from a reference sample"},
     {"--default-window", "reports.default_window", "report window when none is given"},

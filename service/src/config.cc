@@ -125,6 +125,8 @@ const std::map<std::string, Setter, std::less<>>& Keys() {
       {"ingest.slice_cap", Integer<uint32_t>([](ServerConfig& c) -> uint32_t& {
          return c.ingest.runtime.default_slice_cap;
        })},
+      {"ingest.max_dedup_ids",
+       Integer<uint64_t>([](ServerConfig& c) -> uint64_t& { return c.ingest.max_dedup_ids; })},
       {"ingest.max_categories",
        Integer<size_t>([](ServerConfig& c) -> size_t& { return c.ingest.runtime.max_categories; })},
       {"ingest.summary_bins",

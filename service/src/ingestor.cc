@@ -772,6 +772,10 @@ absl::StatusOr<uint64_t> Ingestor::Apply(const v1::PredictionBatch& batch, Inges
                                             batch.model().model_version(),
                                             "\" is not registered (register it with Models.RegisterModel)"));
   }
+  if (batch.has_rows() && batch.has_columns()) {
+    return absl::InvalidArgumentError(
+        "batch sets both rows and columns; send one form per PredictionBatch");
+  }
   const ModelRuntime& rt = *m->runtime;
   IngestCounts local;
   local.batches = 1;

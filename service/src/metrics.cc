@@ -82,6 +82,13 @@ struct Metrics::State {
                           .Help("Flushes that storage refused (retried by the next flush)")
                           .Register(*registry)
                           .Add({});
+    early_closes = &BuildCounter()
+                        .Name("driftwatch_dedup_early_closes_total")
+                        .Help("Buckets closed before their lateness ran out because the dedup "
+                              "id cap (ingest.max_dedup_ids) was reached; later events of them "
+                              "are too_late")
+                        .Register(*registry)
+                        .Add({});
     flush_seconds = &BuildGauge()
                          .Name("driftwatch_flush_seconds")
                          .Help("Duration of the last flush")
@@ -116,6 +123,7 @@ struct Metrics::State {
     CatchUp(*too_late, t.too_late.load());
     CatchUp(*flushes, t.flushes.load());
     CatchUp(*flush_failures, t.flush_failures.load());
+    CatchUp(*early_closes, t.early_closes.load());
     flush_seconds->Set(static_cast<double>(t.last_flush_us.load()) / 1e6);
     open_buckets->Set(static_cast<double>(ingestor->open_buckets()));
     models->Set(static_cast<double>(ingestor->ListModels().size()));
@@ -147,6 +155,7 @@ struct Metrics::State {
   Gauge* open_buckets;
   Counter* flushes;
   Counter* flush_failures;
+  Counter* early_closes;
   Gauge* flush_seconds;
   Gauge* models;
   std::map<std::string, Family<Gauge>*> signals;  // by signal name; constant after construction

@@ -19,7 +19,10 @@ namespace driftwatch::detectors::internal {
 
 // CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), as used by iSCSI,
 // ext4 and LevelDB, so that any standard implementation can verify a blob.
-inline uint32_t Crc32c(std::string_view data) {
+// Every flushed profile is checksummed under the model's lock, so on x86
+// with SSE4.2 (checked at run time) the crc32 instruction does it 8 bytes
+// at a time; elsewhere a table, a byte at a time. Same result either way.
+inline uint32_t Crc32cTable(uint32_t crc, std::string_view data) {
   static constexpr std::array<uint32_t, 256> kTable = [] {
     std::array<uint32_t, 256> table{};
     for (uint32_t i = 0; i < 256; ++i) {
@@ -29,9 +32,34 @@ inline uint32_t Crc32c(std::string_view data) {
     }
     return table;
   }();
-  uint32_t crc = 0xFFFFFFFFu;
   for (unsigned char byte : data) crc = kTable[(crc ^ byte) & 0xFF] ^ (crc >> 8);
-  return crc ^ 0xFFFFFFFFu;
+  return crc;
+}
+
+#if defined(__x86_64__)
+__attribute__((target("sse4.2"))) inline uint32_t Crc32cSse42(uint32_t crc,
+                                                                std::string_view data) {
+  uint64_t c = crc;
+  size_t i = 0;
+  for (; i + 8 <= data.size(); i += 8) {
+    uint64_t word;
+    std::memcpy(&word, data.data() + i, 8);
+    c = __builtin_ia32_crc32di(c, word);
+  }
+  uint32_t c32 = static_cast<uint32_t>(c);
+  for (; i < data.size(); ++i) {
+    c32 = __builtin_ia32_crc32qi(c32, static_cast<unsigned char>(data[i]));
+  }
+  return c32;
+}
+#endif
+
+inline uint32_t Crc32c(std::string_view data) {
+#if defined(__x86_64__)
+  static const bool kHardware = __builtin_cpu_supports("sse4.2");
+  if (kHardware) return Crc32cSse42(0xFFFFFFFFu, data) ^ 0xFFFFFFFFu;
+#endif
+  return Crc32cTable(0xFFFFFFFFu, data) ^ 0xFFFFFFFFu;
 }
 
 // 32-bit FNV-1a, the checksum of the detector-state format.
