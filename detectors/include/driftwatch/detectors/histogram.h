@@ -81,6 +81,30 @@ struct NumericCounts {
   uint64_t neg_infs = 0;
 };
 
+// The per-value updates of a summary's moments and non-finite counts, shared
+// by NumericSummary and the ingest accumulator (profile.h), whose structs
+// use the same field names.
+template <typename Moments>
+inline void AddToMoments(Moments& m, double x, double weight) {
+  m.min = m.count == 0 ? x : std::min(m.min, x);
+  m.max = m.count == 0 ? x : std::max(m.max, x);
+  ++m.count;
+  m.weight += weight;
+  m.weight_sq += weight * weight;
+  m.sum += weight * x;
+  m.sum_sq += weight * x * x;
+}
+template <typename Counts>
+inline void CountNonFinite(Counts& c, double x) {
+  if (std::isnan(x)) {
+    ++c.nans;
+  } else if (x > 0) {
+    ++c.pos_infs;
+  } else {
+    ++c.neg_infs;
+  }
+}
+
 // A mergeable summary of one numeric stream: weighted counts in fixed bins
 // plus exact moments. Update is O(log bins) branch-free with no allocation.
 // Two summaries merge exactly when they share the same edges. Not
@@ -102,23 +126,10 @@ class NumericSummary {
       return;
     }
     if (!std::isfinite(x)) {
-      if (std::isnan(x)) {
-        ++counts_.nans;
-      } else if (x > 0) {
-        ++counts_.pos_infs;
-      } else {
-        ++counts_.neg_infs;
-      }
+      CountNonFinite(counts_, x);
       return;
     }
-    bins_[edges_->BinOf(x)] += weight;
-    if (counts_.count == 0 || x < counts_.min) counts_.min = x;
-    if (counts_.count == 0 || x > counts_.max) counts_.max = x;
-    ++counts_.count;
-    counts_.weight += weight;
-    counts_.weight_sq += weight * weight;
-    counts_.sum += weight * x;
-    counts_.sum_sq += weight * x * x;
+    AddAt(edges_->BinOf(x), x, weight);
   }
   void AddNull() { ++counts_.nulls; }
 
@@ -127,24 +138,10 @@ class NumericSummary {
   // has already checked that x is finite and weight > 0.
   void AddAt(size_t bin, double x, double weight) {
     bins_[bin] += weight;
-    counts_.min = counts_.count == 0 ? x : std::min(counts_.min, x);
-    counts_.max = counts_.count == 0 ? x : std::max(counts_.max, x);
-    ++counts_.count;
-    counts_.weight += weight;
-    counts_.weight_sq += weight * weight;
-    counts_.sum += weight * x;
-    counts_.sum_sq += weight * x * x;
+    AddToMoments(counts_, x, weight);
   }
   // Counts a non-finite value (NaN, +-Inf) as Add would.
-  void AddNonFinite(double x) {
-    if (std::isnan(x)) {
-      ++counts_.nans;
-    } else if (x > 0) {
-      ++counts_.pos_infs;
-    } else {
-      ++counts_.neg_infs;
-    }
-  }
+  void AddNonFinite(double x) { CountNonFinite(counts_, x); }
 
   // Rebuilds a summary from its parts (a decoder's output), e.g. a profile
   // that stores the edges once for many summaries. INVALID_ARGUMENT when

@@ -133,25 +133,13 @@ class ProfileAccumulator {
   // NumericSummary::AddAt on the flat form: x finite, weight > 0, bin its bin.
   static void AddAt(Moments& m, double* bins, size_t bin, double x, double weight) {
     bins[bin] += weight;
-    m.min = m.count == 0 ? x : std::min(m.min, x);
-    m.max = m.count == 0 ? x : std::max(m.max, x);
-    ++m.count;
-    m.weight += weight;
-    m.weight_sq += weight * weight;
-    m.sum += weight * x;
-    m.sum_sq += weight * x * x;
+    AddToMoments(m, x, weight);
   }
   void AddNull(size_t k) { ++moments(k).nulls; }
   // NaN or +-Inf, counted as NumericSummary::AddNonFinite does.
   void AddNonFinite(size_t k, double x) { CountNonFinite(cold(k), x); }
   static void CountNonFinite(ColdCounts& c, double x) {
-    if (std::isnan(x)) {
-      ++c.nans;
-    } else if (x > 0) {
-      ++c.pos_infs;
-    } else {
-      ++c.neg_infs;
-    }
+    ::driftwatch::detectors::CountNonFinite(c, x);
   }
 
   std::vector<CategoricalSummary>& categorical() { return categorical_; }
