@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/arena.h"
 #include "driftwatch/detectors/status_macros.h"
 #include "driftwatch/service/model_runtime.h"
 #include "driftwatch/v1/alerts.grpc.pb.h"
@@ -140,10 +141,22 @@ class IngestService final : public v1::Ingest::Service {
       IngestCounts counts;
       uint64_t last_seq = 0;
       absl::Status status = absl::OkStatus();
-      v1::PredictionBatch batch;  // reused: its buffers survive across reads
-      while (reader->Read(&batch)) {
+      // Batches parse into an arena, reset every few reads: a parse then
+      // allocates by bumping a pointer and frees nothing per event.
+      google::protobuf::ArenaOptions arena_options;
+      arena_options.start_block_size = 1 << 20;
+      arena_options.max_block_size = 8 << 20;
+      google::protobuf::Arena arena(arena_options);
+      v1::PredictionBatch* batch = google::protobuf::Arena::CreateMessage<v1::PredictionBatch>(&arena);
+      constexpr int kReadsPerArena = 16;
+      int reads = 0;
+      while (reader->Read(batch)) {
         const auto started = std::chrono::steady_clock::now();
-        absl::StatusOr<uint64_t> seq = ingestor_->Apply(batch, &counts);
+        absl::StatusOr<uint64_t> seq = ingestor_->Apply(*batch, &counts);
+        if (++reads % kReadsPerArena == 0) {
+          arena.Reset();
+          batch = google::protobuf::Arena::CreateMessage<v1::PredictionBatch>(&arena);
+        }
         metrics_->ObserveBatch(
             std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
         if (!seq.ok()) {
