@@ -632,7 +632,13 @@ absl::Status Ingestor::Recover() {
                                             record.closed_until_ms,
                                             std::numeric_limits<int64_t>::max(), {}));
     const auto layout = m->runtime->layout();
+    const bool derived_all = m->runtime->slice_key_count() > 0;
     for (storage::BucketRow& row : rows) {
+      // A derived "*" is rebuilt from the key slices at the next flush.
+      if (derived_all && row.slice_id == 0) {
+        m->buckets[row.bucket_start_ms];
+        continue;
+      }
       DW_ASSIGN_OR_RETURN(Profile profile, Profile::Deserialize(layout, row.profile));
       OpenBucket& bucket = m->buckets[row.bucket_start_ms];
       bucket.Set(row.slice_id, std::make_unique<ProfileAccumulator>(
@@ -865,7 +871,10 @@ absl::StatusOr<uint64_t> Ingestor::Apply(const v1::PredictionBatch& batch, Inges
         }
         if (bad) continue;
         for (int s = 0; s < rt.score_count(); ++s) view.scores[s] = e.scores(s);
-        slice_ids.assign(1, 0);
+        // "*" is derived from the first key's slices at flush time (each
+        // event is in exactly one of them) unless the model has no keys.
+        slice_ids.clear();
+        if (rt.slice_key_count() == 0) slice_ids.push_back(0);
         for (int k = 0; k < rt.slice_key_count(); ++k) {
           std::string_view value;
           if (e.slice_values_size()) value = e.slice_values(k);
@@ -916,7 +925,7 @@ absl::StatusOr<uint64_t> Ingestor::Apply(const v1::PredictionBatch& batch, Inges
         cat_cols[*f] = &col;
       }
       // Each distinct slice tuple resolves once per batch.
-      const size_t fanout = 1 + rt.slice_key_count();
+      const size_t fanout = rt.slice_key_count();  // "*" is derived at flush
       std::vector<int32_t>& tuple_ids = m->scratch.tuple_ids;
       tuple_ids.clear();
       for (int t = 0; t < c.slice_dictionary_size(); ++t) {
@@ -926,7 +935,6 @@ absl::StatusOr<uint64_t> Ingestor::Apply(const v1::PredictionBatch& batch, Inges
               "columns.slice_dictionary[", t, "] has ", tuple.values_size(),
               " values, the schema has ", rt.slice_key_count(), " slice keys"));
         }
-        tuple_ids.push_back(0);
         for (int k = 0; k < rt.slice_key_count(); ++k) {
           tuple_ids.push_back(sink.ResolveSlice(k, tuple.values(k)));
         }
@@ -1004,12 +1012,43 @@ absl::StatusOr<uint64_t> Ingestor::Apply(const v1::PredictionBatch& batch, Inges
   return seq;
 }
 
+std::optional<std::string> Ingestor::PopulationProfile(const ModelState& m, OpenBucket& bucket,
+                                                       bool only_if_dirty) {
+  // "*" is the merge of the first slice key's slices: every event falls in
+  // exactly one of them ("__missing__" and "__other__" included), so the
+  // merge is the population, at a quarter less work per event (3 keys).
+  // Merged in value order, so the bytes do not depend on slice ids.
+  const SliceDirectory& dir = m.runtime->slices();
+  std::vector<std::pair<std::string_view, size_t>> parts;
+  bool dirty = false;
+  for (size_t id = 1; id < bucket.slices.size(); ++id) {
+    if (!bucket.slices[id] || dir.record(static_cast<int32_t>(id)).key_index != 0) continue;
+    parts.emplace_back(dir.record(static_cast<int32_t>(id)).value, id);
+    dirty = dirty || bucket.dirty[id];
+  }
+  if (parts.empty() || (only_if_dirty && !dirty)) return std::nullopt;
+  std::sort(parts.begin(), parts.end());
+  Profile all(m.runtime->layout());
+  for (const auto& [value, id] : parts) {
+    // Same layout by construction; a failure would be a bug, not bad input.
+    (void)all.Merge(bucket.slices[id]->ToProfile());
+  }
+  return all.Serialize();
+}
+
 void Ingestor::CollectFlush(ModelState& m, storage::FlushBatch* batch) {
   const int64_t key = m.runtime->model_key();
   for (storage::SliceRecord& s : m.new_slices) batch->new_slices.push_back(std::move(s));
   m.new_slices.clear();
+  const bool derived_all = m.runtime->slice_key_count() > 0;
   for (auto& [start, bucket] : m.buckets) {
-    for (size_t id = 0; id < bucket.slices.size(); ++id) {
+    if (derived_all) {
+      if (std::optional<std::string> all = PopulationProfile(m, bucket, /*only_if_dirty=*/true)) {
+        batch->minute_upserts.push_back(
+            storage::BucketRow{key, storage::Level::kMinute, start, 0, *std::move(all)});
+      }
+    }
+    for (size_t id = derived_all ? 1 : 0; id < bucket.slices.size(); ++id) {
       if (!bucket.dirty[id] || !bucket.slices[id]) continue;
       bucket.dirty[id] = 0;
       batch->minute_upserts.push_back(storage::BucketRow{
@@ -1034,15 +1073,21 @@ void Ingestor::CollectFlush(ModelState& m, storage::FlushBatch* batch) {
     }
     OpenBucket& bucket = it->second;
     m.dedup_ids -= bucket.ids.size();
-    for (size_t id = 0; id < bucket.slices.size(); ++id) {
-      if (!bucket.slices[id]) continue;
-      std::string bytes = bucket.slices[id]->Serialize();
+    std::vector<std::pair<int32_t, std::string>> rows;
+    if (derived_all) {
+      if (std::optional<std::string> all = PopulationProfile(m, bucket, /*only_if_dirty=*/false)) {
+        rows.emplace_back(0, *std::move(all));
+      }
+    }
+    for (size_t id = derived_all ? 1 : 0; id < bucket.slices.size(); ++id) {
+      if (bucket.slices[id]) rows.emplace_back(static_cast<int32_t>(id), bucket.slices[id]->Serialize());
+    }
+    for (auto& [id, bytes] : rows) {
       batch->rollups.push_back(storage::BucketRow{key, storage::Level::kHour,
-                                                  FloorTo(start, storage::kHourMs),
-                                                  static_cast<int32_t>(id), bytes});
+                                                  FloorTo(start, storage::kHourMs), id, bytes});
       batch->rollups.push_back(storage::BucketRow{key, storage::Level::kDay,
-                                                  FloorTo(start, storage::kDayMs),
-                                                  static_cast<int32_t>(id), std::move(bytes)});
+                                                  FloorTo(start, storage::kDayMs), id,
+                                                  std::move(bytes)});
     }
     batch->drop_dedup.push_back({key, start});
     m.closed_until_ms = std::max(m.closed_until_ms, start + opt.bucket_width_ms);

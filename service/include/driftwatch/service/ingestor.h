@@ -17,6 +17,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <thread>
@@ -142,6 +143,11 @@ class Ingestor {
   std::shared_ptr<ModelState> Lookup(const v1::ModelRef& ref) const;
   absl::StatusOr<std::shared_ptr<ModelState>> AddModel(const storage::ModelRecord& record);
   void CollectFlush(ModelState& m, storage::FlushBatch* batch);
+  // The serialized "*" profile of a bucket of a model with slice keys,
+  // merged from its first key's slices; nullopt when there are none, or
+  // (only_if_dirty) none changed since the last flush.
+  static std::optional<std::string> PopulationProfile(const ModelState& m, OpenBucket& bucket,
+                                                      bool only_if_dirty);
   void FlusherLoop();
 
   storage::Store* const store_;
