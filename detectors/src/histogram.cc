@@ -40,8 +40,38 @@ BinEdges::BinEdges(std::vector<double> edges) : edges_(std::move(edges)) {
   // A padded size P >= n + 1 lets the search reach every count in [0, n].
   const size_t padded_size = std::bit_ceil(edges_.size() + 1);
   padded_ = edges_;
-  padded_.resize(padded_size, std::numeric_limits<double>::infinity());
+  padded_.resize(padded_size + kMaxGridRun, std::numeric_limits<double>::infinity());
   half_ = padded_size / 2;
+  BuildGrid();
+}
+
+void BinEdges::BuildGrid() {
+  const size_t n = edges_.size();
+  if (n < 2 || !(edges_.back() > edges_.front())) return;
+  const size_t cells = std::min<size_t>(std::max<size_t>(64, 8 * n), 1 << 16);
+  grid_lo_ = edges_.front();
+  grid_scale_ = static_cast<double>(cells) / (edges_.back() - edges_.front());
+  grid_last_ = static_cast<double>(cells - 1);
+  if (!std::isfinite(grid_scale_)) return;
+  // Cells are assigned with the very expression BinOf uses, which is
+  // monotone in x: an edge in a lower cell than x is below x, one in a
+  // higher cell above it, so only edges sharing x's cell need comparing.
+  auto cell = [&](double x) {
+    double t = (x - grid_lo_) * grid_scale_;
+    t = t < 0 ? 0 : (t > grid_last_ ? grid_last_ : t);
+    return static_cast<size_t>(t);
+  };
+  std::vector<uint32_t> per_cell(cells, 0);
+  for (double e : edges_) ++per_cell[cell(e)];
+  const uint32_t run = *std::max_element(per_cell.begin(), per_cell.end());
+  if (run > static_cast<uint32_t>(kMaxGridRun)) return;  // binary search it is
+  grid_.resize(cells);
+  uint32_t below = 0;
+  for (size_t c = 0; c < cells; ++c) {
+    grid_[c] = below;
+    below += per_cell[c];
+  }
+  grid_run_ = static_cast<int>(run);
 }
 
 absl::StatusOr<BinEdges> BinEdges::Create(std::vector<double> edges) {

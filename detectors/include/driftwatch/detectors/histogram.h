@@ -46,9 +46,18 @@ class BinEdges {
   const std::vector<double>& edges() const { return edges_; }
 
   // Index of the bin holding finite or infinite `x` (not NaN): the number of
-  // edges strictly less than x. Branch-free binary search over a padded copy
-  // of the edges; no allocation.
+  // edges strictly less than x. No allocation. When the edges spread evenly
+  // enough (quantile edges do), a uniform grid over [e[0], e[n-1]] gives the
+  // count below x's cell and at most kMaxGridRun compares finish it;
+  // otherwise a branch-free binary search over a padded copy of the edges.
   size_t BinOf(double x) const {
+    if (!grid_.empty()) {
+      double t = (x - grid_lo_) * grid_scale_;
+      t = t < 0 ? 0 : (t > grid_last_ ? grid_last_ : t);
+      size_t i = grid_[static_cast<size_t>(t)];
+      for (int j = 0; j < grid_run_; ++j) i += padded_[i] < x;
+      return i;
+    }
     size_t i = 0;
     for (size_t step = half_; step > 0; step >>= 1) {
       i += (padded_[i + step - 1] < x) ? step : 0;
@@ -60,9 +69,19 @@ class BinEdges {
 
  private:
   explicit BinEdges(std::vector<double> edges);
+  void BuildGrid();
   std::vector<double> edges_;
   std::vector<double> padded_;  // edges_ padded with +inf to a power of two
   size_t half_ = 0;             // padded_.size() / 2 ... search start step
+  // The grid (empty when not worth it): cell(x) = clamp((x - lo) * scale),
+  // grid_[c] = edges whose cell is < c (all of them are < any x in c), and
+  // grid_run_ = the most edges sharing one cell, the compares left to do.
+  static constexpr int kMaxGridRun = 3;
+  std::vector<uint32_t> grid_;
+  double grid_lo_ = 0;
+  double grid_scale_ = 0;
+  double grid_last_ = 0;
+  int grid_run_ = 0;
 };
 
 // Weighted moments and counts of the values a summary has seen. Non-finite
