@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <utility>
@@ -141,22 +142,24 @@ class IngestService final : public v1::Ingest::Service {
       IngestCounts counts;
       uint64_t last_seq = 0;
       absl::Status status = absl::OkStatus();
-      // Batches parse into an arena, reset every few reads: a parse then
-      // allocates by bumping a pointer and frees nothing per event.
+      // Each batch parses into an arena that is reset before the next read:
+      // a parse allocates by bumping a pointer inside a block we own (kept
+      // across resets), and nothing is freed per event. Measured against
+      // resetting every 4, 16 or 256 reads, every read was fastest and
+      // smallest.
+      constexpr size_t kArenaBlock = 4 << 20;
+      auto block = std::make_unique<char[]>(kArenaBlock);
       google::protobuf::ArenaOptions arena_options;
-      arena_options.start_block_size = 1 << 20;
+      arena_options.initial_block = block.get();
+      arena_options.initial_block_size = kArenaBlock;
       arena_options.max_block_size = 8 << 20;
       google::protobuf::Arena arena(arena_options);
-      v1::PredictionBatch* batch = google::protobuf::Arena::CreateMessage<v1::PredictionBatch>(&arena);
-      constexpr int kReadsPerArena = 16;
-      int reads = 0;
-      while (reader->Read(batch)) {
+      while (true) {
+        arena.Reset();
+        auto* batch = google::protobuf::Arena::CreateMessage<v1::PredictionBatch>(&arena);
+        if (!reader->Read(batch)) break;
         const auto started = std::chrono::steady_clock::now();
         absl::StatusOr<uint64_t> seq = ingestor_->Apply(*batch, &counts);
-        if (++reads % kReadsPerArena == 0) {
-          arena.Reset();
-          batch = google::protobuf::Arena::CreateMessage<v1::PredictionBatch>(&arena);
-        }
         metrics_->ObserveBatch(
             std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
         if (!seq.ok()) {
