@@ -10,6 +10,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "internal/byte_io.h"
+#include "internal/counts_codec.h"
 
 namespace driftwatch::detectors {
 namespace {
@@ -289,18 +290,7 @@ std::string NumericSummary::Serialize() const {
   w.U32(static_cast<uint32_t>(edges_->edges().size()));
   for (double e : edges_->edges()) w.F64(e);
   for (double b : bins_) w.F64(b);
-  w.F64(counts_.weight);
-  w.F64(counts_.weight_sq);
-  w.F64(counts_.sum);
-  w.F64(counts_.sum_sq);
-  w.F64(counts_.min);
-  w.F64(counts_.max);
-  w.U64(counts_.count);
-  w.U64(counts_.nulls);
-  w.U64(counts_.nans);
-  w.U64(counts_.pos_infs);
-  w.U64(counts_.neg_infs);
-  w.U64(invalid_weights_);
+  internal::PutCounts(w, counts_, invalid_weights_);
   return std::move(w).FinishWithCrc();
 }
 
@@ -331,11 +321,7 @@ absl::StatusOr<NumericSummary> NumericSummary::Deserialize(std::string_view byte
     if (!std::isfinite(b) || b < 0) return corrupt("bin weight is negative or not finite");
   }
   NumericCounts& c = summary.counts_;
-  if (!r.F64(&c.weight) || !r.F64(&c.weight_sq) || !r.F64(&c.sum) || !r.F64(&c.sum_sq) ||
-      !r.F64(&c.min) || !r.F64(&c.max) || !r.U64(&c.count) || !r.U64(&c.nulls) || !r.U64(&c.nans) ||
-      !r.U64(&c.pos_infs) || !r.U64(&c.neg_infs) || !r.U64(&summary.invalid_weights_)) {
-    return corrupt("truncated counts");
-  }
+  if (!internal::GetCounts(r, &c, &summary.invalid_weights_)) return corrupt("truncated counts");
   if (r.remaining() != 0) return corrupt("trailing bytes");
   if (!(c.weight >= 0) || !(c.weight_sq >= 0) || (c.count > 0 && !(c.min <= c.max))) {
     return corrupt("inconsistent counts");

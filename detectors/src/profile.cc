@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "driftwatch/detectors/status_macros.h"
 #include "internal/byte_io.h"
+#include "internal/counts_codec.h"
 
 namespace driftwatch::detectors {
 namespace {
@@ -47,31 +48,7 @@ void PutNumeric(internal::ByteWriter& w, std::span<const double> bins, const Num
       for (double b : bins) w.F64(b);
     }
   }
-  if constexpr (std::endian::native == std::endian::little) {
-    // The 12 fields below in one append (the flush serializes thousands of
-    // profiles a second, under the model's lock).
-    const uint64_t fields[12] = {std::bit_cast<uint64_t>(c.weight),
-                                 std::bit_cast<uint64_t>(c.weight_sq),
-                                 std::bit_cast<uint64_t>(c.sum),
-                                 std::bit_cast<uint64_t>(c.sum_sq),
-                                 std::bit_cast<uint64_t>(c.min),
-                                 std::bit_cast<uint64_t>(c.max),
-                                 c.count, c.nulls, c.nans, c.pos_infs, c.neg_infs, invalid_weights};
-    w.Raw(std::string_view(reinterpret_cast<const char*>(fields), sizeof(fields)));
-    return;
-  }
-  w.F64(c.weight);
-  w.F64(c.weight_sq);
-  w.F64(c.sum);
-  w.F64(c.sum_sq);
-  w.F64(c.min);
-  w.F64(c.max);
-  w.U64(c.count);
-  w.U64(c.nulls);
-  w.U64(c.nans);
-  w.U64(c.pos_infs);
-  w.U64(c.neg_infs);
-  w.U64(invalid_weights);
+  internal::PutCounts(w, c, invalid_weights);
 }
 
 void PutNumeric(internal::ByteWriter& w, const NumericSummary& s) {
@@ -121,11 +98,7 @@ absl::StatusOr<NumericSummary> GetNumeric(internal::ByteReader& r,
   }
   NumericCounts c;
   uint64_t invalid = 0;
-  if (!r.F64(&c.weight) || !r.F64(&c.weight_sq) || !r.F64(&c.sum) || !r.F64(&c.sum_sq) ||
-      !r.F64(&c.min) || !r.F64(&c.max) || !r.U64(&c.count) || !r.U64(&c.nulls) ||
-      !r.U64(&c.nans) || !r.U64(&c.pos_infs) || !r.U64(&c.neg_infs) || !r.U64(&invalid)) {
-    return Corrupt("truncated numeric counts");
-  }
+  if (!internal::GetCounts(r, &c, &invalid)) return Corrupt("truncated numeric counts");
   absl::StatusOr<NumericSummary> s =
       NumericSummary::FromParts(std::move(edges), std::move(bins), c, invalid);
   if (!s.ok()) return Corrupt(s.status().message());

@@ -154,12 +154,6 @@ class HashSet {
 // How many events ahead Apply prefetches dedup slots.
 constexpr size_t kIdAhead = 8;
 
-int64_t FloorTo(int64_t t, int64_t width) {
-  int64_t q = t / width;
-  if (t % width != 0 && t < 0) --q;
-  return q * width;
-}
-
 std::string EncodeHashes(const std::vector<uint64_t>& hashes) {
   std::string out(hashes.size() * 8, '\0');
   for (size_t i = 0; i < hashes.size(); ++i) {
@@ -331,7 +325,7 @@ class Ingestor::EventSink {
                                   opt.max_future_skew_ms, " ms ahead of the server clock"));
       return false;
     }
-    const int64_t bucket_start = FloorTo(e.event_time_ms, opt.bucket_width_ms);
+    const int64_t bucket_start = storage::BucketStart(e.event_time_ms, opt.bucket_width_ms);
     if (TooLate(bucket_start, e)) return false;
     if (e.next_hash != 0) PrefetchId(e.next_hash, e.next_time_ms);
     const uint64_t hash = e.id_hash != 0 ? e.id_hash : EventIdHash(e.event_id);
@@ -405,7 +399,7 @@ class Ingestor::EventSink {
   // A hint that an event with this id hash and time comes soon: starts
   // loading its dedup slot (a cache and TLB miss in a table of millions).
   void PrefetchId(uint64_t hash, int64_t event_time_ms) {
-    const int64_t start = FloorTo(event_time_ms, ing_.options_.bucket_width_ms);
+    const int64_t start = storage::BucketStart(event_time_ms, ing_.options_.bucket_width_ms);
     if (cached_bucket_ != nullptr && cached_start_ == start) {
       cached_bucket_->ids.Prefetch(hash);
       return;
@@ -1084,9 +1078,9 @@ void Ingestor::CollectFlush(ModelState& m, storage::FlushBatch* batch) {
     }
     for (auto& [id, bytes] : rows) {
       batch->rollups.push_back(storage::BucketRow{key, storage::Level::kHour,
-                                                  FloorTo(start, storage::kHourMs), id, bytes});
+                                                  storage::BucketStart(start, storage::kHourMs), id, bytes});
       batch->rollups.push_back(storage::BucketRow{key, storage::Level::kDay,
-                                                  FloorTo(start, storage::kDayMs), id,
+                                                  storage::BucketStart(start, storage::kDayMs), id,
                                                   std::move(bytes)});
     }
     batch->drop_dedup.push_back({key, start});

@@ -32,18 +32,13 @@ constexpr int kPlannedReadAttempts = 3;
 
 constexpr std::string_view kDefaultBaseline = "default";
 
-int64_t FloorTo(int64_t t, int64_t width) {
-  int64_t q = t / width;
-  if (t % width != 0 && t < 0) --q;
-  return q * width;
-}
-int64_t CeilTo(int64_t t, int64_t width) { return -FloorTo(-t, width); }
+int64_t CeilTo(int64_t t, int64_t width) { return -storage::BucketStart(-t, width); }
 
 int64_t ToMs(const google::protobuf::Timestamp& ts) {
   return ts.seconds() * 1000 + ts.nanos() / 1'000'000;
 }
 void SetMs(int64_t ms, google::protobuf::Timestamp* ts) {
-  const int64_t seconds = FloorTo(ms, 1000) / 1000;
+  const int64_t seconds = storage::BucketStart(ms, 1000) / 1000;
   ts->set_seconds(seconds);
   ts->set_nanos(static_cast<int32_t>((ms - seconds * 1000) * 1'000'000));
 }
@@ -73,7 +68,7 @@ absl::StatusOr<Interval> CheckedRange(const v1::TimeRange& range, std::string_vi
 }
 
 Interval Align(Interval in, int64_t width) {
-  return Interval{FloorTo(in.start_ms, width), CeilTo(in.end_ms, width)};
+  return Interval{storage::BucketStart(in.start_ms, width), CeilTo(in.end_ms, width)};
 }
 
 // The last `length_ms` ending at `end_ms`, clamped at the epoch.
@@ -184,7 +179,7 @@ absl::StatusOr<SliceProfiles> ReadWindow(storage::Store& store, const ModelRunti
     // Hours wholly inside the window: [inside_start, inside_end). Of them,
     // hour rows cover [inside_start, covered_end): the closed part.
     const int64_t inside_start = CeilTo(window.start_ms, kHourMs);
-    const int64_t inside_end = FloorTo(window.end_ms, kHourMs);
+    const int64_t inside_end = storage::BucketStart(window.end_ms, kHourMs);
     int64_t covered_end = inside_start;
     if (!minutes_only && inside_start < inside_end && inside_start < closed) {
       covered_end = std::min(closed, inside_end);

@@ -24,6 +24,14 @@ inline constexpr int64_t kMinuteMs = 60'000;
 inline constexpr int64_t kHourMs = 3'600'000;
 inline constexpr int64_t kDayMs = 86'400'000;
 
+// The start of the bucket of `width_ms` holding `t_ms`: floor to a multiple
+// of the width, also for times before 1970. Every level's rows are keyed by it.
+inline constexpr int64_t BucketStart(int64_t t_ms, int64_t width_ms) {
+  int64_t q = t_ms / width_ms;
+  if (t_ms % width_ms != 0 && t_ms < 0) --q;
+  return q * width_ms;
+}
+
 struct ModelRecord {
   int64_t model_key = 0;  // assigned by the store, > 0
   std::string model_id;
