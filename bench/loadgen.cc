@@ -64,6 +64,7 @@ struct Options {
   int64_t event_time_start_ms = 0;
   int64_t events_per_sim_second = 20'000;
   double report_qps = 0;
+  int report_slices = 0;  // 0: every sent slice value; else the population + N-1 values
   std::string report_window = "24h";
   bool baseline = false;
   double baseline_after_s = 10;
@@ -312,6 +313,7 @@ struct Shared {
   std::vector<std::string> errors;
   // (key index, value index) pairs some stream sends; set before start.
   std::vector<std::pair<int, int>> sent_slices;
+  std::vector<std::pair<int, int>> report_slices;  // what reports pick from
 
   void Fail(std::string message) {
     {
@@ -524,10 +526,12 @@ class ReportWorker {
       request.mutable_model()->set_model_version(opt.version);
       request.mutable_window()->set_last_seconds(window_s);
       request.set_baseline("default");
-      // One in 8: the whole population; otherwise key=value, uniform
-      // over the values the streams send.
-      const std::vector<std::pair<int, int>>& slices = s_.sent_slices;
-      const size_t pick = rng() % (slices.size() * 8 / 7 + 1);
+      // --report-slices N: uniform over the population and N-1 key=value
+      // slices. Otherwise one in 8 the whole population, else key=value,
+      // uniform over the values the streams send.
+      const std::vector<std::pair<int, int>>& slices = s_.report_slices;
+      const size_t pick = opt.report_slices > 0 ? rng() % (slices.size() + 1)
+                                                : rng() % (slices.size() * 8 / 7 + 1);
       if (pick < slices.size()) {
         const auto [k, v] = slices[pick];
         (*request.mutable_slice()->mutable_values())[s_.universe.keys[k]] =
@@ -663,6 +667,10 @@ int Main(int argc, char** argv) {
       ->check(CLI::Range(int64_t{1}, int64_t{1'000'000'000}));
   app.add_option("--report-qps", opt.report_qps, "GetDriftReport calls per second; 0 = none")
       ->check(CLI::NonNegativeNumber);
+  app.add_option("--report-slices", opt.report_slices,
+                 "reports pick from the population and N-1 slices (round robin over the keys, "
+                 "most frequent values first); 0 = every slice value sent")
+      ->check(CLI::Range(0, 100000));
   app.add_option("--report-window", opt.report_window, "report window: 24h, 30m, 3600s");
   app.add_flag("--baseline", opt.baseline,
                "after --baseline-after s, create a pinned_range baseline \"default\"");
@@ -704,6 +712,18 @@ int Main(int argc, char** argv) {
   }
   for (int k = 0; k < 3; ++k) {
     for (int v : seen[k]) shared->sent_slices.emplace_back(k, v);
+  }
+  shared->report_slices = shared->sent_slices;
+  if (opt.report_slices > 0) {
+    // Value indices are drawn head-heavy, so the lowest are the busiest.
+    shared->report_slices.clear();
+    std::array<std::set<int>::const_iterator, 3> next;
+    for (int k = 0; k < 3; ++k) next[k] = seen[k].begin();
+    for (int k = 0; shared->report_slices.size() + 1 < static_cast<size_t>(opt.report_slices);
+         k = (k + 1) % 3) {
+      if (next[0] == seen[0].end() && next[1] == seen[1].end() && next[2] == seen[2].end()) break;
+      if (next[k] != seen[k].end()) shared->report_slices.emplace_back(k, *next[k]++);
+    }
   }
   std::fprintf(stderr, ", %zu of %zu slice values", shared->sent_slices.size(),
                shared->universe.total());

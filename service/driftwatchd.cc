@@ -57,6 +57,8 @@ constexpr KeyFlag kKeyFlags[] = {
     {"--bins", "reports.bins", "PSI/KL/JS bins"},
     {"--min-support", "reports.min_support", "RankSlices minimum slice weight"},
     {"--top-k", "reports.top_k", "RankSlices default result count"},
+    {"--ingest-yield", "reports.ingest_yield",
+     "while a report runs, ingest waits up to this long per batch (0 = never)"},
     {"--log-format", "log.format", "text | json"},
     {"--log-level", "log.level", "trace | debug | info | warn | error | critical | off"},
 };

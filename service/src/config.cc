@@ -136,6 +136,8 @@ const std::map<std::string, Setter, std::less<>>& Keys() {
       {"reports.bins", Integer<int>([](ServerConfig& c) -> int& { return c.reports.bins; })},
       {"reports.min_support",
        Real([](ServerConfig& c) -> double& { return c.reports.default_min_support; })},
+      {"reports.ingest_yield",
+       Duration([](ServerConfig& c) -> int64_t& { return c.reports.ingest_yield_ms; })},
       {"reports.top_k",
        Integer<uint32_t>([](ServerConfig& c) -> uint32_t& { return c.reports.default_top_k; })},
       {"log.format", OneOf(&ServerConfig::log_format, {"text", "json"})},
@@ -242,6 +244,7 @@ absl::Status ValidateConfig(const ServerConfig& c) {
   if (r.bins < 2) return bad("reports.bins", "must be at least 2");
   if (!(r.default_min_support >= 0)) return bad("reports.min_support", "must not be negative");
   if (r.default_top_k < 1) return bad("reports.top_k", "must be at least 1");
+  if (r.ingest_yield_ms < 0) return bad("reports.ingest_yield", "must not be negative");
   if (c.log_format != "text" && c.log_format != "json") {
     return bad("log.format", "must be text or json");
   }

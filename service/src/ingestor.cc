@@ -197,7 +197,7 @@ namespace {
 // Per-model buffers of Apply, kept across batches (guarded by the model's mu).
 struct ApplyScratch {
   // The queue of accepted events whose numeric values are not added yet.
-  std::vector<double> x;            // [summary * kChunk + event]
+  std::vector<double> x;            // [summary * chunk + event]
   std::vector<double> w;            // per event
   std::vector<uint8_t> late;        // per event
   std::vector<uint64_t> invalid;    // per event
@@ -222,6 +222,10 @@ struct Ingestor::ModelState {
   int64_t watermark_ms = 0;
   int64_t closed_until_ms = 0;  // buckets before it are closed (by watermark or early)
   bool progress_dirty = false;
+  // watermark_ms and closed_until_ms as of the last batch or flush, for
+  // readers that must not take mu.
+  std::atomic<int64_t> published_watermark_ms{0};
+  std::atomic<int64_t> published_closed_until_ms{0};
   std::vector<storage::SliceRecord> new_slices;
   std::vector<storage::RawEventRow> raw;
   ApplyScratch scratch;
@@ -259,12 +263,13 @@ void IngestCounts::Merge(const IngestCounts& other) {
 //
 // Two phases, so the histogram updates run feature-major: Apply validates,
 // dedups, buckets and counts each event in order and queues its numeric
-// values and target profiles; FlushPending (every kChunk accepted events and
-// at the end of the batch) then, per feature, bins the queued values in one
-// tight loop and adds them to the profiles in event order. Each profile sees
-// its values in the same order as one event at a time would, so the result
-// is bit-identical; the gain is that one feature's bins of all slices are a
-// small working set.
+// values and target profiles; FlushPending (when the queue is full, which
+// may be batches later, and before every flush) then, per feature, bins the
+// queued values in one tight loop and adds them to the profiles in event
+// order. Each profile sees its values in the same order as one event at a
+// time would, so the result is bit-identical; the gains are that one
+// feature's bins of all slices are a small working set, and that a slice
+// profile's lines, once fetched, take all its values of the chunk.
 class Ingestor::EventSink {
  public:
   struct EventView {
@@ -291,17 +296,24 @@ class Ingestor::EventSink {
         now_ms_(ingestor.clock_->NowMs()),
         shape_(m.shape),
         summaries_(shape_->edges.size()),
+        chunk_(std::clamp<size_t>(kQueueValues / std::max<size_t>(1, summaries_), kMinChunk,
+                                  kMaxChunk)),
         q_(m.scratch) {
-    // Sized once per model: no allocation per batch.
-    q_.x.resize(summaries_ * kChunk);
-    q_.w.clear();
-    q_.late.clear();
-    q_.invalid.clear();
-    q_.first.assign(1, 0);
-    q_.targets.clear();
-    q_.bins.resize(kChunk);
+    // Sized once per model: no allocation per batch. The queue carries
+    // over between batches; see Drain().
+    if (q_.x.size() != summaries_ * chunk_) {
+      q_.x.resize(summaries_ * chunk_);
+      q_.bins.resize(chunk_);
+    }
+    if (q_.first.empty()) q_.first.assign(1, 0);
   }
-  ~EventSink() { FlushPending(); }
+
+  // Adds every queued value to its profiles. Values wait in the queue
+  // across batches until chunk_ events are queued (a larger chunk gives
+  // each slice profile several values per pass, so its lines are fetched
+  // once for many adds) or a flush collects the model: CollectFlush drains
+  // first, under the model's lock, so a flush never misses an applied event.
+  void Drain() { FlushPending(); }
 
   // Returns true when the event was accepted (for raw sampling by caller).
   bool Apply(const EventView& e, uint64_t* hash_out) {
@@ -349,7 +361,7 @@ class Ingestor::EventSink {
     uint64_t invalid = 0;
     for (int f = 0; f < numeric_count; ++f) {
       const double x = e.numeric[f];
-      q_.x[f * kChunk + j] = x;
+      q_.x[f * chunk_ + j] = x;
       if (!std::isfinite(x)) {
         // NaN is how a client sends null; a null where the schema forbids
         // it is also an invalid value.
@@ -358,7 +370,7 @@ class Ingestor::EventSink {
     }
     for (int s = 0; s < rt_.score_count(); ++s) {
       const double x = e.scores[s];
-      q_.x[(numeric_count + s) * kChunk + j] = x;
+      q_.x[(numeric_count + s) * chunk_ + j] = x;
       invalid += !std::isfinite(x);
     }
     for (int32_t id : e.slice_ids) q_.targets.push_back(bucket.Block(id, shape_));
@@ -392,7 +404,7 @@ class Ingestor::EventSink {
     ++counts_.accepted;
     counts_.late_accepted += late;
     *hash_out = hash;
-    if (q_.w.size() == kChunk) FlushPending();
+    if (q_.w.size() == chunk_) FlushPending();
     return true;
   }
 
@@ -428,7 +440,11 @@ class Ingestor::EventSink {
   }
 
  private:
-  static constexpr size_t kChunk = 1024;
+  // The queue holds up to kQueueValues numeric values (4 MiB), and between
+  // kMinChunk and kMaxChunk events.
+  static constexpr size_t kQueueValues = size_t{1} << 19;
+  static constexpr size_t kMinChunk = 1024;
+  static constexpr size_t kMaxChunk = 16384;
   static constexpr size_t kAhead = 16;
   static constexpr uint32_t kNonFinite = ~0u;
 
@@ -508,7 +524,7 @@ class Ingestor::EventSink {
     for (size_t k = 0; k < summaries_; ++k) {
       const detectors::BinEdges& edges = *shape_->edges[k];
       const uint32_t line = shape_->first_line[k];
-      const double* xs = &q_.x[k * kChunk];
+      const double* xs = &q_.x[k * chunk_];
       for (size_t j = 0; j < n; ++j) {
         bins[j] = std::isfinite(xs[j]) ? static_cast<uint32_t>(edges.BinOf(xs[j])) : kNonFinite;
       }
@@ -555,6 +571,7 @@ class Ingestor::EventSink {
   const int64_t now_ms_;
   const std::shared_ptr<const ProfileAccumulator::Shape> shape_;
   const size_t summaries_;  // numeric features + scores
+  const size_t chunk_;      // events the queue holds
   OpenBucket* cached_bucket_ = nullptr;
   int64_t cached_start_ = 0;
   ApplyScratch& q_;
@@ -604,7 +621,9 @@ absl::StatusOr<std::shared_ptr<Ingestor::ModelState>> Ingestor::AddModel(
   state->runtime = std::move(runtime);
   state->shape = ProfileAccumulator::Shape::Of(state->runtime->layout());
   state->watermark_ms = record.watermark_ms;
+  state->published_watermark_ms.store(record.watermark_ms);
   state->closed_until_ms = record.closed_until_ms;
+  state->published_closed_until_ms.store(record.closed_until_ms);
   std::unique_lock<std::shared_mutex> lock(models_mu_);
   models_[{record.model_id, record.model_version}] = state;
   latest_[record.model_id] = state;
@@ -711,15 +730,15 @@ absl::StatusOr<Ingestor::ModelView> Ingestor::FindModel(const v1::ModelRef& ref)
     return absl::NotFoundError(absl::StrCat("model \"", ref.model_id(), "\" version \"",
                                             ref.model_version(), "\" is not registered"));
   }
-  std::lock_guard<std::mutex> lock(m->mu);
-  return ModelView{m->runtime, m->watermark_ms, m->closed_until_ms};
+  // Not under m->mu: a report must not wait for a batch or a flush.
+  return ModelView{m->runtime, m->published_watermark_ms.load(std::memory_order_relaxed),
+                   m->published_closed_until_ms.load(std::memory_order_relaxed)};
 }
 
 std::optional<int32_t> Ingestor::FindSlice(const v1::ModelRef& ref, std::string_view key,
                                            std::string_view value) const {
   std::shared_ptr<ModelState> m = Lookup(ref);
   if (m == nullptr) return std::nullopt;
-  std::lock_guard<std::mutex> lock(m->mu);
   std::optional<int> key_index = m->runtime->SliceKeyIndex(key);
   if (!key_index) return std::nullopt;
   return m->runtime->slices().Find(*key_index, value);
@@ -727,12 +746,8 @@ std::optional<int32_t> Ingestor::FindSlice(const v1::ModelRef& ref, std::string_
 
 std::vector<storage::SliceRecord> Ingestor::Slices(const v1::ModelRef& ref) const {
   std::shared_ptr<ModelState> m = Lookup(ref);
-  std::vector<storage::SliceRecord> out;
-  if (m == nullptr) return out;
-  std::lock_guard<std::mutex> lock(m->mu);
-  const SliceDirectory& dir = m->runtime->slices();
-  for (size_t i = 0; i < dir.size(); ++i) out.push_back(dir.record(static_cast<int32_t>(i)));
-  return out;
+  if (m == nullptr) return {};
+  return m->runtime->slices().Records();
 }
 
 std::shared_ptr<const detectors::ProfileLayout> Ingestor::LayoutFor(int64_t model_key) const {
@@ -996,6 +1011,8 @@ absl::StatusOr<uint64_t> Ingestor::Apply(const v1::PredictionBatch& batch, Inges
         }
       }
     }
+    m->published_watermark_ms.store(m->watermark_ms, std::memory_order_relaxed);
+    m->published_closed_until_ms.store(m->closed_until_ms, std::memory_order_relaxed);
   }
   totals_.accepted += local.accepted;
   totals_.duplicates += local.duplicates;
@@ -1032,6 +1049,10 @@ std::optional<std::string> Ingestor::PopulationProfile(const ModelState& m, Open
 
 void Ingestor::CollectFlush(ModelState& m, storage::FlushBatch* batch) {
   const int64_t key = m.runtime->model_key();
+  {
+    IngestCounts unused;
+    EventSink(*this, m, unused).Drain();
+  }
   for (storage::SliceRecord& s : m.new_slices) batch->new_slices.push_back(std::move(s));
   m.new_slices.clear();
   const bool derived_all = m.runtime->slice_key_count() > 0;
@@ -1094,6 +1115,8 @@ void Ingestor::CollectFlush(ModelState& m, storage::FlushBatch* batch) {
     batch->progress.push_back({key, m.watermark_ms, m.closed_until_ms});
     m.progress_dirty = false;
   }
+  m.published_watermark_ms.store(m.watermark_ms, std::memory_order_relaxed);
+  m.published_closed_until_ms.store(m.closed_until_ms, std::memory_order_relaxed);
 }
 
 absl::Status Ingestor::Flush() {

@@ -67,6 +67,16 @@ struct Metrics::State {
                          .Register(*registry)
                          .Add({}, Histogram::BucketBoundaries{1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3,
                                                               0.01, 0.05, 0.1, 0.5, 1});
+    query_seconds = &BuildHistogram()
+                         .Name("driftwatch_query_seconds")
+                         .Help("Time to answer a report query, by method")
+                         .Register(*registry);
+    query_yields = &BuildCounter()
+                        .Name("driftwatch_ingest_query_yields_total")
+                        .Help("Batches whose apply waited for a running drift report or slice "
+                              "ranking (reports.ingest_yield_ms)")
+                        .Register(*registry)
+                        .Add({});
     open_buckets = &BuildGauge()
                         .Name("driftwatch_open_buckets")
                         .Help("Event-time buckets held open in memory")
@@ -151,6 +161,8 @@ struct Metrics::State {
   Counter* too_late;
   Family<Counter>* rejected_by_reason;
   Counter* batches;
+  Counter* query_yields;
+  prometheus::Family<Histogram>* query_seconds;
   Histogram* batch_seconds;
   Gauge* open_buckets;
   Counter* flushes;
@@ -227,6 +239,16 @@ int Metrics::port() const {
 void Metrics::ObserveBatch(double seconds) {
   state_->batches->Increment();
   state_->batch_seconds->Observe(seconds);
+}
+
+void Metrics::OnQueryYield() { state_->query_yields->Increment(); }
+
+void Metrics::ObserveQuery(const std::string& method, double seconds) {
+  // Family::Add returns the existing series for known labels.
+  state_->query_seconds
+      ->Add({{"method", method}},
+            Histogram::BucketBoundaries{5e-4, 1e-3, 2e-3, 5e-3, 0.01, 0.02, 0.05, 0.1, 0.5, 1, 5})
+      .Observe(seconds);
 }
 
 void Metrics::OnStreamEnd(const IngestCounts& counts) {

@@ -81,18 +81,26 @@ int32_t SliceDirectory::Resolve(int key_index, std::string_view value,
   record.slice_id = static_cast<int32_t>(records_.size());
   record.key_index = key_index;
   record.value = std::string(value);
-  values.emplace(record.value, record.slice_id);
   if (created != nullptr) created->push_back(record);
+  const int32_t id = record.slice_id;
+  std::unique_lock<std::shared_mutex> lock(*mu_);
+  values.emplace(record.value, id);
   records_.push_back(std::move(record));
-  return records_.back().slice_id;
+  return id;
 }
 
 std::optional<int32_t> SliceDirectory::Find(int key_index, std::string_view value) const {
   if (key_index < 0 || key_index >= static_cast<int>(by_key_.size())) return std::nullopt;
   if (value.empty()) value = kMissingValue;
+  std::shared_lock<std::shared_mutex> lock(*mu_);
   const auto& values = by_key_[key_index];
   if (auto it = values.find(Sv(value)); it != values.end()) return it->second;
   return std::nullopt;
+}
+
+std::vector<storage::SliceRecord> SliceDirectory::Records() const {
+  std::shared_lock<std::shared_mutex> lock(*mu_);
+  return records_;
 }
 
 void SliceDirectory::Restore(const storage::SliceRecord& record) {
@@ -100,6 +108,7 @@ void SliceDirectory::Restore(const storage::SliceRecord& record) {
       record.key_index >= static_cast<int>(by_key_.size())) {
     return;
   }
+  std::unique_lock<std::shared_mutex> lock(*mu_);
   if (records_.size() <= static_cast<size_t>(record.slice_id)) {
     records_.resize(record.slice_id + 1);
   }

@@ -20,6 +20,7 @@
 #include "google/protobuf/arena.h"
 #include "driftwatch/detectors/status_macros.h"
 #include "driftwatch/service/model_runtime.h"
+#include "driftwatch/service/query_priority.h"
 #include "driftwatch/v1/alerts.grpc.pb.h"
 #include "driftwatch/v1/ingest.grpc.pb.h"
 #include "driftwatch/v1/models.grpc.pb.h"
@@ -132,8 +133,8 @@ void FillAck(const IngestCounts& counts, v1::IngestAck* ack) {
 
 class IngestService final : public v1::Ingest::Service {
  public:
-  IngestService(Ingestor* ingestor, internal::Metrics* metrics)
-      : ingestor_(ingestor), metrics_(metrics) {}
+  IngestService(Ingestor* ingestor, internal::Metrics* metrics, QueryPriority* priority)
+      : ingestor_(ingestor), metrics_(metrics), priority_(priority) {}
 
   grpc::Status StreamPredictions(grpc::ServerContext*,
                                  grpc::ServerReader<v1::PredictionBatch>* reader,
@@ -158,6 +159,7 @@ class IngestService final : public v1::Ingest::Service {
         arena.Reset();
         auto* batch = google::protobuf::Arena::CreateMessage<v1::PredictionBatch>(&arena);
         if (!reader->Read(batch)) break;
+        if (priority_->Yield()) metrics_->OnQueryYield();
         const auto started = std::chrono::steady_clock::now();
         absl::StatusOr<uint64_t> seq = ingestor_->Apply(*batch, &counts);
         metrics_->ObserveBatch(
@@ -192,6 +194,7 @@ class IngestService final : public v1::Ingest::Service {
  private:
   Ingestor* const ingestor_;
   internal::Metrics* const metrics_;
+  QueryPriority* const priority_;
 };
 
 class ModelsService final : public v1::Models::Service {
@@ -258,10 +261,13 @@ class ModelsService final : public v1::Models::Service {
 
 class ReportsService final : public v1::Reports::Service {
  public:
-  explicit ReportsService(ReportEngine* reports) : reports_(reports) {}
+  ReportsService(ReportEngine* reports, QueryPriority* priority, internal::Metrics* metrics)
+      : reports_(reports), priority_(priority), metrics_(metrics) {}
 
   grpc::Status GetDriftReport(grpc::ServerContext*, const v1::GetDriftReportRequest* request,
                               v1::DriftReport* response) override {
+    QueryPriority::Scope first(priority_);
+    Timed timed(metrics_, "GetDriftReport");
     return Guard("GetDriftReport", [&]() -> absl::Status {
       DW_ASSIGN_OR_RETURN(*response, reports_->GetDriftReport(*request));
       return absl::OkStatus();
@@ -270,6 +276,8 @@ class ReportsService final : public v1::Reports::Service {
 
   grpc::Status RankSlices(grpc::ServerContext*, const v1::RankSlicesRequest* request,
                           v1::RankSlicesResponse* response) override {
+    QueryPriority::Scope first(priority_);
+    Timed timed(metrics_, "RankSlices");
     return Guard("RankSlices", [&]() -> absl::Status {
       DW_ASSIGN_OR_RETURN(*response, reports_->RankSlices(*request));
       return absl::OkStatus();
@@ -277,7 +285,26 @@ class ReportsService final : public v1::Reports::Service {
   }
 
  private:
+  // Observes a query's duration when it goes out of scope.
+  class Timed {
+   public:
+    Timed(internal::Metrics* metrics, std::string method)
+        : metrics_(metrics), method_(std::move(method)), started_(std::chrono::steady_clock::now()) {}
+    ~Timed() {
+      metrics_->ObserveQuery(
+          method_,
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count());
+    }
+
+   private:
+    internal::Metrics* metrics_;
+    std::string method_;
+    std::chrono::steady_clock::time_point started_;
+  };
+
   ReportEngine* const reports_;
+  QueryPriority* const priority_;
+  internal::Metrics* const metrics_;
 };
 
 // Alerting is not built yet: every method answers UNIMPLEMENTED.
@@ -361,6 +388,7 @@ struct Server::Impl {
   std::atomic<const Ingestor*> merge_target{nullptr};
   std::unique_ptr<Ingestor> ingestor;
   std::unique_ptr<ReportEngine> reports;
+  std::unique_ptr<QueryPriority> query_priority;
   std::unique_ptr<internal::Metrics> metrics;
   std::unique_ptr<IngestService> ingest_service;
   std::unique_ptr<ModelsService> models_service;
@@ -424,6 +452,7 @@ absl::Status Server::Impl::Start() {
   DW_RETURN_IF_ERROR(ingestor->Recover());
   ingestor->StartFlusher();
   reports = std::make_unique<ReportEngine>(store.get(), ingestor.get(), clock, config.reports);
+  query_priority = std::make_unique<QueryPriority>(config.reports.ingest_yield_ms);
 
   metrics = std::make_unique<internal::Metrics>(ingestor.get());
   if (!config.metrics_listen.empty()) {
@@ -431,9 +460,11 @@ absl::Status Server::Impl::Start() {
     metrics_port = metrics->port();
   }
 
-  ingest_service = std::make_unique<IngestService>(ingestor.get(), metrics.get());
+  ingest_service =
+      std::make_unique<IngestService>(ingestor.get(), metrics.get(), query_priority.get());
   models_service = std::make_unique<ModelsService>(ingestor.get(), reports.get());
-  reports_service = std::make_unique<ReportsService>(reports.get());
+  reports_service =
+      std::make_unique<ReportsService>(reports.get(), query_priority.get(), metrics.get());
   alerts_service = std::make_unique<AlertsService>();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(), &grpc_port);

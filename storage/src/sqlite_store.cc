@@ -500,8 +500,11 @@ absl::StatusOr<std::vector<BucketRow>> SqliteStore::ReadBuckets(
       "SELECT bucket_start_ms, slice_id, profile FROM buckets "
       "WHERE model_key = ? AND level = ? AND bucket_start_ms >= ? AND bucket_start_ms < ? "
       "ORDER BY bucket_start_ms, slice_id";
+  // A filtered read probes the slice-first index once per slice; left to
+  // itself the planner walks the primary key's time range across every
+  // slice, to skip the sort.
   constexpr char kFiltered[] =
-      "SELECT bucket_start_ms, slice_id, profile FROM buckets "
+      "SELECT bucket_start_ms, slice_id, profile FROM buckets INDEXED BY buckets_by_slice "
       "WHERE model_key = ? AND level = ? AND bucket_start_ms >= ? AND bucket_start_ms < ? "
       "AND slice_id IN (SELECT value FROM json_each(?)) "
       "ORDER BY bucket_start_ms, slice_id";

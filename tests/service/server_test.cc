@@ -27,6 +27,7 @@
 #include "driftwatch/v1/alerts.grpc.pb.h"
 #include "driftwatch/v1/ingest.grpc.pb.h"
 #include "driftwatch/v1/models.grpc.pb.h"
+#include "driftwatch/v1/reports.grpc.pb.h"
 
 extern char** environ;
 
@@ -142,6 +143,7 @@ class ServerTest : public ::testing::Test {
     ingest_ = v1::Ingest::NewStub(channel);
     models_ = v1::Models::NewStub(channel);
     alerts_ = v1::Alerts::NewStub(channel);
+    reports_ = v1::Reports::NewStub(channel);
   }
 
   void Restart() {
@@ -178,6 +180,7 @@ class ServerTest : public ::testing::Test {
   std::unique_ptr<v1::Ingest::Stub> ingest_;
   std::unique_ptr<v1::Models::Stub> models_;
   std::unique_ptr<v1::Alerts::Stub> alerts_;
+  std::unique_ptr<v1::Reports::Stub> reports_;
 };
 
 TEST_F(ServerTest, RegisterModelIsIdempotentAndRefusesAnotherSchema) {
@@ -354,6 +357,23 @@ TEST_F(ServerTest, DriftSignalsBecomeGauges) {
   EXPECT_NE(body.find("driftwatch_psi{feature=\"amount\",model=\"fraud@v1\",slice=\"*\"}"),
             std::string::npos)
       << body;
+
+  // Report queries are timed by method, answered or not.
+  for (const char* baseline : {"default", "no-such-baseline"}) {
+    grpc::ClientContext ctx;
+    v1::GetDriftReportRequest report_request;
+    report_request.mutable_model()->set_model_id("fraud");
+    report_request.set_baseline(baseline);
+    v1::DriftReport report;
+    grpc::Status report_status = reports_->GetDriftReport(&ctx, report_request, &report);
+    EXPECT_EQ(report_status.ok(), std::string(baseline) == "default")
+        << report_status.error_message();
+  }
+  body = HttpGet(server_->metrics_port(), "/metrics");
+  EXPECT_NE(body.find("driftwatch_query_seconds_count{method=\"GetDriftReport\"} 2"),
+            std::string::npos)
+      << body;
+  EXPECT_NE(body.find("driftwatch_ingest_query_yields_total 0"), std::string::npos);
 }
 
 // --- configuration ---
@@ -385,7 +405,7 @@ TEST(ConfigTest, LoadsEveryKindOfKey) {
             "  raw_sample_rate: 0.5\n"
             "  slice_cap: 20\n"
             "  max_categories: 500\n"
-            "reports: {default_window: 2h, bins: 20, min_support: 50}\n"
+            "reports: {default_window: 2h, bins: 20, min_support: 50, ingest_yield: 5ms}\n"
             "log: {format: json, level: debug}\n");
   absl::StatusOr<ServerConfig> c = LoadConfigFile(dir.File("c.yaml"));
   ASSERT_TRUE(c.ok()) << c.status();
@@ -405,6 +425,7 @@ TEST(ConfigTest, LoadsEveryKindOfKey) {
   EXPECT_EQ(c->reports.default_window_ms, 7'200'000);
   EXPECT_EQ(c->reports.bins, 20);
   EXPECT_EQ(c->reports.default_min_support, 50);
+  EXPECT_EQ(c->reports.ingest_yield_ms, 5);
   EXPECT_EQ(c->log_format, "json");
   EXPECT_EQ(c->log_level, "debug");
 }

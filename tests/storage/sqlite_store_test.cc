@@ -94,19 +94,23 @@ class SqliteStoreTest : public ::testing::Test {
 // --- Opening and migrations --------------------------------------------------
 
 TEST_F(SqliteStoreTest, FreshFileIsMigratedInWalMode) {
-  EXPECT_EQ(RawSql(path_, "SELECT group_concat(version) FROM schema_migrations"), "1");
+  EXPECT_EQ(RawSql(path_, "SELECT group_concat(version) FROM schema_migrations"), "1,2");
   EXPECT_EQ(RawSql(path_, "PRAGMA journal_mode"), "wal");
   EXPECT_EQ(RawSql(path_,
                    "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN "
                    "('models','slices','buckets','dedup','raw_events','baselines')"),
             "6");
+  // v2: a slice's rows over a time range are found by the slice-first index.
+  EXPECT_EQ(RawSql(path_, "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND "
+                          "name = 'buckets_by_slice'"),
+            "1");
 }
 
 TEST_F(SqliteStoreTest, ReopenIsIdempotentAndKeepsData) {
   int64_t key = AddModel();
   Reopen();
   Reopen();
-  EXPECT_EQ(RawSql(path_, "SELECT count(*) FROM schema_migrations"), "1");
+  EXPECT_EQ(RawSql(path_, "SELECT count(*) FROM schema_migrations"), "2");
   EXPECT_EQ(GetModel(key).model_id, "fraud");
 }
 
@@ -119,9 +123,9 @@ TEST_F(SqliteStoreTest, NewerSchemaVersionIsRejected) {
   ASSERT_FALSE(store.ok());
   EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(store.status().message(), HasSubstr("version 7"));
-  EXPECT_THAT(store.status().message(), HasSubstr("supports (1)"));
+  EXPECT_THAT(store.status().message(), HasSubstr("supports (2)"));
   // Nothing was changed on disk.
-  EXPECT_EQ(RawSql(path_, "SELECT group_concat(version) FROM schema_migrations"), "1,7");
+  EXPECT_EQ(RawSql(path_, "SELECT group_concat(version) FROM schema_migrations"), "1,2,7");
 }
 
 TEST_F(SqliteStoreTest, NonDatabaseFileIsDataLoss) {

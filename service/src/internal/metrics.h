@@ -30,6 +30,10 @@ class Metrics {
 
   // One batch applied in `seconds`.
   void ObserveBatch(double seconds);
+  // A batch waited for a running query (QueryPriority).
+  void OnQueryYield();
+  // One report query (GetDriftReport, RankSlices) answered in `seconds`.
+  void ObserveQuery(const std::string& method, double seconds);
   // A prediction stream ended: its reject reasons are counted.
   void OnStreamEnd(const IngestCounts& counts);
   // Replaces the drift gauges: series absent from `signals` are removed.

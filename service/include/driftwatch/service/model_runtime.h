@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -37,23 +38,31 @@ struct RuntimeOptions {
 // population. Each key holds at most its cap of distinct values; later
 // values share the key's "__other__" slice. Not thread-safe: guarded by
 // the owner's model lock.
+// Thread safety: one owner (the model's ingest lock) calls Resolve,
+// Restore, size() and record(); any thread may call Find() and Records()
+// at the same time, without the owner's lock (reports must not wait for
+// ingest). Lookups by the owner take no lock; a mutation takes mu_.
 class SliceDirectory {
  public:
   explicit SliceDirectory(std::vector<uint32_t> caps);
 
   // The slice for `value` of key `key_index` ("" means missing), creating it
-  // if the cap allows; a created slice is appended to `created`.
+  // if the cap allows; a created slice is appended to `created`. Owner only.
   int32_t Resolve(int key_index, std::string_view value,
                   std::vector<storage::SliceRecord>* created, int64_t model_key);
-  // Looks up an existing slice; nullopt when it was never seen.
+  // Looks up an existing slice; nullopt when it was never seen. Any thread.
   std::optional<int32_t> Find(int key_index, std::string_view value) const;
-  // Restores a persisted slice (recovery). Ids must be unique.
+  // A copy of every record, by slice id. Any thread.
+  std::vector<storage::SliceRecord> Records() const;
+  // Restores a persisted slice (recovery). Ids must be unique. Owner only.
   void Restore(const storage::SliceRecord& record);
 
+  // Owner only.
   size_t size() const { return records_.size(); }
   const storage::SliceRecord& record(int32_t slice_id) const { return records_[slice_id]; }
 
  private:
+  std::unique_ptr<std::shared_mutex> mu_ = std::make_unique<std::shared_mutex>();  // movable
   std::vector<uint32_t> caps_;
   std::vector<absl::flat_hash_map<std::string, int32_t>> by_key_;
   std::vector<storage::SliceRecord> records_;  // index = slice id

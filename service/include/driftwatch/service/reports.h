@@ -25,6 +25,10 @@ struct ReportOptions {
   int bins = 10;                          // PSI/KL/JS bins unless the baseline says otherwise
   double default_min_support = 100;       // RankSlices
   uint32_t default_top_k = 10;
+  // While a GetDriftReport or RankSlices runs, ingest streams pause before
+  // their next batch, each for at most this long (0: never). See
+  // query_priority.h.
+  int64_t ingest_yield_ms = 20;
 };
 
 class ReportEngine {
