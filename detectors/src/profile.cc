@@ -257,6 +257,13 @@ ProfileAccumulator::ProfileAccumulator(std::shared_ptr<const Shape> shape)
   new (block_.get()) ProfileCounters();
 }
 
+ProfileAccumulator ProfileAccumulator::Clone() const {
+  ProfileAccumulator copy(shape_);
+  std::memcpy(copy.block_.get(), block_.get(), shape_->lines * kLine);
+  copy.categorical_ = categorical_;
+  return copy;
+}
+
 ProfileAccumulator ProfileAccumulator::FromProfile(std::shared_ptr<const Shape> shape,
                                                    const Profile& profile) {
   ProfileAccumulator acc(std::move(shape));

@@ -1023,31 +1023,47 @@ absl::StatusOr<uint64_t> Ingestor::Apply(const v1::PredictionBatch& batch, Inges
   return seq;
 }
 
-std::optional<std::string> Ingestor::PopulationProfile(const ModelState& m, OpenBucket& bucket,
-                                                       bool only_if_dirty) {
-  // "*" is the merge of the first slice key's slices: every event falls in
-  // exactly one of them ("__missing__" and "__other__" included), so the
-  // merge is the population, at a quarter less work per event (3 keys).
-  // Merged in value order, so the bytes do not depend on slice ids.
-  const SliceDirectory& dir = m.runtime->slices();
-  std::vector<std::pair<std::string_view, size_t>> parts;
-  bool dirty = false;
-  for (size_t id = 1; id < bucket.slices.size(); ++id) {
-    if (!bucket.slices[id] || dir.record(static_cast<int32_t>(id)).key_index != 0) continue;
-    parts.emplace_back(dir.record(static_cast<int32_t>(id)).value, id);
-    dirty = dirty || bucket.dirty[id];
-  }
-  if (parts.empty() || (only_if_dirty && !dirty)) return std::nullopt;
-  std::sort(parts.begin(), parts.end());
-  Profile all(m.runtime->layout());
-  for (const auto& [value, id] : parts) {
+// What a flush takes from one model under its lock: copies of the dirty
+// profiles (one memcpy each) and the closing buckets themselves. Encoding
+// them (the bulk of a flush's CPU) happens after the lock is released, so
+// ingest of the model waits only for the copies.
+struct Ingestor::FlushSnapshot {
+  struct Bucket {
+    int64_t start = 0;
+    bool closing = false;
+    // By slice id; null where not taken. Open buckets: the dirty slices, and
+    // every first-key slice when "*" must be rewritten. Closing: all.
+    std::vector<std::unique_ptr<ProfileAccumulator>> slices;
+    std::vector<int32_t> dirty;  // minute rows to write (not "*")
+    bool population_dirty = false;
+  };
+  int64_t model_key = 0;
+  std::shared_ptr<const detectors::ProfileLayout> layout;
+  bool derived_all = false;
+  // The first slice key's slices, by value: "*" is their merge, in this
+  // order, so its bytes do not depend on slice ids.
+  std::vector<std::pair<std::string, int32_t>> first_key;
+  std::vector<Bucket> buckets;
+};
+
+// "*" of a bucket of a model with slice keys: the merge of the first key's
+// slices (every event is in exactly one of them, "__missing__" and
+// "__other__" included), at a quarter less work per event with 3 keys.
+// nullopt when the bucket has none.
+static std::optional<std::string> PopulationProfile(const Ingestor::FlushSnapshot& snap,
+                                                    const Ingestor::FlushSnapshot::Bucket& b) {
+  std::optional<Profile> all;
+  for (const auto& [value, id] : snap.first_key) {
+    if (static_cast<size_t>(id) >= b.slices.size() || !b.slices[id]) continue;
+    if (!all) all.emplace(snap.layout);
     // Same layout by construction; a failure would be a bug, not bad input.
-    (void)all.Merge(bucket.slices[id]->ToProfile());
+    (void)all->Merge(b.slices[id]->ToProfile());
   }
-  return all.Serialize();
+  if (!all) return std::nullopt;
+  return all->Serialize();
 }
 
-void Ingestor::CollectFlush(ModelState& m, storage::FlushBatch* batch) {
+void Ingestor::CollectFlush(ModelState& m, storage::FlushBatch* batch, FlushSnapshot* snap) {
   const int64_t key = m.runtime->model_key();
   {
     IngestCounts unused;
@@ -1055,59 +1071,59 @@ void Ingestor::CollectFlush(ModelState& m, storage::FlushBatch* batch) {
   }
   for (storage::SliceRecord& s : m.new_slices) batch->new_slices.push_back(std::move(s));
   m.new_slices.clear();
-  const bool derived_all = m.runtime->slice_key_count() > 0;
-  for (auto& [start, bucket] : m.buckets) {
-    if (derived_all) {
-      if (std::optional<std::string> all = PopulationProfile(m, bucket, /*only_if_dirty=*/true)) {
-        batch->minute_upserts.push_back(
-            storage::BucketRow{key, storage::Level::kMinute, start, 0, *std::move(all)});
-      }
+  snap->model_key = key;
+  snap->layout = m.runtime->layout();
+  snap->derived_all = m.runtime->slice_key_count() > 0;
+  const SliceDirectory& dir = m.runtime->slices();
+  if (snap->derived_all) {
+    for (size_t id = 1; id < dir.size(); ++id) {
+      const storage::SliceRecord& r = dir.record(static_cast<int32_t>(id));
+      if (r.key_index == 0) snap->first_key.emplace_back(r.value, static_cast<int32_t>(id));
     }
-    for (size_t id = derived_all ? 1 : 0; id < bucket.slices.size(); ++id) {
+    std::sort(snap->first_key.begin(), snap->first_key.end());
+  }
+  const IngestOptions& opt = options_;
+  for (auto it = m.buckets.begin(); it != m.buckets.end();) {
+    const int64_t start = it->first;
+    OpenBucket& bucket = it->second;
+    FlushSnapshot::Bucket& b = snap->buckets.emplace_back();
+    b.start = start;
+    // Closed early (max_dedup_ids), or by the watermark: rolled into its
+    // hour and day, its dedup ids dropped.
+    b.closing = start < m.closed_until_ms ||
+                start + opt.bucket_width_ms + opt.allowed_lateness_ms <= m.watermark_ms;
+    b.slices.resize(bucket.slices.size());
+    for (size_t id = snap->derived_all ? 1 : 0; id < bucket.slices.size(); ++id) {
       if (!bucket.dirty[id] || !bucket.slices[id]) continue;
       bucket.dirty[id] = 0;
-      batch->minute_upserts.push_back(storage::BucketRow{
-          key, storage::Level::kMinute, start, static_cast<int32_t>(id),
-          bucket.slices[id]->Serialize()});
+      b.dirty.push_back(static_cast<int32_t>(id));
+      if (dir.record(static_cast<int32_t>(id)).key_index == 0) b.population_dirty = true;
+    }
+    if (b.closing) {
+      for (size_t id = 0; id < bucket.slices.size(); ++id) b.slices[id] = std::move(bucket.slices[id]);
+    } else {
+      for (int32_t id : b.dirty) b.slices[id] = std::make_unique<ProfileAccumulator>(bucket.slices[id]->Clone());
+      if (b.population_dirty) {
+        for (const auto& [value, id] : snap->first_key) {
+          if (static_cast<size_t>(id) < bucket.slices.size() && bucket.slices[id] && !b.slices[id]) {
+            b.slices[id] = std::make_unique<ProfileAccumulator>(bucket.slices[id]->Clone());
+          }
+        }
+      }
     }
     if (!bucket.new_ids.empty()) {
       batch->dedup.push_back(storage::DedupChunk{key, start, EncodeHashes(bucket.new_ids)});
       bucket.new_ids.clear();
     }
-  }
-  // Close the buckets the watermark has passed by more than the allowed
-  // lateness: roll them into their hour and day, drop their dedup ids.
-  const IngestOptions& opt = options_;
-  while (!m.buckets.empty()) {
-    auto it = m.buckets.begin();
-    const int64_t start = it->first;
-    // Closed early (max_dedup_ids), or by the watermark.
-    if (start >= m.closed_until_ms &&
-        start + opt.bucket_width_ms + opt.allowed_lateness_ms > m.watermark_ms) {
-      break;
+    if (!b.closing) {
+      ++it;
+      continue;
     }
-    OpenBucket& bucket = it->second;
     m.dedup_ids -= bucket.ids.size();
-    std::vector<std::pair<int32_t, std::string>> rows;
-    if (derived_all) {
-      if (std::optional<std::string> all = PopulationProfile(m, bucket, /*only_if_dirty=*/false)) {
-        rows.emplace_back(0, *std::move(all));
-      }
-    }
-    for (size_t id = derived_all ? 1 : 0; id < bucket.slices.size(); ++id) {
-      if (bucket.slices[id]) rows.emplace_back(static_cast<int32_t>(id), bucket.slices[id]->Serialize());
-    }
-    for (auto& [id, bytes] : rows) {
-      batch->rollups.push_back(storage::BucketRow{key, storage::Level::kHour,
-                                                  storage::BucketStart(start, storage::kHourMs), id, bytes});
-      batch->rollups.push_back(storage::BucketRow{key, storage::Level::kDay,
-                                                  storage::BucketStart(start, storage::kDayMs), id,
-                                                  std::move(bytes)});
-    }
     batch->drop_dedup.push_back({key, start});
     m.closed_until_ms = std::max(m.closed_until_ms, start + opt.bucket_width_ms);
     m.progress_dirty = true;
-    m.buckets.erase(it);
+    it = m.buckets.erase(it);
   }
   for (storage::RawEventRow& row : m.raw) batch->raw_events.push_back(std::move(row));
   m.raw.clear();
@@ -1117,6 +1133,39 @@ void Ingestor::CollectFlush(ModelState& m, storage::FlushBatch* batch) {
   }
   m.published_watermark_ms.store(m.watermark_ms, std::memory_order_relaxed);
   m.published_closed_until_ms.store(m.closed_until_ms, std::memory_order_relaxed);
+}
+
+void Ingestor::EncodeFlush(const FlushSnapshot& snap, storage::FlushBatch* batch) {
+  const int64_t key = snap.model_key;
+  for (const FlushSnapshot::Bucket& b : snap.buckets) {
+    if (snap.derived_all && (b.population_dirty || b.closing)) {
+      std::optional<std::string> all = PopulationProfile(snap, b);
+      if (all && b.population_dirty) {
+        batch->minute_upserts.push_back(storage::BucketRow{key, storage::Level::kMinute, b.start, 0, *all});
+      }
+      if (all && b.closing) {
+        batch->rollups.push_back(storage::BucketRow{
+            key, storage::Level::kHour, storage::BucketStart(b.start, storage::kHourMs), 0, *all});
+        batch->rollups.push_back(storage::BucketRow{
+            key, storage::Level::kDay, storage::BucketStart(b.start, storage::kDayMs), 0, *std::move(all)});
+      }
+    }
+    for (int32_t id : b.dirty) {
+      batch->minute_upserts.push_back(
+          storage::BucketRow{key, storage::Level::kMinute, b.start, id, b.slices[id]->Serialize()});
+    }
+    if (!b.closing) continue;
+    for (size_t id = snap.derived_all ? 1 : 0; id < b.slices.size(); ++id) {
+      if (!b.slices[id]) continue;
+      std::string bytes = b.slices[id]->Serialize();
+      batch->rollups.push_back(storage::BucketRow{key, storage::Level::kHour,
+                                                  storage::BucketStart(b.start, storage::kHourMs),
+                                                  static_cast<int32_t>(id), bytes});
+      batch->rollups.push_back(storage::BucketRow{key, storage::Level::kDay,
+                                                  storage::BucketStart(b.start, storage::kDayMs),
+                                                  static_cast<int32_t>(id), std::move(bytes)});
+    }
+  }
 }
 
 absl::Status Ingestor::Flush() {
@@ -1130,8 +1179,12 @@ absl::Status Ingestor::Flush() {
     models = model_list_;
   }
   for (const auto& m : models) {
-    std::lock_guard<std::mutex> lock(m->mu);
-    CollectFlush(*m, batch.get());
+    FlushSnapshot snap;
+    {
+      std::lock_guard<std::mutex> lock(m->mu);
+      CollectFlush(*m, batch.get(), &snap);
+    }
+    EncodeFlush(snap, batch.get());
   }
   const auto started = std::chrono::steady_clock::now();
   absl::Status status = absl::OkStatus();

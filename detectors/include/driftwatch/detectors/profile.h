@@ -105,6 +105,9 @@ class ProfileAccumulator {
   explicit ProfileAccumulator(std::shared_ptr<const Shape> shape);
   // An accumulator holding exactly `profile` (same layout as `shape`).
   static ProfileAccumulator FromProfile(std::shared_ptr<const Shape> shape, const Profile& profile);
+  // A copy of the current state (one memcpy of the block): the flusher
+  // snapshots under the ingest lock and serializes the copy outside it.
+  ProfileAccumulator Clone() const;
   ProfileAccumulator(ProfileAccumulator&&) noexcept = default;
   ProfileAccumulator& operator=(ProfileAccumulator&&) noexcept = default;
 

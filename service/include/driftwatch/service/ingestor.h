@@ -140,14 +140,19 @@ class Ingestor {
   struct OpenBucket;
   class EventSink;
 
+ public:
+  struct FlushSnapshot;  // internal; public for a file-local helper
+
+ private:
+
   std::shared_ptr<ModelState> Lookup(const v1::ModelRef& ref) const;
   absl::StatusOr<std::shared_ptr<ModelState>> AddModel(const storage::ModelRecord& record);
-  void CollectFlush(ModelState& m, storage::FlushBatch* batch);
-  // The serialized "*" profile of a bucket of a model with slice keys,
-  // merged from its first key's slices; nullopt when there are none, or
-  // (only_if_dirty) none changed since the last flush.
-  static std::optional<std::string> PopulationProfile(const ModelState& m, OpenBucket& bucket,
-                                                      bool only_if_dirty);
+  // Under m.mu: drains the apply queue, moves what the flush commits
+  // besides profiles into `batch`, copies dirty profiles into `snap` and
+  // hands it the buckets that close.
+  void CollectFlush(ModelState& m, storage::FlushBatch* batch, FlushSnapshot* snap);
+  // Without any lock: encodes `snap`'s profiles into `batch`.
+  static void EncodeFlush(const FlushSnapshot& snap, storage::FlushBatch* batch);
   void FlusherLoop();
 
   storage::Store* const store_;
