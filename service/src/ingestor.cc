@@ -194,9 +194,10 @@ struct Ingestor::OpenBucket {
 
 namespace {
 
-// Per-model buffers of Apply, kept across batches (guarded by the model's mu).
-struct ApplyScratch {
-  // The queue of accepted events whose numeric values are not added yet.
+// Accepted events whose numeric values are not added to their profiles
+// yet. Filled under the model's mu; drained under its drain_mu.
+struct ApplyQueue {
+  size_t chunk = 0;                 // events it holds
   std::vector<double> x;            // [summary * chunk + event]
   std::vector<double> w;            // per event
   std::vector<uint8_t> late;        // per event
@@ -204,6 +205,17 @@ struct ApplyScratch {
   std::vector<size_t> first;        // per event: its first target; one more at the end
   std::vector<std::byte*> targets;  // ProfileAccumulator::block() of each target
   std::vector<uint32_t> bins;       // of one summary, per event
+};
+
+// A full queue handed off by Apply, drained after the model's mu is
+// released. Tickets are drained in order.
+struct HandOff {
+  std::unique_ptr<ApplyQueue> queue;
+  uint64_t ticket = 0;
+};
+
+// Per-model buffers of one Apply, kept across batches (guarded by mu).
+struct ApplyScratch {
   std::vector<ProfileAccumulator*> profiles;  // of the current event
   std::vector<int32_t> slice_ids;  // row batches: of the current event
   std::vector<int32_t> tuple_ids;  // columnar batches: per dictionary tuple, 1 + keys ids
@@ -229,6 +241,16 @@ struct Ingestor::ModelState {
   std::vector<storage::SliceRecord> new_slices;
   std::vector<storage::RawEventRow> raw;
   ApplyScratch scratch;
+  // The queue being filled (under mu). When full it is handed off with the
+  // next ticket and drained by the thread that filled it once that thread
+  // has released mu, so other batches of the model go on meanwhile.
+  std::unique_ptr<ApplyQueue> queue = std::make_unique<ApplyQueue>();
+  uint64_t next_ticket = 0;  // under mu: hand-offs so far
+  std::mutex drain_mu;       // one drain at a time; order: mu, then drain_mu
+  std::condition_variable drain_cv;
+  uint64_t drained = 0;      // under drain_mu: hand-offs drained
+  std::mutex spare_mu;       // leaf
+  std::vector<std::unique_ptr<ApplyQueue>> spare;  // drained queues, for reuse
 };
 
 void IngestCounts::Reject(std::string_view reason, std::string_view event_id,
@@ -288,7 +310,8 @@ class Ingestor::EventSink {
     int64_t next_time_ms = 0;
   };
 
-  EventSink(Ingestor& ingestor, ModelState& m, IngestCounts& counts)
+  EventSink(Ingestor& ingestor, ModelState& m, IngestCounts& counts,
+            std::vector<HandOff>* handoffs = nullptr)
       : ing_(ingestor),
         m_(m),
         rt_(*m.runtime),
@@ -298,22 +321,48 @@ class Ingestor::EventSink {
         summaries_(shape_->edges.size()),
         chunk_(std::clamp<size_t>(kQueueValues / std::max<size_t>(1, summaries_), kMinChunk,
                                   kMaxChunk)),
-        q_(m.scratch) {
-    // Sized once per model: no allocation per batch. The queue carries
-    // over between batches; see Drain().
-    if (q_.x.size() != summaries_ * chunk_) {
-      q_.x.resize(summaries_ * chunk_);
-      q_.bins.resize(chunk_);
+        s_(m.scratch),
+        handoffs_(handoffs) {
+    Prepare();
+  }
+
+  // Sized once per queue: no allocation per batch. The queue carries over
+  // between batches; see Drain().
+  void Prepare() {
+    q_ = m_.queue.get();
+    if (q_->chunk != chunk_) {
+      q_->chunk = chunk_;
+      q_->x.resize(summaries_ * chunk_);
+      q_->bins.resize(chunk_);
     }
-    if (q_.first.empty()) q_.first.assign(1, 0);
+    if (q_->first.empty()) q_->first.assign(1, 0);
   }
 
   // Adds every queued value to its profiles. Values wait in the queue
   // across batches until chunk_ events are queued (a larger chunk gives
   // each slice profile several values per pass, so its lines are fetched
-  // once for many adds) or a flush collects the model: CollectFlush drains
-  // first, under the model's lock, so a flush never misses an applied event.
-  void Drain() { FlushPending(); }
+  // once for many adds) or a flush collects the model: CollectFlush waits
+  // for every hand-off and drains the rest first, under the model's lock,
+  // so a flush never misses an applied event.
+  // The caller holds the model's mu and drain_mu, and every hand-off is
+  // drained.
+  void Drain() { AddQueued(*shape_, *q_); }
+
+  // Drains hand-offs in ticket order; the caller holds no lock of the model.
+  static void DrainHandOffs(ModelState& m, std::vector<HandOff>& handoffs) {
+    for (HandOff& h : handoffs) {
+      {
+        std::unique_lock<std::mutex> lock(m.drain_mu);
+        m.drain_cv.wait(lock, [&] { return m.drained == h.ticket; });
+        AddQueued(*m.shape, *h.queue);
+        ++m.drained;
+      }
+      m.drain_cv.notify_all();
+      std::lock_guard<std::mutex> lock(m.spare_mu);
+      m.spare.push_back(std::move(h.queue));
+    }
+    handoffs.clear();
+  }
 
   // Returns true when the event was accepted (for raw sampling by caller).
   bool Apply(const EventView& e, uint64_t* hash_out) {
@@ -356,12 +405,12 @@ class Ingestor::EventSink {
     const double w = 1.0 / e.sample_rate;
 
     // Queue the numeric values; count the invalid ones now.
-    const size_t j = q_.w.size();
+    const size_t j = q_->w.size();
     const int numeric_count = rt_.numeric_count();
     uint64_t invalid = 0;
     for (int f = 0; f < numeric_count; ++f) {
       const double x = e.numeric[f];
-      q_.x[f * chunk_ + j] = x;
+      q_->x[f * chunk_ + j] = x;
       if (!std::isfinite(x)) {
         // NaN is how a client sends null; a null where the schema forbids
         // it is also an invalid value.
@@ -370,20 +419,20 @@ class Ingestor::EventSink {
     }
     for (int s = 0; s < rt_.score_count(); ++s) {
       const double x = e.scores[s];
-      q_.x[(numeric_count + s) * chunk_ + j] = x;
+      q_->x[(numeric_count + s) * chunk_ + j] = x;
       invalid += !std::isfinite(x);
     }
-    for (int32_t id : e.slice_ids) q_.targets.push_back(bucket.Block(id, shape_));
-    q_.first.push_back(q_.targets.size());
+    for (int32_t id : e.slice_ids) q_->targets.push_back(bucket.Block(id, shape_));
+    q_->first.push_back(q_->targets.size());
 
     for (int f = 0; f < rt_.categorical_count(); ++f) {
       if (f == 0) {
-        q_.profiles.clear();
-        for (int32_t id : e.slice_ids) q_.profiles.push_back(bucket.slices[id].get());
+        s_.profiles.clear();
+        for (int32_t id : e.slice_ids) s_.profiles.push_back(bucket.slices[id].get());
       }
       if (e.categorical_null[f]) {
         invalid += !rt_.Nullable(false, f);
-        for (ProfileAccumulator* p : q_.profiles) p->categorical()[f].AddMissing(w);
+        for (ProfileAccumulator* p : s_.profiles) p->categorical()[f].AddMissing(w);
         continue;
       }
       std::string_view v = e.categorical[f];
@@ -392,11 +441,11 @@ class Ingestor::EventSink {
         ++invalid;
         v = detectors::kOtherCategory;
       }
-      for (ProfileAccumulator* p : q_.profiles) p->categorical()[f].Add(v, w);
+      for (ProfileAccumulator* p : s_.profiles) p->categorical()[f].Add(v, w);
     }
-    q_.w.push_back(w);
-    q_.late.push_back(late);
-    q_.invalid.push_back(invalid);
+    q_->w.push_back(w);
+    q_->late.push_back(late);
+    q_->invalid.push_back(invalid);
     if (e.event_time_ms > m_.watermark_ms) {
       m_.watermark_ms = e.event_time_ms;
       m_.progress_dirty = true;
@@ -404,7 +453,7 @@ class Ingestor::EventSink {
     ++counts_.accepted;
     counts_.late_accepted += late;
     *hash_out = hash;
-    if (q_.w.size() == chunk_) FlushPending();
+    if (q_->w.size() == chunk_) HandOffQueue();
     return true;
   }
 
@@ -498,14 +547,34 @@ class Ingestor::EventSink {
     return *cached_bucket_;
   }
 
+  // The queue is full: hand it off (drained once mu is released) and go
+  // on with a spare one. Without a hand-off list (a flush), drain in place.
+  void HandOffQueue() {
+    if (handoffs_ == nullptr) {
+      AddQueued(*shape_, *q_);
+      return;
+    }
+    handoffs_->push_back(HandOff{std::move(m_.queue), m_.next_ticket++});
+    {
+      std::lock_guard<std::mutex> lock(m_.spare_mu);
+      if (!m_.spare.empty()) {
+        m_.queue = std::move(m_.spare.back());
+        m_.spare.pop_back();
+      }
+    }
+    if (m_.queue == nullptr) m_.queue = std::make_unique<ApplyQueue>();
+    Prepare();
+  }
+
   // Adds the queued numeric values to their profiles, feature by feature.
-  void FlushPending() {
-    const size_t n = q_.w.size();
+  static void AddQueued(const ProfileAccumulator::Shape& shape, ApplyQueue& q) {
+    const size_t summaries = shape.edges.size();
+    const size_t n = q.w.size();
     if (n == 0) return;
-    const double* w = q_.w.data();
-    const size_t* first = q_.first.data();
-    std::byte* const* targets = q_.targets.data();
-    uint32_t* bins = q_.bins.data();
+    const double* w = q.w.data();
+    const size_t* first = q.first.data();
+    std::byte* const* targets = q.targets.data();
+    uint32_t* bins = q.bins.data();
     for (size_t j = 0; j < n; ++j) {
       if (j + kAhead < n) {
         for (size_t t = first[j + kAhead]; t < first[j + kAhead + 1]; ++t) {
@@ -515,16 +584,16 @@ class Ingestor::EventSink {
       for (size_t t = first[j]; t < first[j + 1]; ++t) {
         detectors::ProfileCounters& c = *ProfileAccumulator::CountersAt(targets[t]);
         ++c.events;
-        c.late_accepted += q_.late[j];
-        c.invalid_values += q_.invalid[j];
+        c.late_accepted += q.late[j];
+        c.invalid_values += q.invalid[j];
         c.weight += w[j];
         c.weight_sq += w[j] * w[j];
       }
     }
-    for (size_t k = 0; k < summaries_; ++k) {
-      const detectors::BinEdges& edges = *shape_->edges[k];
-      const uint32_t line = shape_->first_line[k];
-      const double* xs = &q_.x[k * chunk_];
+    for (size_t k = 0; k < summaries; ++k) {
+      const detectors::BinEdges& edges = *shape.edges[k];
+      const uint32_t line = shape.first_line[k];
+      const double* xs = &q.x[k * q.chunk];
       for (size_t j = 0; j < n; ++j) {
         bins[j] = std::isfinite(xs[j]) ? static_cast<uint32_t>(edges.BinOf(xs[j])) : kNonFinite;
       }
@@ -545,7 +614,7 @@ class Ingestor::EventSink {
               ++ProfileAccumulator::MomentsAt(targets[t], line)->nulls;
             } else {
               ProfileAccumulator::CountNonFinite(
-                  ProfileAccumulator::ColdAt(targets[t], *shape_)[k], x);
+                  ProfileAccumulator::ColdAt(targets[t], shape)[k], x);
             }
           }
           continue;
@@ -557,11 +626,11 @@ class Ingestor::EventSink {
         }
       }
     }
-    q_.w.clear();
-    q_.late.clear();
-    q_.invalid.clear();
-    q_.first.resize(1);
-    q_.targets.clear();
+    q.w.clear();
+    q.late.clear();
+    q.invalid.clear();
+    q.first.resize(1);
+    q.targets.clear();
   }
 
   Ingestor& ing_;
@@ -572,9 +641,11 @@ class Ingestor::EventSink {
   const std::shared_ptr<const ProfileAccumulator::Shape> shape_;
   const size_t summaries_;  // numeric features + scores
   const size_t chunk_;      // events the queue holds
+  ApplyQueue* q_ = nullptr;
+  ApplyScratch& s_;
+  std::vector<HandOff>* const handoffs_;
   OpenBucket* cached_bucket_ = nullptr;
   int64_t cached_start_ = 0;
-  ApplyScratch& q_;
 };
 
 Ingestor::Ingestor(storage::Store* store, const Clock* clock, IngestOptions options)
@@ -795,10 +866,18 @@ absl::StatusOr<uint64_t> Ingestor::Apply(const v1::PredictionBatch& batch, Inges
   IngestCounts local;
   local.batches = 1;
   uint64_t seq = 0;
+  // Full queues this batch hands off; drained once mu is released, on every
+  // path out (a flush waits for them).
+  std::vector<HandOff> handoffs;
+  struct DrainOnExit {
+    ModelState& m;
+    std::vector<HandOff>& handoffs;
+    ~DrainOnExit() { EventSink::DrainHandOffs(m, handoffs); }
+  } drain_on_exit{*m, handoffs};
   {
     std::lock_guard<std::mutex> lock(m->mu);
     seq = applied_seq_.fetch_add(1) + 1;
-    EventSink sink(*this, *m, local);
+    EventSink sink(*this, *m, local, &handoffs);
     EventSink::EventView view;
     view.numeric.resize(rt.numeric_count());
     view.categorical.resize(rt.categorical_count());
@@ -1066,6 +1145,8 @@ static std::optional<std::string> PopulationProfile(const Ingestor::FlushSnapsho
 void Ingestor::CollectFlush(ModelState& m, storage::FlushBatch* batch, FlushSnapshot* snap) {
   const int64_t key = m.runtime->model_key();
   {
+    std::unique_lock<std::mutex> drain_lock(m.drain_mu);
+    m.drain_cv.wait(drain_lock, [&] { return m.drained == m.next_ticket; });
     IngestCounts unused;
     EventSink(*this, m, unused).Drain();
   }
