@@ -5,6 +5,7 @@
 #   bench/load.sh [BUILD_DIR]
 #   DURATION=60     seconds per phase (row, then columnar)
 #   STREAMS=2 BATCH=1000 MESSAGES=200 REPORT_QPS=20   loadgen settings
+#   REPORT_SLICES=10   reports pick from the population + 9 slices (0: every slice value)
 #   PERF=1          also `perf record` driftwatchd for 10 s in each phase
 #
 # Phase 1 sends row batches, phase 2 columnar batches with a pinned baseline
@@ -19,6 +20,7 @@ STREAMS=${STREAMS:-2}
 BATCH=${BATCH:-1000}
 MESSAGES=${MESSAGES:-200}
 REPORT_QPS=${REPORT_QPS:-20}
+REPORT_SLICES=${REPORT_SLICES:-10}
 PERF=${PERF:-0}
 SERVER="$BUILD_DIR/service/driftwatchd"
 LOADGEN="$BUILD_DIR/bench/driftwatch_loadgen"
@@ -50,7 +52,7 @@ rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(uname -r)"
 echo "== build: $(grep CMAKE_BUILD_TYPE: "$BUILD_DIR/CMakeCache.txt" | cut -d= -f2)"
 echo "== work dir: $WORK"
-echo "== settings: DURATION=$DURATION STREAMS=$STREAMS BATCH=$BATCH MESSAGES=$MESSAGES REPORT_QPS=$REPORT_QPS"
+echo "== settings: DURATION=$DURATION STREAMS=$STREAMS BATCH=$BATCH MESSAGES=$MESSAGES REPORT_QPS=$REPORT_QPS REPORT_SLICES=$REPORT_SLICES"
 
 "$SERVER" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --data-dir "$DATA_DIR" \
   --port-file "$PORT_FILE" >"$SERVER_LOG" 2>&1 &
@@ -119,7 +121,7 @@ wait_perf() {
 
 run_phase row row
 run_phase columnar columnar --baseline --baseline-after $(( DURATION / 4 > 5 ? DURATION / 4 : 5 )) \
-  --report-qps "$REPORT_QPS" --report-window 24h
+  --report-qps "$REPORT_QPS" --report-slices "$REPORT_SLICES" --report-window 24h
 
 echo "== stopping driftwatchd (SIGTERM), RSS $(rss_kb "$SERVER_PID") kB"
 kill -TERM "$SERVER_PID"
