@@ -285,7 +285,7 @@ void IngestCounts::Merge(const IngestCounts& other) {
 //
 // Two phases, so the histogram updates run feature-major: Apply validates,
 // dedups, buckets and counts each event in order and queues its numeric
-// values and target profiles; FlushPending (when the queue is full, which
+// values and target profiles; AddQueued (when the queue is full, which
 // may be batches later, and before every flush) then, per feature, bins the
 // queued values in one tight loop and adds them to the profiles in event
 // order. Each profile sees its values in the same order as one event at a
@@ -311,7 +311,7 @@ class Ingestor::EventSink {
   };
 
   EventSink(Ingestor& ingestor, ModelState& m, IngestCounts& counts,
-            std::vector<HandOff>* handoffs = nullptr)
+            std::vector<HandOff>& handoffs)
       : ing_(ingestor),
         m_(m),
         rt_(*m.runtime),
@@ -327,7 +327,7 @@ class Ingestor::EventSink {
   }
 
   // Sized once per queue: no allocation per batch. The queue carries over
-  // between batches; see Drain().
+  // between batches; see DrainFilling().
   void Prepare() {
     q_ = m_.queue.get();
     if (q_->chunk != chunk_) {
@@ -343,10 +343,9 @@ class Ingestor::EventSink {
   // each slice profile several values per pass, so its lines are fetched
   // once for many adds) or a flush collects the model: CollectFlush waits
   // for every hand-off and drains the rest first, under the model's lock,
-  // so a flush never misses an applied event.
-  // The caller holds the model's mu and drain_mu, and every hand-off is
-  // drained.
-  void Drain() { AddQueued(*shape_, *q_); }
+  // so a flush never misses an applied event. The caller holds the model's
+  // mu and drain_mu, and every hand-off is drained.
+  static void DrainFilling(ModelState& m) { AddQueued(*m.shape, *m.queue); }
 
   // Drains hand-offs in ticket order; the caller holds no lock of the model.
   static void DrainHandOffs(ModelState& m, std::vector<HandOff>& handoffs) {
@@ -548,13 +547,9 @@ class Ingestor::EventSink {
   }
 
   // The queue is full: hand it off (drained once mu is released) and go
-  // on with a spare one. Without a hand-off list (a flush), drain in place.
+  // on with a spare one.
   void HandOffQueue() {
-    if (handoffs_ == nullptr) {
-      AddQueued(*shape_, *q_);
-      return;
-    }
-    handoffs_->push_back(HandOff{std::move(m_.queue), m_.next_ticket++});
+    handoffs_.push_back(HandOff{std::move(m_.queue), m_.next_ticket++});
     {
       std::lock_guard<std::mutex> lock(m_.spare_mu);
       if (!m_.spare.empty()) {
@@ -643,7 +638,7 @@ class Ingestor::EventSink {
   const size_t chunk_;      // events the queue holds
   ApplyQueue* q_ = nullptr;
   ApplyScratch& s_;
-  std::vector<HandOff>* const handoffs_;
+  std::vector<HandOff>& handoffs_;
   OpenBucket* cached_bucket_ = nullptr;
   int64_t cached_start_ = 0;
 };
@@ -877,7 +872,7 @@ absl::StatusOr<uint64_t> Ingestor::Apply(const v1::PredictionBatch& batch, Inges
   {
     std::lock_guard<std::mutex> lock(m->mu);
     seq = applied_seq_.fetch_add(1) + 1;
-    EventSink sink(*this, *m, local, &handoffs);
+    EventSink sink(*this, *m, local, handoffs);
     EventSink::EventView view;
     view.numeric.resize(rt.numeric_count());
     view.categorical.resize(rt.categorical_count());
@@ -1129,8 +1124,8 @@ struct Ingestor::FlushSnapshot {
 // slices (every event is in exactly one of them, "__missing__" and
 // "__other__" included), at a quarter less work per event with 3 keys.
 // nullopt when the bucket has none.
-static std::optional<std::string> PopulationProfile(const Ingestor::FlushSnapshot& snap,
-                                                    const Ingestor::FlushSnapshot::Bucket& b) {
+std::optional<std::string> Ingestor::PopulationProfile(const FlushSnapshot& snap, size_t bucket) {
+  const FlushSnapshot::Bucket& b = snap.buckets[bucket];
   std::optional<Profile> all;
   for (const auto& [value, id] : snap.first_key) {
     if (static_cast<size_t>(id) >= b.slices.size() || !b.slices[id]) continue;
@@ -1147,8 +1142,7 @@ void Ingestor::CollectFlush(ModelState& m, storage::FlushBatch* batch, FlushSnap
   {
     std::unique_lock<std::mutex> drain_lock(m.drain_mu);
     m.drain_cv.wait(drain_lock, [&] { return m.drained == m.next_ticket; });
-    IngestCounts unused;
-    EventSink(*this, m, unused).Drain();
+    EventSink::DrainFilling(m);
   }
   for (storage::SliceRecord& s : m.new_slices) batch->new_slices.push_back(std::move(s));
   m.new_slices.clear();
@@ -1218,9 +1212,10 @@ void Ingestor::CollectFlush(ModelState& m, storage::FlushBatch* batch, FlushSnap
 
 void Ingestor::EncodeFlush(const FlushSnapshot& snap, storage::FlushBatch* batch) {
   const int64_t key = snap.model_key;
-  for (const FlushSnapshot::Bucket& b : snap.buckets) {
+  for (size_t i = 0; i < snap.buckets.size(); ++i) {
+    const FlushSnapshot::Bucket& b = snap.buckets[i];
     if (snap.derived_all && (b.population_dirty || b.closing)) {
-      std::optional<std::string> all = PopulationProfile(snap, b);
+      std::optional<std::string> all = PopulationProfile(snap, i);
       if (all && b.population_dirty) {
         batch->minute_upserts.push_back(storage::BucketRow{key, storage::Level::kMinute, b.start, 0, *all});
       }

@@ -139,11 +139,7 @@ class Ingestor {
   struct ModelState;
   struct OpenBucket;
   class EventSink;
-
- public:
-  struct FlushSnapshot;  // internal; public for a file-local helper
-
- private:
+  struct FlushSnapshot;
 
   std::shared_ptr<ModelState> Lookup(const v1::ModelRef& ref) const;
   absl::StatusOr<std::shared_ptr<ModelState>> AddModel(const storage::ModelRecord& record);
@@ -153,6 +149,9 @@ class Ingestor {
   void CollectFlush(ModelState& m, storage::FlushBatch* batch, FlushSnapshot* snap);
   // Without any lock: encodes `snap`'s profiles into `batch`.
   static void EncodeFlush(const FlushSnapshot& snap, storage::FlushBatch* batch);
+  // The serialized "*" of snap.buckets[bucket]; nullopt when it has no
+  // slice of the first key.
+  static std::optional<std::string> PopulationProfile(const FlushSnapshot& snap, size_t bucket);
   void FlusherLoop();
 
   storage::Store* const store_;
