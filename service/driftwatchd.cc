@@ -16,7 +16,7 @@
 #include <utility>
 #include <vector>
 
-#include "driftwatch/service/clock.h"
+#include "driftwatch/base/clock.h"
 #include "driftwatch/service/server.h"
 
 namespace {
@@ -122,7 +122,7 @@ int main(int argc, char** argv) {
     return ConfigError(std::string(logging.message()));
   }
 
-  driftwatch::service::SystemClock clock;
+  driftwatch::base::SystemClock clock;
   absl::StatusOr<std::unique_ptr<driftwatch::service::Server>> server =
       driftwatch::service::Server::Start(config, &clock);
   if (!server.ok()) {

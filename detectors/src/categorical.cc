@@ -6,7 +6,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "internal/byte_io.h"
+#include "driftwatch/base/byte_io.h"
 
 namespace driftwatch::detectors {
 namespace {
@@ -30,13 +30,13 @@ CategoricalSummary::CategoricalSummary(size_t max_categories) : max_categories_(
 
 void CategoricalSummary::Add(std::string_view category, double weight) {
   if (!ValidWeight(weight)) return;
-  if (category == kMissingCategory) {
+  if (category == base::kMissing) {
     AddMissing(weight);
     return;
   }
   ++count_;
   weight_sq_ += weight * weight;
-  if (category == kOtherCategory) {
+  if (category == base::kOther) {
     other_ += weight;
     return;
   }
@@ -85,8 +85,8 @@ double CategoricalSummary::effective_size() const {
 }
 
 double CategoricalSummary::WeightOf(std::string_view category) const {
-  if (category == kOtherCategory) return other_;
-  if (category == kMissingCategory) return missing_;
+  if (category == base::kOther) return other_;
+  if (category == base::kMissing) return missing_;
   auto it = counts_.find(AsAbsl(category));
   return it == counts_.end() ? 0.0 : it->second;
 }
@@ -94,7 +94,7 @@ double CategoricalSummary::WeightOf(std::string_view category) const {
 std::string CategoricalSummary::Serialize() const {
   std::vector<std::pair<std::string, double>> sorted(counts_.begin(), counts_.end());
   std::sort(sorted.begin(), sorted.end());  // stable bytes for equal summaries
-  internal::ByteWriter w;
+  base::ByteWriter w;
   w.Raw(std::string_view(kCategoricalMagic, 4));
   w.U32(kCategoricalVersion);
   w.U64(max_categories_);
@@ -115,8 +115,8 @@ absl::StatusOr<CategoricalSummary> CategoricalSummary::Deserialize(std::string_v
     return absl::DataLossError(absl::StrCat("categorical summary: ", what));
   };
   std::string_view body;
-  if (!internal::VerifyCrc(bytes, &body)) return corrupt("truncated or checksum mismatch");
-  internal::ByteReader r(body);
+  if (!base::VerifyCrc(bytes, &body)) return corrupt("truncated or checksum mismatch");
+  base::ByteReader r(body);
   std::string_view magic;
   uint32_t version, n;
   uint64_t max_categories;

@@ -9,7 +9,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "boost/math/distributions/chi_squared.hpp"
-#include "driftwatch/detectors/status_macros.h"
+#include "driftwatch/base/status_macros.h"
 
 namespace driftwatch::detectors {
 namespace {
@@ -371,7 +371,7 @@ absl::StatusOr<FeatureDrift> CompareCategorical(const CategoricalSummary& refere
     if (!reference.counts().contains(name)) drift.categories.push_back(name);
   }
   std::sort(drift.categories.begin(), drift.categories.end());
-  for (std::string_view special : {kOtherCategory, kMissingCategory}) {
+  for (std::string_view special : {base::kOther, base::kMissing}) {
     if (reference.WeightOf(special) > 0 || current.WeightOf(special) > 0) {
       drift.categories.emplace_back(special);
     }

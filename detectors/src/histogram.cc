@@ -9,7 +9,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "internal/byte_io.h"
+#include "driftwatch/base/byte_io.h"
 #include "internal/counts_codec.h"
 
 namespace driftwatch::detectors {
@@ -284,7 +284,7 @@ double NumericSummary::Quantile(double q) const {
 }
 
 std::string NumericSummary::Serialize() const {
-  internal::ByteWriter w;
+  base::ByteWriter w;
   w.Raw(std::string_view(kNumericMagic, 4));
   w.U32(kNumericVersion);
   w.U32(static_cast<uint32_t>(edges_->edges().size()));
@@ -299,8 +299,8 @@ absl::StatusOr<NumericSummary> NumericSummary::Deserialize(std::string_view byte
     return absl::DataLossError(absl::StrCat("numeric summary: ", what));
   };
   std::string_view body;
-  if (!internal::VerifyCrc(bytes, &body)) return corrupt("truncated or checksum mismatch");
-  internal::ByteReader r(body);
+  if (!base::VerifyCrc(bytes, &body)) return corrupt("truncated or checksum mismatch");
+  base::ByteReader r(body);
   std::string_view magic;
   uint32_t version, edge_count;
   if (!r.Raw(4, &magic) || magic != std::string_view(kNumericMagic, 4)) return corrupt("bad magic");

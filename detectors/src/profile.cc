@@ -7,8 +7,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "driftwatch/detectors/status_macros.h"
-#include "internal/byte_io.h"
+#include "driftwatch/base/status_macros.h"
+#include "driftwatch/base/byte_io.h"
 #include "internal/counts_codec.h"
 
 namespace driftwatch::detectors {
@@ -23,7 +23,7 @@ absl::Status Corrupt(absl::string_view what) {
   return absl::DataLossError(absl::StrCat("profile: ", what));
 }
 
-void PutNumeric(internal::ByteWriter& w, std::span<const double> bins, const NumericCounts& c,
+void PutNumeric(base::ByteWriter& w, std::span<const double> bins, const NumericCounts& c,
                 uint64_t invalid_weights) {
   size_t nonzero = 0;
   for (double b : bins) nonzero += b != 0;
@@ -51,11 +51,11 @@ void PutNumeric(internal::ByteWriter& w, std::span<const double> bins, const Num
   internal::PutCounts(w, c, invalid_weights);
 }
 
-void PutNumeric(internal::ByteWriter& w, const NumericSummary& s) {
+void PutNumeric(base::ByteWriter& w, const NumericSummary& s) {
   PutNumeric(w, s.bins(), s.counts(), s.invalid_weights());
 }
 
-void PutHeader(internal::ByteWriter& w, size_t n_numeric, size_t n_categorical, size_t n_scores,
+void PutHeader(base::ByteWriter& w, size_t n_numeric, size_t n_categorical, size_t n_scores,
                const ProfileCounters& c) {
   w.Raw(std::string_view(kMagic, 4));
   w.U32(kVersion);
@@ -69,7 +69,7 @@ void PutHeader(internal::ByteWriter& w, size_t n_numeric, size_t n_categorical, 
   w.F64(c.weight_sq);
 }
 
-absl::StatusOr<NumericSummary> GetNumeric(internal::ByteReader& r,
+absl::StatusOr<NumericSummary> GetNumeric(base::ByteReader& r,
                                           std::shared_ptr<const BinEdges> edges) {
   uint32_t bin_count = 0;
   std::string_view mode;
@@ -146,7 +146,7 @@ absl::Status Profile::Merge(const Profile& other) {
 }
 
 std::string Profile::Serialize() const {
-  internal::ByteWriter w;
+  base::ByteWriter w;
   PutHeader(w, numeric_.size(), categorical_.size(), scores_.size(), counters_);
   for (const NumericSummary& s : numeric_) PutNumeric(w, s);
   for (const CategoricalSummary& s : categorical_) w.Str(s.Serialize());
@@ -158,10 +158,10 @@ absl::StatusOr<Profile> Profile::Deserialize(std::shared_ptr<const ProfileLayout
                                              std::string_view bytes) {
   if (bytes.size() < 8) return Corrupt("too short");
   const std::string_view body = bytes.substr(0, bytes.size() - 4);
-  internal::ByteReader crc_reader(bytes.substr(bytes.size() - 4));
+  base::ByteReader crc_reader(bytes.substr(bytes.size() - 4));
   uint32_t crc = 0;
-  if (!crc_reader.U32(&crc) || crc != internal::Crc32c(body)) return Corrupt("checksum mismatch");
-  internal::ByteReader r(body);
+  if (!crc_reader.U32(&crc) || crc != base::Crc32c(body)) return Corrupt("checksum mismatch");
+  base::ByteReader r(body);
   std::string_view magic;
   uint32_t version = 0, n_numeric = 0, n_categorical = 0, n_scores = 0;
   if (!r.Raw(4, &magic) || magic != std::string_view(kMagic, 4)) return Corrupt("bad magic");
@@ -305,7 +305,7 @@ Profile ProfileAccumulator::ToProfile() const {
 std::string ProfileAccumulator::Serialize() const {
   const ProfileLayout& layout = *shape_->layout;
   const size_t n_numeric = layout.numeric_edges.size();
-  internal::ByteWriter w;
+  base::ByteWriter w;
   PutHeader(w, n_numeric, categorical_.size(), layout.score_edges.size(), counters());
   std::byte* block = block_.get();
   const ColdCounts* cold = ColdAt(block, *shape_);

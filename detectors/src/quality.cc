@@ -8,7 +8,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "internal/byte_io.h"
+#include "driftwatch/base/byte_io.h"
 
 namespace driftwatch::detectors {
 namespace {
@@ -322,7 +322,7 @@ absl::StatusOr<ScoreLabelSummary::Auc> ScoreLabelSummary::RocAuc() const {
 }
 
 std::string ScoreLabelSummary::Serialize() const {
-  internal::ByteWriter w;
+  base::ByteWriter w;
   w.Header(kMagic, kVersion);
   w.U32(static_cast<uint32_t>(fine_bins_));
   w.U64(invalid_);
@@ -333,20 +333,20 @@ std::string ScoreLabelSummary::Serialize() const {
 }
 
 absl::StatusOr<ScoreLabelSummary> ScoreLabelSummary::Deserialize(std::string_view bytes) {
-  internal::ByteReader r(bytes);
+  base::ByteReader r(bytes);
   if (absl::Status st = r.Header(kFormatName, kMagic, kVersion); !st.ok()) return st;
   uint32_t fine_bins;
   uint64_t invalid;
   if (!r.U32(&fine_bins) || !r.U64(&invalid)) {
-    return internal::DataLoss(kFormatName, absl::StrCat("truncated: ", bytes.size(), " bytes"));
+    return base::DataLoss(kFormatName, absl::StrCat("truncated: ", bytes.size(), " bytes"));
   }
   if (fine_bins < 1 || fine_bins > static_cast<uint32_t>(kMaxFineBins)) {
-    return internal::DataLoss(kFormatName,
+    return base::DataLoss(kFormatName,
                               absl::StrCat("fine_bins = ", fine_bins, " out of range"));
   }
   const size_t expected = kHeaderBytes + 4 * 8 * static_cast<size_t>(fine_bins);
   if (bytes.size() != expected) {
-    return internal::DataLoss(kFormatName,
+    return base::DataLoss(kFormatName,
                               absl::StrCat(bytes.size(), " bytes, expected ", expected));
   }
   ScoreLabelSummary s(static_cast<int>(fine_bins));
@@ -355,7 +355,7 @@ absl::StatusOr<ScoreLabelSummary> ScoreLabelSummary::Deserialize(std::string_vie
     for (double& d : *v) {
       // The length is checked above, so only the value can be wrong.
       if (!r.F64(&d) || !IsValidWeight(d)) {
-        return internal::DataLoss(kFormatName, "negative or non-finite bin value");
+        return base::DataLoss(kFormatName, "negative or non-finite bin value");
       }
     }
   }

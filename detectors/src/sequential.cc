@@ -6,7 +6,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "internal/byte_io.h"
+#include "driftwatch/base/byte_io.h"
 
 namespace driftwatch::detectors {
 namespace {
@@ -104,26 +104,26 @@ struct StateFormat<PageHinkley::State> {
 template <typename State>
 std::string EncodeState(const State& state) {
   using Format = StateFormat<State>;
-  internal::ByteWriter w;
+  base::ByteWriter w;
   w.Header(Format::kMagic, kStateVersion);
   std::apply([&w](const auto&... field) { (w.Put(field), ...); }, Format::Fields(state));
-  return std::move(w).FinishWithChecksum(internal::Fnv1a32);
+  return std::move(w).FinishWithChecksum(base::Fnv1a32);
 }
 
 template <typename State>
 absl::StatusOr<State> DecodeState(std::string_view bytes) {
   using Format = StateFormat<State>;
   std::string_view body;
-  if (!internal::VerifyChecksum(bytes, internal::Fnv1a32, &body)) {
-    return internal::DataLoss(Format::kName, "truncated or checksum mismatch");
+  if (!base::VerifyChecksum(bytes, base::Fnv1a32, &body)) {
+    return base::DataLoss(Format::kName, "truncated or checksum mismatch");
   }
-  internal::ByteReader r(body);
+  base::ByteReader r(body);
   if (absl::Status st = r.Header(Format::kName, Format::kMagic, kStateVersion); !st.ok()) return st;
   State state;
   if (!std::apply([&r](auto&... field) { return (r.Get(&field) && ...); }, Format::Fields(state))) {
-    return internal::DataLoss(Format::kName, "truncated, or a bool byte other than 0/1");
+    return base::DataLoss(Format::kName, "truncated, or a bool byte other than 0/1");
   }
-  if (r.remaining() != 0) return internal::DataLoss(Format::kName, "trailing bytes");
+  if (r.remaining() != 0) return base::DataLoss(Format::kName, "trailing bytes");
   return state;
 }
 

@@ -14,7 +14,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "driftwatch/detectors/status_macros.h"
+#include "driftwatch/base/status_macros.h"
 #include "driftwatch/service/model_runtime.h"
 #include "driftwatch/service/server.h"
 

@@ -10,7 +10,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "driftwatch/detectors/status_macros.h"
+#include "driftwatch/base/status_macros.h"
 #include "internal/log.h"
 
 namespace driftwatch::service {
@@ -438,7 +438,7 @@ class Ingestor::EventSink {
       if (const auto* allowed = rt_.AllowedValues(f);
           allowed != nullptr && !allowed->contains(Sv(v))) {
         ++invalid;
-        v = detectors::kOtherCategory;
+        v = base::kOther;
       }
       for (ProfileAccumulator* p : s_.profiles) p->categorical()[f].Add(v, w);
     }
@@ -643,7 +643,7 @@ class Ingestor::EventSink {
   int64_t cached_start_ = 0;
 };
 
-Ingestor::Ingestor(storage::Store* store, const Clock* clock, IngestOptions options)
+Ingestor::Ingestor(storage::Store* store, const base::Clock* clock, IngestOptions options)
     : store_(store), clock_(clock), options_(std::move(options)) {}
 
 Ingestor::~Ingestor() {

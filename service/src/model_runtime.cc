@@ -6,7 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "driftwatch/detectors/histogram.h"
-#include "driftwatch/detectors/status_macros.h"
+#include "driftwatch/base/status_macros.h"
 
 namespace driftwatch::service {
 namespace {
@@ -68,13 +68,13 @@ SliceDirectory::SliceDirectory(std::vector<uint32_t> caps)
 
 int32_t SliceDirectory::Resolve(int key_index, std::string_view value,
                                 std::vector<storage::SliceRecord>* created, int64_t model_key) {
-  if (value.empty()) value = kMissingValue;
+  if (value.empty()) value = base::kMissing;
   auto& values = by_key_[key_index];
   if (auto it = values.find(Sv(value)); it != values.end()) return it->second;
   // At the cap, unseen values share "__other__" (which does not count
   // against the cap, so it can always be created).
-  if (values.size() >= caps_[key_index] && value != kOtherValue) {
-    return Resolve(key_index, kOtherValue, created, model_key);
+  if (values.size() >= caps_[key_index] && value != base::kOther) {
+    return Resolve(key_index, base::kOther, created, model_key);
   }
   storage::SliceRecord record;
   record.model_key = model_key;
@@ -91,7 +91,7 @@ int32_t SliceDirectory::Resolve(int key_index, std::string_view value,
 
 std::optional<int32_t> SliceDirectory::Find(int key_index, std::string_view value) const {
   if (key_index < 0 || key_index >= static_cast<int>(by_key_.size())) return std::nullopt;
-  if (value.empty()) value = kMissingValue;
+  if (value.empty()) value = base::kMissing;
   std::shared_lock<std::shared_mutex> lock(*mu_);
   const auto& values = by_key_[key_index];
   if (auto it = values.find(Sv(value)); it != values.end()) return it->second;

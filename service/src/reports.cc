@@ -11,7 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "driftwatch/detectors/drift.h"
-#include "driftwatch/detectors/status_macros.h"
+#include "driftwatch/base/status_macros.h"
 #include "google/protobuf/timestamp.pb.h"
 
 namespace driftwatch::service {
@@ -602,7 +602,7 @@ struct ReportEngine::ReferenceCache {
   std::map<Key, std::shared_ptr<const OwnedReference>> entries;  // guarded by mu
 };
 
-ReportEngine::ReportEngine(storage::Store* store, const Ingestor* ingestor, const Clock* clock,
+ReportEngine::ReportEngine(storage::Store* store, const Ingestor* ingestor, const base::Clock* clock,
                            ReportOptions options)
     : cache_(std::make_unique<ReferenceCache>()),
       store_(store),

@@ -18,7 +18,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/arena.h"
-#include "driftwatch/detectors/status_macros.h"
+#include "driftwatch/base/status_macros.h"
 #include "driftwatch/service/model_runtime.h"
 #include "driftwatch/service/query_priority.h"
 #include "driftwatch/v1/alerts.grpc.pb.h"
@@ -371,7 +371,7 @@ absl::Status WriteFileAtomically(const std::string& path, const std::string& con
 }  // namespace
 
 struct Server::Impl {
-  Impl(const ServerConfig& config_in, const Clock* clock_in) : config(config_in), clock(clock_in) {}
+  Impl(const ServerConfig& config_in, const base::Clock* clock_in) : config(config_in), clock(clock_in) {}
 
   absl::Status Start();
   void Shutdown();
@@ -379,7 +379,7 @@ struct Server::Impl {
   std::thread Every(int64_t interval_ms, std::function<void()> tick);
 
   const ServerConfig config;
-  const Clock* const clock;
+  const base::Clock* const clock;
 
   // Built by Start, in this order; torn down by Shutdown in reverse.
   std::unique_ptr<storage::Store> store;
@@ -452,7 +452,7 @@ absl::Status Server::Impl::Start() {
   DW_RETURN_IF_ERROR(ingestor->Recover());
   ingestor->StartFlusher();
   reports = std::make_unique<ReportEngine>(store.get(), ingestor.get(), clock, config.reports);
-  query_priority = std::make_unique<QueryPriority>(config.reports.ingest_yield_ms);
+  query_priority = std::make_unique<QueryPriority>(config.reports.ingest_yield_ms, clock);
 
   metrics = std::make_unique<internal::Metrics>(ingestor.get());
   if (!config.metrics_listen.empty()) {
@@ -547,7 +547,7 @@ void Server::Impl::Shutdown() {
 }
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config,
-                                                      const Clock* clock) {
+                                                      const base::Clock* clock) {
   DW_RETURN_IF_ERROR(ValidateConfig(config));
   std::unique_ptr<Server> server(new Server());
   server->impl_ = std::make_unique<Impl>(config, clock);

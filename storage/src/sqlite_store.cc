@@ -18,7 +18,8 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
-#include "driftwatch/detectors/status_macros.h"
+#include "driftwatch/base/clock.h"
+#include "driftwatch/base/status_macros.h"
 #include "driftwatch/storage/store.h"
 #include "internal/migrations.h"
 #include "internal/sqlite.h"
@@ -53,12 +54,6 @@ constexpr char kUpdateBucketSql[] = "UPDATE buckets SET profile = ? WHERE rowid 
 
 bool ValidLevel(Level level) {
   return level == Level::kMinute || level == Level::kHour || level == Level::kDay;
-}
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
 }
 
 ModelRecord ReadModelRow(const internal::Statement& s) {
@@ -755,7 +750,9 @@ absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const SqliteOptions& opti
   DW_RETURN_IF_ERROR(writer->Exec(kWriterCacheSql, "open sqlite store: cache_size"));
   DW_RETURN_IF_ERROR(writer->Exec("PRAGMA wal_autocheckpoint = 0",
                                   "open sqlite store: wal_autocheckpoint"));
-  DW_RETURN_IF_ERROR(internal::ApplyMigrations(writer.get(), NowMs()));
+  const base::SystemClock system_clock;
+  const base::Clock& clock = options.clock != nullptr ? *options.clock : system_clock;
+  DW_RETURN_IF_ERROR(internal::ApplyMigrations(writer.get(), clock.NowMs()));
   DW_ASSIGN_OR_RETURN(std::unique_ptr<Connection> checkpointer,
                       Connection::Open(options.path, options.busy_timeout_ms));
   return std::unique_ptr<Store>(std::make_unique<SqliteStore>(

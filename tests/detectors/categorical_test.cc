@@ -19,13 +19,13 @@ TEST(CategoricalSummaryTest, CountsWeightsAndSpecialBins) {
   s.AddMissing(3.0);
   s.Add("web", 0.0);  // invalid weights are ignored
   s.Add("web", std::nan(""));
-  s.Add(kOtherCategory, 4.0);  // the literal name files into the bin
-  s.Add(kMissingCategory);
+  s.Add(base::kOther, 4.0);  // the literal name files into the bin
+  s.Add(base::kMissing);
   EXPECT_EQ(s.WeightOf("ios"), 1.5);
   EXPECT_EQ(s.WeightOf("android"), 2.0);
   EXPECT_EQ(s.WeightOf("web"), 0.0);
   EXPECT_EQ(s.missing_weight(), 4.0);
-  EXPECT_EQ(s.WeightOf(kMissingCategory), 4.0);
+  EXPECT_EQ(s.WeightOf(base::kMissing), 4.0);
   EXPECT_EQ(s.other_weight(), 4.0);
   EXPECT_EQ(s.counts().size(), 2u);
   EXPECT_EQ(s.total_weight(), 11.5);

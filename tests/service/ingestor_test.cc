@@ -109,7 +109,7 @@ class IngestorTest : public ::testing::Test {
     return *p;
   }
 
-  ManualClock clock_{kT0};
+  base::ManualClock clock_{kT0};
   uint32_t platform_cap_ = 0;
   uint64_t max_dedup_ids_ = IngestOptions().max_dedup_ids;
   std::unique_ptr<testing::FakeStore> store_;

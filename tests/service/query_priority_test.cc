@@ -3,27 +3,29 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
-#include <chrono>
 #include <thread>
+
+#include "driftwatch/base/clock.h"
 
 namespace driftwatch::service {
 namespace {
 
-using Clock = std::chrono::steady_clock;
+constexpr int64_t kT0 = 1'700'000'000'000;
 
-double MsSince(Clock::time_point t) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+// Spins (without sleeping) until `priority` has `n` streams waiting.
+void AwaitWaiting(const QueryPriority& priority, int n) {
+  while (priority.waiting() != n) std::this_thread::yield();
 }
 
 TEST(QueryPriorityTest, IngestDoesNotWaitWhenNoQueryRuns) {
-  QueryPriority priority(1000);
-  const auto t0 = Clock::now();
+  base::ManualClock clock(kT0);
+  QueryPriority priority(1000, &clock);
   EXPECT_FALSE(priority.Yield());
-  EXPECT_LT(MsSince(t0), 500);
 }
 
 TEST(QueryPriorityTest, IngestWaitsUntilTheLastQueryEnds) {
-  QueryPriority priority(10'000);
+  base::ManualClock clock(kT0);
+  QueryPriority priority(10'000, &clock);
   std::atomic<bool> done{false};
   std::thread ingest;
   {
@@ -35,26 +37,39 @@ TEST(QueryPriorityTest, IngestWaitsUntilTheLastQueryEnds) {
         EXPECT_TRUE(priority.Yield());
         done = true;
       });
+      AwaitWaiting(priority, 1);
     }
-    // One query still runs: ingest is still waiting.
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    // One query still runs and the clock has not moved: ingest still waits.
+    EXPECT_EQ(priority.waiting(), 1);
     EXPECT_FALSE(done.load());
   }
-  ingest.join();  // released by the last scope, long before the 10 s bound
+  ingest.join();  // released by the last scope, with the clock still at kT0
   EXPECT_TRUE(done.load());
   EXPECT_EQ(priority.active(), 0);
+  EXPECT_EQ(clock.NowMs(), kT0);
 }
 
 TEST(QueryPriorityTest, TheWaitIsBounded) {
-  QueryPriority priority(30);
+  base::ManualClock clock(kT0);
+  QueryPriority priority(30, &clock);
   QueryPriority::Scope stuck(&priority);
-  const auto t0 = Clock::now();
-  EXPECT_TRUE(priority.Yield());
-  EXPECT_GE(MsSince(t0), 25);
+  std::atomic<bool> done{false};
+  std::thread ingest([&] {
+    EXPECT_TRUE(priority.Yield());
+    done = true;
+  });
+  AwaitWaiting(priority, 1);
+  clock.Advance(29);
+  EXPECT_FALSE(done.load());  // 29 of the 30 ms: still waiting
+  clock.Advance(1);
+  ingest.join();  // the query never ends; the bound releases ingest
+  EXPECT_TRUE(done.load());
+  EXPECT_EQ(priority.active(), 1);
 }
 
 TEST(QueryPriorityTest, ZeroTurnsItOff) {
-  QueryPriority priority(0);
+  base::ManualClock clock(kT0);
+  QueryPriority priority(0, &clock);
   QueryPriority::Scope query(&priority);
   EXPECT_FALSE(priority.Yield());
 }

@@ -20,7 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "driftwatch/detectors/drift.h"
 #include "driftwatch/detectors/sample.h"
-#include "driftwatch/service/clock.h"
+#include "driftwatch/base/clock.h"
 #include "driftwatch/service/ingestor.h"
 #include "driftwatch/storage/store.h"
 #include "gmock/gmock.h"
@@ -152,7 +152,7 @@ class ReportsTest : public ::testing::Test {
   }
 
   TempDir dir_;
-  ManualClock clock_{kBase};
+  base::ManualClock clock_{kBase};
   std::unique_ptr<storage::Store> store_;
   std::unique_ptr<Ingestor> ingestor_;
   std::unique_ptr<ReportEngine> engine_;

@@ -81,7 +81,7 @@ v1::ModelSchema Schema(const std::string& version = "v1") {
   return s;
 }
 
-int64_t NowMs() { return SystemClock().NowMs(); }
+int64_t NowMs() { return base::SystemClock().NowMs(); }
 
 v1::PredictionBatch Rows(const std::vector<std::string>& ids, int64_t t) {
   v1::PredictionBatch b;
@@ -175,7 +175,7 @@ class ServerTest : public ::testing::Test {
   }
 
   TempDir dir_;
-  SystemClock clock_;
+  base::SystemClock clock_;
   std::unique_ptr<Server> server_;
   std::unique_ptr<v1::Ingest::Stub> ingest_;
   std::unique_ptr<v1::Models::Stub> models_;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "driftwatch/base/strings.h"
 #include "driftwatch/cli/client.h"
 #include "driftwatch/cli/csv.h"
 #include "driftwatch/v1/common.pb.h"
@@ -21,8 +22,7 @@
 
 namespace driftwatch::cli::internal {
 
-// Debian's abseil has its own string_view; StrCat and friends take this.
-inline absl::string_view Sv(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+using base::Sv;  // driftwatch/base/strings.h
 
 // A channel to options.server and the per-RPC timeout. INVALID_ARGUMENT
 // for an empty server or a bad --timeout.

@@ -9,9 +9,12 @@
 #include <string_view>
 
 #include "driftwatch/detectors/histogram.h"
-#include "internal/byte_io.h"
+#include "driftwatch/base/byte_io.h"
 
 namespace driftwatch::detectors::internal {
+
+using base::ByteReader;
+using base::ByteWriter;
 
 inline void PutCounts(ByteWriter& w, const NumericCounts& c, uint64_t invalid_weights) {
   if constexpr (std::endian::native == std::endian::little) {

@@ -10,11 +10,9 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "driftwatch/base/names.h"
 
 namespace driftwatch::detectors {
-
-inline constexpr std::string_view kOtherCategory = "__other__";
-inline constexpr std::string_view kMissingCategory = "__missing__";
 
 // Weighted counts per category. At most `max_categories` distinct values are
 // kept; once full, unseen values go to `__other__`. Merge keeps the
@@ -25,7 +23,7 @@ class CategoricalSummary {
   explicit CategoricalSummary(size_t max_categories = 1000);
 
   // A weight that is not finite and > 0 is ignored. A category spelled
-  // kOtherCategory or kMissingCategory is filed in that special bin.
+  // base::kOther or base::kMissing is filed in that special bin.
   void Add(std::string_view category, double weight = 1.0);
   void AddMissing(double weight = 1.0);
   // Adds `other`; keeps this summary's cap. Never fails today (the Status
@@ -42,8 +40,8 @@ class CategoricalSummary {
   uint64_t count() const { return count_; }  // unweighted, incl. missing
   size_t max_categories() const { return max_categories_; }
 
-  // Weight of a category as this summary files it: kOtherCategory and
-  // kMissingCategory name the two special bins; an unknown category is 0.
+  // Weight of a category as this summary files it: base::kOther and
+  // base::kMissing name the two special bins; an unknown category is 0.
   double WeightOf(std::string_view category) const;
 
   std::string Serialize() const;

@@ -26,7 +26,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "driftwatch/detectors/profile.h"
-#include "driftwatch/service/clock.h"
+#include "driftwatch/base/clock.h"
 #include "driftwatch/service/model_runtime.h"
 #include "driftwatch/storage/store.h"
 #include "driftwatch/v1/ingest.pb.h"
@@ -81,7 +81,7 @@ struct IngestTotals {
 class Ingestor {
  public:
   // `store` and `clock` must outlive the Ingestor.
-  Ingestor(storage::Store* store, const Clock* clock, IngestOptions options);
+  Ingestor(storage::Store* store, const base::Clock* clock, IngestOptions options);
   ~Ingestor();  // stops the flusher after a final flush
 
   // Loads models, slices, open buckets and their dedup ids from the store.
@@ -155,7 +155,7 @@ class Ingestor {
   void FlusherLoop();
 
   storage::Store* const store_;
-  const Clock* const clock_;
+  const base::Clock* const clock_;
   const IngestOptions options_;
 
   mutable std::shared_mutex models_mu_;

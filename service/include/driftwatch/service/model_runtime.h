@@ -14,19 +14,16 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "driftwatch/base/names.h"
+#include "driftwatch/base/strings.h"
 #include "driftwatch/detectors/profile.h"
 #include "driftwatch/storage/store.h"
 #include "driftwatch/v1/models.pb.h"
 
 namespace driftwatch::service {
 
-// Debian's abseil has its own string_view, which std::string_view does not
-// convert to implicitly; lookups and StrCat go through this.
-inline absl::string_view Sv(std::string_view s) { return absl::string_view(s.data(), s.size()); }
-
-inline constexpr std::string_view kAllSlice = "*";
-inline constexpr std::string_view kOtherValue = "__other__";
-inline constexpr std::string_view kMissingValue = "__missing__";
+using base::Sv;
+using base::kAllSlice;
 
 struct RuntimeOptions {
   uint32_t default_slice_cap = 100;  // distinct values per slice key

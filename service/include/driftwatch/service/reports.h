@@ -12,7 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "driftwatch/detectors/profile.h"
-#include "driftwatch/service/clock.h"
+#include "driftwatch/base/clock.h"
 #include "driftwatch/service/ingestor.h"
 #include "driftwatch/storage/store.h"
 #include "driftwatch/v1/models.pb.h"
@@ -34,7 +34,7 @@ struct ReportOptions {
 class ReportEngine {
  public:
   // All pointers must outlive the engine.
-  ReportEngine(storage::Store* store, const Ingestor* ingestor, const Clock* clock,
+  ReportEngine(storage::Store* store, const Ingestor* ingestor, const base::Clock* clock,
                ReportOptions options = {});
   ~ReportEngine();
 
@@ -93,7 +93,7 @@ class ReportEngine {
 
   storage::Store* const store_;
   const Ingestor* const ingestor_;
-  const Clock* const clock_;
+  const base::Clock* const clock_;
   const ReportOptions options_;
 };
 

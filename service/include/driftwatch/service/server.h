@@ -8,7 +8,7 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
-#include "driftwatch/service/clock.h"
+#include "driftwatch/base/clock.h"
 #include "driftwatch/service/ingestor.h"
 #include "driftwatch/service/reports.h"
 #include "driftwatch/storage/store.h"
@@ -61,7 +61,7 @@ class Server {
  public:
   // Opens storage, recovers, binds both ports and starts serving.
   static absl::StatusOr<std::unique_ptr<Server>> Start(const ServerConfig& config,
-                                                       const Clock* clock);
+                                                       const base::Clock* clock);
   ~Server();  // Shutdown()
 
   int grpc_port() const;

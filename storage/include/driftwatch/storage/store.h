@@ -14,6 +14,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "driftwatch/base/clock.h"
 
 namespace driftwatch::storage {
 
@@ -177,6 +178,8 @@ struct SqliteOptions {
   std::string path;              // the database file; created with its directory
   bool synchronous_full = true;  // FULL: a commit survives power loss; NORMAL: process crash only
   int busy_timeout_ms = 5000;
+  // Stamps schema migrations; nullptr: the system clock. Must outlive the call.
+  const base::Clock* clock = nullptr;
 };
 
 // Opens (creating if needed) the database and applies pending migrations.

@@ -1,5 +1,5 @@
 // Abseil 20220623 has Status/StatusOr but no propagation macros; these two
-// are ours. Usable from every module (detectors is the base of the tree).
+// are ours, for every module.
 #pragma once
 
 #include "absl/status/status.h"

@@ -1,13 +1,15 @@
-// The one little-endian byte codec of every detectors format: summaries
-// (docs/formats/summary.md), detector state (docs/formats/detector_state.md)
-// and the score-label summary (docs/quality.md). Each format keeps its own
-// layout and trailer; they share these primitives. Private to detectors.
+// The one little-endian byte codec of every binary format driftwatch
+// writes: summaries (docs/formats/summary.md), profiles, detector state
+// (docs/formats/detector_state.md), the score-label summary
+// (docs/quality.md) and the dedup id chunks (docs/formats/sqlite_schema.md).
+// Each format keeps its own layout and trailer; they share these primitives.
 #pragma once
 
 #include <array>
 #include <bit>
 #include <cstdint>
 #include <cstring>
+#include <span>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -15,7 +17,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 
-namespace driftwatch::detectors::internal {
+namespace driftwatch::base {
 
 // CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), as used by iSCSI,
 // ext4 and LevelDB, so that any standard implementation can verify a blob.
@@ -103,6 +105,15 @@ class ByteWriter {
   void U64(uint64_t v) { Put(v); }
   void F64(double v) { Put(v); }
   void Raw(std::string_view bytes) { out_.append(bytes); }
+  // Every value as a u64, in order: one append on a little-endian host.
+  void U64s(std::span<const uint64_t> values) {
+    if constexpr (std::endian::native == std::endian::little) {
+      Raw(std::string_view(reinterpret_cast<const char*>(values.data()), values.size() * 8));
+    } else {
+      for (uint64_t v : values) U64(v);
+    }
+  }
+  void Reserve(size_t bytes) { out_.reserve(bytes); }
   // u32 length, then the bytes.
   void Str(std::string_view s) {
     U32(static_cast<uint32_t>(s.size()));
@@ -209,4 +220,4 @@ inline bool VerifyCrc(std::string_view blob, std::string_view* body) {
   return VerifyChecksum(blob, Crc32c, body);
 }
 
-}  // namespace driftwatch::detectors::internal
+}  // namespace driftwatch::base

@@ -1,13 +1,13 @@
-// The private codec's checksum: the SSE4.2 path and the table agree, and
+// The byte codec's checksum: the SSE4.2 path and the table agree, and
 // both give the standard CRC-32C check value.
-#include "../../detectors/src/internal/byte_io.h"
+#include "driftwatch/base/byte_io.h"
 
 #include <gtest/gtest.h>
 
 #include <random>
 #include <string>
 
-namespace driftwatch::detectors::internal {
+namespace driftwatch::base {
 namespace {
 
 TEST(Crc32c, StandardCheckValue) {
@@ -34,4 +34,4 @@ TEST(Crc32c, HardwareAndTableAgreeOnEveryLengthAndAlignment) {
 }
 
 }  // namespace
-}  // namespace driftwatch::detectors::internal
+}  // namespace driftwatch::base
