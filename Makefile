@@ -5,7 +5,7 @@ BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= 2
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build test bench micro-bench load demo demo-offline clean format asan
+.PHONY: all deps configure build test crosscheck bench micro-bench load demo demo-offline clean format asan
 
 all: build
 
@@ -21,10 +21,26 @@ build: configure
 test: build
 	@cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 600
 
+# driftctl against scipy / scikit-learn on fresh random seeds (printed, so a
+# failure reproduces with --seeds SEED). make test runs a fixed list instead.
+CROSSCHECK_ITERATIONS ?= 200
+crosscheck: configure
+	@cmake --build $(BUILD_DIR) -j $(JOBS) --target driftctl
+	@/usr/bin/python3 tests/cli/crosscheck_scipy.py --driftctl $(BUILD_DIR)/cli/driftctl \
+	  --iterations $(CROSSCHECK_ITERATIONS)
+
 bench: build
 	@./bench/run.sh $(BUILD_DIR)
 
-micro-bench: build
+micro-# driftctl against scipy / scikit-learn on fresh random seeds (printed, so a
+# failure reproduces with --seeds SEED). make test runs a fixed list instead.
+CROSSCHECK_ITERATIONS ?= 200
+crosscheck: configure
+	@cmake --build $(BUILD_DIR) -j $(JOBS) --target driftctl
+	@/usr/bin/python3 tests/cli/crosscheck_scipy.py --driftctl $(BUILD_DIR)/cli/driftctl \
+	  --iterations $(CROSSCHECK_ITERATIONS)
+
+bench: build
 	@SKIP_LOAD=1 ./bench/run.sh $(BUILD_DIR)
 
 load: build

@@ -120,34 +120,40 @@ absl::StatusOr<Divergences> CompareBinCounts(std::span<const double> reference,
   // nothing and takes two transcendental calls per bin: log(c/r) serves PSI
   // and KL, and JS reuses it through t = cn/rn (the renormalised ratio):
   //   rn ln(rn/m) + cn ln(cn/m) = (rn + cn)(ln 2 - ln(1 + t)) + cn ln t.
-  // Divisions cost as much as the logs here, so scale by reciprocals.
-  const double r_scale = 1 / r_count, c_scale = 1 / c_count;
-  auto floored = [epsilon](double count, double scale) {
-    const double p = count * scale;
+  // Proportions are divided, not scaled by a reciprocal: division rounds
+  // correctly, so proportional counts give bit-identical proportions and
+  // identical distributions give exactly 0 (as scipy does), where a
+  // one-ulp residue would show as JS ~1e-8 after the square root.
+  auto floored = [epsilon](double count, double total) {
+    const double p = count / total;
     return p == 0 ? epsilon : p;
   };
   double r_total = 0, c_total = 0;  // of the floored proportions
   for (size_t i = 0; i < reference.size(); ++i) {
-    r_total += floored(reference[i], r_scale);
-    c_total += floored(current[i], c_scale);
+    r_total += floored(reference[i], r_count);
+    c_total += floored(current[i], c_count);
   }
   const double renorm = r_total / c_total, log_renorm = std::log(renorm);
-  const double r_renorm = 1 / r_total, c_renorm = 1 / c_total;
   Divergences d;
   double js = 0;
   for (size_t i = 0; i < reference.size(); ++i) {
-    const double r = floored(reference[i], r_scale), c = floored(current[i], c_scale);
+    const double r = floored(reference[i], r_count), c = floored(current[i], c_count);
     const double ratio = c / r;
     const double log_ratio = std::log(ratio);
     d.psi += (c - r) * log_ratio;
     d.kl += c * log_ratio;
+    const double rn = r / r_total, cn = c / c_total;
+    if (rn == cn) continue;  // this bin's JS term is exactly 0
     // t = cn / rn >= ~1e-4 here, where log(1 + t) loses nothing that
     // matters and costs half of log1p on glibc.
     const double t = ratio * renorm;
-    js += (r * r_renorm + c * c_renorm) * (std::numbers::ln2 - std::log(1 + t)) +
-          c * c_renorm * (log_ratio + log_renorm);
+    const double term = (rn + cn) * (std::numbers::ln2 - std::log(1 + t)) +
+                        cn * (log_ratio + log_renorm);
+    // Each bin's term is >= 0 (log-sum inequality); rounding must not make
+    // the sum dip below 0 before the square root.
+    js += std::max(0.0, term);
   }
-  d.js = std::sqrt(std::max(0.0, js / std::numbers::ln2 / 2));
+  d.js = std::sqrt(js / std::numbers::ln2 / 2);
   return d;
 }
 

@@ -102,6 +102,34 @@ TEST(CompareBinCountsTest, IdenticalProportionsGiveZero) {
   EXPECT_NEAR(d->js, 0.0, 1e-8);  // sqrt of a ~1e-17 rounding residue
 }
 
+// crosscheck_scipy once failed here: a constant feature (n values in one
+// bin) against a single current value gave JS 1.27e-8 where scipy gives 0,
+// because n * (1/n) != 1 in floating point for some n.
+TEST(CompareBinCountsTest, IdenticalDistributionsGiveExactlyZero) {
+  for (int n = 1; n <= 5000; ++n) {
+    const std::vector<double> r = {static_cast<double>(n), 0}, c = {1, 0};
+    auto d = CompareBinCounts(r, c);
+    ASSERT_TRUE(d.ok());
+    ASSERT_EQ(d->js, 0.0) << "n = " << n;
+    ASSERT_EQ(d->psi, 0.0) << "n = " << n;
+    ASSERT_EQ(d->kl, 0.0) << "n = " << n;
+  }
+  std::mt19937_64 rng(11);
+  for (int trial = 0; trial < 2000; ++trial) {
+    std::vector<double> r(2 + rng() % 20), c(r.size());
+    const double scale = 1 + static_cast<double>(rng() % 97);
+    for (size_t i = 0; i < r.size(); ++i) {
+      r[i] = static_cast<double>(rng() % 50);
+      c[i] = r[i] * scale;
+    }
+    r[0] += 1;
+    c[0] += scale;
+    auto d = CompareBinCounts(r, c);
+    ASSERT_TRUE(d.ok());
+    ASSERT_EQ(d->js, 0.0) << "trial " << trial;
+  }
+}
+
 TEST(CompareBinCountsTest, RejectsBadCounts) {
   const std::vector<double> two = {1, 1}, three = {1, 1, 1}, zeros = {0, 0}, negative = {1, -1};
   auto length = CompareBinCounts(two, three);
