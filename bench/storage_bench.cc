@@ -1,6 +1,7 @@
 // SQLite store flush cost: one Commit of 1000 slices x 12 KB profiles (a
 // large model's minute flush), one of 20k minute rows x 600 B (many small
-// slices), and the rollup path (read, merge, update) at the 12 KB size.
+// slices), and the rollup path (read, merge through detectors, update) of
+// 1000 ~10.5 KB profiles.
 // Time per iteration = one flush; items/s = rows/s.
 // Argument: 1 = synchronous FULL, 0 = NORMAL. Files go to $DRIFTWATCH_BENCH_DIR
 // or the system temp dir, which must be on the disk being measured.
@@ -11,9 +12,13 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "driftwatch/detectors/histogram.h"
+#include "driftwatch/detectors/profile.h"
 #include "driftwatch/storage/store.h"
 
+namespace dd = driftwatch::detectors;
 namespace ds = driftwatch::storage;
 
 namespace {
@@ -32,11 +37,7 @@ class BenchDb {
     ds::SqliteOptions options;
     options.path = (dir_ / "bench.db").string();
     options.synchronous_full = synchronous_full;
-    auto store = ds::OpenSqliteStore(
-        options,
-        [](int64_t, std::string_view, std::string_view added) -> absl::StatusOr<std::string> {
-          return std::string(added);  // merge cost is the detectors' business
-        });
+    auto store = ds::OpenSqliteStore(options);
     if (!store.ok()) return;
     store_ = *std::move(store);
     auto model = store_->PutModel({0, "bench", "v1", "schema", 0, 0, 0});
@@ -108,15 +109,35 @@ void BM_CommitMinuteRows600B(benchmark::State& state) {
 }
 BENCHMARK(BM_CommitMinuteRows600B)->Arg(1)->Arg(0)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-// 1000 x 12 KB rollups into existing hour rows: select, merge, update.
-void BM_CommitRollups12KB(benchmark::State& state) {
+// A layout whose profiles are ~10.5 KB: 20 numeric features of 64 bins.
+std::shared_ptr<const dd::ProfileLayout> RollupLayout() {
+  auto layout = std::make_shared<dd::ProfileLayout>();
+  std::vector<double> edges;
+  for (int i = 1; i < 64; ++i) edges.push_back(i);
+  auto shared_edges = std::make_shared<const dd::BinEdges>(*dd::BinEdges::Create(edges));
+  for (int f = 0; f < 20; ++f) {
+    layout->numeric_names.push_back("f" + std::to_string(f));
+    layout->numeric_edges.push_back(shared_edges);
+  }
+  return layout;
+}
+
+// 1000 rollups of ~10.5 KB profiles into existing hour rows: select, merge
+// (decode both, add, encode), update.
+void BM_CommitRollups(benchmark::State& state) {
   BenchDb db(state.range(0) != 0);
   ds::FlushBatch batch;
-  for (int32_t s = 0; s < 1000; ++s) {
-    batch.rollups.push_back({db.model_key(), ds::Level::kHour, 0, s, std::string(12 * 1024, 'r')});
+  batch.layouts[db.model_key()] = RollupLayout();
+  dd::Profile profile(batch.layouts[db.model_key()]);
+  for (auto& summary : profile.numeric()) {
+    for (int i = 0; i < 64; ++i) summary.Add(i + 0.5);
   }
-  RunFlushes(state, db, std::move(batch), 12 * 1024, true);
+  const std::string bytes = profile.Serialize();
+  for (int32_t s = 0; s < 1000; ++s) {
+    batch.rollups.push_back({db.model_key(), ds::Level::kHour, 0, s, bytes});
+  }
+  RunFlushes(state, db, std::move(batch), bytes.size(), true);
 }
-BENCHMARK(BM_CommitRollups12KB)->Arg(1)->Arg(0)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_CommitRollups)->Arg(1)->Arg(0)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace

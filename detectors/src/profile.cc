@@ -320,4 +320,21 @@ std::string ProfileAccumulator::Serialize() const {
   return std::move(w).FinishWithCrc();
 }
 
+absl::StatusOr<std::string> MergeSerializedProfiles(
+    const std::shared_ptr<const ProfileLayout>& layout, std::string_view stored,
+    std::string_view added) {
+  absl::StatusOr<Profile> merged = Profile::Deserialize(layout, stored);
+  if (!merged.ok()) {
+    return absl::Status(merged.status().code(),
+                        absl::StrCat("stored profile: ", merged.status().message()));
+  }
+  absl::StatusOr<Profile> more = Profile::Deserialize(layout, added);
+  if (!more.ok()) {
+    return absl::Status(more.status().code(),
+                        absl::StrCat("added profile: ", more.status().message()));
+  }
+  DW_RETURN_IF_ERROR(merged->Merge(*more));
+  return merged->Serialize();
+}
+
 }  // namespace driftwatch::detectors

@@ -824,18 +824,6 @@ std::shared_ptr<const detectors::ProfileLayout> Ingestor::LayoutFor(int64_t mode
   return nullptr;
 }
 
-absl::StatusOr<std::string> Ingestor::MergeProfiles(int64_t model_key, std::string_view stored,
-                                                    std::string_view added) const {
-  std::shared_ptr<const detectors::ProfileLayout> layout = LayoutFor(model_key);
-  if (layout == nullptr) {
-    return absl::NotFoundError(absl::StrCat("rollup for unknown model key ", model_key));
-  }
-  DW_ASSIGN_OR_RETURN(Profile merged, Profile::Deserialize(layout, stored));
-  DW_ASSIGN_OR_RETURN(Profile more, Profile::Deserialize(layout, added));
-  DW_RETURN_IF_ERROR(merged.Merge(more));
-  return merged.Serialize();
-}
-
 size_t Ingestor::open_buckets() const {
   std::shared_lock<std::shared_mutex> lock(models_mu_);
   size_t n = 0;
@@ -1212,6 +1200,7 @@ void Ingestor::CollectFlush(ModelState& m, storage::FlushBatch* batch, FlushSnap
 
 void Ingestor::EncodeFlush(const FlushSnapshot& snap, storage::FlushBatch* batch) {
   const int64_t key = snap.model_key;
+  batch->layouts[key] = snap.layout;  // the store merges this model's rollups with it
   for (size_t i = 0; i < snap.buckets.size(); ++i) {
     const FlushSnapshot::Bucket& b = snap.buckets[i];
     if (snap.derived_all && (b.population_dirty || b.closing)) {
@@ -1264,11 +1253,7 @@ absl::Status Ingestor::Flush() {
   }
   const auto started = std::chrono::steady_clock::now();
   absl::Status status = absl::OkStatus();
-  const bool empty = batch->new_slices.empty() && batch->minute_upserts.empty() &&
-                     batch->rollups.empty() && batch->dedup.empty() &&
-                     batch->drop_dedup.empty() && batch->raw_events.empty() &&
-                     batch->progress.empty();
-  if (!empty) status = store_->Commit(*batch);
+  if (!batch->empty()) status = store_->Commit(*batch);
   const auto elapsed = std::chrono::duration_cast<std::chrono::microseconds>(
       std::chrono::steady_clock::now() - started);
   ++totals_.flushes;

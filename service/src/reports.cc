@@ -134,11 +134,8 @@ v1::SliceSelector SelectorOf(const ModelRuntime& rt, const storage::SliceRecord&
 // Reading windows.
 
 absl::StatusOr<int64_t> CommittedClosedUntil(storage::Store& store, int64_t model_key) {
-  DW_ASSIGN_OR_RETURN(std::vector<storage::ModelRecord> models, store.ListModels());
-  for (const storage::ModelRecord& m : models) {
-    if (m.model_key == model_key) return m.closed_until_ms;
-  }
-  return absl::NotFoundError(absl::StrCat("model key ", model_key, " is not in storage"));
+  DW_ASSIGN_OR_RETURN(storage::ModelProgress progress, store.ReadProgress(model_key));
+  return progress.closed_until_ms;
 }
 
 absl::Status MergeRows(const std::vector<storage::BucketRow>& rows,

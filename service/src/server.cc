@@ -383,9 +383,6 @@ struct Server::Impl {
 
   // Built by Start, in this order; torn down by Shutdown in reverse.
   std::unique_ptr<storage::Store> store;
-  // The rollup merger's view of the ingestor: set once it exists and kept
-  // through its destructor, whose final flush still rolls up.
-  std::atomic<const Ingestor*> merge_target{nullptr};
   std::unique_ptr<Ingestor> ingestor;
   std::unique_ptr<ReportEngine> reports;
   std::unique_ptr<QueryPriority> query_priority;
@@ -435,20 +432,10 @@ absl::Status Server::Impl::Start() {
   storage::SqliteOptions sqlite;
   sqlite.path = absl::StrCat(config.data_dir, "/driftwatch.db");
   sqlite.synchronous_full = config.sqlite_synchronous_full;
-  DW_ASSIGN_OR_RETURN(
-      store, storage::OpenSqliteStore(
-                 sqlite,
-                 [this](int64_t model_key, std::string_view stored,
-                        std::string_view added) -> absl::StatusOr<std::string> {
-                   const Ingestor* target = merge_target.load();
-                   if (target == nullptr) {
-                     return absl::FailedPreconditionError("rollup before the ingestor started");
-                   }
-                   return target->MergeProfiles(model_key, stored, added);
-                 }));
+  sqlite.clock = clock;
+  DW_ASSIGN_OR_RETURN(store, storage::OpenSqliteStore(sqlite));
 
   ingestor = std::make_unique<Ingestor>(store.get(), clock, config.ingest);
-  merge_target.store(ingestor.get());
   DW_RETURN_IF_ERROR(ingestor->Recover());
   ingestor->StartFlusher();
   reports = std::make_unique<ReportEngine>(store.get(), ingestor.get(), clock, config.reports);
@@ -536,7 +523,6 @@ void Server::Impl::Shutdown() {
     ingestor.reset();  // the destructor's final flush commits what is still open
     internal::LogInfo("stopped", {{"accepted_events", absl::StrCat(accepted)}});
   }
-  merge_target.store(nullptr);
   metrics.reset();
   store.reset();
   {

@@ -82,15 +82,20 @@ absl::Status ValidateBatch(const FlushBatch& batch) {
           absl::StrCat("commit flush: rollups row for model ", row.model_key, " has level ",
                        static_cast<int>(row.level), ", want hour (1) or day (2)"));
     }
+    auto layout = batch.layouts.find(row.model_key);
+    if (layout == batch.layouts.end() || layout->second == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "commit flush: rollups row for model ", row.model_key, " but no layout to merge with"));
+    }
   }
   return absl::OkStatus();
 }
 
 class SqliteStore final : public Store {
  public:
-  SqliteStore(SqliteOptions options, RollupMerger merger, std::unique_ptr<Connection> writer,
+  SqliteStore(SqliteOptions options, std::unique_ptr<Connection> writer,
               std::unique_ptr<Connection> checkpointer)
-      : options_(std::move(options)), merger_(std::move(merger)), writer_(std::move(writer)) {
+      : options_(std::move(options)), writer_(std::move(writer)) {
     checkpoint_thread_ = std::thread(
         [this, conn = std::move(checkpointer)]() mutable { CheckpointLoop(std::move(conn)); });
   }
@@ -105,6 +110,7 @@ class SqliteStore final : public Store {
   absl::StatusOr<ModelRecord> PutModel(const ModelRecord& model) override;
   absl::StatusOr<std::vector<ModelRecord>> ListModels() override;
   absl::StatusOr<std::vector<SliceRecord>> ListSlices(int64_t model_key) override;
+  absl::StatusOr<ModelProgress> ReadProgress(int64_t model_key) override;
   absl::Status Commit(const FlushBatch& batch) override;
   absl::StatusOr<std::vector<BucketRow>> ReadBuckets(int64_t model_key, Level level,
                                                      int64_t start_ms, int64_t end_ms,
@@ -150,8 +156,7 @@ class SqliteStore final : public Store {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   absl::Status WriteMinutes(const std::vector<BucketRow>& rows)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
-  absl::Status WriteRollups(const std::vector<BucketRow>& rows)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  absl::Status WriteRollups(const FlushBatch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   absl::Status WriteDedup(const FlushBatch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   absl::Status WriteRawEvents(const std::vector<RawEventRow>& rows)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
@@ -160,7 +165,6 @@ class SqliteStore final : public Store {
 
   // Constant after construction.
   const SqliteOptions options_;
-  const RollupMerger merger_;
 
   absl::Mutex write_mu_;
   std::unique_ptr<Connection> writer_ ABSL_GUARDED_BY(write_mu_);
@@ -297,6 +301,20 @@ absl::StatusOr<std::vector<SliceRecord>> SqliteStore::ListSlices(int64_t model_k
   return out;
 }
 
+absl::StatusOr<ModelProgress> SqliteStore::ReadProgress(int64_t model_key) {
+  constexpr absl::string_view kOp = "read progress";
+  DW_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
+  DW_ASSIGN_OR_RETURN(
+      ScopedStatement s,
+      reader->Prepare("SELECT watermark_ms, closed_until_ms FROM models WHERE model_key = ?", kOp));
+  s->BindInt64(1, model_key);
+  DW_ASSIGN_OR_RETURN(bool row, s->Step(kOp));
+  if (!row) {
+    return absl::NotFoundError(absl::StrCat(kOp, ": model key ", model_key, " is not in storage"));
+  }
+  return ModelProgress{s->ColumnInt64(0), s->ColumnInt64(1)};
+}
+
 // --- Commit ------------------------------------------------------------------
 
 absl::Status SqliteStore::Commit(const FlushBatch& batch) {
@@ -307,7 +325,7 @@ absl::Status SqliteStore::Commit(const FlushBatch& batch) {
   // Any error below returns early and `txn` rolls the whole batch back.
   DW_RETURN_IF_ERROR(WriteSlices(batch.new_slices));
   DW_RETURN_IF_ERROR(WriteMinutes(batch.minute_upserts));
-  DW_RETURN_IF_ERROR(WriteRollups(batch.rollups));
+  DW_RETURN_IF_ERROR(WriteRollups(batch));
   DW_RETURN_IF_ERROR(WriteDedup(batch));
   DW_RETURN_IF_ERROR(WriteRawEvents(batch.raw_events));
   DW_RETURN_IF_ERROR(WriteProgress(batch.progress));
@@ -362,9 +380,9 @@ absl::Status SqliteStore::WriteMinutes(const std::vector<BucketRow>& rows) {
   return absl::OkStatus();
 }
 
-absl::Status SqliteStore::WriteRollups(const std::vector<BucketRow>& rows) {
+absl::Status SqliteStore::WriteRollups(const FlushBatch& batch) {
   constexpr absl::string_view kOp = "commit flush: roll up bucket";
-  for (const BucketRow& row : rows) {
+  for (const BucketRow& row : batch.rollups) {
     int64_t rowid = 0;
     std::string merged;
     bool found = false;
@@ -378,10 +396,8 @@ absl::Status SqliteStore::WriteRollups(const std::vector<BucketRow>& rows) {
       if (found) {
         rowid = find->ColumnInt64(0);
         // The stored bytes are borrowed from SQLite until `find` resets.
-        absl::StatusOr<std::string> result =
-            merger_ ? merger_(row.model_key, find->ColumnBlob(1), row.profile)
-                    : absl::StatusOr<std::string>(
-                          absl::FailedPreconditionError("no rollup merger configured"));
+        absl::StatusOr<std::string> result = detectors::MergeSerializedProfiles(
+            batch.layouts.at(row.model_key), find->ColumnBlob(1), row.profile);
         if (!result.ok()) {
           return absl::Status(
               result.status().code(),
@@ -715,8 +731,7 @@ absl::StatusOr<int64_t> SqliteStore::DeleteRawEvents(int64_t model_key,
 
 // --- Open --------------------------------------------------------------------
 
-absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const SqliteOptions& options,
-                                                       RollupMerger merger) {
+absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const SqliteOptions& options) {
   constexpr absl::string_view kOp = "open sqlite store";
   if (options.path.empty()) return absl::InvalidArgumentError("open sqlite store: empty path");
   if (options.busy_timeout_ms < 0) {
@@ -755,8 +770,8 @@ absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const SqliteOptions& opti
   DW_RETURN_IF_ERROR(internal::ApplyMigrations(writer.get(), clock.NowMs()));
   DW_ASSIGN_OR_RETURN(std::unique_ptr<Connection> checkpointer,
                       Connection::Open(options.path, options.busy_timeout_ms));
-  return std::unique_ptr<Store>(std::make_unique<SqliteStore>(
-      options, std::move(merger), std::move(writer), std::move(checkpointer)));
+  return std::unique_ptr<Store>(
+      std::make_unique<SqliteStore>(options, std::move(writer), std::move(checkpointer)));
 }
 
 }  // namespace driftwatch::storage

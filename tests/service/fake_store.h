@@ -1,6 +1,6 @@
 // An in-memory storage::Store for unit tests of the ingest path: the same
-// contract as the SQLite store (atomic Commit, rollups through the merger),
-// plus a switch that makes the next commits fail.
+// contract as the SQLite store (atomic Commit, rollups merged with the
+// batch's layouts), plus a switch that makes the next commits fail.
 #pragma once
 
 #include <map>
@@ -8,13 +8,13 @@
 #include <tuple>
 
 #include "absl/strings/str_cat.h"
+#include "driftwatch/detectors/profile.h"
 #include "driftwatch/storage/store.h"
 
 namespace driftwatch::testing {
 
 class FakeStore : public storage::Store {
  public:
-  explicit FakeStore(storage::RollupMerger merger) : merger_(std::move(merger)) {}
 
   void FailCommits(int n) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -44,6 +44,12 @@ class FakeStore : public storage::Store {
     for (auto& [key, m] : models_) out.push_back(m);
     return out;
   }
+  absl::StatusOr<storage::ModelProgress> ReadProgress(int64_t model_key) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = models_.find(model_key);
+    if (it == models_.end()) return absl::NotFoundError("unknown model key");
+    return storage::ModelProgress{it->second.watermark_ms, it->second.closed_until_ms};
+  }
   absl::StatusOr<std::vector<storage::SliceRecord>> ListSlices(int64_t model_key) override {
     std::lock_guard<std::mutex> lock(mu_);
     std::vector<storage::SliceRecord> out;
@@ -58,7 +64,7 @@ class FakeStore : public storage::Store {
       --fail_commits_;
       return absl::UnavailableError("injected commit failure");
     }
-    // Stage on copies so that a merger failure leaves nothing applied.
+    // Stage on copies so that a failed merge leaves nothing applied.
     auto buckets = buckets_;
     for (const auto& row : batch.minute_upserts) buckets[Key(row)] = row;
     for (const auto& row : batch.rollups) {
@@ -66,7 +72,10 @@ class FakeStore : public storage::Store {
       if (it == buckets.end()) {
         buckets[Key(row)] = row;
       } else {
-        absl::StatusOr<std::string> merged = merger_(row.model_key, it->second.profile, row.profile);
+        auto layout = batch.layouts.find(row.model_key);
+        if (layout == batch.layouts.end()) return absl::InvalidArgumentError("no layout");
+        absl::StatusOr<std::string> merged =
+            detectors::MergeSerializedProfiles(layout->second, it->second.profile, row.profile);
         if (!merged.ok()) return merged.status();
         it->second.profile = *merged;
       }
@@ -158,7 +167,6 @@ class FakeStore : public storage::Store {
     return {r.model_key, static_cast<int>(r.level), r.bucket_start_ms, r.slice_id};
   }
 
-  storage::RollupMerger merger_;
   mutable std::mutex mu_;
   int fail_commits_ = 0;
   int commits_ = 0;

@@ -69,10 +69,7 @@ class IngestorTest : public ::testing::Test {
   void Restart() {
     ingestor_.reset();
     if (store_ == nullptr) {
-      store_ = std::make_unique<testing::FakeStore>(
-          [this](int64_t key, std::string_view a, std::string_view b) {
-            return ingestor_->MergeProfiles(key, a, b);
-          });
+      store_ = std::make_unique<testing::FakeStore>();
     }
     IngestOptions options;
     options.allowed_lateness_ms = 2 * kMinute;

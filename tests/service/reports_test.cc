@@ -108,31 +108,13 @@ std::vector<Row> MakeRows(std::mt19937_64& rng, double x_shift,
   return rows;
 }
 
-// The store merges rollups through the model's layout, found via the
-// ingestor once it exists.
 class ReportsTest : public ::testing::Test {
  protected:
   void OpenStore() {
     storage::SqliteOptions options;
     options.path = dir_.File("driftwatch.db");
     options.synchronous_full = false;
-    auto store = storage::OpenSqliteStore(
-        options,
-        [this](int64_t key, std::string_view stored,
-               std::string_view added) -> absl::StatusOr<std::string> {
-          if (ingestor_ == nullptr) return absl::FailedPreconditionError("no ingestor");
-          for (const v1::ModelSchema& schema : ingestor_->ListModels()) {
-            auto view = ingestor_->FindModel(schema.model());
-            if (!view.ok() || view->runtime->model_key() != key) continue;
-            auto a = detectors::Profile::Deserialize(view->runtime->layout(), stored);
-            auto b = detectors::Profile::Deserialize(view->runtime->layout(), added);
-            if (!a.ok()) return a.status();
-            if (!b.ok()) return b.status();
-            if (absl::Status s = a->Merge(*b); !s.ok()) return s;
-            return a->Serialize();
-          }
-          return absl::NotFoundError("no model for the rollup");
-        });
+    auto store = storage::OpenSqliteStore(options);
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = std::move(*store);
   }
@@ -692,6 +674,7 @@ TEST_F(ReportsTest, DayOfHourRowsLatency) {
         storage::BucketRow{key, storage::Level::kHour, kBase + h * kHour, 0, all.Serialize()});
   }
   batch.progress.push_back({key, kBase + 24 * kHour, kBase + 24 * kHour});
+  batch.layouts[key] = layout;
   ingestor_.reset();
   ASSERT_TRUE(store_->Commit(batch).ok());
   StartIngestor(options);  // recovers the slices and progress

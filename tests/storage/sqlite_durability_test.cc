@@ -19,7 +19,8 @@ namespace driftwatch::storage {
 namespace {
 
 using ::driftwatch::storage::testing::Bucket;
-using ::driftwatch::storage::testing::ConcatMerger;
+using ::driftwatch::storage::testing::TestProfile;
+using ::driftwatch::storage::testing::WithLayout;
 using ::driftwatch::storage::testing::Model;
 using ::driftwatch::storage::testing::RawEvent;
 using ::driftwatch::storage::testing::TempDir;
@@ -35,7 +36,8 @@ FlushBatch NumberedBatch(int64_t key, int i) {
         key, Level::kMinute, i * kMinuteMs, slice,
         "batch-" + std::to_string(i) + "-" + std::string(2000, static_cast<char>('a' + slice))));
   }
-  batch.rollups.push_back(Bucket(key, Level::kHour, 0, 0, std::to_string(i)));
+  batch.rollups.push_back(Bucket(key, Level::kHour, 0, 0, TestProfile({static_cast<double>(i)})));
+  WithLayout(&batch, key);
   batch.raw_events.push_back(RawEvent(key, "event-" + std::to_string(i), i * kMinuteMs, "p"));
   batch.progress.push_back({key, (i + 1) * kMinuteMs - 1, 0});
   return batch;
@@ -45,7 +47,7 @@ absl::StatusOr<std::unique_ptr<Store>> Open(const std::string& path, bool synchr
   SqliteOptions options;
   options.path = path;
   options.synchronous_full = synchronous_full;
-  return OpenSqliteStore(options, ConcatMerger);
+  return OpenSqliteStore(options);
 }
 
 // Checks every batch in [0, acked) is fully present after a crash.

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "driftwatch/storage/store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -16,7 +17,9 @@ namespace driftwatch::storage {
 namespace {
 
 using ::driftwatch::storage::testing::Bucket;
-using ::driftwatch::storage::testing::ConcatMerger;
+using ::driftwatch::storage::testing::SumOf;
+using ::driftwatch::storage::testing::TestProfile;
+using ::driftwatch::storage::testing::WithLayout;
 using ::driftwatch::storage::testing::Model;
 using ::driftwatch::storage::testing::RawEvent;
 using ::driftwatch::storage::testing::TempDir;
@@ -61,11 +64,11 @@ class SqliteStoreTest : public ::testing::Test {
  protected:
   void SetUp() override { Reopen(); }
 
-  void Reopen(RollupMerger merger = ConcatMerger) {
+  void Reopen() {
     store_.reset();  // close first, like a restart
     SqliteOptions options;
     options.path = path_;
-    auto store = OpenSqliteStore(options, std::move(merger));
+    auto store = OpenSqliteStore(options);
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = *std::move(store);
   }
@@ -119,7 +122,7 @@ TEST_F(SqliteStoreTest, NewerSchemaVersionIsRejected) {
   RawSql(path_, "INSERT INTO schema_migrations (version, applied_at_ms) VALUES (7, 0)");
   SqliteOptions options;
   options.path = path_;
-  auto store = OpenSqliteStore(options, ConcatMerger);
+  auto store = OpenSqliteStore(options);
   ASSERT_FALSE(store.ok());
   EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(store.status().message(), HasSubstr("version 7"));
@@ -133,7 +136,7 @@ TEST_F(SqliteStoreTest, NonDatabaseFileIsDataLoss) {
   std::ofstream(path) << std::string(8192, 'x');
   SqliteOptions options;
   options.path = path;
-  auto store = OpenSqliteStore(options, ConcatMerger);
+  auto store = OpenSqliteStore(options);
   ASSERT_FALSE(store.ok());
   EXPECT_EQ(store.status().code(), absl::StatusCode::kDataLoss) << store.status();
   EXPECT_THAT(store.status().message(), HasSubstr("file is not a database"));
@@ -159,7 +162,7 @@ TEST_F(SqliteStoreTest, CorruptPagesAreDataLossNotACrash) {
   }
   SqliteOptions options;
   options.path = path_;
-  auto store = OpenSqliteStore(options, ConcatMerger);
+  auto store = OpenSqliteStore(options);
   absl::Status status = store.status();
   if (store.ok()) {
     status = (*store)->ReadBuckets(key, Level::kMinute, 0, kDayMs, {}).status();
@@ -168,7 +171,7 @@ TEST_F(SqliteStoreTest, CorruptPagesAreDataLossNotACrash) {
 }
 
 TEST(SqliteOpenTest, EmptyPathIsInvalid) {
-  auto store = OpenSqliteStore(SqliteOptions{}, ConcatMerger);
+  auto store = OpenSqliteStore(SqliteOptions{});
   EXPECT_EQ(store.status().code(), absl::StatusCode::kInvalidArgument);
 }
 
@@ -223,7 +226,9 @@ TEST_F(SqliteStoreTest, CommitRoundTripsEveryRowKind) {
   batch.new_slices = {{key, 0, -1, "*"}, {key, 1, 0, "country=FR"}};
   batch.minute_upserts = {Bucket(key, Level::kMinute, 0, 0, "m0"),
                           Bucket(key, Level::kMinute, 0, 1, std::string("m\0b", 3))};
-  batch.rollups = {Bucket(key, Level::kHour, 0, 0, "h0"), Bucket(key, Level::kDay, 0, 0, "d0")};
+  batch.rollups = {Bucket(key, Level::kHour, 0, 0, TestProfile({1})),
+                   Bucket(key, Level::kDay, 0, 0, TestProfile({2}))};
+  WithLayout(&batch, key);
   batch.dedup = {{key, 0, "12345678"}};
   batch.raw_events = {RawEvent(key, "e1", 10, "payload")};
   batch.progress = {{key, 59'000, 0}};
@@ -243,8 +248,10 @@ TEST_F(SqliteStoreTest, CommitRoundTripsEveryRowKind) {
   EXPECT_THAT(Profiles(*minutes), ElementsAre("m0", std::string("m\0b", 3)));
   EXPECT_EQ((*minutes)[1].level, Level::kMinute);
   EXPECT_EQ((*minutes)[1].model_key, key);
-  EXPECT_THAT(Profiles(*store_->ReadBuckets(key, Level::kHour, 0, kHourMs, {})), ElementsAre("h0"));
-  EXPECT_THAT(Profiles(*store_->ReadBuckets(key, Level::kDay, 0, kDayMs, {})), ElementsAre("d0"));
+  EXPECT_THAT(Profiles(*store_->ReadBuckets(key, Level::kHour, 0, kHourMs, {})),
+              ElementsAre(TestProfile({1})));
+  EXPECT_THAT(Profiles(*store_->ReadBuckets(key, Level::kDay, 0, kDayMs, {})),
+              ElementsAre(TestProfile({2})));
 
   auto dedup = store_->ReadDedup(key, 0);
   ASSERT_TRUE(dedup.ok());
@@ -273,46 +280,59 @@ TEST_F(SqliteStoreTest, MinuteUpsertReplaces) {
               ElementsAre("new"));
 }
 
-TEST_F(SqliteStoreTest, RollupsMergeThroughTheMerger) {
+TEST_F(SqliteStoreTest, RollupsMergeWithTheBatchLayout) {
   int64_t key = AddModel();
   FlushBatch batch;
-  batch.rollups = {Bucket(key, Level::kHour, 0, 0, "a")};
+  WithLayout(&batch, key);
+  batch.rollups = {Bucket(key, Level::kHour, 0, 0, TestProfile({1}))};
   ASSERT_TRUE(store_->Commit(batch).ok());
   // Two rows for one bucket in one batch: the second merges into the first.
-  batch.rollups = {Bucket(key, Level::kHour, 0, 0, "b"), Bucket(key, Level::kHour, 0, 0, "c"),
-                   Bucket(key, Level::kHour, 0, 1, "x")};
+  batch.rollups = {Bucket(key, Level::kHour, 0, 0, TestProfile({10})),
+                   Bucket(key, Level::kHour, 0, 0, TestProfile({100})),
+                   Bucket(key, Level::kHour, 0, 1, TestProfile({1000}))};
   ASSERT_TRUE(store_->Commit(batch).ok());
-  EXPECT_THAT(Profiles(*store_->ReadBuckets(key, Level::kHour, 0, kHourMs, {})),
-              ElementsAre("a+b+c", "x"));
+  auto rows = store_->ReadBuckets(key, Level::kHour, 0, kHourMs, {});
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows->size(), 2u);
+  EXPECT_EQ(SumOf((*rows)[0].profile), 111);  // 1 + 10 + 100: merged in order
+  EXPECT_EQ((*rows)[0].profile, TestProfile({1, 10, 100}));
+  EXPECT_EQ(SumOf((*rows)[1].profile), 1000);
 }
 
-TEST_F(SqliteStoreTest, FailingMergerRollsBackTheWholeBatch) {
+TEST_F(SqliteStoreTest, RollupWithoutALayoutIsInvalid) {
+  int64_t key = AddModel();
+  FlushBatch batch;
+  batch.rollups = {Bucket(key, Level::kHour, 0, 0, TestProfile({1}))};
+  absl::Status status = store_->Commit(batch);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("no layout"));
+  EXPECT_THAT(*store_->ReadBuckets(key, Level::kHour, 0, kDayMs, {}), IsEmpty());
+}
+
+TEST_F(SqliteStoreTest, FailingMergeRollsBackTheWholeBatch) {
   int64_t key = AddModel();
   FlushBatch first;
+  // A stored day row that is not a profile of the layout: a merge into it fails.
   first.rollups = {Bucket(key, Level::kDay, 0, 0, "stored")};
+  WithLayout(&first, key);
   first.progress = {{key, 1'000, 500}};
   ASSERT_TRUE(store_->Commit(first).ok());
 
-  std::vector<std::string> merged_inputs;
-  Reopen([&merged_inputs](int64_t model_key, std::string_view stored,
-                          std::string_view added) -> absl::StatusOr<std::string> {
-    merged_inputs.push_back(std::to_string(model_key) + ":" + std::string(stored) + "/" +
-                            std::string(added));
-    return absl::InvalidArgumentError("profile layouts differ");
-  });
+  Reopen();
   FlushBatch batch;
+  WithLayout(&batch, key);
   batch.new_slices = {{key, 3, 0, "x"}};
   batch.minute_upserts = {Bucket(key, Level::kMinute, 0, 0, "m")};
-  batch.rollups = {Bucket(key, Level::kHour, 0, 0, "fresh"),  // inserted, then undone
-                   Bucket(key, Level::kDay, 0, 0, "added")};
+  batch.rollups = {Bucket(key, Level::kHour, 0, 0, TestProfile({1})),  // inserted, then undone
+                   Bucket(key, Level::kDay, 0, 0, TestProfile({2}))};
   batch.dedup = {{key, 0, "hhhhhhhh"}};
   batch.raw_events = {RawEvent(key, "e", 1, "p")};
   batch.progress = {{key, 9'000, 8'000}};
   absl::Status status = store_->Commit(batch);
-  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(status.message(), HasSubstr("profile layouts differ"));
+  EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(status.message(), HasSubstr("stored profile"));
   EXPECT_THAT(status.message(), HasSubstr("commit flush"));
-  EXPECT_THAT(merged_inputs, ElementsAre(std::to_string(key) + ":stored/added"));
+  EXPECT_THAT(status.message(), HasSubstr(absl::StrCat("merge model ", key, " level 2 bucket 0")));
 
   EXPECT_THAT(*store_->ListSlices(key), IsEmpty());
   EXPECT_THAT(*store_->ReadBuckets(key, Level::kMinute, 0, kDayMs, {}), IsEmpty());
@@ -345,6 +365,21 @@ TEST_F(SqliteStoreTest, ProgressNeverMovesBackwards) {
   EXPECT_EQ(GetModel(key).closed_until_ms, 7'000);
 }
 
+TEST_F(SqliteStoreTest, ReadProgressIsTheCommittedProgress) {
+  int64_t key = AddModel();
+  auto fresh = store_->ReadProgress(key);
+  ASSERT_TRUE(fresh.ok()) << fresh.status();
+  EXPECT_EQ(fresh->watermark_ms, 0);
+  FlushBatch batch;
+  batch.progress = {{key, 10'000, 6'000}};
+  ASSERT_TRUE(store_->Commit(batch).ok());
+  auto progress = store_->ReadProgress(key);
+  ASSERT_TRUE(progress.ok());
+  EXPECT_EQ(progress->watermark_ms, 10'000);
+  EXPECT_EQ(progress->closed_until_ms, 6'000);
+  EXPECT_EQ(store_->ReadProgress(key + 100).status().code(), absl::StatusCode::kNotFound);
+}
+
 TEST_F(SqliteStoreTest, ProgressForUnknownModelFailsTheBatch) {
   int64_t key = AddModel();
   FlushBatch batch;
@@ -361,6 +396,7 @@ TEST_F(SqliteStoreTest, RowsOfTheWrongLevelAreInvalid) {
   EXPECT_EQ(store_->Commit(batch).code(), absl::StatusCode::kInvalidArgument);
   batch.minute_upserts.clear();
   batch.rollups = {Bucket(key, Level::kMinute, 0, 0, "m")};
+  WithLayout(&batch, key);
   EXPECT_EQ(store_->Commit(batch).code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(store_->ReadBuckets(key, static_cast<Level>(7), 0, 1, {}).status().code(),
             absl::StatusCode::kInvalidArgument);
@@ -393,7 +429,8 @@ TEST_F(SqliteStoreTest, ReadBucketsOrdersAndFilters) {
     }
   }
   batch.minute_upserts.push_back(Bucket(other, Level::kMinute, kMinuteMs, 0, "other"));
-  batch.rollups.push_back(Bucket(key, Level::kHour, 0, 0, "hour"));
+  batch.rollups.push_back(Bucket(key, Level::kHour, 0, 0, TestProfile({7})));
+  WithLayout(&batch, key);
   ASSERT_TRUE(store_->Commit(batch).ok());
 
   auto all = store_->ReadBuckets(key, Level::kMinute, kMinuteMs, 3 * kMinuteMs, {});
@@ -408,7 +445,7 @@ TEST_F(SqliteStoreTest, ReadBucketsOrdersAndFilters) {
                           Pair(2 * kMinuteMs, 0), Pair(2 * kMinuteMs, 2), Pair(3 * kMinuteMs, 0),
                           Pair(3 * kMinuteMs, 2)));
   EXPECT_THAT(Profiles(*store_->ReadBuckets(key, Level::kHour, 0, kDayMs, {})),
-              ElementsAre("hour"));
+              ElementsAre(TestProfile({7})));
   EXPECT_THAT(*store_->ReadBuckets(key, Level::kMinute, kMinuteMs, kMinuteMs, {}), IsEmpty());
   EXPECT_THAT(*store_->ReadBuckets(key, Level::kDay, 0, kDayMs, {}), IsEmpty());
   EXPECT_THAT(Profiles(*store_->ReadBuckets(other, Level::kMinute, 0, kDayMs, {})),
@@ -474,6 +511,7 @@ TEST_F(SqliteStoreTest, RetentionDeletesPerLevelAndKind) {
                    Bucket(key, Level::kHour, now - 3 * kDayMs, 0, "new"),
                    Bucket(key, Level::kDay, now - 401 * kDayMs, 0, "old"),
                    Bucket(key, Level::kDay, now - 36 * kDayMs, 0, "new")};
+  WithLayout(&batch, key);  // each is inserted: nothing to merge with
   batch.dedup = {{key, now - 3 * kDayMs, "stale"}, {key, now - kMinuteMs, "open"}};
   batch.raw_events = {RawEvent(key, "old", now - 8 * kDayMs, "x"),
                       RawEvent(key, "new", now - kDayMs, "y")};
@@ -523,7 +561,7 @@ TEST_F(SqliteStoreTest, ForeignWriteLockIsUnavailableAndReadsProceed) {
   SqliteOptions options;
   options.path = path_;
   options.busy_timeout_ms = 20;
-  auto store = OpenSqliteStore(options, ConcatMerger);
+  auto store = OpenSqliteStore(options);
   ASSERT_TRUE(store.ok());
 
   // Another process holds the write lock with an uncommitted change.

@@ -5,10 +5,15 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cmath>
+#include <initializer_list>
+#include <memory>
 #include <filesystem>
 #include <string>
 #include <system_error>
 
+#include "driftwatch/detectors/histogram.h"
+#include "driftwatch/detectors/profile.h"
 #include "driftwatch/storage/store.h"
 #include "gtest/gtest.h"
 
@@ -72,10 +77,37 @@ inline ModelRecord Model(std::string id, std::string version, std::string schema
   return m;
 }
 
-// A merger whose result shows the merge happened: "<stored>+<added>".
-inline absl::StatusOr<std::string> ConcatMerger(int64_t, std::string_view stored,
-                                                std::string_view added) {
-  return std::string(stored) + "+" + std::string(added);
+// Roll-ups merge real profiles: a layout of one numeric feature, and
+// profiles of it whose sum of values shows which were merged.
+inline std::shared_ptr<const detectors::ProfileLayout> TestLayout() {
+  static const auto* layout = [] {
+    auto* l = new std::shared_ptr<detectors::ProfileLayout>(
+        std::make_shared<detectors::ProfileLayout>());
+    (*l)->numeric_names = {"x"};
+    (*l)->numeric_edges = {std::make_shared<const detectors::BinEdges>(
+        *detectors::BinEdges::Create({0.0, 10.0, 100.0}))};
+    return l;
+  }();
+  return *layout;
+}
+
+// A serialized profile of TestLayout() holding `values`.
+inline std::string TestProfile(std::initializer_list<double> values) {
+  detectors::Profile p(TestLayout());
+  for (double x : values) p.numeric()[0].Add(x);
+  p.counters().events = values.size();
+  return p.Serialize();
+}
+
+// The sum of the values a TestLayout() profile holds; NaN if it does not decode.
+inline double SumOf(const std::string& bytes) {
+  auto p = detectors::Profile::Deserialize(TestLayout(), bytes);
+  return p.ok() ? p->numeric()[0].counts().sum : std::nan("");
+}
+
+// The layouts a batch with rollups of `model_key` carries.
+inline void WithLayout(FlushBatch* batch, int64_t model_key) {
+  batch->layouts[model_key] = TestLayout();
 }
 
 }  // namespace driftwatch::storage::testing

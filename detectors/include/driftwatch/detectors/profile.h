@@ -75,6 +75,13 @@ class Profile {
   ProfileCounters counters_;
 };
 
+// The merge of two serialized profiles of `layout`, serialized: what a
+// roll-up into an hour or day row does. DATA_LOSS (naming the side) when
+// either does not decode with the layout.
+absl::StatusOr<std::string> MergeSerializedProfiles(
+    const std::shared_ptr<const ProfileLayout>& layout, std::string_view stored,
+    std::string_view added);
+
 // The ingest hot path's form of a Profile. Its counters and every numeric
 // feature's and score's moments and bins live in one 64-byte aligned block:
 // line 0 holds the ProfileCounters, and summary k (numeric features first,

@@ -125,10 +125,6 @@ class Ingestor {
 
   // The profile layout of a model by its store key (nullptr if unknown).
   std::shared_ptr<const detectors::ProfileLayout> LayoutFor(int64_t model_key) const;
-  // Merges two serialized profiles of one model: the storage RollupMerger.
-  // NOT_FOUND for an unknown model, DATA_LOSS for a corrupt profile.
-  absl::StatusOr<std::string> MergeProfiles(int64_t model_key, std::string_view stored,
-                                            std::string_view added) const;
 
   const IngestTotals& totals() const { return totals_; }
   size_t open_buckets() const;

@@ -1,0 +1,50 @@
+// Bucket profiles: one serialized detectors::Profile per model, level,
+// bucket start and slice. Written by FlushStore::Commit; read here.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace driftwatch::storage {
+
+// Bucket levels: closed minute buckets roll up into hours and days.
+enum class Level : int { kMinute = 0, kHour = 1, kDay = 2 };
+
+inline constexpr int64_t kMinuteMs = 60'000;
+inline constexpr int64_t kHourMs = 3'600'000;
+inline constexpr int64_t kDayMs = 86'400'000;
+
+// The start of the bucket of `width_ms` holding `t_ms`: floor to a multiple
+// of the width, also for times before 1970. Every level's rows are keyed by it.
+inline constexpr int64_t BucketStart(int64_t t_ms, int64_t width_ms) {
+  int64_t q = t_ms / width_ms;
+  if (t_ms % width_ms != 0 && t_ms < 0) --q;
+  return q * width_ms;
+}
+
+// One slice's profile (serialized detectors::Profile) in one bucket.
+struct BucketRow {
+  int64_t model_key = 0;
+  Level level = Level::kMinute;
+  int64_t bucket_start_ms = 0;
+  int32_t slice_id = 0;
+  std::string profile;
+};
+
+// Thread-safe; reads see whole committed flushes only.
+class BucketStore {
+ public:
+  virtual ~BucketStore() = default;
+
+  // Rows of one level with bucket_start in [start_ms, end_ms), for the
+  // given slices (every slice when `slices` is empty), ordered by
+  // (bucket_start, slice_id). INVALID_ARGUMENT for an unknown level.
+  virtual absl::StatusOr<std::vector<BucketRow>> ReadBuckets(
+      int64_t model_key, Level level, int64_t start_ms, int64_t end_ms,
+      const std::vector<int32_t>& slices) = 0;
+};
+
+}  // namespace driftwatch::storage
