@@ -15,11 +15,13 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "driftwatch/base/status_macros.h"
-#include "driftwatch/service/model_runtime.h"
+#include "driftwatch/base/strings.h"
 #include "driftwatch/service/server.h"
 
 namespace driftwatch::service {
 namespace {
+
+using base::Sv;
 
 using Setter = std::function<absl::Status(ServerConfig&, std::string_view key, std::string_view)>;
 
@@ -123,14 +125,14 @@ const std::map<std::string, Setter, std::less<>>& Keys() {
       {"ingest.flush_interval",
        Duration([](ServerConfig& c) -> int64_t& { return c.ingest.flush_interval_ms; })},
       {"ingest.slice_cap", Integer<uint32_t>([](ServerConfig& c) -> uint32_t& {
-         return c.ingest.runtime.default_slice_cap;
+         return c.registry.default_slice_cap;
        })},
       {"ingest.max_dedup_ids",
        Integer<uint64_t>([](ServerConfig& c) -> uint64_t& { return c.ingest.max_dedup_ids; })},
       {"ingest.max_categories",
-       Integer<size_t>([](ServerConfig& c) -> size_t& { return c.ingest.runtime.max_categories; })},
+       Integer<size_t>([](ServerConfig& c) -> size_t& { return c.registry.max_categories; })},
       {"ingest.summary_bins",
-       Integer<int>([](ServerConfig& c) -> int& { return c.ingest.runtime.summary_bins; })},
+       Integer<int>([](ServerConfig& c) -> int& { return c.registry.summary_bins; })},
       {"reports.default_window",
        Duration([](ServerConfig& c) -> int64_t& { return c.reports.default_window_ms; })},
       {"reports.bins", Integer<int>([](ServerConfig& c) -> int& { return c.reports.bins; })},
@@ -236,9 +238,9 @@ absl::Status ValidateConfig(const ServerConfig& c) {
     return bad("ingest.raw_sample_rate", in.raw_sample_rate, " is outside [0, 1]");
   }
   if (in.flush_interval_ms <= 0) return bad("ingest.flush_interval", "must be positive");
-  if (in.runtime.default_slice_cap < 1) return bad("ingest.slice_cap", "must be at least 1");
-  if (in.runtime.max_categories < 1) return bad("ingest.max_categories", "must be at least 1");
-  if (in.runtime.summary_bins < 2) return bad("ingest.summary_bins", "must be at least 2");
+  if (c.registry.default_slice_cap < 1) return bad("ingest.slice_cap", "must be at least 1");
+  if (c.registry.max_categories < 1) return bad("ingest.max_categories", "must be at least 1");
+  if (c.registry.summary_bins < 2) return bad("ingest.summary_bins", "must be at least 2");
   const ReportOptions& r = c.reports;
   if (r.default_window_ms <= 0) return bad("reports.default_window", "must be positive");
   if (r.bins < 2) return bad("reports.bins", "must be at least 2");

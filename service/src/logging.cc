@@ -13,7 +13,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "driftwatch/service/model_runtime.h"
+#include "driftwatch/base/strings.h"
 #include "driftwatch/service/server.h"
 #include "internal/log.h"
 

@@ -16,11 +16,12 @@
 #include <chrono>
 #include <exception>
 #include <map>
-#include <mutex>
 #include <thread>
 #include <tuple>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 
 namespace driftwatch::service::internal {
 namespace {
@@ -42,7 +43,9 @@ void CatchUp(Counter& counter, uint64_t total) {
 }  // namespace
 
 struct Metrics::State {
-  explicit State(const Ingestor* ingestor_in) : ingestor(ingestor_in) {
+  State(const Ingestor* ingestor_in, const ModelRegistry* registry_in,
+        const Evaluator* evaluator_in)
+      : ingestor(ingestor_in), models_registry(registry_in), evaluator(evaluator_in) {
     auto& events = BuildCounter()
                        .Name("driftwatch_ingest_events_total")
                        .Help("Prediction events by outcome")
@@ -122,10 +125,11 @@ struct Metrics::State {
     }
   }
 
-  // Reads the ingestor's totals into the registry; runs at every scrape.
+  // Reads the ingestor's totals and the latest evaluation into the
+  // registry; runs at every scrape.
   void Sync() {
     const IngestTotals& t = ingestor->totals();
-    std::lock_guard<std::mutex> lock(mu);
+    absl::MutexLock lock(&mu);
     CatchUp(*accepted, t.accepted.load());
     CatchUp(*duplicate, t.duplicates.load());
     CatchUp(*rejected, t.rejected.load());
@@ -136,8 +140,16 @@ struct Metrics::State {
     CatchUp(*early_closes, t.early_closes.load());
     flush_seconds->Set(static_cast<double>(t.last_flush_us.load()) / 1e6);
     open_buckets->Set(static_cast<double>(ingestor->open_buckets()));
-    models->Set(static_cast<double>(ingestor->ListModels().size()));
+    models->Set(static_cast<double>(models_registry->List().size()));
+    std::shared_ptr<const Evaluation> latest = evaluator->Latest();
+    if (latest->generation != signals_generation) {
+      SetSignals(latest->signals);
+      signals_generation = latest->generation;
+    }
   }
+
+  // Replaces the drift gauges: series absent from `signals` are removed.
+  void SetSignals(const std::vector<detectors::Signal>& signals) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
 
   // What the exposer scrapes: the registry, synced first.
   class Scrape final : public prometheus::Collectable {
@@ -153,6 +165,8 @@ struct Metrics::State {
   };
 
   const Ingestor* const ingestor;
+  const ModelRegistry* const models_registry;
+  const Evaluator* const evaluator;
   std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
   Counter* accepted;
   Counter* duplicate;
@@ -172,9 +186,11 @@ struct Metrics::State {
   Gauge* models;
   std::map<std::string, Family<Gauge>*> signals;  // by signal name; constant after construction
 
-  std::mutex mu;  // Sync, and the signal series below
+  absl::Mutex mu;  // Sync, and the signal series below
   // (name, model, feature, slice) -> gauge
-  std::map<std::tuple<std::string, std::string, std::string, std::string>, Gauge*> series;
+  std::map<std::tuple<std::string, std::string, std::string, std::string>, Gauge*> series
+      ABSL_GUARDED_BY(mu);
+  uint64_t signals_generation ABSL_GUARDED_BY(mu) = 0;  // the evaluation the gauges show
 
   // Declared last: destroyed first, so no scrape runs into a dying State.
   std::shared_ptr<Scrape> scrape = std::make_shared<Scrape>(this);
@@ -182,7 +198,9 @@ struct Metrics::State {
   std::unique_ptr<prometheus::Exposer> exposer;
 };
 
-Metrics::Metrics(const Ingestor* ingestor) : state_(std::make_shared<State>(ingestor)) {}
+Metrics::Metrics(const Ingestor* ingestor, const ModelRegistry* registry,
+                 const Evaluator* evaluator)
+    : state_(std::make_shared<State>(ingestor, registry, evaluator)) {}
 
 Metrics::~Metrics() { StopExposing(); }
 
@@ -260,29 +278,27 @@ void Metrics::OnStreamEnd(const IngestCounts& counts) {
   }
 }
 
-void Metrics::SetSignals(const std::vector<ReportEngine::Signal>& signals) {
-  State& s = *state_;
-  std::lock_guard<std::mutex> lock(s.mu);
-  auto previous = std::move(s.series);
-  s.series.clear();
-  for (const ReportEngine::Signal& signal : signals) {
-    auto family = s.signals.find(signal.name);
-    if (family == s.signals.end()) continue;
+void Metrics::State::SetSignals(const std::vector<detectors::Signal>& values) {
+  auto previous = std::move(series);
+  series.clear();
+  for (const detectors::Signal& signal : values) {
+    auto family = signals.find(signal.name);
+    if (family == signals.end()) continue;
     auto key = std::make_tuple(signal.name, signal.model, signal.feature, signal.slice);
     Gauge* gauge = nullptr;
     if (auto it = previous.find(key); it != previous.end()) {
       gauge = it->second;
       previous.erase(it);
-    } else if (auto it2 = s.series.find(key); it2 != s.series.end()) {
+    } else if (auto it2 = series.find(key); it2 != series.end()) {
       gauge = it2->second;
     } else {
       gauge = &family->second->Add(
           {{"model", signal.model}, {"feature", signal.feature}, {"slice", signal.slice}});
     }
     gauge->Set(signal.value);
-    s.series[key] = gauge;
+    series[key] = gauge;
   }
-  for (const auto& [key, gauge] : previous) s.signals.at(std::get<0>(key))->Remove(gauge);
+  for (const auto& [key, gauge] : previous) signals.at(std::get<0>(key))->Remove(gauge);
 }
 
 }  // namespace driftwatch::service::internal

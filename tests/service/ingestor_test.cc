@@ -13,6 +13,7 @@
 
 #include "driftwatch/detectors/profile.h"
 #include "fake_store.h"
+#include "ingest/dedup.h"
 
 namespace driftwatch::service {
 namespace {
@@ -65,26 +66,30 @@ class IngestorTest : public ::testing::Test {
  protected:
   void SetUp() override { Restart(); }
 
-  // A fresh Ingestor over the same store: what a process restart sees.
+  // A fresh registry and Ingestor over the same store: what a process
+  // restart sees.
   void Restart() {
     ingestor_.reset();
+    registry_.reset();
     if (store_ == nullptr) {
       store_ = std::make_unique<testing::FakeStore>();
     }
+    registry_ = std::make_unique<ModelRegistry>(store_.get(), &clock_, RegistryOptions{});
+    ASSERT_TRUE(registry_->Recover().ok());
     IngestOptions options;
     options.allowed_lateness_ms = 2 * kMinute;
     options.max_future_skew_ms = 10 * kMinute;
     options.raw_sample_rate = 1.0;
     options.max_dedup_ids = max_dedup_ids_;
-    ingestor_ = std::make_unique<Ingestor>(store_.get(), &clock_, options);
+    ingestor_ = std::make_unique<Ingestor>(registry_.get(), store_.get(), &clock_, options);
     ASSERT_TRUE(ingestor_->Recover().ok());
-    bool created = false;
-    ASSERT_TRUE(ingestor_->RegisterModel(Schema(platform_cap_), &created).ok());
+    ASSERT_TRUE(registry_->Register(Schema(platform_cap_)).ok());
   }
 
   // A fresh ingestor on an empty store.
   void Fresh() {
     ingestor_.reset();
+    registry_.reset();
     store_.reset();
     Restart();
   }
@@ -101,7 +106,7 @@ class IngestorTest : public ::testing::Test {
     auto rows = store_->ReadBuckets(1, level, bucket_start, bucket_start + 1, {slice});
     EXPECT_TRUE(rows.ok());
     EXPECT_EQ(rows->size(), 1u);
-    auto p = detectors::Profile::Deserialize(ingestor_->LayoutFor(1), rows->at(0).profile);
+    auto p = detectors::Profile::Deserialize(registry_->FindByKey(1)->layout(), rows->at(0).profile);
     EXPECT_TRUE(p.ok()) << p.status();
     return *p;
   }
@@ -110,6 +115,7 @@ class IngestorTest : public ::testing::Test {
   uint32_t platform_cap_ = 0;
   uint64_t max_dedup_ids_ = IngestOptions().max_dedup_ids;
   std::unique_ptr<testing::FakeStore> store_;
+  std::unique_ptr<ModelRegistry> registry_;
   std::unique_ptr<Ingestor> ingestor_;
 };
 
@@ -121,8 +127,8 @@ TEST_F(IngestorTest, AcceptsCountsAndFlushesPerSliceProfiles) {
   ASSERT_TRUE(ingestor_->Flush().ok());
   const int64_t bucket = kT0 - 40'000;
   EXPECT_EQ(Committed(bucket, 0).counters().events, 3u);  // "*"
-  auto ios = ingestor_->FindSlice(Schema().model(), "platform", "ios");
-  auto android = ingestor_->FindSlice(Schema().model(), "platform", "android");
+  auto ios = registry_->FindSlice(Schema().model(), "platform", "ios");
+  auto android = registry_->FindSlice(Schema().model(), "platform", "android");
   ASSERT_TRUE(ios && android);
   EXPECT_EQ(Committed(bucket, *ios).counters().events, 2u);
   detectors::Profile a = Committed(bucket, *android);
@@ -209,9 +215,9 @@ TEST_F(IngestorTest, DedupCapClosesTheOldestBucketEarlyAndNeverDoubleCounts) {
   c = Apply(Rows({Event("d", kT0 + kMinute, 4)}));
   EXPECT_EQ(c.accepted, 1u);
   EXPECT_EQ(ingestor_->totals().early_closes.load(), 1u);
-  auto view = ingestor_->FindModel(Schema().model());
-  ASSERT_TRUE(view.ok());
-  EXPECT_EQ(view->closed_until_ms, b1);
+  auto model = registry_->Find(Schema().model());
+  ASSERT_TRUE(model.ok());
+  EXPECT_EQ((*model)->progress().closed_until_ms, b1);
   // A retry of b0's event is too late, not a duplicate, and not counted again.
   c = Apply(Rows({Event("a", kT0, 1)}));
   EXPECT_EQ(c.accepted, 0u);
@@ -237,7 +243,7 @@ TEST_F(IngestorTest, DedupCapClosesTheOldestBucketEarlyAndNeverDoubleCounts) {
 TEST_F(IngestorTest, StoredProfileEqualsOneEventAtATimeReference) {
   std::mt19937_64 rng(11);
   std::normal_distribution<double> dist(50, 20);
-  detectors::Profile expected(ingestor_->LayoutFor(1));
+  detectors::Profile expected(registry_->FindByKey(1)->layout());
   std::vector<v1::PredictionEvent> events;
   const double rates[] = {1.0, 0.3, 0.5, 0.1};
   for (int i = 0; i < 2500; ++i) {
@@ -291,7 +297,7 @@ TEST_F(IngestorTest, StoredProfileEqualsOneEventAtATimeReference) {
 TEST_F(IngestorTest, QueuedValuesAcrossBatchesAndHandOffsKeepEventOrder) {
   std::mt19937_64 rng(12);
   std::normal_distribution<double> dist(50, 20);
-  detectors::Profile expected(ingestor_->LayoutFor(1));
+  detectors::Profile expected(registry_->FindByKey(1)->layout());
   int next = 0;
   uint64_t accepted = 0;
   for (int b = 0; b < 9; ++b) {
@@ -350,7 +356,7 @@ TEST_F(IngestorTest, ConcurrentBatchesOfOneModelAreAllCountedOnce) {
   EXPECT_EQ(all.counters().events, kUnique);
   EXPECT_EQ(all.numeric()[0].counts().count, kUnique);
   EXPECT_DOUBLE_EQ(all.numeric()[0].counts().sum, 4.5 * kUnique);
-  auto android = ingestor_->FindSlice(Schema().model(), "platform", "android");
+  auto android = registry_->FindSlice(Schema().model(), "platform", "android");
   ASSERT_TRUE(android);
   EXPECT_EQ(Committed(bucket, *android).counters().events, kUnique / 3);
 }
@@ -408,9 +414,9 @@ TEST_F(IngestorTest, SliceCardinalityIsCapped) {
   std::vector<v1::PredictionEvent> events;
   for (int i = 0; i < 50; ++i) events.push_back(Event("e" + std::to_string(i), kT0, 1, "p" + std::to_string(i)));
   EXPECT_EQ(Apply(Rows(events)).accepted, 50u);
-  auto slices = ingestor_->Slices(Schema().model());
+  auto slices = registry_->Slices(Schema().model());
   EXPECT_EQ(slices.size(), 1u + 3u + 1u);  // "*", three values, __other__
-  auto other = ingestor_->FindSlice(Schema().model(), "platform", "__other__");
+  auto other = registry_->FindSlice(Schema().model(), "platform", "__other__");
   ASSERT_TRUE(other);
   ASSERT_TRUE(ingestor_->Flush().ok());
   EXPECT_EQ(Committed(kT0 - 40'000, *other).counters().events, 47u);
@@ -468,6 +474,7 @@ TEST_F(IngestorTest, MalformedColumnarBatchIsInvalidArgument) {
 }
 
 TEST(EventIdHash, IsStableAndNeverZero) {
+  using ingest::EventIdHash;
   // Persisted in dedup tables: these values must never change.
   EXPECT_EQ(EventIdHash("a"), EventIdHash("a"));
   EXPECT_NE(EventIdHash("a"), EventIdHash("b"));

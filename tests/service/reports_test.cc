@@ -21,7 +21,9 @@
 #include "driftwatch/detectors/drift.h"
 #include "driftwatch/detectors/sample.h"
 #include "driftwatch/base/clock.h"
+#include "driftwatch/service/evaluator.h"
 #include "driftwatch/service/ingestor.h"
+#include "driftwatch/service/model_registry.h"
 #include "driftwatch/storage/store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -119,10 +121,19 @@ class ReportsTest : public ::testing::Test {
     store_ = std::move(*store);
   }
 
-  void StartIngestor(IngestOptions options) {
-    ingestor_ = std::make_unique<Ingestor>(store_.get(), &clock_, options);
+  // What a (re)started service builds over the store: registry, ingest,
+  // the window reader, baselines and the report engine.
+  void StartIngestor(IngestOptions options, RegistryOptions registry_options = {}) {
+    engine_.reset();
+    ingestor_.reset();
+    registry_ = std::make_unique<ModelRegistry>(store_.get(), &clock_, registry_options);
+    ASSERT_TRUE(registry_->Recover().ok());
+    ingestor_ = std::make_unique<Ingestor>(registry_.get(), store_.get(), &clock_, options);
     ASSERT_TRUE(ingestor_->Recover().ok());
-    engine_ = std::make_unique<ReportEngine>(store_.get(), ingestor_.get(), &clock_);
+    windows_ = std::make_unique<WindowReader>(store_.get(), store_.get(), options.bucket_width_ms);
+    baselines_ = std::make_unique<Baselines>(store_.get(), windows_.get(), ReportOptions().bins);
+    engine_ = std::make_unique<ReportEngine>(registry_.get(), windows_.get(), baselines_.get(),
+                                             &clock_);
   }
 
   void Apply(const v1::PredictionBatch& batch, uint64_t expect_accepted) {
@@ -136,7 +147,10 @@ class ReportsTest : public ::testing::Test {
   TempDir dir_;
   base::ManualClock clock_{kBase};
   std::unique_ptr<storage::Store> store_;
+  std::unique_ptr<ModelRegistry> registry_;
   std::unique_ptr<Ingestor> ingestor_;
+  std::unique_ptr<WindowReader> windows_;
+  std::unique_ptr<Baselines> baselines_;
   std::unique_ptr<ReportEngine> engine_;
 };
 
@@ -144,7 +158,7 @@ class ReportsTest : public ::testing::Test {
 // range [2h, 4h): android's x shifts by one sd and its country mix changes;
 // ios is fresh rows from the baseline distribution.
 //
-// The runtime uses 10 summary bins from a reference_sample equal to the
+// The registry uses 10 summary bins from a reference_sample equal to the
 // baseline x (and y) values, so the summary edges are exactly the numpy
 // quantiles the offline CompareNumeric freezes. Because each platform holds
 // the same baseline values, the population's quantiles are the same
@@ -156,9 +170,10 @@ class DriftScenario : public ReportsTest {
   void SetUp() override {
     OpenStore();
     IngestOptions options;
-    options.runtime.summary_bins = 10;
+    RegistryOptions registry_options;
+    registry_options.summary_bins = 10;
     options.allowed_lateness_ms = 24 * kHour;  // nothing closes until we say so
-    StartIngestor(options);
+    StartIngestor(options, registry_options);
 
     std::mt19937_64 rng(20240601);
     base_ = MakeRows(rng, 0, {0.5, 0.3, 0.2});
@@ -181,8 +196,7 @@ class DriftScenario : public ReportsTest {
     schema.add_slice_keys()->set_key("platform");
     schema.set_score_kind(v1::SCORE_KIND_BINARY_PROBABILITY);
     schema.add_score_names("p");
-    bool created = false;
-    ASSERT_TRUE(ingestor_->RegisterModel(schema, &created).ok());
+    ASSERT_TRUE(registry_->Register(schema).ok());
     model_.set_model_id("ctr");
 
     clock_.Set(kBase + 4 * kHour);
@@ -251,9 +265,9 @@ class DriftScenario : public ReportsTest {
   }
 
   int64_t ClosedUntil() {
-    auto view = ingestor_->FindModel(model_);
-    EXPECT_TRUE(view.ok());
-    return view.ok() ? view->closed_until_ms : -1;
+    auto model = registry_->Find(model_);
+    EXPECT_TRUE(model.ok());
+    return model.ok() ? (*model)->progress().closed_until_ms : -1;
   }
 
   std::vector<Row> base_, android_, ios_;
@@ -534,10 +548,18 @@ TEST_F(DriftScenario, TrailingBaselineAndDefaultWindow) {
   EXPECT_EQ(hour.window().start().seconds(), (kBase + 3 * kHour) / 1000);
   EXPECT_EQ(hour.counts().events(), 1000u);
 
-  auto signals = engine_->CurrentSignals(5);
-  ASSERT_TRUE(signals.ok()) << signals.status();
+  // The evaluator's signals: the default baseline, the default window, the
+  // population and the 5 busiest slices.
+  EvaluatorOptions evaluation;
+  evaluation.max_slices = 5;
+  Evaluator evaluator(registry_.get(), windows_.get(), baselines_.get(), &clock_, evaluation);
+  EXPECT_EQ(evaluator.Latest()->generation, 0u);
+  ASSERT_TRUE(evaluator.Evaluate().ok());
+  const std::shared_ptr<const Evaluation> latest = evaluator.Latest();
+  EXPECT_EQ(latest->generation, 1u);
+  EXPECT_EQ(latest->evaluated_at_ms, clock_.NowMs());
   bool android_x_psi = false, all_null_rate = false;
-  for (const auto& s : *signals) {
+  for (const auto& s : latest->signals) {
     EXPECT_EQ(s.model, "ctr@v1");
     if (s.slice == "platform=android" && s.feature == "x" && s.name == "psi") {
       android_x_psi = true;
@@ -641,14 +663,13 @@ TEST_F(ReportsTest, DayOfHourRowsLatency) {
   }
   schema.add_slice_keys()->set_key("platform");
   schema.set_score_kind(v1::SCORE_KIND_BINARY_PROBABILITY);
-  bool created = false;
-  ASSERT_TRUE(ingestor_->RegisterModel(schema, &created).ok());
+  ASSERT_TRUE(registry_->Register(schema).ok());
   v1::ModelRef model;
   model.set_model_id("wide");
-  auto view = ingestor_->FindModel(model);
-  ASSERT_TRUE(view.ok());
-  const auto layout = view->runtime->layout();
-  const int64_t key = view->runtime->model_key();
+  auto registered = registry_->Find(model);
+  ASSERT_TRUE(registered.ok());
+  const auto layout = (*registered)->layout();
+  const int64_t key = (*registered)->model_key();
 
   storage::FlushBatch batch;
   for (int s = 1; s <= kSlices; ++s) {

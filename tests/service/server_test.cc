@@ -420,8 +420,8 @@ TEST(ConfigTest, LoadsEveryKindOfKey) {
   EXPECT_EQ(c->ingest.bucket_width_ms, 300'000);
   EXPECT_EQ(c->ingest.allowed_lateness_ms, 600'000);
   EXPECT_EQ(c->ingest.raw_sample_rate, 0.5);
-  EXPECT_EQ(c->ingest.runtime.default_slice_cap, 20u);
-  EXPECT_EQ(c->ingest.runtime.max_categories, 500u);
+  EXPECT_EQ(c->registry.default_slice_cap, 20u);
+  EXPECT_EQ(c->registry.max_categories, 500u);
   EXPECT_EQ(c->reports.default_window_ms, 7'200'000);
   EXPECT_EQ(c->reports.bins, 20);
   EXPECT_EQ(c->reports.default_min_support, 50);

@@ -1,7 +1,8 @@
 // The /metrics exposition: ingest and flush counters (read from the
 // Ingestor at every scrape), per-stream reject reasons, batch latency and
-// the current drift signals as gauges. prometheus-cpp stays in this file's
-// .cc; nothing outside service/src sees it. Thread-safe.
+// the evaluator's latest signals as gauges (read at every scrape).
+// prometheus-cpp stays in this file's .cc; nothing outside service/src
+// sees it. Thread-safe.
 #pragma once
 
 #include <memory>
@@ -9,15 +10,16 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "driftwatch/service/evaluator.h"
 #include "driftwatch/service/ingestor.h"
-#include "driftwatch/service/reports.h"
+#include "driftwatch/service/model_registry.h"
 
 namespace driftwatch::service::internal {
 
 class Metrics {
  public:
-  // `ingestor` must outlive this object (or StopExposing must run first).
-  explicit Metrics(const Ingestor* ingestor);
+  // The three must outlive this object (or StopExposing must run first).
+  Metrics(const Ingestor* ingestor, const ModelRegistry* registry, const Evaluator* evaluator);
   ~Metrics();
 
   // Serves /metrics on `listen` ("host:port"; port 0 picks a free one).
@@ -36,8 +38,6 @@ class Metrics {
   void ObserveQuery(const std::string& method, double seconds);
   // A prediction stream ended: its reject reasons are counted.
   void OnStreamEnd(const IngestCounts& counts);
-  // Replaces the drift gauges: series absent from `signals` are removed.
-  void SetSignals(const std::vector<ReportEngine::Signal>& signals);
 
  private:
   struct State;

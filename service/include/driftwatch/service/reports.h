@@ -1,20 +1,22 @@
-// Drift reports by slice: merges bucket profiles over a window (minute rows
-// for open or partial hours, hour rows where whole closed hours are
-// covered) and compares them with a baseline, per feature and per score.
-// Reads committed data only, so a report reflects every acked event.
-// Semantics and read plan: docs/reports.md. Thread-safe (no mutable state;
-// the store and ingestor are thread-safe).
+// Drift reports by slice: the answers to Reports.GetDriftReport,
+// Reports.RankSlices and the baseline calls of Models. A report merges the
+// committed window of a slice (WindowReader) and compares it with a
+// baseline (Baselines) per feature and per score. Semantics: docs/reports.md.
+//
+// Thread-safe: it holds no state of its own beyond the options; its
+// collaborators are thread-safe (the baselines keep an internally locked
+// cache).
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
-#include <vector>
 
 #include "absl/status/statusor.h"
-#include "driftwatch/detectors/profile.h"
 #include "driftwatch/base/clock.h"
-#include "driftwatch/service/ingestor.h"
-#include "driftwatch/storage/store.h"
+#include "driftwatch/service/baselines.h"
+#include "driftwatch/service/model_registry.h"
+#include "driftwatch/service/window_reader.h"
 #include "driftwatch/v1/models.pb.h"
 #include "driftwatch/v1/reports.pb.h"
 
@@ -34,9 +36,8 @@ struct ReportOptions {
 class ReportEngine {
  public:
   // All pointers must outlive the engine.
-  ReportEngine(storage::Store* store, const Ingestor* ingestor, const base::Clock* clock,
-               ReportOptions options = {});
-  ~ReportEngine();
+  ReportEngine(const ModelRegistry* registry, const WindowReader* windows,
+               const Baselines* baselines, const base::Clock* clock, ReportOptions options = {});
 
   // NOT_FOUND: unknown model, slice or baseline. INVALID_ARGUMENT: a bad
   // window or slice selector (naming the field). FAILED_PRECONDITION: the
@@ -46,53 +47,29 @@ class ReportEngine {
   absl::StatusOr<v1::DriftReport> GetDriftReport(const v1::GetDriftReportRequest& request) const;
   absl::StatusOr<v1::RankSlicesResponse> RankSlices(const v1::RankSlicesRequest& request) const;
 
-  // Baselines: an uploaded profile is summarised with the model's layout
-  // and stored (its rows are not kept: the returned and listed spec holds
-  // an empty profile); a pinned range or trailing window is stored as its
-  // spec and resolved (merged from buckets) when a report asks for it.
-  // Unnamed: "default"; bins 0: options.bins, frozen at creation.
-  // NOT_FOUND: unknown model. INVALID_ARGUMENT naming the field: no source,
-  // a bad range or trailing length, an unknown or ragged profile column.
-  // A baseline of the same name is replaced.
+  // Baselines (see Baselines::Create). NOT_FOUND: unknown model.
   absl::StatusOr<v1::Baseline> CreateBaseline(const v1::CreateBaselineRequest& request) const;
   absl::StatusOr<v1::ListBaselinesResponse> ListBaselines(
       const v1::ListBaselinesRequest& request) const;
 
-  // The whole population and the `max_slices` busiest slices of every model,
-  // each feature's PSI / KS / JS against the "default" baseline over the
-  // default window, for the /metrics gauges. Models without a default
-  // baseline are skipped.
-  struct Signal {
-    std::string model;  // "id@version"
-    std::string slice;  // "*" or "key=value"
-    std::string feature;
-    std::string name;  // psi, js, ks, wasserstein_norm, null_rate
-    double value = 0;
-  };
-  absl::StatusOr<std::vector<Signal>> CurrentSignals(int max_slices) const;
-
  private:
-  // A model version as resolved for one request.
-  struct ModelContext {
-    std::shared_ptr<const ModelRuntime> runtime;
-    v1::ModelRef ref;  // with the resolved version
+  // What every report resolves first: the model, the window at now and
+  // the baseline.
+  struct Query {
+    std::shared_ptr<const RegisteredModel> model;
+    int64_t now_ms = 0;
+    Interval window;
+    BaselineDef baseline;
   };
-  absl::StatusOr<ModelContext> Model(const v1::ModelRef& ref) const;
-  absl::StatusOr<int32_t> ResolveSlice(const ModelContext& ctx,
+  absl::StatusOr<Query> Prepare(std::shared_ptr<const RegisteredModel> model,
+                                const v1::Window& window, const std::string& baseline) const;
+  absl::StatusOr<int32_t> ResolveSlice(const RegisteredModel& model,
                                        const v1::SliceSelector& selector) const;
-  // Population weight a baseline covers now (`uploaded`: its profile).
-  absl::StatusOr<double> ReferenceWeight(const ModelContext& ctx, const v1::BaselineSpec& spec,
-                                         const detectors::Profile* uploaded) const;
-  int64_t bucket_width_ms() const;
 
-  // Frozen references of baselines that can no longer change (uploaded
-  // profiles, pinned ranges that are closed), so a report does not re-read
-  // and re-merge its baseline every time. Internally synchronised.
-  struct ReferenceCache;
-  std::unique_ptr<ReferenceCache> cache_;
-
-  storage::Store* const store_;
-  const Ingestor* const ingestor_;
+  // Constant after construction.
+  const ModelRegistry* const registry_;
+  const WindowReader* const windows_;
+  const Baselines* const baselines_;
   const base::Clock* const clock_;
   const ReportOptions options_;
 };

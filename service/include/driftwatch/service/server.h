@@ -1,5 +1,6 @@
-// driftwatchd's process: configuration, storage, ingest, reports, the gRPC
-// services, /metrics and the background loops, started and stopped as one.
+// driftwatchd's process: configuration, storage, the model registry,
+// ingest, reports, the evaluator, the gRPC services, /metrics and the
+// background loops, started and stopped as one.
 #pragma once
 
 #include <cstdint>
@@ -9,7 +10,9 @@
 
 #include "absl/status/statusor.h"
 #include "driftwatch/base/clock.h"
+#include "driftwatch/service/evaluator.h"
 #include "driftwatch/service/ingestor.h"
+#include "driftwatch/service/model_registry.h"
 #include "driftwatch/service/reports.h"
 #include "driftwatch/storage/store.h"
 
@@ -21,11 +24,12 @@ struct ServerConfig {
   std::string data_dir = "./driftwatch-data";     // holds driftwatch.db
   std::string port_file;  // when set, "grpc=PORT metrics=PORT" is written there once serving
   bool sqlite_synchronous_full = true;
-  int64_t signal_interval_ms = 15'000;  // how often drift gauges are recomputed
+  int64_t signal_interval_ms = 15'000;  // how often the evaluator runs
   int64_t retention_interval_ms = 600'000;
-  int max_signal_slices = 20;
+  int max_signal_slices = 20;  // busiest slices per model the evaluator covers
   std::string log_format = "text";  // text | json
   std::string log_level = "info";
+  RegistryOptions registry;  // keys ingest.slice_cap, .max_categories, .summary_bins
   IngestOptions ingest;
   ReportOptions reports;
   storage::RetentionPolicy retention;
@@ -72,8 +76,10 @@ class Server {
   // Blocks until Shutdown() has completed.
   void Wait();
 
+  ModelRegistry& registry();
   Ingestor& ingestor();
   ReportEngine& reports();
+  Evaluator& evaluator();
 
  private:
   Server() = default;

@@ -1,0 +1,20 @@
+// A signal: one named value of one evaluation, e.g. the PSI of feature
+// `income` in slice `platform=android` of model `loan@v1`. The evaluator
+// produces them; /metrics, reports and (next) the rules engine read them.
+// A plain value type, so alerting can use it without the service.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace driftwatch::detectors {
+
+struct Signal {
+  std::string model;    // "id@version"
+  std::string slice;    // "*" or "key=value"
+  std::string feature;  // the feature or score; empty for model-level signals
+  std::string name;     // psi, js, ks, wasserstein_norm, null_rate, ...
+  double value = 0;
+};
+
+}  // namespace driftwatch::detectors

@@ -1,0 +1,69 @@
+// The evaluator: on a schedule, turns the committed buckets into signals.
+// Per model with a baseline, for the population and the busiest slices, it
+// compares the trailing window with the baseline and names what it finds
+// (psi, js, ks, wasserstein_norm, null_rate per feature and score).
+// /metrics reads the latest evaluation; next, signal history and the
+// rules engine read it too. It reads storage only: the ingest path never
+// calls it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "driftwatch/base/clock.h"
+#include "driftwatch/detectors/signal.h"
+#include "driftwatch/service/baselines.h"
+#include "driftwatch/service/model_registry.h"
+#include "driftwatch/service/window_reader.h"
+
+namespace driftwatch::service {
+
+struct EvaluatorOptions {
+  int64_t window_ms = 3'600'000;  // the trailing window compared, ending now
+  int max_slices = 20;            // busiest slices per model, besides "*"
+  std::string baseline = std::string(kDefaultBaseline);
+};
+
+// The signals of one evaluation.
+struct Evaluation {
+  uint64_t generation = 0;  // 1 for the first, then +1 per evaluation
+  int64_t evaluated_at_ms = 0;
+  std::vector<detectors::Signal> signals;
+};
+
+// Thread-safe: Evaluate from one scheduler, Latest from anywhere.
+class Evaluator {
+ public:
+  // Every pointer must outlive the evaluator.
+  Evaluator(const ModelRegistry* registry, const WindowReader* windows, const Baselines* baselines,
+            const base::Clock* clock, EvaluatorOptions options);
+
+  // Evaluates every model now and publishes the result. Models without the
+  // baseline are skipped; a storage error fails the evaluation (the last
+  // published one stays).
+  absl::Status Evaluate();
+
+  // The latest published evaluation; generation 0 (no signals) before the first.
+  std::shared_ptr<const Evaluation> Latest() const ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  absl::Status EvaluateModel(const RegisteredModel& model, int64_t now_ms,
+                             std::vector<detectors::Signal>* out) const;
+
+  // Constant after construction.
+  const ModelRegistry* const registry_;
+  const WindowReader* const windows_;
+  const Baselines* const baselines_;
+  const base::Clock* const clock_;
+  const EvaluatorOptions options_;
+
+  mutable absl::Mutex mu_;
+  std::shared_ptr<const Evaluation> latest_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace driftwatch::service

@@ -1,0 +1,214 @@
+// The one place that answers "what is model M, and what is its slice S":
+// registered model versions (schema, profile layout, name indexes), their
+// slice directories and their published ingest progress. Owned by the
+// server and handed to ingest, reports, the evaluator and metrics (and
+// next, the label joiner).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "driftwatch/base/clock.h"
+#include "driftwatch/detectors/profile.h"
+#include "driftwatch/storage/model_store.h"
+#include "driftwatch/v1/models.pb.h"
+
+namespace driftwatch::service {
+
+struct RegistryOptions {
+  uint32_t default_slice_cap = 100;  // distinct values per slice key
+  size_t max_categories = 1000;      // per categorical feature and bucket
+  int summary_bins = 64;             // numeric edges from a reference sample
+};
+
+// Maps (slice key, value) to a dense slice id. Slice 0 is the whole
+// population. Each key holds at most its cap of distinct values; later
+// values share the key's "__other__" slice. Thread-safe: ingest resolves
+// (and so creates) slices while reports look them up.
+class SliceDirectory {
+ public:
+  SliceDirectory(int64_t model_key, std::vector<uint32_t> caps);
+
+  struct Resolved {
+    int32_t slice_id = 0;
+    bool created = false;  // a new slice: the caller persists record(slice_id)
+    bool capped = false;   // the key was full: `value` shares "__other__"
+  };
+  // The slice for `value` of key `key_index` ("" means missing), creating it
+  // if the cap allows; past the cap, the key's "__other__" slice.
+  Resolved Resolve(int key_index, std::string_view value);
+  // An existing slice; nullopt when it was never seen.
+  std::optional<int32_t> Find(int key_index, std::string_view value) const;
+  // A copy of one record; slice_id must exist.
+  storage::SliceRecord record(int32_t slice_id) const;
+  // A copy of every record, by slice id.
+  std::vector<storage::SliceRecord> Records() const;
+  // Every slice's key index (-1 for "*"), by slice id.
+  std::vector<int32_t> KeyIndexes() const;
+  // The (value, slice id) pairs of one key, sorted by value.
+  std::vector<std::pair<std::string, int32_t>> SlicesOfKey(int key_index) const;
+  // Restores a persisted slice (recovery). Ids must be unique; a record of
+  // an unknown key or of slice 0 is ignored.
+  void Restore(const storage::SliceRecord& record);
+
+ private:
+  // The lookup of Resolve, with mu_ held either way.
+  std::optional<int32_t> FindLocked(int key_index, std::string_view value) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+
+  mutable absl::Mutex mu_;
+  const int64_t model_key_;
+  const std::vector<uint32_t> caps_;
+  std::vector<absl::flat_hash_map<std::string, int32_t>> by_key_ ABSL_GUARDED_BY(mu_);
+  std::vector<storage::SliceRecord> records_ ABSL_GUARDED_BY(mu_);  // index = slice id
+};
+
+// One registered model version. Immutable after Create, except for the
+// slice directory and the published progress, which are thread-safe.
+class RegisteredModel {
+ public:
+  // INVALID_ARGUMENT naming the field when the schema is unusable (no
+  // features and no scores, duplicate names, a numeric feature with
+  // unsorted edges, an empty slice key ...).
+  static absl::StatusOr<std::shared_ptr<RegisteredModel>> Create(int64_t model_key,
+                                                                 v1::ModelSchema schema,
+                                                                 const RegistryOptions& options);
+
+  int64_t model_key() const { return model_key_; }
+  const v1::ModelSchema& schema() const { return schema_; }
+  const v1::ModelRef& ref() const { return schema_.model(); }  // with its version
+  const std::string& label() const { return label_; }          // "id@version"
+  const std::shared_ptr<const detectors::ProfileLayout>& layout() const { return layout_; }
+
+  int numeric_count() const { return static_cast<int>(layout_->numeric_names.size()); }
+  int categorical_count() const { return static_cast<int>(layout_->categorical_names.size()); }
+  int score_count() const { return static_cast<int>(layout_->score_names.size()); }
+  int slice_key_count() const { return static_cast<int>(slice_keys_.size()); }
+  const std::vector<std::string>& slice_keys() const { return slice_keys_; }
+
+  std::optional<int> NumericIndex(std::string_view name) const;
+  std::optional<int> CategoricalIndex(std::string_view name) const;
+  std::optional<int> SliceKeyIndex(std::string_view name) const;
+  bool NumericNullable(int index) const { return numeric_nullable_[index]; }
+  bool CategoricalNullable(int index) const { return categorical_nullable_[index]; }
+  // nullptr when any value is allowed.
+  const absl::flat_hash_set<std::string>* AllowedValues(int categorical_index) const {
+    return allowed_[categorical_index].get();
+  }
+  // "*" or "key=value" for a slice of this model.
+  std::string SliceName(const storage::SliceRecord& record) const;
+
+  SliceDirectory& slices() const { return *slices_; }
+
+  // What ingest has accepted (watermark) and closed, as of its last batch
+  // or flush; published by ingest, read by anyone without waiting for it.
+  struct Progress {
+    int64_t watermark_ms = 0;
+    int64_t closed_until_ms = 0;
+  };
+  Progress progress() const {
+    return {watermark_ms_.load(std::memory_order_relaxed),
+            closed_until_ms_.load(std::memory_order_relaxed)};
+  }
+  void PublishProgress(Progress p) const {
+    watermark_ms_.store(p.watermark_ms, std::memory_order_relaxed);
+    closed_until_ms_.store(p.closed_until_ms, std::memory_order_relaxed);
+  }
+
+ private:
+  RegisteredModel() = default;
+  // The pieces of Create.
+  absl::Status AddFeature(const v1::FeatureSpec& feature, const RegistryOptions& options,
+                          detectors::ProfileLayout* layout);
+  absl::StatusOr<std::vector<uint32_t>> AddSliceKeys(const v1::ModelSchema& schema,
+                                                     const RegistryOptions& options);
+
+  int64_t model_key_ = 0;
+  v1::ModelSchema schema_;
+  std::string label_;
+  std::shared_ptr<const detectors::ProfileLayout> layout_;
+  std::vector<std::string> slice_keys_;
+  absl::flat_hash_map<std::string, int> numeric_index_;
+  absl::flat_hash_map<std::string, int> categorical_index_;
+  absl::flat_hash_map<std::string, int> slice_key_index_;
+  std::vector<bool> numeric_nullable_;
+  std::vector<bool> categorical_nullable_;
+  std::vector<std::unique_ptr<absl::flat_hash_set<std::string>>> allowed_;
+  std::unique_ptr<SliceDirectory> slices_;
+  mutable std::atomic<int64_t> watermark_ms_{0};
+  mutable std::atomic<int64_t> closed_until_ms_{0};
+};
+
+// Thread-safe. Models are never removed, so a returned model stays valid
+// for as long as its shared_ptr is held.
+class ModelRegistry {
+ public:
+  // `store` and `clock` must outlive the registry.
+  ModelRegistry(storage::ModelStore* store, const base::Clock* clock, RegistryOptions options);
+
+  // Loads every stored model, its slices and committed progress. Call once
+  // before serving. DATA_LOSS for a stored schema that does not parse.
+  absl::Status Recover();
+
+  // Registers a model version: persisted, then served. Idempotent for an
+  // identical schema (created = false); ALREADY_EXISTS for a different one;
+  // INVALID_ARGUMENT for a bad schema.
+  struct Registration {
+    v1::ModelSchema schema;  // as stored, with registered_at
+    bool created = false;
+  };
+  absl::StatusOr<Registration> Register(v1::ModelSchema schema);
+
+  // The model a ref names (an empty version: the latest registered).
+  // NOT_FOUND naming the model when it is not registered.
+  absl::StatusOr<std::shared_ptr<const RegisteredModel>> Find(const v1::ModelRef& ref) const;
+  // By store key; nullptr if unknown.
+  std::shared_ptr<const RegisteredModel> FindByKey(int64_t model_key) const;
+  // In registration order.
+  std::vector<std::shared_ptr<const RegisteredModel>> List() const;
+
+  // The slice id of `key=value` of a model; nullopt when the model, the key
+  // or the value is unknown.
+  std::optional<int32_t> FindSlice(const v1::ModelRef& ref, std::string_view key,
+                                   std::string_view value) const;
+  // Every slice record of a model (empty for an unknown model).
+  std::vector<storage::SliceRecord> Slices(const v1::ModelRef& ref) const;
+
+  const RegistryOptions& options() const { return options_; }
+
+ private:
+  // Adds a stored model to the maps.
+  absl::StatusOr<std::shared_ptr<RegisteredModel>> Add(const storage::ModelRecord& record);
+  std::shared_ptr<const RegisteredModel> Lookup(const v1::ModelRef& ref) const;
+
+  // Constant after construction.
+  storage::ModelStore* const store_;
+  const base::Clock* const clock_;
+  const RegistryOptions options_;
+
+  absl::Mutex register_mu_;  // one Register at a time (check, then persist)
+  mutable absl::Mutex mu_;
+  std::map<std::pair<std::string, std::string>, std::shared_ptr<const RegisteredModel>> by_version_
+      ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::shared_ptr<const RegisteredModel>> latest_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::shared_ptr<const RegisteredModel>> list_ ABSL_GUARDED_BY(mu_);
+};
+
+// Default numeric summary edges when a feature declares neither edges nor a
+// reference sample: 0 and +-10^(k/8) for 10^-3 .. 10^8 (a 33% wide bin per
+// step), so any value has a bin within a fixed relative resolution.
+std::vector<double> DefaultNumericEdges();
+
+}  // namespace driftwatch::service

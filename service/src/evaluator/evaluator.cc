@@ -1,0 +1,101 @@
+#include "driftwatch/service/evaluator.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "driftwatch/base/status_macros.h"
+#include "reports/comparison.h"
+
+namespace driftwatch::service {
+namespace {
+
+using detectors::Profile;
+
+// The population and the `max_slices` busiest slices, by current weight.
+std::vector<int32_t> ChooseSlices(const SliceProfiles& current, int max_slices) {
+  std::vector<std::pair<double, int32_t>> busiest;
+  for (const auto& [id, profile] : current) {
+    if (id != 0 && profile.counters().events > 0) {
+      busiest.emplace_back(-profile.counters().weight, id);
+    }
+  }
+  std::sort(busiest.begin(), busiest.end());
+  busiest.resize(std::min(busiest.size(), static_cast<size_t>(std::max(0, max_slices))));
+  std::vector<int32_t> chosen{0};
+  for (const auto& [w, id] : busiest) chosen.push_back(id);
+  return chosen;
+}
+
+// The signals one slice's report carries.
+void AddSignals(const v1::DriftReport& report, const std::string& model, const std::string& slice,
+                std::vector<detectors::Signal>* out) {
+  auto emit = [&](const std::string& feature, const char* name, double value) {
+    out->push_back(detectors::Signal{model, slice, feature, name, value});
+  };
+  reports::ForEachFeature(report, [&](const v1::FeatureDriftReport& f) {
+    emit(f.name(), "null_rate", f.null_rate());
+    if (!reports::HasStatistics(f)) return;
+    emit(f.name(), "psi", f.psi());
+    emit(f.name(), "js", f.js());
+    if (f.has_ks()) {
+      emit(f.name(), "ks", f.ks().statistic());
+      emit(f.name(), "wasserstein_norm", f.wasserstein_norm());
+    }
+  });
+}
+
+}  // namespace
+
+Evaluator::Evaluator(const ModelRegistry* registry, const WindowReader* windows,
+                     const Baselines* baselines, const base::Clock* clock,
+                     EvaluatorOptions options)
+    : registry_(registry),
+      windows_(windows),
+      baselines_(baselines),
+      clock_(clock),
+      options_(std::move(options)),
+      latest_(std::make_shared<const Evaluation>()) {}
+
+std::shared_ptr<const Evaluation> Evaluator::Latest() const {
+  absl::MutexLock lock(&mu_);
+  return latest_;
+}
+
+absl::Status Evaluator::Evaluate() {
+  auto evaluation = std::make_shared<Evaluation>();
+  evaluation->evaluated_at_ms = clock_->NowMs();
+  for (const std::shared_ptr<const RegisteredModel>& model : registry_->List()) {
+    DW_RETURN_IF_ERROR(EvaluateModel(*model, evaluation->evaluated_at_ms, &evaluation->signals));
+  }
+  absl::MutexLock lock(&mu_);
+  evaluation->generation = latest_->generation + 1;
+  latest_ = std::move(evaluation);
+  return absl::OkStatus();
+}
+
+absl::Status Evaluator::EvaluateModel(const RegisteredModel& model, int64_t now_ms,
+                                      std::vector<detectors::Signal>* out) const {
+  absl::StatusOr<BaselineDef> def = baselines_->Load(model, options_.baseline);
+  if (absl::IsNotFound(def.status())) return absl::OkStatus();
+  DW_RETURN_IF_ERROR(def.status());
+  const Interval window =
+      Align(Trailing(now_ms, options_.window_ms), windows_->bucket_width_ms());
+  DW_ASSIGN_OR_RETURN(SliceProfiles current, windows_->Read(model, window, {}));
+  const std::vector<int32_t> chosen = ChooseSlices(current, options_.max_slices);
+  DW_ASSIGN_OR_RETURN(SliceProfiles refs, baselines_->Profiles(model, *def, now_ms, chosen));
+  const std::vector<storage::SliceRecord> records = model.slices().Records();
+  FrozenReferences frozen(def->bins);
+  for (int32_t id : chosen) {
+    auto cur = current.find(id);
+    if (cur == current.end() || cur->second.counters().events == 0) continue;
+    const Profile* reference = ReferenceFor(refs, id);
+    if (reference == nullptr || static_cast<size_t>(id) >= records.size()) continue;
+    DW_ASSIGN_OR_RETURN(const Reference* ref, frozen.For(*reference));
+    v1::DriftReport report;
+    DW_RETURN_IF_ERROR(reports::CompareProfiles(*ref, cur->second, &report));
+    AddSignals(report, model.label(), model.SliceName(records[id]), out);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace driftwatch::service

@@ -1,0 +1,99 @@
+// The gRPC services of driftwatch.v1: thin handlers that map a request to
+// the component that answers it and its absl::Status to the wire.
+#pragma once
+
+#include <memory>
+
+#include "driftwatch/service/ingestor.h"
+#include "driftwatch/service/model_registry.h"
+#include "driftwatch/service/query_priority.h"
+#include "driftwatch/service/reports.h"
+#include "driftwatch/v1/alerts.grpc.pb.h"
+#include "driftwatch/v1/ingest.grpc.pb.h"
+#include "driftwatch/v1/models.grpc.pb.h"
+#include "driftwatch/v1/reports.grpc.pb.h"
+#include "internal/metrics.h"
+
+namespace driftwatch::service::grpc_api {
+
+// Ingest.StreamPredictions: each batch applied as it arrives; the ack is
+// sent once every applied batch is committed. StreamLabels lands with the
+// label joiner. Every pointer must outlive the service.
+class IngestService final : public v1::Ingest::Service {
+ public:
+  IngestService(Ingestor* ingestor, internal::Metrics* metrics, QueryPriority* priority)
+      : ingestor_(ingestor), metrics_(metrics), priority_(priority) {}
+
+  grpc::Status StreamPredictions(grpc::ServerContext* context,
+                                 grpc::ServerReader<v1::PredictionBatch>* reader,
+                                 v1::IngestAck* ack) override;
+  grpc::Status StreamLabels(grpc::ServerContext* context,
+                            grpc::ServerReader<v1::LabelBatch>* reader,
+                            v1::LabelAck* ack) override;
+
+ private:
+  Ingestor* const ingestor_;
+  internal::Metrics* const metrics_;
+  QueryPriority* const priority_;
+};
+
+// Models: registration through the registry, baselines through reports.
+class ModelsService final : public v1::Models::Service {
+ public:
+  ModelsService(ModelRegistry* registry, ReportEngine* reports)
+      : registry_(registry), reports_(reports) {}
+
+  grpc::Status RegisterModel(grpc::ServerContext* context, const v1::RegisterModelRequest* request,
+                             v1::RegisterModelResponse* response) override;
+  grpc::Status GetModel(grpc::ServerContext* context, const v1::GetModelRequest* request,
+                        v1::ModelSchema* response) override;
+  grpc::Status ListModels(grpc::ServerContext* context, const v1::ListModelsRequest* request,
+                          v1::ListModelsResponse* response) override;
+  grpc::Status CreateBaseline(grpc::ServerContext* context,
+                              const v1::CreateBaselineRequest* request,
+                              v1::Baseline* response) override;
+  grpc::Status ListBaselines(grpc::ServerContext* context, const v1::ListBaselinesRequest* request,
+                             v1::ListBaselinesResponse* response) override;
+
+ private:
+  ModelRegistry* const registry_;
+  ReportEngine* const reports_;
+};
+
+// Reports: each query holds QueryPriority for its duration and is timed.
+class ReportsService final : public v1::Reports::Service {
+ public:
+  ReportsService(ReportEngine* reports, QueryPriority* priority, internal::Metrics* metrics)
+      : reports_(reports), priority_(priority), metrics_(metrics) {}
+
+  grpc::Status GetDriftReport(grpc::ServerContext* context,
+                              const v1::GetDriftReportRequest* request,
+                              v1::DriftReport* response) override;
+  grpc::Status RankSlices(grpc::ServerContext* context, const v1::RankSlicesRequest* request,
+                          v1::RankSlicesResponse* response) override;
+
+ private:
+  ReportEngine* const reports_;
+  QueryPriority* const priority_;
+  internal::Metrics* const metrics_;
+};
+
+// Alerting lands with the rules issue: every method answers UNIMPLEMENTED.
+class AlertsService final : public v1::Alerts::Service {
+ public:
+  grpc::Status ListAlerts(grpc::ServerContext*, const v1::ListAlertsRequest*,
+                          v1::ListAlertsResponse*) override;
+  grpc::Status PutRule(grpc::ServerContext*, const v1::PutRuleRequest*, v1::Rule*) override;
+  grpc::Status DeleteRule(grpc::ServerContext*, const v1::DeleteRuleRequest*,
+                          v1::DeleteRuleResponse*) override;
+  grpc::Status ListRules(grpc::ServerContext*, const v1::ListRulesRequest*,
+                         v1::ListRulesResponse*) override;
+  grpc::Status CreateSilence(grpc::ServerContext*, const v1::CreateSilenceRequest*,
+                             v1::Silence*) override;
+  grpc::Status ExpireSilence(grpc::ServerContext*, const v1::ExpireSilenceRequest*,
+                             v1::ExpireSilenceResponse*) override;
+  grpc::Status ListSilences(grpc::ServerContext*, const v1::ListSilencesRequest*,
+                            v1::ListSilencesResponse*) override;
+};
+
+}  // namespace driftwatch::service::grpc_api

@@ -1,0 +1,81 @@
+// Applies the events of one decoded batch to one model, under the model's
+// ingest lock. Each event goes through the same named steps, in order:
+//
+//   Decode -> Validate -> Place (its bucket; too late?) -> Dedup
+//          -> ResolveSlices -> Accumulate -> KeepRaw (if sampled)
+//
+// Slices are resolved only once an event is accepted, so a rejected, too
+// late or duplicate event never creates a slice or uses up a key's cap.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "driftwatch/service/ingest_options.h"
+#include "ingest/batch_decoder.h"
+#include "ingest/model_state.h"
+
+namespace driftwatch::service::ingest {
+
+// Not thread-safe: lives for one batch, with state.mu held throughout.
+class BatchApplier {
+ public:
+  // Counts go to `counts`, early closes to `totals`; full accumulation
+  // queues are handed off into `handoffs` (drained by the caller once it
+  // has released state.mu).
+  BatchApplier(ModelIngestState& state, const BatchDecoder& decoder, const IngestOptions& options,
+               int64_t now_ms, IngestCounts* counts, IngestTotals* totals,
+               std::vector<HandOff>* handoffs);
+
+  void Run() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_.mu);
+
+ private:
+  // How many events ahead dedup slots are prefetched.
+  static constexpr size_t kIdAhead = 8;
+
+  bool Decode(size_t i);
+  bool Validate();
+  OpenBucket* Place(int64_t bucket_start) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_.mu);
+  bool Dedup(OpenBucket& bucket) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_.mu);
+  std::span<const int32_t> ResolveSlices(size_t i) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_.mu);
+  void Accumulate(OpenBucket& bucket, std::span<const int32_t> slices)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_.mu);
+  void KeepRaw(size_t i) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_.mu);
+
+  bool TooLate(int64_t bucket_start) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_.mu);
+  void CloseOldestEarly() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_.mu);
+  OpenBucket& BucketFor(int64_t bucket_start) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_.mu);
+  void PrefetchId(size_t i) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_.mu);
+  // The event's numeric values and scores that the schema does not allow.
+  uint64_t InvalidNumericValues() const;
+  // Adds the event's categorical values to profiles_; returns how many the
+  // schema does not allow (they count as "__other__").
+  uint64_t AddCategorical(double weight);
+  bool Sampled(uint64_t hash) const {
+    return static_cast<double>(hash >> 11) * 0x1.0p-53 < options_.raw_sample_rate;
+  }
+  void Reject(const Rejection& rejection);
+
+  ModelIngestState& state_;
+  const RegisteredModel& model_;
+  const BatchDecoder& decoder_;
+  const IngestOptions& options_;
+  const int64_t now_ms_;
+  IngestCounts* const counts_;
+  IngestTotals* const totals_;
+  std::vector<HandOff>* const handoffs_;
+
+  EventView view_;     // the event in the pipeline
+  Rejection rejection_;
+  std::vector<int32_t> slice_ids_;  // of the event in the pipeline
+  std::vector<int32_t> tuple_ids_;  // columnar: per dictionary tuple, its keys' slices; -1 unresolved
+  std::vector<std::byte*> targets_;
+  std::vector<detectors::ProfileAccumulator*> profiles_;
+  OpenBucket* cached_bucket_ = nullptr;
+  int64_t cached_start_ = 0;
+};
+
+}  // namespace driftwatch::service::ingest

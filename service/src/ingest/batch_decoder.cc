@@ -1,0 +1,254 @@
+#include "ingest/batch_decoder.h"
+
+#include <cmath>
+#include <optional>
+
+#include "absl/strings/str_cat.h"
+#include "driftwatch/base/status_macros.h"
+#include "driftwatch/base/strings.h"
+#include "ingest/dedup.h"
+
+namespace driftwatch::service::ingest {
+namespace {
+
+using base::Sv;
+
+Rejection Reject(RejectReason reason, std::string message) {
+  return Rejection{reason, std::move(message)};
+}
+
+}  // namespace
+
+absl::StatusOr<BatchDecoder> BatchDecoder::Create(const v1::PredictionBatch& batch,
+                                                  const RegisteredModel& model) {
+  if (batch.has_rows() && batch.has_columns()) {
+    return absl::InvalidArgumentError(
+        "batch sets both rows and columns; send one form per PredictionBatch");
+  }
+  BatchDecoder decoder(batch, model);
+  if (batch.has_rows()) {
+    const auto& events = batch.rows().events();
+    decoder.hashes_.resize(events.size());
+    for (int i = 0; i < events.size(); ++i) decoder.hashes_[i] = EventIdHash(events[i].event_id());
+  } else if (batch.has_columns()) {
+    decoder.columns_ = &batch.columns();
+    DW_RETURN_IF_ERROR(decoder.CheckColumns());
+    const v1::ColumnarBatch& c = *decoder.columns_;
+    decoder.hashes_.resize(c.num_events());
+    for (size_t i = 0; i < decoder.hashes_.size(); ++i) {
+      decoder.hashes_[i] = EventIdHash(c.event_ids(static_cast<int>(i)));
+    }
+  }
+  return decoder;
+}
+
+absl::Status BatchDecoder::CheckColumns() {
+  const v1::ColumnarBatch& c = *columns_;
+  const RegisteredModel& m = *model_;
+  const size_t n = c.num_events();
+  auto check = [&](size_t got, size_t want, std::string_view field) -> absl::Status {
+    if (got != want) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("columns.", Sv(field), " has ", got, " values, expected ", want));
+    }
+    return absl::OkStatus();
+  };
+  DW_RETURN_IF_ERROR(check(c.event_ids_size(), n, "event_ids"));
+  DW_RETURN_IF_ERROR(check(c.event_time_ms_size(), n, "event_time_ms"));
+  DW_RETURN_IF_ERROR(check(c.numeric_size(), n * m.numeric_count(), "numeric"));
+  DW_RETURN_IF_ERROR(check(c.scores_size(), n * m.score_count(), "scores"));
+  if (c.sample_rate_size() > 1) DW_RETURN_IF_ERROR(check(c.sample_rate_size(), n, "sample_rate"));
+  if (m.slice_key_count() > 0) DW_RETURN_IF_ERROR(check(c.slice_codes_size(), n, "slice_codes"));
+  // Categorical columns by name, dictionary-coded.
+  categorical_columns_.assign(m.categorical_count(), nullptr);
+  for (const v1::CategoricalColumn& col : c.categorical()) {
+    std::optional<int> f = m.CategoricalIndex(col.name());
+    if (!f) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("columns.categorical \"", col.name(), "\" is not a categorical feature"));
+    }
+    DW_RETURN_IF_ERROR(
+        check(col.codes_size(), n, absl::StrCat("categorical[", col.name(), "].codes")));
+    categorical_columns_[*f] = &col;
+  }
+  for (int t = 0; t < c.slice_dictionary_size(); ++t) {
+    const v1::SliceTuple& tuple = c.slice_dictionary(t);
+    if (tuple.values_size() != m.slice_key_count()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("columns.slice_dictionary[", t, "] has ", tuple.values_size(),
+                       " values, the schema has ", m.slice_key_count(), " slice keys"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+int64_t BatchDecoder::event_time_ms(size_t i) const {
+  const int index = static_cast<int>(i);
+  return columns_ != nullptr ? columns_->event_time_ms(index)
+                             : batch_->rows().events(index).event_time_ms();
+}
+
+EventView BatchDecoder::NewView() const {
+  EventView view;
+  view.numeric.resize(model_->numeric_count());
+  view.categorical.resize(model_->categorical_count());
+  view.categorical_null.resize(model_->categorical_count());
+  view.scores.resize(model_->score_count());
+  return view;
+}
+
+bool BatchDecoder::Decode(size_t i, EventView* view, Rejection* rejection) const {
+  view->id_hash = hashes_[i];
+  return columns_ != nullptr ? DecodeColumn(i, view, rejection) : DecodeRow(i, view, rejection);
+}
+
+bool BatchDecoder::DecodeRow(size_t i, EventView* view, Rejection* rejection) const {
+  const RegisteredModel& m = *model_;
+  const v1::PredictionEvent& e = batch_->rows().events(static_cast<int>(i));
+  view->event_id = e.event_id();
+  view->event_time_ms = e.event_time_ms();
+  view->sample_rate = e.sample_rate() == 0 ? 1.0 : e.sample_rate();
+  // Positional values, then named ones on top.
+  if (e.numeric_size() != 0 && e.numeric_size() != m.numeric_count()) {
+    *rejection = Reject(RejectReason::kNumericCountMismatch,
+                        absl::StrCat("numeric has ", e.numeric_size(), " values, the schema has ",
+                                     m.numeric_count(), " numeric features"));
+    return false;
+  }
+  if (e.categorical_size() != 0 && e.categorical_size() != m.categorical_count()) {
+    *rejection = Reject(RejectReason::kCategoricalCountMismatch,
+                        absl::StrCat("categorical has ", e.categorical_size(),
+                                     " values, the schema has ", m.categorical_count(),
+                                     " categorical features"));
+    return false;
+  }
+  if (e.scores_size() != m.score_count()) {
+    *rejection = Reject(RejectReason::kScoreCountMismatch,
+                        absl::StrCat("scores has ", e.scores_size(), " values, the schema has ",
+                                     m.score_count()));
+    return false;
+  }
+  if (e.slice_values_size() != 0 && e.slice_values_size() != m.slice_key_count()) {
+    *rejection = Reject(RejectReason::kSliceCountMismatch,
+                        absl::StrCat("slice_values has ", e.slice_values_size(),
+                                     " values, the schema has ", m.slice_key_count(),
+                                     " slice keys"));
+    return false;
+  }
+  for (int f = 0; f < m.numeric_count(); ++f) {
+    view->numeric[f] = e.numeric_size() ? e.numeric(f) : std::nan("");
+  }
+  for (int f = 0; f < m.categorical_count(); ++f) {
+    view->categorical[f] = e.categorical_size() ? std::string_view(e.categorical(f)) : "";
+    view->categorical_null[f] = view->categorical[f].empty();
+  }
+  for (const auto& [name, value] : e.named_numeric()) {
+    std::optional<int> f = m.NumericIndex(name);
+    if (!f) {
+      *rejection = Reject(RejectReason::kUnknownFeature,
+                          absl::StrCat("named_numeric \"", name, "\" is not a numeric feature"));
+      return false;
+    }
+    view->numeric[*f] = value;
+  }
+  for (const auto& [name, value] : e.named_categorical()) {
+    std::optional<int> f = m.CategoricalIndex(name);
+    if (!f) {
+      *rejection = Reject(RejectReason::kUnknownFeature,
+                          absl::StrCat("named_categorical \"", name,
+                                       "\" is not a categorical feature"));
+      return false;
+    }
+    view->categorical[*f] = value;
+    view->categorical_null[*f] = value.empty();
+  }
+  for (int s = 0; s < m.score_count(); ++s) view->scores[s] = e.scores(s);
+  for (const auto& [key, value] : e.named_slices()) {
+    if (!m.SliceKeyIndex(key)) {
+      *rejection = Reject(RejectReason::kUnknownSliceKey,
+                          absl::StrCat("named_slices \"", key, "\" is not a slice key"));
+      return false;
+    }
+  }
+  return true;
+}
+
+bool BatchDecoder::DecodeColumn(size_t i, EventView* view, Rejection* rejection) const {
+  const RegisteredModel& m = *model_;
+  const v1::ColumnarBatch& c = *columns_;
+  const int index = static_cast<int>(i);
+  const size_t n = c.num_events();
+  view->event_id = c.event_ids(index);
+  view->event_time_ms = c.event_time_ms(index);
+  view->sample_rate = c.sample_rate_size() == 0   ? 1.0
+                      : c.sample_rate_size() == 1 ? c.sample_rate(0)
+                                                  : c.sample_rate(index);
+  if (view->sample_rate == 0) view->sample_rate = 1.0;
+  for (int f = 0; f < m.numeric_count(); ++f) {
+    view->numeric[f] = c.numeric(static_cast<int>(f * n + i));
+  }
+  for (int f = 0; f < m.categorical_count(); ++f) {
+    const v1::CategoricalColumn* col = categorical_columns_[f];
+    const int code = col == nullptr ? -1 : col->codes(index);
+    if (col != nullptr && code >= col->dictionary_size()) {
+      *rejection = Reject(RejectReason::kBadDictionaryCode,
+                          absl::StrCat("categorical \"", col->name(), "\" code ", code,
+                                       " is outside its dictionary"));
+      return false;
+    }
+    view->categorical_null[f] = code < 0;
+    view->categorical[f] = code < 0 ? std::string_view() : std::string_view(col->dictionary(code));
+  }
+  for (int s = 0; s < m.score_count(); ++s) view->scores[s] = c.scores(static_cast<int>(s * n + i));
+  if (m.slice_key_count() > 0) {
+    const uint32_t code = c.slice_codes(index);
+    if (code >= static_cast<size_t>(c.slice_dictionary_size())) {
+      *rejection = Reject(RejectReason::kBadDictionaryCode,
+                          absl::StrCat("slice_codes value ", code, " is outside slice_dictionary"));
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string_view BatchDecoder::SliceValue(size_t i, int key) const {
+  const int index = static_cast<int>(i);
+  if (columns_ != nullptr) {
+    return columns_->slice_dictionary(columns_->slice_codes(index)).values(key);
+  }
+  const v1::PredictionEvent& e = batch_->rows().events(index);
+  std::string_view value;
+  if (e.slice_values_size()) value = e.slice_values(key);
+  auto named = e.named_slices().find(model_->slice_keys()[key]);
+  if (named != e.named_slices().end()) value = named->second;
+  return value;
+}
+
+int BatchDecoder::SliceTuple(size_t i) const {
+  if (columns_ == nullptr || model_->slice_key_count() == 0) return -1;
+  return static_cast<int>(columns_->slice_codes(static_cast<int>(i)));
+}
+
+int BatchDecoder::slice_tuples() const {
+  return columns_ == nullptr ? 0 : columns_->slice_dictionary_size();
+}
+
+std::string BatchDecoder::SerializeEvent(size_t i, const EventView& view) const {
+  if (columns_ == nullptr) return batch_->rows().events(static_cast<int>(i)).SerializeAsString();
+  // Materialise the columnar event in row form.
+  v1::PredictionEvent e;
+  e.set_event_id(std::string(view.event_id));
+  e.set_event_time_ms(view.event_time_ms);
+  for (double x : view.numeric) e.add_numeric(x);
+  for (std::string_view v : view.categorical) e.add_categorical(std::string(v));
+  for (double x : view.scores) e.add_scores(x);
+  if (model_->slice_key_count() > 0) {
+    for (const std::string& v : columns_->slice_dictionary(SliceTuple(i)).values()) {
+      e.add_slice_values(v);
+    }
+  }
+  e.set_sample_rate(view.sample_rate);
+  return e.SerializeAsString();
+}
+
+}  // namespace driftwatch::service::ingest

@@ -1,0 +1,84 @@
+// Batch decoding: a PredictionBatch in row or columnar form becomes a run
+// of EventViews, one shape for the rest of the ingest pipeline. Decoding
+// checks only the shape of what was sent (counts, names, dictionary codes);
+// validate.h checks the values.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "driftwatch/service/model_registry.h"
+#include "driftwatch/service/reject_reason.h"
+#include "driftwatch/v1/ingest.pb.h"
+
+namespace driftwatch::service::ingest {
+
+// One event, whichever form it came in. The views point into the batch.
+struct EventView {
+  std::string_view event_id;
+  int64_t event_time_ms = 0;
+  double sample_rate = 1;  // 0 on the wire means 1
+  uint64_t id_hash = 0;    // EventIdHash(event_id)
+  std::vector<double> numeric;                // schema order; NaN is null
+  std::vector<std::string_view> categorical;  // schema order
+  std::vector<uint8_t> categorical_null;      // schema order
+  std::vector<double> scores;
+};
+
+// Why one event cannot be ingested.
+struct Rejection {
+  RejectReason reason;
+  std::string message;
+};
+
+// Not thread-safe; the batch and the model must outlive it.
+class BatchDecoder {
+ public:
+  // INVALID_ARGUMENT naming the field when the batch as a whole is
+  // malformed: both forms set, columnar lengths that do not add up, a
+  // categorical column that is not a feature, a slice tuple with the wrong
+  // number of values. Hashes every event id (outside any lock).
+  static absl::StatusOr<BatchDecoder> Create(const v1::PredictionBatch& batch,
+                                             const RegisteredModel& model);
+
+  size_t size() const { return hashes_.size(); }
+  // Of event i, for look-ahead before it is decoded.
+  uint64_t id_hash(size_t i) const { return hashes_[i]; }
+  int64_t event_time_ms(size_t i) const;
+
+  // Fills `view` with event i (sized for the model once, reused). False,
+  // with `rejection` set, when the event itself is malformed (value counts,
+  // unknown names, dictionary codes, unknown slice keys).
+  bool Decode(size_t i, EventView* view, Rejection* rejection) const;
+  // A view sized for the model.
+  EventView NewView() const;
+
+  // The value event i sends for slice key `key` ("" when missing).
+  std::string_view SliceValue(size_t i, int key) const;
+  // Columnar batches: the slice_dictionary entry of event i, so that
+  // slices resolve once per tuple; -1 for row batches.
+  int SliceTuple(size_t i) const;
+  int slice_tuples() const;
+
+  // Event i in row form, serialized: what the raw sample keeps.
+  std::string SerializeEvent(size_t i, const EventView& view) const;
+
+ private:
+  BatchDecoder(const v1::PredictionBatch& batch, const RegisteredModel& model)
+      : batch_(&batch), model_(&model) {}
+  absl::Status CheckColumns();
+  bool DecodeRow(size_t i, EventView* view, Rejection* rejection) const;
+  bool DecodeColumn(size_t i, EventView* view, Rejection* rejection) const;
+
+  const v1::PredictionBatch* batch_;
+  const RegisteredModel* model_;
+  const v1::ColumnarBatch* columns_ = nullptr;  // columnar batches only
+  std::vector<const v1::CategoricalColumn*> categorical_columns_;  // by feature; null: absent
+  std::vector<uint64_t> hashes_;
+};
+
+}  // namespace driftwatch::service::ingest

@@ -1,0 +1,85 @@
+#include "ingest/model_state.h"
+
+#include <utility>
+
+#include "driftwatch/base/strings.h"
+
+namespace driftwatch::service::ingest {
+
+using detectors::AccumulationQueue;
+using detectors::ProfileAccumulator;
+
+std::byte* OpenBucket::Block(int32_t id,
+                             const std::shared_ptr<const ProfileAccumulator::Shape>& shape) {
+  if (blocks.size() <= static_cast<size_t>(id) || blocks[id] == nullptr) {
+    Set(id, std::make_unique<ProfileAccumulator>(shape));
+  }
+  dirty[id] = 1;
+  return blocks[id];
+}
+
+void OpenBucket::Set(int32_t id, std::unique_ptr<ProfileAccumulator> profile) {
+  if (slices.size() <= static_cast<size_t>(id)) {
+    slices.resize(id + 1);
+    blocks.resize(id + 1, nullptr);
+    dirty.resize(id + 1, 0);
+  }
+  blocks[id] = profile->block();
+  slices[id] = std::move(profile);
+}
+
+ModelIngestState::ModelIngestState(std::shared_ptr<const RegisteredModel> model_in)
+    : model(std::move(model_in)),
+      shape(ProfileAccumulator::Shape::Of(model->layout())),
+      slice_cache_(model->slice_key_count()),
+      queue_(std::make_unique<AccumulationQueue>(shape)) {
+  const RegisteredModel::Progress progress = model->progress();
+  watermark_ms = progress.watermark_ms;
+  closed_until_ms = progress.closed_until_ms;
+}
+
+int32_t ModelIngestState::ResolveSlice(int key_index, std::string_view value) {
+  auto& cache = slice_cache_[key_index];
+  if (auto it = cache.find(base::Sv(value)); it != cache.end()) return it->second;
+  const SliceDirectory::Resolved resolved = model->slices().Resolve(key_index, value);
+  if (resolved.created) new_slices.push_back(model->slices().record(resolved.slice_id));
+  // A value past the cap is not cached: hostile traffic with a million
+  // distinct values must not grow the cache (it is bounded by the caps).
+  if (!resolved.capped) cache.emplace(std::string(value), resolved.slice_id);
+  return resolved.slice_id;
+}
+
+void ModelIngestState::HandOffQueue(std::vector<HandOff>* out) {
+  out->push_back(HandOff{std::move(queue_), next_ticket_++});
+  {
+    absl::MutexLock lock(&spare_mu_);
+    if (!spare_.empty()) {
+      queue_ = std::move(spare_.back());
+      spare_.pop_back();
+    }
+  }
+  if (queue_ == nullptr) queue_ = std::make_unique<AccumulationQueue>(shape);
+}
+
+void ModelIngestState::DrainHandOffs(std::vector<HandOff>* handoffs) {
+  for (HandOff& h : *handoffs) {
+    {
+      absl::MutexLock lock(&drain_mu_);
+      while (drained_ != h.ticket) drained_cv_.Wait(&drain_mu_);
+      h.queue->Drain();
+      ++drained_;
+    }
+    drained_cv_.SignalAll();
+    absl::MutexLock lock(&spare_mu_);
+    spare_.push_back(std::move(h.queue));
+  }
+  handoffs->clear();
+}
+
+void ModelIngestState::Quiesce() {
+  absl::MutexLock lock(&drain_mu_);
+  while (drained_ != next_ticket_) drained_cv_.Wait(&drain_mu_);
+  queue_->Drain();
+}
+
+}  // namespace driftwatch::service::ingest

@@ -1,0 +1,106 @@
+// What ingest keeps of one model between batches: its open buckets (a
+// ProfileAccumulator per slice and the ids accepted into each), the
+// watermark and close progress, what the next flush must persist, and the
+// accumulation queues.
+//
+// Thread safety: `mu` is the model's ingest lock; batches of the model and
+// the flush's collection serialise on it. A full accumulation queue is
+// handed off with a ticket and drained after its batch releases `mu`, in
+// ticket order under `drain_mu`, so other batches of the model validate
+// and queue meanwhile; a drain writes only into accumulator blocks, which
+// stay where they are until the flush, which first waits for every
+// hand-off (Quiesce). Lock order: mu, then drain_mu, then spare_mu.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+#include "driftwatch/detectors/accumulation.h"
+#include "driftwatch/detectors/profile.h"
+#include "driftwatch/service/model_registry.h"
+#include "driftwatch/storage/model_store.h"
+#include "driftwatch/storage/raw_sample_store.h"
+#include "ingest/dedup.h"
+
+namespace driftwatch::service::ingest {
+
+// One open event-time bucket of a model.
+struct OpenBucket {
+  // By slice id; null = no event yet.
+  std::vector<std::unique_ptr<detectors::ProfileAccumulator>> slices;
+  std::vector<std::byte*> blocks;  // slices[id]->block(), or null
+  std::vector<uint8_t> dirty;      // changed since the last flush
+  EventIdSet ids;
+  std::vector<uint64_t> new_ids;   // accepted since the last flush
+
+  // Marks slice `id` dirty and returns its block, creating the profile.
+  std::byte* Block(int32_t id, const std::shared_ptr<const detectors::ProfileAccumulator::Shape>& shape);
+  void Set(int32_t id, std::unique_ptr<detectors::ProfileAccumulator> profile);
+};
+
+// A full queue handed off by a batch, drained once the model's lock is
+// released. Tickets are drained in order.
+struct HandOff {
+  std::unique_ptr<detectors::AccumulationQueue> queue;
+  uint64_t ticket = 0;
+};
+
+class ModelIngestState {
+ public:
+  explicit ModelIngestState(std::shared_ptr<const RegisteredModel> model);
+
+  // Constant after construction.
+  const std::shared_ptr<const RegisteredModel> model;
+  const std::shared_ptr<const detectors::ProfileAccumulator::Shape> shape;  // of model->layout()
+
+  absl::Mutex mu;
+  std::map<int64_t, OpenBucket> buckets ABSL_GUARDED_BY(mu);  // closed ones stay until the flush
+  uint64_t dedup_ids ABSL_GUARDED_BY(mu) = 0;                 // sum of buckets' ids.size()
+  int64_t watermark_ms ABSL_GUARDED_BY(mu) = 0;
+  int64_t closed_until_ms ABSL_GUARDED_BY(mu) = 0;  // buckets before it are closed
+  bool progress_dirty ABSL_GUARDED_BY(mu) = false;
+  std::vector<storage::SliceRecord> new_slices ABSL_GUARDED_BY(mu);
+  std::vector<storage::RawEventRow> raw ABSL_GUARDED_BY(mu);
+
+  // The slice of `value` of key `key_index`, from a cache of the model's
+  // directory (the directory takes a lock; a hit here does not). A slice
+  // this creates is queued for the next flush.
+  int32_t ResolveSlice(int key_index, std::string_view value) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+
+  // The queue being filled.
+  detectors::AccumulationQueue& queue() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return *queue_; }
+  // Hands the full queue off with the next ticket (into `out`, drained by
+  // DrainHandOffs once mu is released) and goes on with a spare one.
+  void HandOffQueue(std::vector<HandOff>* out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  // Drains `handoffs` in ticket order and keeps their queues as spares.
+  void DrainHandOffs(std::vector<HandOff>* handoffs) ABSL_LOCKS_EXCLUDED(mu);
+  // Waits for every hand-off and drains the queue being filled: after it,
+  // every applied event is in its profiles (the flush collects then).
+  void Quiesce() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+
+  // Publishes watermark and closed_until to readers that must not wait.
+  void PublishProgress() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    model->PublishProgress({watermark_ms, closed_until_ms});
+  }
+
+ private:
+  std::vector<absl::flat_hash_map<std::string, int32_t>> slice_cache_ ABSL_GUARDED_BY(mu);
+  std::unique_ptr<detectors::AccumulationQueue> queue_ ABSL_GUARDED_BY(mu);
+  uint64_t next_ticket_ ABSL_GUARDED_BY(mu) = 0;  // hand-offs so far
+
+  absl::Mutex drain_mu_ ABSL_ACQUIRED_AFTER(mu);  // one drain at a time
+  uint64_t drained_ ABSL_GUARDED_BY(drain_mu_) = 0;  // hand-offs drained
+  absl::CondVar drained_cv_;                          // drained_ moved on
+
+  absl::Mutex spare_mu_ ABSL_ACQUIRED_AFTER(drain_mu_);
+  std::vector<std::unique_ptr<detectors::AccumulationQueue>> spare_ ABSL_GUARDED_BY(spare_mu_);
+};
+
+}  // namespace driftwatch::service::ingest

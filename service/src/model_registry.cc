@@ -1,0 +1,372 @@
+#include "driftwatch/service/model_registry.h"
+
+#include <algorithm>
+#include <cmath>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "driftwatch/detectors/histogram.h"
+#include "driftwatch/base/names.h"
+#include "driftwatch/base/status_macros.h"
+#include "driftwatch/base/strings.h"
+
+namespace driftwatch::service {
+namespace {
+
+using base::Sv;
+
+using detectors::BinEdges;
+
+absl::StatusOr<std::shared_ptr<const BinEdges>> NumericEdges(const v1::FeatureSpec& feature,
+                                                             int summary_bins) {
+  if (feature.summary_edges_size() > 0) {
+    absl::StatusOr<BinEdges> edges = BinEdges::Create(
+        {feature.summary_edges().begin(), feature.summary_edges().end()});
+    if (!edges.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("feature \"", feature.name(),
+                                                     "\" summary_edges: ",
+                                                     edges.status().message()));
+    }
+    return std::make_shared<const BinEdges>(std::move(*edges));
+  }
+  std::vector<double> sample;
+  for (double x : feature.reference_sample()) {
+    if (std::isfinite(x)) sample.push_back(x);
+  }
+  if (!sample.empty()) {
+    DW_ASSIGN_OR_RETURN(BinEdges edges, BinEdges::FromQuantiles(sample, summary_bins));
+    return std::make_shared<const BinEdges>(std::move(edges));
+  }
+  DW_ASSIGN_OR_RETURN(BinEdges edges, BinEdges::Create(DefaultNumericEdges()));
+  return std::make_shared<const BinEdges>(std::move(edges));
+}
+
+absl::StatusOr<std::shared_ptr<const BinEdges>> ScoreEdges(v1::ScoreKind kind) {
+  if (kind == v1::SCORE_KIND_BINARY_PROBABILITY || kind == v1::SCORE_KIND_MULTICLASS_PROBABILITIES) {
+    // 100 equal-width bins: calibration (10 bins) and AUC stay exact to 1%.
+    DW_ASSIGN_OR_RETURN(BinEdges edges, BinEdges::EqualWidth(0, 1, 100));
+    return std::make_shared<const BinEdges>(std::move(edges));
+  }
+  DW_ASSIGN_OR_RETURN(BinEdges edges, BinEdges::Create(DefaultNumericEdges()));
+  return std::make_shared<const BinEdges>(std::move(edges));
+}
+
+}  // namespace
+
+std::vector<double> DefaultNumericEdges() {
+  std::vector<double> edges;
+  for (int k = 64; k >= -24; --k) edges.push_back(-std::pow(10.0, k / 8.0));
+  edges.push_back(0.0);
+  for (int k = -24; k <= 64; ++k) edges.push_back(std::pow(10.0, k / 8.0));
+  return edges;
+}
+
+SliceDirectory::SliceDirectory(int64_t model_key, std::vector<uint32_t> caps)
+    : model_key_(model_key), caps_(std::move(caps)), by_key_(caps_.size()) {
+  storage::SliceRecord all;
+  all.model_key = model_key_;
+  all.slice_id = 0;
+  all.key_index = -1;
+  all.value = std::string(base::kAllSlice);
+  records_.push_back(std::move(all));
+}
+
+std::optional<int32_t> SliceDirectory::FindLocked(int key_index, std::string_view value) const {
+  if (key_index < 0 || key_index >= static_cast<int>(by_key_.size())) return std::nullopt;
+  if (value.empty()) value = base::kMissing;
+  const auto& values = by_key_[key_index];
+  if (auto it = values.find(Sv(value)); it != values.end()) return it->second;
+  return std::nullopt;
+}
+
+SliceDirectory::Resolved SliceDirectory::Resolve(int key_index, std::string_view value) {
+  if (value.empty()) value = base::kMissing;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    if (std::optional<int32_t> id = FindLocked(key_index, value)) return {*id, false, false};
+  }
+  absl::MutexLock lock(&mu_);
+  if (std::optional<int32_t> id = FindLocked(key_index, value)) return {*id, false, false};
+  // At the cap, unseen values share "__other__" (which does not count
+  // against the cap, so it can always be created).
+  auto& values = by_key_[key_index];
+  bool capped = false;
+  if (values.size() >= caps_[key_index] && value != base::kOther) {
+    value = base::kOther;
+    capped = true;
+    if (std::optional<int32_t> id = FindLocked(key_index, value)) return {*id, false, true};
+  }
+  storage::SliceRecord record;
+  record.model_key = model_key_;
+  record.slice_id = static_cast<int32_t>(records_.size());
+  record.key_index = key_index;
+  record.value = std::string(value);
+  values.emplace(record.value, record.slice_id);
+  const int32_t id = record.slice_id;
+  records_.push_back(std::move(record));
+  return {id, true, capped};
+}
+
+std::optional<int32_t> SliceDirectory::Find(int key_index, std::string_view value) const {
+  absl::ReaderMutexLock lock(&mu_);
+  return FindLocked(key_index, value);
+}
+
+storage::SliceRecord SliceDirectory::record(int32_t slice_id) const {
+  absl::ReaderMutexLock lock(&mu_);
+  return records_[slice_id];
+}
+
+std::vector<storage::SliceRecord> SliceDirectory::Records() const {
+  absl::ReaderMutexLock lock(&mu_);
+  return records_;
+}
+
+std::vector<int32_t> SliceDirectory::KeyIndexes() const {
+  absl::ReaderMutexLock lock(&mu_);
+  std::vector<int32_t> out;
+  out.reserve(records_.size());
+  for (const storage::SliceRecord& r : records_) out.push_back(r.key_index);
+  return out;
+}
+
+std::vector<std::pair<std::string, int32_t>> SliceDirectory::SlicesOfKey(int key_index) const {
+  absl::ReaderMutexLock lock(&mu_);
+  std::vector<std::pair<std::string, int32_t>> out;
+  if (key_index < 0 || key_index >= static_cast<int>(by_key_.size())) return out;
+  for (const auto& [value, id] : by_key_[key_index]) out.emplace_back(value, id);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+void SliceDirectory::Restore(const storage::SliceRecord& record) {
+  absl::MutexLock lock(&mu_);
+  if (record.slice_id <= 0 || record.key_index < 0 ||
+      record.key_index >= static_cast<int>(by_key_.size())) {
+    return;
+  }
+  if (records_.size() <= static_cast<size_t>(record.slice_id)) {
+    records_.resize(record.slice_id + 1);
+  }
+  records_[record.slice_id] = record;
+  records_[record.slice_id].model_key = model_key_;
+  by_key_[record.key_index].emplace(record.value, record.slice_id);
+}
+
+absl::Status RegisteredModel::AddFeature(const v1::FeatureSpec& f, const RegistryOptions& options,
+                                         detectors::ProfileLayout* layout) {
+  if (f.name().empty()) return absl::InvalidArgumentError("a feature has an empty name");
+  if (numeric_index_.contains(f.name()) || categorical_index_.contains(f.name())) {
+    return absl::InvalidArgumentError(absl::StrCat("feature \"", f.name(), "\" is declared twice"));
+  }
+  switch (f.kind()) {
+    case v1::FEATURE_KIND_NUMERIC: {
+      DW_ASSIGN_OR_RETURN(auto edges, NumericEdges(f, options.summary_bins));
+      numeric_index_[f.name()] = static_cast<int>(layout->numeric_names.size());
+      layout->numeric_names.push_back(f.name());
+      layout->numeric_edges.push_back(std::move(edges));
+      numeric_nullable_.push_back(f.nullable());
+      return absl::OkStatus();
+    }
+    case v1::FEATURE_KIND_CATEGORICAL: {
+      categorical_index_[f.name()] = static_cast<int>(layout->categorical_names.size());
+      layout->categorical_names.push_back(f.name());
+      categorical_nullable_.push_back(f.nullable());
+      if (f.allowed_values_size() > 0) {
+        allowed_.push_back(std::make_unique<absl::flat_hash_set<std::string>>(
+            f.allowed_values().begin(), f.allowed_values().end()));
+      } else {
+        allowed_.push_back(nullptr);
+      }
+      return absl::OkStatus();
+    }
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat("feature \"", f.name(), "\" has no kind (numeric or categorical)"));
+  }
+}
+
+absl::StatusOr<std::vector<uint32_t>> RegisteredModel::AddSliceKeys(
+    const v1::ModelSchema& schema, const RegistryOptions& options) {
+  std::vector<uint32_t> caps;
+  for (const v1::SliceKeySpec& key : schema.slice_keys()) {
+    if (key.key().empty()) return absl::InvalidArgumentError("a slice key has an empty name");
+    if (slice_key_index_.contains(key.key())) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("slice key \"", key.key(), "\" is declared twice"));
+    }
+    slice_key_index_[key.key()] = static_cast<int>(slice_keys_.size());
+    slice_keys_.push_back(key.key());
+    caps.push_back(key.max_values() > 0 ? key.max_values() : options.default_slice_cap);
+  }
+  return caps;
+}
+
+absl::StatusOr<std::shared_ptr<RegisteredModel>> RegisteredModel::Create(
+    int64_t model_key, v1::ModelSchema schema, const RegistryOptions& options) {
+  if (schema.model().model_id().empty()) {
+    return absl::InvalidArgumentError("schema.model.model_id is empty");
+  }
+  std::shared_ptr<RegisteredModel> model(new RegisteredModel());
+  model->model_key_ = model_key;
+  model->label_ = absl::StrCat(schema.model().model_id(), "@", schema.model().model_version());
+  auto layout = std::make_shared<detectors::ProfileLayout>();
+  layout->max_categories = options.max_categories;
+  for (const v1::FeatureSpec& f : schema.features()) {
+    DW_RETURN_IF_ERROR(model->AddFeature(f, options, layout.get()));
+  }
+  int score_count = schema.score_names_size();
+  if (score_count == 0 && schema.score_kind() != v1::SCORE_KIND_UNSPECIFIED) score_count = 1;
+  for (int i = 0; i < score_count; ++i) {
+    DW_ASSIGN_OR_RETURN(auto edges, ScoreEdges(schema.score_kind()));
+    layout->score_names.push_back(i < schema.score_names_size() ? schema.score_names(i)
+                                                                : std::string("score"));
+    layout->score_edges.push_back(std::move(edges));
+  }
+  if (layout->numeric_names.empty() && layout->categorical_names.empty() &&
+      layout->score_names.empty()) {
+    return absl::InvalidArgumentError("schema declares no features and no scores");
+  }
+  DW_ASSIGN_OR_RETURN(std::vector<uint32_t> caps, model->AddSliceKeys(schema, options));
+  model->slices_ = std::make_unique<SliceDirectory>(model_key, std::move(caps));
+  model->layout_ = std::move(layout);
+  model->schema_ = std::move(schema);
+  return model;
+}
+
+std::optional<int> RegisteredModel::NumericIndex(std::string_view name) const {
+  if (auto it = numeric_index_.find(Sv(name)); it != numeric_index_.end()) return it->second;
+  return std::nullopt;
+}
+std::optional<int> RegisteredModel::CategoricalIndex(std::string_view name) const {
+  if (auto it = categorical_index_.find(Sv(name)); it != categorical_index_.end()) return it->second;
+  return std::nullopt;
+}
+std::optional<int> RegisteredModel::SliceKeyIndex(std::string_view name) const {
+  if (auto it = slice_key_index_.find(Sv(name)); it != slice_key_index_.end()) return it->second;
+  return std::nullopt;
+}
+std::string RegisteredModel::SliceName(const storage::SliceRecord& record) const {
+  if (record.key_index < 0 || record.key_index >= slice_key_count()) {
+    return std::string(base::kAllSlice);
+  }
+  return absl::StrCat(slice_keys_[record.key_index], "=", record.value);
+}
+
+// ---------------------------------------------------------------------------
+
+ModelRegistry::ModelRegistry(storage::ModelStore* store, const base::Clock* clock,
+                             RegistryOptions options)
+    : store_(store), clock_(clock), options_(std::move(options)) {}
+
+absl::StatusOr<std::shared_ptr<RegisteredModel>> ModelRegistry::Add(
+    const storage::ModelRecord& record) {
+  v1::ModelSchema schema;
+  if (!schema.ParseFromString(record.schema)) {
+    return absl::DataLossError(absl::StrCat("stored schema of model ", record.model_id, "@",
+                                            record.model_version, " does not parse"));
+  }
+  DW_ASSIGN_OR_RETURN(std::shared_ptr<RegisteredModel> model,
+                      RegisteredModel::Create(record.model_key, std::move(schema), options_));
+  model->PublishProgress({record.watermark_ms, record.closed_until_ms});
+  absl::MutexLock lock(&mu_);
+  by_version_[{record.model_id, record.model_version}] = model;
+  latest_[record.model_id] = model;
+  list_.push_back(model);
+  return model;
+}
+
+absl::Status ModelRegistry::Recover() {
+  DW_ASSIGN_OR_RETURN(std::vector<storage::ModelRecord> records, store_->ListModels());
+  for (const storage::ModelRecord& record : records) {
+    DW_ASSIGN_OR_RETURN(std::shared_ptr<RegisteredModel> model, Add(record));
+    DW_ASSIGN_OR_RETURN(std::vector<storage::SliceRecord> slices,
+                        store_->ListSlices(record.model_key));
+    for (const storage::SliceRecord& s : slices) model->slices().Restore(s);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ModelRegistry::Registration> ModelRegistry::Register(v1::ModelSchema schema) {
+  if (schema.model().model_version().empty()) {
+    return absl::InvalidArgumentError("schema.model.model_version is empty");
+  }
+  // Validate before storing: a schema the registry cannot serve is refused.
+  DW_RETURN_IF_ERROR(RegisteredModel::Create(0, schema, options_).status());
+  if (schema.registered_at().seconds() == 0) {
+    schema.mutable_registered_at()->set_seconds(clock_->NowMs() / 1000);
+  }
+  absl::MutexLock serial(&register_mu_);
+  if (std::shared_ptr<const RegisteredModel> existing = Lookup(schema.model())) {
+    v1::ModelSchema stored = existing->schema();
+    v1::ModelSchema candidate = schema;
+    candidate.clear_registered_at();
+    stored.clear_registered_at();
+    if (candidate.SerializeAsString() != stored.SerializeAsString()) {
+      return absl::AlreadyExistsError(absl::StrCat(
+          "model ", schema.model().model_id(), "@", schema.model().model_version(),
+          " is registered with a different schema; register a new model_version"));
+    }
+    return Registration{existing->schema(), false};
+  }
+  storage::ModelRecord record;
+  record.model_id = schema.model().model_id();
+  record.model_version = schema.model().model_version();
+  record.schema = schema.SerializeAsString();
+  record.registered_at_ms = clock_->NowMs();
+  DW_ASSIGN_OR_RETURN(storage::ModelRecord stored, store_->PutModel(record));
+  DW_ASSIGN_OR_RETURN(std::shared_ptr<RegisteredModel> model, Add(stored));
+  return Registration{model->schema(), true};
+}
+
+std::shared_ptr<const RegisteredModel> ModelRegistry::Lookup(const v1::ModelRef& ref) const {
+  absl::ReaderMutexLock lock(&mu_);
+  if (ref.model_version().empty()) {
+    auto it = latest_.find(ref.model_id());
+    return it == latest_.end() ? nullptr : it->second;
+  }
+  auto it = by_version_.find({ref.model_id(), ref.model_version()});
+  return it == by_version_.end() ? nullptr : it->second;
+}
+
+absl::StatusOr<std::shared_ptr<const RegisteredModel>> ModelRegistry::Find(
+    const v1::ModelRef& ref) const {
+  std::shared_ptr<const RegisteredModel> model = Lookup(ref);
+  if (model == nullptr) {
+    return absl::NotFoundError(absl::StrCat("model \"", ref.model_id(), "\" version \"",
+                                            ref.model_version(),
+                                            "\" is not registered (register it with "
+                                            "Models.RegisterModel)"));
+  }
+  return model;
+}
+
+std::shared_ptr<const RegisteredModel> ModelRegistry::FindByKey(int64_t model_key) const {
+  absl::ReaderMutexLock lock(&mu_);
+  for (const auto& model : list_) {
+    if (model->model_key() == model_key) return model;
+  }
+  return nullptr;
+}
+
+std::vector<std::shared_ptr<const RegisteredModel>> ModelRegistry::List() const {
+  absl::ReaderMutexLock lock(&mu_);
+  return list_;
+}
+
+std::optional<int32_t> ModelRegistry::FindSlice(const v1::ModelRef& ref, std::string_view key,
+                                                std::string_view value) const {
+  std::shared_ptr<const RegisteredModel> model = Lookup(ref);
+  if (model == nullptr) return std::nullopt;
+  std::optional<int> key_index = model->SliceKeyIndex(key);
+  if (!key_index) return std::nullopt;
+  return model->slices().Find(*key_index, value);
+}
+
+std::vector<storage::SliceRecord> ModelRegistry::Slices(const v1::ModelRef& ref) const {
+  std::shared_ptr<const RegisteredModel> model = Lookup(ref);
+  if (model == nullptr) return {};
+  return model->slices().Records();
+}
+
+}  // namespace driftwatch::service

@@ -1,0 +1,229 @@
+#include "driftwatch/service/reports.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "driftwatch/base/names.h"
+#include "driftwatch/base/status_macros.h"
+#include "reports/comparison.h"
+
+namespace driftwatch::service {
+namespace {
+
+using detectors::Profile;
+using reports::Metric;
+
+bool HasData(const Profile& p) { return p.counters().events > 0; }
+
+std::string SelectorName(const v1::SliceSelector& selector) {
+  if (selector.values().empty()) return std::string(base::kAllSlice);
+  const auto& [key, value] = *selector.values().begin();
+  return absl::StrCat(key, "=", value);
+}
+
+v1::SliceSelector SelectorOf(const RegisteredModel& model, const storage::SliceRecord& record) {
+  v1::SliceSelector out;
+  if (record.key_index >= 0 && record.key_index < model.slice_key_count()) {
+    (*out.mutable_values())[model.slice_keys()[record.key_index]] = record.value;
+  }
+  return out;
+}
+
+// INVALID_ARGUMENT unless `feature` (may be empty: any) is a feature or
+// score of the model that `metric` applies to.
+absl::Status CheckRankedFeature(const RegisteredModel& model, const std::string& feature,
+                                Metric metric, const std::string& metric_name) {
+  if (feature.empty()) return absl::OkStatus();
+  const auto& scores = model.layout()->score_names;
+  const bool numeric = model.NumericIndex(feature).has_value() ||
+                       std::count(scores.begin(), scores.end(), feature) > 0;
+  const bool categorical = model.CategoricalIndex(feature).has_value();
+  if (!numeric && !categorical) {
+    return absl::InvalidArgumentError(absl::StrCat("feature \"", feature,
+                                                   "\" is not a feature or score of model ",
+                                                   model.label()));
+  }
+  if (!numeric && (metric == Metric::kKs || metric == Metric::kWassersteinNorm)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "metric \"", metric_name, "\" does not apply to categorical feature \"", feature, "\""));
+  }
+  return absl::OkStatus();
+}
+
+// The feature (restricted to `feature` when set) with the largest metric.
+std::optional<std::pair<std::string, double>> Worst(const v1::DriftReport& report, Metric metric,
+                                                    const std::string& feature) {
+  std::optional<std::pair<std::string, double>> best;
+  reports::ForEachFeature(report, [&](const v1::FeatureDriftReport& f) {
+    if (!feature.empty() && f.name() != feature) return;
+    std::optional<double> v = reports::MetricOf(f, metric);
+    if (v && (!best || *v > best->second)) best.emplace(f.name(), *v);
+  });
+  return best;
+}
+
+}  // namespace
+
+ReportEngine::ReportEngine(const ModelRegistry* registry, const WindowReader* windows,
+                           const Baselines* baselines, const base::Clock* clock,
+                           ReportOptions options)
+    : registry_(registry),
+      windows_(windows),
+      baselines_(baselines),
+      clock_(clock),
+      options_(std::move(options)) {}
+
+absl::StatusOr<ReportEngine::Query> ReportEngine::Prepare(
+    std::shared_ptr<const RegisteredModel> model, const v1::Window& window,
+    const std::string& baseline) const {
+  Query q;
+  q.model = std::move(model);
+  q.now_ms = clock_->NowMs();
+  DW_ASSIGN_OR_RETURN(q.window, windows_->Resolve(window, options_.default_window_ms, q.now_ms));
+  DW_ASSIGN_OR_RETURN(q.baseline, baselines_->Load(*q.model, baseline));
+  return q;
+}
+
+absl::StatusOr<int32_t> ReportEngine::ResolveSlice(const RegisteredModel& model,
+                                                   const v1::SliceSelector& selector) const {
+  if (selector.values().empty()) return 0;
+  if (selector.values_size() > 1) {
+    return absl::InvalidArgumentError(
+        "slice selects more than one key; crossings of slice keys are not supported yet");
+  }
+  const auto& [key, value] = *selector.values().begin();
+  std::optional<int> key_index = model.SliceKeyIndex(key);
+  if (!key_index) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("slice key \"", key, "\" is not a slice key of model ", model.label()));
+  }
+  std::optional<int32_t> id = model.slices().Find(*key_index, value);
+  if (!id) {
+    return absl::NotFoundError(absl::StrCat("slice ", key, "=", value, " of model ",
+                                            model.label(), " has never been seen"));
+  }
+  return *id;
+}
+
+absl::StatusOr<v1::DriftReport> ReportEngine::GetDriftReport(
+    const v1::GetDriftReportRequest& request) const {
+  DW_ASSIGN_OR_RETURN(std::shared_ptr<const RegisteredModel> model,
+                      registry_->Find(request.model()));
+  DW_ASSIGN_OR_RETURN(int32_t slice_id, ResolveSlice(*model, request.slice()));
+  DW_ASSIGN_OR_RETURN(Query q, Prepare(model, request.window(), request.baseline()));
+  DW_ASSIGN_OR_RETURN(SliceProfiles current, windows_->Read(*q.model, q.window, {slice_id}));
+  auto cur = current.find(slice_id);
+  if (cur == current.end() || !HasData(cur->second)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "model ", q.model->label(), " has no events in slice ", SelectorName(request.slice()),
+        " in the window [", q.window.start_ms, ", ", q.window.end_ms, ") ms"));
+  }
+  DW_ASSIGN_OR_RETURN(std::shared_ptr<const OwnedReference> reference,
+                      baselines_->Frozen(*q.model, q.baseline, slice_id, q.now_ms));
+  v1::DriftReport report;
+  *report.mutable_model() = q.model->ref();
+  *report.mutable_slice() = request.slice();
+  SetRange(q.window, report.mutable_window());
+  report.set_baseline(q.baseline.name);
+  DW_RETURN_IF_ERROR(reports::CompareProfiles(reference->frozen, cur->second, &report));
+  report.mutable_counts()->set_events(cur->second.counters().events);
+  report.mutable_counts()->set_late_accepted(cur->second.counters().late_accepted);
+  return report;
+}
+
+absl::StatusOr<v1::RankSlicesResponse> ReportEngine::RankSlices(
+    const v1::RankSlicesRequest& request) const {
+  DW_ASSIGN_OR_RETURN(std::shared_ptr<const RegisteredModel> model,
+                      registry_->Find(request.model()));
+  DW_ASSIGN_OR_RETURN(Metric metric, reports::ParseMetric(request.metric()));
+  const std::string& feature = request.feature();
+  DW_RETURN_IF_ERROR(CheckRankedFeature(*model, feature, metric, request.metric()));
+  if (request.min_support() < 0 || !std::isfinite(request.min_support())) {
+    return absl::InvalidArgumentError("min_support must be a finite number >= 0");
+  }
+  const double min_support =
+      request.min_support() > 0 ? request.min_support() : options_.default_min_support;
+  const uint32_t top_k = request.top_k() > 0 ? request.top_k() : options_.default_top_k;
+  DW_ASSIGN_OR_RETURN(Query q, Prepare(model, request.window(), request.baseline()));
+
+  DW_ASSIGN_OR_RETURN(SliceProfiles current, windows_->Read(*q.model, q.window, {}));
+  std::vector<int32_t> candidates;
+  for (const auto& [id, profile] : current) {
+    if (id != 0 && HasData(profile) && profile.counters().weight >= min_support) {
+      candidates.push_back(id);
+    }
+  }
+  v1::RankSlicesResponse response;
+  if (candidates.empty()) return response;
+  std::vector<int32_t> wanted = candidates;
+  wanted.push_back(0);
+  DW_ASSIGN_OR_RETURN(SliceProfiles refs,
+                      baselines_->Profiles(*q.model, q.baseline, q.now_ms, wanted));
+  FrozenReferences frozen(q.baseline.bins);
+  // Slice `id`'s report against its reference; false when it has none.
+  auto compare = [&](int32_t id, v1::DriftReport* out) -> absl::StatusOr<bool> {
+    const Profile* reference = ReferenceFor(refs, id);
+    if (reference == nullptr) return false;
+    DW_ASSIGN_OR_RETURN(const Reference* ref, frozen.For(*reference));
+    DW_RETURN_IF_ERROR(reports::CompareProfiles(*ref, current.at(id), out));
+    return true;
+  };
+  // Population values per feature, for SliceRank.population_value.
+  std::map<std::string, double> population;
+  if (auto it = current.find(0); it != current.end() && HasData(it->second)) {
+    v1::DriftReport report;
+    DW_ASSIGN_OR_RETURN(bool ok, compare(0, &report));
+    if (ok) {
+      reports::ForEachFeature(report, [&](const v1::FeatureDriftReport& f) {
+        if (std::optional<double> v = reports::MetricOf(f, metric)) population[f.name()] = *v;
+      });
+    }
+  }
+  if (ReferenceFor(refs, 0) == nullptr) return Baselines::NoData(*q.model, q.baseline);
+
+  const std::vector<storage::SliceRecord> records = q.model->slices().Records();
+  std::vector<v1::SliceRank> ranks;
+  for (int32_t id : candidates) {
+    v1::DriftReport report;
+    DW_ASSIGN_OR_RETURN(bool ok, compare(id, &report));
+    std::optional<std::pair<std::string, double>> worst;
+    if (ok) worst = Worst(report, metric, feature);
+    if (!worst || static_cast<size_t>(id) >= records.size()) continue;
+    v1::SliceRank& rank = ranks.emplace_back();
+    *rank.mutable_slice() = SelectorOf(*q.model, records[id]);
+    rank.set_value(worst->second);
+    rank.set_feature(worst->first);
+    rank.set_support(current.at(id).counters().weight);
+    if (auto p = population.find(worst->first); p != population.end()) {
+      rank.set_population_value(p->second);
+    }
+  }
+  std::stable_sort(ranks.begin(), ranks.end(), [](const v1::SliceRank& a, const v1::SliceRank& b) {
+    return a.value() > b.value();
+  });
+  if (ranks.size() > top_k) ranks.resize(top_k);
+  for (v1::SliceRank& r : ranks) *response.add_slices() = std::move(r);
+  return response;
+}
+
+absl::StatusOr<v1::Baseline> ReportEngine::CreateBaseline(
+    const v1::CreateBaselineRequest& request) const {
+  DW_ASSIGN_OR_RETURN(std::shared_ptr<const RegisteredModel> model,
+                      registry_->Find(request.model()));
+  return baselines_->Create(*model, request.baseline(), clock_->NowMs());
+}
+
+absl::StatusOr<v1::ListBaselinesResponse> ReportEngine::ListBaselines(
+    const v1::ListBaselinesRequest& request) const {
+  DW_ASSIGN_OR_RETURN(std::shared_ptr<const RegisteredModel> model,
+                      registry_->Find(request.model()));
+  return baselines_->List(*model, clock_->NowMs());
+}
+
+}  // namespace driftwatch::service
