@@ -1,15 +1,19 @@
 // Micro benchmark of the ingest hot path's profile updates: every event adds
 // 20 features + 1 score to 4 profiles (the population, and one slice of each
 // of 3 keys with 3, 50 and 947 values) chosen from `range(0)` buckets' worth
-// of slices. Compares the Profile of NumericSummary objects (one bins vector
-// each) with ProfileAccumulator (one flat block), event-major and
-// feature-major over 1,024-event chunks as the ingestor does.
+// of slices. BM_AccumulationQueue runs the production kernel
+// (detectors/accumulation.h); BM_ProfileEventMajor is the plain design it
+// replaced (a Profile of NumericSummary objects, one event at a time), for
+// comparison.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <memory>
+#include <span>
 #include <random>
 #include <vector>
 
+#include "driftwatch/detectors/accumulation.h"
 #include "driftwatch/detectors/histogram.h"
 #include "driftwatch/detectors/profile.h"
 
@@ -19,8 +23,6 @@ namespace {
 
 constexpr int kFeatures = 20;
 constexpr size_t kEvents = 1 << 14;
-constexpr size_t kChunk = 1024;
-constexpr size_t kAhead = 16;
 
 std::shared_ptr<const dd::ProfileLayout> Layout() {
   std::mt19937_64 rng(1);
@@ -85,101 +87,32 @@ void BM_ProfileEventMajor(benchmark::State& state) {
 }
 BENCHMARK(BM_ProfileEventMajor)->Arg(1)->Arg(6);
 
-void BM_AccumulatorEventMajor(benchmark::State& state) {
+// The production kernel (detectors::AccumulationQueue, what the ingestor
+// runs): events pushed with their 4 target profiles, `range(1)` at a time
+// (0: until the queue is full, as the ingestor does), then drained
+// feature by feature with prefetch.
+void BM_AccumulationQueue(benchmark::State& state) {
   auto shape = dd::ProfileAccumulator::Shape::Of(Layout());
   Traffic t = MakeTraffic(static_cast<int>(state.range(0)));
   std::vector<dd::ProfileAccumulator> profiles;
   for (size_t i = 0; i < t.slices_total; ++i) profiles.emplace_back(shape);
+  dd::AccumulationQueue queue(shape);
+  const size_t per_drain =
+      std::min({queue.capacity(), kEvents,
+                state.range(1) > 0 ? static_cast<size_t>(state.range(1)) : queue.capacity()});
+  std::byte* targets[4];
   size_t e = 0;
   for (auto _ : state) {
-    const double* v = &t.values[e * (kFeatures + 1)];
-    std::byte* p[4];
-    for (int s = 0; s < 4; ++s) p[s] = profiles[t.slices[e * 4 + s]].block();
-    for (int k = 0; k <= kFeatures; ++k) {
-      const size_t bin = shape->edges[k]->BinOf(v[k]);
-      const uint32_t line = shape->first_line[k];
-      for (std::byte* b : p) {
-        dd::ProfileAccumulator::AddAt(*dd::ProfileAccumulator::MomentsAt(b, line),
-                                      dd::ProfileAccumulator::BinsAt(b, line), bin, v[k], 1.0);
-      }
+    for (size_t j = 0; j < per_drain; ++j, e = (e + 1) % kEvents) {
+      for (int s = 0; s < 4; ++s) targets[s] = profiles[t.slices[e * 4 + s]].block();
+      const double* v = &t.values[e * (kFeatures + 1)];
+      queue.Push(std::span<const double>(v, kFeatures), std::span<const double>(v + kFeatures, 1),
+                 1.0, false, 0, targets);
     }
-    e = (e + 1) % kEvents;
+    queue.Drain();
   }
-  state.SetItemsProcessed(state.iterations());
+  state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(per_drain));
 }
-BENCHMARK(BM_AccumulatorEventMajor)->Arg(1)->Arg(6);
-
-void BM_AccumulatorFeatureMajor(benchmark::State& state) {
-  auto shape = dd::ProfileAccumulator::Shape::Of(Layout());
-  Traffic t = MakeTraffic(static_cast<int>(state.range(0)));
-  std::vector<dd::ProfileAccumulator> profiles;
-  for (size_t i = 0; i < t.slices_total; ++i) profiles.emplace_back(shape);
-  std::vector<uint32_t> bins(kChunk);
-  std::vector<std::byte*> targets(kChunk * 4);
-  size_t e0 = 0;
-  for (auto _ : state) {
-    for (size_t j = 0; j < kChunk; ++j) {
-      for (int s = 0; s < 4; ++s) targets[j * 4 + s] = profiles[t.slices[(e0 + j) * 4 + s]].block();
-    }
-    for (int k = 0; k <= kFeatures; ++k) {
-      const dd::BinEdges& edges = *shape->edges[k];
-      const uint32_t line = shape->first_line[k];
-      for (size_t j = 0; j < kChunk; ++j) {
-        bins[j] = static_cast<uint32_t>(edges.BinOf(t.values[(e0 + j) * (kFeatures + 1) + k]));
-      }
-      for (size_t j = 0; j < kChunk; ++j) {
-        const double x = t.values[(e0 + j) * (kFeatures + 1) + k];
-        for (int s = 0; s < 4; ++s) {
-          std::byte* b = targets[j * 4 + s];
-          dd::ProfileAccumulator::AddAt(*dd::ProfileAccumulator::MomentsAt(b, line),
-                                        dd::ProfileAccumulator::BinsAt(b, line), bins[j], x, 1.0);
-        }
-      }
-    }
-    e0 = (e0 + kChunk) % kEvents;
-  }
-  state.SetItemsProcessed(state.iterations() * kChunk);
-}
-BENCHMARK(BM_AccumulatorFeatureMajor)->Arg(1)->Arg(6);
-
-void BM_AccumulatorFeatureMajorPrefetch(benchmark::State& state) {
-  auto shape = dd::ProfileAccumulator::Shape::Of(Layout());
-  Traffic t = MakeTraffic(static_cast<int>(state.range(0)));
-  std::vector<dd::ProfileAccumulator> profiles;
-  for (size_t i = 0; i < t.slices_total; ++i) profiles.emplace_back(shape);
-  std::vector<uint32_t> bins(kChunk);
-  std::vector<std::byte*> targets(kChunk * 4);
-  size_t e0 = 0;
-  for (auto _ : state) {
-    for (size_t j = 0; j < kChunk; ++j) {
-      for (int s = 0; s < 4; ++s) targets[j * 4 + s] = profiles[t.slices[(e0 + j) * 4 + s]].block();
-    }
-    for (int k = 0; k <= kFeatures; ++k) {
-      const dd::BinEdges& edges = *shape->edges[k];
-      const uint32_t line = shape->first_line[k];
-      for (size_t j = 0; j < kChunk; ++j) {
-        bins[j] = static_cast<uint32_t>(edges.BinOf(t.values[(e0 + j) * (kFeatures + 1) + k]));
-      }
-      for (size_t j = 0; j < kChunk; ++j) {
-        if (j + kAhead < kChunk) {
-          for (int s = 0; s < 4; ++s) {
-            std::byte* b = targets[(j + kAhead) * 4 + s];
-            __builtin_prefetch(dd::ProfileAccumulator::MomentsAt(b, line), 1);
-            __builtin_prefetch(dd::ProfileAccumulator::BinsAt(b, line) + bins[j + kAhead], 1);
-          }
-        }
-        const double x = t.values[(e0 + j) * (kFeatures + 1) + k];
-        for (int s = 0; s < 4; ++s) {
-          std::byte* b = targets[j * 4 + s];
-          dd::ProfileAccumulator::AddAt(*dd::ProfileAccumulator::MomentsAt(b, line),
-                                        dd::ProfileAccumulator::BinsAt(b, line), bins[j], x, 1.0);
-        }
-      }
-    }
-    e0 = (e0 + kChunk) % kEvents;
-  }
-  state.SetItemsProcessed(state.iterations() * kChunk);
-}
-BENCHMARK(BM_AccumulatorFeatureMajorPrefetch)->Arg(1)->Arg(6);
+BENCHMARK(BM_AccumulationQueue)->Args({1, 1024})->Args({6, 1024})->Args({1, 0})->Args({6, 0});
 
 }  // namespace

@@ -38,6 +38,29 @@ void WelfordAdd(WarmupState& w, double x) {
   w.m2 += d * (x - w.mean);
 }
 
+// EWMA and CUSUM: adds `x` to a run's warm-up. True when this point
+// completes it: then mu0 and sigma hold the warm-up's mean and sample std
+// (ddof = 1) and the warm-up state is cleared.
+bool CompleteWarmup(WarmupState& w, double x, int warmup, double* mu0, double* sigma) {
+  WelfordAdd(w, x);
+  if (w.n < warmup) return false;
+  *mu0 = w.mean;
+  *sigma = std::sqrt(w.m2 / static_cast<double>(w.n - 1));
+  w = WarmupState{};
+  return true;
+}
+
+// EWMA and CUSUM: a new run, armed at once when mu0 and sigma are given.
+template <typename State, typename Params>
+void ResetRun(const Params& params, State* state) {
+  *state = State{};
+  if (params.mu0.has_value()) {
+    state->armed = true;
+    state->mu0 = *params.mu0;
+    state->sigma = *params.sigma;
+  }
+}
+
 // Checks the parts of an EWMA/CUSUM state common to both detectors.
 absl::Status ValidateRunState(const WarmupState& w, bool armed, double mu0, double sigma,
                               const std::optional<double>& given_mu0,
@@ -145,28 +168,20 @@ absl::StatusOr<Ewma> Ewma::Create(const EwmaParams& params) {
 }
 
 void Ewma::StartRun() {
-  state_ = State{};
-  if (params_.mu0.has_value()) {
-    state_.armed = true;
-    state_.mu0 = *params_.mu0;
-    state_.sigma = *params_.sigma;
-    state_.z = state_.mu0;
-  }
+  ResetRun(params_, &state_);
+  if (state_.armed) state_.z = state_.mu0;
 }
 
 bool Ewma::Update(double x) {
   if (!std::isfinite(x)) return false;
   State& s = state_;
   if (!s.armed) {
-    WelfordAdd(s.warmup, x);
-    if (s.warmup.n < params_.warmup) return false;
-    s.mu0 = s.warmup.mean;
-    s.sigma = std::sqrt(s.warmup.m2 / static_cast<double>(s.warmup.n - 1));
-    s.z = s.mu0;
-    s.t = 0;
-    s.armed = true;
-    s.warmup = WarmupState{};
-    return false;  // the last warm-up point raises no alarm
+    if (CompleteWarmup(s.warmup, x, params_.warmup, &s.mu0, &s.sigma)) {
+      s.z = s.mu0;
+      s.t = 0;
+      s.armed = true;
+    }
+    return false;  // no alarm during warm-up, nor at its last point
   }
   ++s.t;
   bool alarm;
@@ -212,26 +227,16 @@ absl::StatusOr<Cusum> Cusum::Create(const CusumParams& params) {
   return Cusum(params);
 }
 
-void Cusum::StartRun() {
-  state_ = State{};
-  if (params_.mu0.has_value()) {
-    state_.armed = true;
-    state_.mu0 = *params_.mu0;
-    state_.sigma = *params_.sigma;
-  }
-}
+void Cusum::StartRun() { ResetRun(params_, &state_); }
 
 bool Cusum::Update(double x) {
   if (!std::isfinite(x)) return false;
   State& s = state_;
   if (!s.armed) {
-    WelfordAdd(s.warmup, x);
-    if (s.warmup.n < params_.warmup) return false;
-    s.mu0 = s.warmup.mean;
-    s.sigma = std::sqrt(s.warmup.m2 / static_cast<double>(s.warmup.n - 1));
-    s.s_pos = s.s_neg = 0;
-    s.armed = true;
-    s.warmup = WarmupState{};
+    if (CompleteWarmup(s.warmup, x, params_.warmup, &s.mu0, &s.sigma)) {
+      s.s_pos = s.s_neg = 0;
+      s.armed = true;
+    }
     return false;
   }
   bool alarm;

@@ -422,6 +422,71 @@ TEST_F(IngestorTest, SliceCardinalityIsCapped) {
   EXPECT_EQ(Committed(kT0 - 40'000, *other).counters().events, 47u);
 }
 
+// Slices are resolved only for accepted events: garbage (rejected, too
+// late or duplicate events) must not create slices, nor push real values
+// into "__other__" by using up a key's cap.
+TEST_F(IngestorTest, RejectedEventsCreateNoSlice) {
+  platform_cap_ = 3;
+  Fresh();
+  Apply(Rows({Event("first", kT0, 1, "ios")}));
+  clock_.Advance(5 * kMinute);
+  Apply(Rows({Event("now", kT0 + 5 * kMinute, 1, "ios")}));
+  std::vector<v1::PredictionEvent> garbage;
+  for (int i = 0; i < 20; ++i) {
+    const std::string platform = absl::StrCat("junk", i);
+    v1::PredictionEvent bad_rate = Event(absl::StrCat("r", i), kT0 + 5 * kMinute, 1, platform);
+    bad_rate.set_sample_rate(2);
+    garbage.push_back(bad_rate);
+    garbage.push_back(Event("", kT0 + 5 * kMinute, 1, platform));                   // no id
+    garbage.push_back(Event(absl::StrCat("f", i), kT0 + 60 * kMinute, 1, platform));  // future
+    garbage.push_back(Event(absl::StrCat("o", i), kT0 - 10'000, 1, platform));       // too late
+    garbage.push_back(Event("now", kT0 + 5 * kMinute, 1, platform));                 // duplicate
+    v1::PredictionEvent unknown = Event(absl::StrCat("u", i), kT0 + 5 * kMinute, 1, platform);
+    (*unknown.mutable_named_numeric())["nope"] = 1;
+    garbage.push_back(unknown);
+  }
+  IngestCounts c = Apply(Rows(garbage));
+  EXPECT_EQ(c.accepted, 0u);
+  EXPECT_EQ(c.duplicates, 20u);
+  EXPECT_EQ(c.rejected, 100u);
+  // Columnar garbage: bad codes and a bad sample rate, with fresh tuples.
+  v1::PredictionBatch columnar;
+  columnar.mutable_model()->set_model_id("fraud");
+  columnar.mutable_model()->set_model_version("v1");
+  auto* cols = columnar.mutable_columns();
+  cols->set_num_events(2);
+  auto* country = cols->add_categorical();
+  country->set_name("country");
+  country->add_dictionary("US");
+  cols->add_slice_dictionary()->add_values("col-junk-a");
+  cols->add_slice_dictionary()->add_values("col-junk-b");
+  for (int i = 0; i < 2; ++i) {
+    cols->add_event_ids(absl::StrCat("c", i));
+    cols->add_event_time_ms(kT0 + 5 * kMinute);
+    cols->add_numeric(1);
+    cols->add_scores(0.5);
+    cols->add_slice_codes(i);
+  }
+  country->add_codes(5);  // outside the dictionary
+  country->add_codes(0);
+  cols->add_sample_rate(0.5);
+  cols->add_sample_rate(7);  // invalid
+  EXPECT_EQ(Apply(columnar).rejected, 2u);
+  ASSERT_TRUE(ingestor_->Flush().ok());
+  auto slices = registry_->Slices(Schema().model());
+  ASSERT_EQ(slices.size(), 2u);  // "*" and ios
+  EXPECT_EQ(slices[1].value, "ios");
+  EXPECT_EQ(store_->ListSlices(1)->size(), 1u);  // only ios was persisted
+  // The cap is intact: three real values get slices of their own.
+  EXPECT_EQ(Apply(Rows({Event("a1", kT0 + 5 * kMinute, 1, "android"),
+                        Event("w1", kT0 + 5 * kMinute, 1, "web")}))
+                .accepted,
+            2u);
+  EXPECT_TRUE(registry_->FindSlice(Schema().model(), "platform", "android"));
+  EXPECT_TRUE(registry_->FindSlice(Schema().model(), "platform", "web"));
+  EXPECT_FALSE(registry_->FindSlice(Schema().model(), "platform", "__other__"));
+}
+
 TEST_F(IngestorTest, ColumnarBatchEqualsRowBatch) {
   std::mt19937_64 rng(7);
   std::normal_distribution<double> dist(50, 20);

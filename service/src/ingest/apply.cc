@@ -30,6 +30,7 @@ BatchApplier::BatchApplier(ModelIngestState& state, const BatchDecoder& decoder,
       tuple_ids_(static_cast<size_t>(decoder.slice_tuples()) * model_.slice_key_count(), -1) {}
 
 void BatchApplier::Run() {
+  state_.mu.AssertHeld();
   const size_t n = decoder_.size();
   for (size_t i = 0; i < n; ++i) {
     if (i + kIdAhead < n) PrefetchId(i + kIdAhead);

@@ -30,7 +30,9 @@ class BatchApplier {
                int64_t now_ms, IngestCounts* counts, IngestTotals* totals,
                std::vector<HandOff>* handoffs);
 
-  void Run() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_.mu);
+  // Applies every event of the batch; state.mu must be held (asserted: the
+  // analysis cannot name the caller's mutex through this object).
+  void Run();
 
  private:
   // How many events ahead dedup slots are prefetched.
