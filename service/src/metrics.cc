@@ -59,11 +59,7 @@ struct Metrics::State {
                               .Name("driftwatch_ingest_rejected_total")
                               .Help("Rejected prediction events by reason, counted at stream end")
                               .Register(*registry);
-    batches = &BuildCounter()
-                   .Name("driftwatch_ingest_batches_total")
-                   .Help("Prediction batches applied")
-                   .Register(*registry)
-                   .Add({});
+    batches = &Counter1("driftwatch_ingest_batches_total", "Prediction batches applied");
     batch_seconds = &BuildHistogram()
                          .Name("driftwatch_ingest_batch_seconds")
                          .Help("Time to apply one prediction batch")
@@ -74,44 +70,19 @@ struct Metrics::State {
                          .Name("driftwatch_query_seconds")
                          .Help("Time to answer a report query, by method")
                          .Register(*registry);
-    query_yields = &BuildCounter()
-                        .Name("driftwatch_ingest_query_yields_total")
-                        .Help("Batches whose apply waited for a running drift report or slice "
-                              "ranking (reports.ingest_yield_ms)")
-                        .Register(*registry)
-                        .Add({});
-    open_buckets = &BuildGauge()
-                        .Name("driftwatch_open_buckets")
-                        .Help("Event-time buckets held open in memory")
-                        .Register(*registry)
-                        .Add({});
-    flushes = &BuildCounter()
-                   .Name("driftwatch_flushes_total")
-                   .Help("Flushes of open buckets to storage")
-                   .Register(*registry)
-                   .Add({});
-    flush_failures = &BuildCounter()
-                          .Name("driftwatch_flush_failures_total")
-                          .Help("Flushes that storage refused (retried by the next flush)")
-                          .Register(*registry)
-                          .Add({});
-    early_closes = &BuildCounter()
-                        .Name("driftwatch_dedup_early_closes_total")
-                        .Help("Buckets closed before their lateness ran out because the dedup "
-                              "id cap (ingest.max_dedup_ids) was reached; later events of them "
-                              "are too_late")
-                        .Register(*registry)
-                        .Add({});
-    flush_seconds = &BuildGauge()
-                         .Name("driftwatch_flush_seconds")
-                         .Help("Duration of the last flush")
-                         .Register(*registry)
-                         .Add({});
-    models = &BuildGauge()
-                  .Name("driftwatch_models")
-                  .Help("Registered model versions")
-                  .Register(*registry)
-                  .Add({});
+    query_yields = &Counter1("driftwatch_ingest_query_yields_total",
+                             "Batches whose apply waited for a running drift report or slice "
+                             "ranking (reports.ingest_yield_ms)");
+    open_buckets = &Gauge1("driftwatch_open_buckets", "Event-time buckets held open in memory");
+    flushes = &Counter1("driftwatch_flushes_total", "Flushes of open buckets to storage");
+    flush_failures = &Counter1("driftwatch_flush_failures_total",
+                               "Flushes that storage refused (retried by the next flush)");
+    early_closes = &Counter1("driftwatch_dedup_early_closes_total",
+                             "Buckets closed before their lateness ran out because the dedup "
+                             "id cap (ingest.max_dedup_ids) was reached; later events of them "
+                             "are too_late");
+    flush_seconds = &Gauge1("driftwatch_flush_seconds", "Duration of the last flush");
+    models = &Gauge1("driftwatch_models", "Registered model versions");
     const std::pair<const char*, const char*> signal_families[] = {
         {"psi", "Population stability index against the default baseline"},
         {"js", "Jensen-Shannon distance (base 2) against the default baseline"},
@@ -123,6 +94,14 @@ struct Metrics::State {
       signals[name] =
           &BuildGauge().Name(absl::StrCat("driftwatch_", name)).Help(help).Register(*registry);
     }
+  }
+
+  // A family of one series without labels.
+  Counter& Counter1(const char* name, const char* help) {
+    return BuildCounter().Name(name).Help(help).Register(*registry).Add({});
+  }
+  Gauge& Gauge1(const char* name, const char* help) {
+    return BuildGauge().Name(name).Help(help).Register(*registry).Add({});
   }
 
   // Reads the ingestor's totals and the latest evaluation into the

@@ -62,12 +62,17 @@ std::shared_ptr<const Evaluation> Evaluator::Latest() const {
 }
 
 absl::Status Evaluator::Evaluate() {
+  // Evaluations that overlap (the schedule and a caller) publish in the
+  // order they started, so the latest never goes back to older data.
+  const uint64_t started = started_.fetch_add(1) + 1;
   auto evaluation = std::make_shared<Evaluation>();
   evaluation->evaluated_at_ms = clock_->NowMs();
   for (const std::shared_ptr<const RegisteredModel>& model : registry_->List()) {
     DW_RETURN_IF_ERROR(EvaluateModel(*model, evaluation->evaluated_at_ms, &evaluation->signals));
   }
   absl::MutexLock lock(&mu_);
+  if (started < latest_started_) return absl::OkStatus();  // a later one has published
+  latest_started_ = started;
   evaluation->generation = latest_->generation + 1;
   latest_ = std::move(evaluation);
   return absl::OkStatus();

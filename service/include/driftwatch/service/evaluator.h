@@ -7,6 +7,7 @@
 // calls it.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -43,9 +44,10 @@ class Evaluator {
   Evaluator(const ModelRegistry* registry, const WindowReader* windows, const Baselines* baselines,
             const base::Clock* clock, EvaluatorOptions options);
 
-  // Evaluates every model now and publishes the result. Models without the
-  // baseline are skipped; a storage error fails the evaluation (the last
-  // published one stays).
+  // Evaluates every model now and publishes the result, unless an
+  // evaluation that started later has already published. Models without
+  // the baseline are skipped; a storage error fails the evaluation (the
+  // last published one stays).
   absl::Status Evaluate();
 
   // The latest published evaluation; generation 0 (no signals) before the first.
@@ -62,8 +64,10 @@ class Evaluator {
   const base::Clock* const clock_;
   const EvaluatorOptions options_;
 
+  std::atomic<uint64_t> started_{0};  // evaluations started
   mutable absl::Mutex mu_;
   std::shared_ptr<const Evaluation> latest_ ABSL_GUARDED_BY(mu_);
+  uint64_t latest_started_ ABSL_GUARDED_BY(mu_) = 0;  // the start order of latest_
 };
 
 }  // namespace driftwatch::service
