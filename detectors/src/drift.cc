@@ -128,21 +128,35 @@ absl::StatusOr<Divergences> CompareBinCounts(std::span<const double> reference,
     const double p = count / total;
     return p == 0 ? epsilon : p;
   };
+  // The floored proportions of the usual bin counts are kept from the
+  // first pass (on the stack: no allocation), so each is divided once.
+  constexpr size_t kKeptBins = 256;
+  double r_kept[kKeptBins], c_kept[kKeptBins];
+  const bool kept = reference.size() <= kKeptBins;
   double r_total = 0, c_total = 0;  // of the floored proportions
   for (size_t i = 0; i < reference.size(); ++i) {
-    r_total += floored(reference[i], r_count);
-    c_total += floored(current[i], c_count);
+    const double r = floored(reference[i], r_count), c = floored(current[i], c_count);
+    r_total += r;
+    c_total += c;
+    if (kept) {
+      r_kept[i] = r;
+      c_kept[i] = c;
+    }
   }
   const double renorm = r_total / c_total, log_renorm = std::log(renorm);
+  // Identical floored proportions give identical sums, so equal
+  // renormalised proportions stay equal through these reciprocals.
+  const double r_renorm = 1 / r_total, c_renorm = 1 / c_total;
   Divergences d;
   double js = 0;
   for (size_t i = 0; i < reference.size(); ++i) {
-    const double r = floored(reference[i], r_count), c = floored(current[i], c_count);
+    const double r = kept ? r_kept[i] : floored(reference[i], r_count);
+    const double c = kept ? c_kept[i] : floored(current[i], c_count);
     const double ratio = c / r;
     const double log_ratio = std::log(ratio);
     d.psi += (c - r) * log_ratio;
     d.kl += c * log_ratio;
-    const double rn = r / r_total, cn = c / c_total;
+    const double rn = r * r_renorm, cn = c * c_renorm;
     if (rn == cn) continue;  // this bin's JS term is exactly 0
     // t = cn / rn >= ~1e-4 here, where log(1 + t) loses nothing that
     // matters and costs half of log1p on glibc.

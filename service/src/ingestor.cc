@@ -142,8 +142,13 @@ size_t Ingestor::open_buckets() const {
 // find the model -> decode the batch -> apply its events under the
 // model's lock -> drain full queues after it -> count.
 absl::StatusOr<uint64_t> Ingestor::Apply(const v1::PredictionBatch& batch, IngestCounts* counts) {
-  DW_ASSIGN_OR_RETURN(std::shared_ptr<const RegisteredModel> model,
-                      registry_->Find(batch.model()));
+  absl::StatusOr<std::shared_ptr<const RegisteredModel>> found = registry_->Find(batch.model());
+  if (!found.ok()) {
+    return absl::Status(found.status().code(),
+                        absl::StrCat(found.status().message(),
+                                     " (register it with Models.RegisterModel)"));
+  }
+  const std::shared_ptr<const RegisteredModel> model = *std::move(found);
   DW_ASSIGN_OR_RETURN(ingest::BatchDecoder decoder, ingest::BatchDecoder::Create(batch, *model));
   ModelIngestState& state = StateOf(model);
   IngestCounts local;

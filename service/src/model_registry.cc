@@ -334,9 +334,7 @@ absl::StatusOr<std::shared_ptr<const RegisteredModel>> ModelRegistry::Find(
   std::shared_ptr<const RegisteredModel> model = Lookup(ref);
   if (model == nullptr) {
     return absl::NotFoundError(absl::StrCat("model \"", ref.model_id(), "\" version \"",
-                                            ref.model_version(),
-                                            "\" is not registered (register it with "
-                                            "Models.RegisterModel)"));
+                                            ref.model_version(), "\" is not registered"));
   }
   return model;
 }

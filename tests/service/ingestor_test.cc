@@ -487,6 +487,40 @@ TEST_F(IngestorTest, RejectedEventsCreateNoSlice) {
   EXPECT_FALSE(registry_->FindSlice(Schema().model(), "platform", "__other__"));
 }
 
+// Event times are read ahead (to prefetch dedup slots) before they are
+// validated: extreme values are rejected, never overflow (UBSan in make asan).
+TEST_F(IngestorTest, ExtremeEventTimesAreRejected) {
+  std::vector<v1::PredictionEvent> events;
+  for (int i = 0; i < 20; ++i) {
+    const int64_t t = i % 2 ? std::numeric_limits<int64_t>::min() + i
+                            : std::numeric_limits<int64_t>::max() - i;
+    events.push_back(Event(absl::StrCat("x", i), t, 1));
+  }
+  events.push_back(Event("ok", kT0, 1));
+  IngestCounts c = Apply(Rows(events));
+  EXPECT_EQ(c.accepted, 1u);
+  EXPECT_EQ(c.reasons.at("missing_event_time").count, 10u);
+  EXPECT_EQ(c.reasons.at("event_time_in_future").count, 10u);
+}
+
+// Past a key's cap, every new value shares "__other__" (and is not
+// remembered one by one).
+TEST_F(IngestorTest, ValuesPastTheCapShareOther) {
+  platform_cap_ = 2;
+  Fresh();
+  std::vector<v1::PredictionEvent> events;
+  for (int i = 0; i < 1000; ++i) events.push_back(Event(absl::StrCat("v", i), kT0, 1, absl::StrCat("p", i)));
+  EXPECT_EQ(Apply(Rows(events)).accepted, 1000u);
+  EXPECT_EQ(Apply(Rows({Event("late-p0", kT0, 1, "p0")})).accepted, 1u);  // still its own
+  ASSERT_TRUE(ingestor_->Flush().ok());
+  auto other = registry_->FindSlice(Schema().model(), "platform", "__other__");
+  auto p0 = registry_->FindSlice(Schema().model(), "platform", "p0");
+  ASSERT_TRUE(other && p0);
+  EXPECT_EQ(registry_->Slices(Schema().model()).size(), 1u + 2u + 1u);
+  EXPECT_EQ(Committed(kT0 - 40'000, *other).counters().events, 998u);
+  EXPECT_EQ(Committed(kT0 - 40'000, *p0).counters().events, 2u);
+}
+
 TEST_F(IngestorTest, ColumnarBatchEqualsRowBatch) {
   std::mt19937_64 rng(7);
   std::normal_distribution<double> dist(50, 20);

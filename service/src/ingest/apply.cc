@@ -191,7 +191,7 @@ void BatchApplier::CloseOldestEarly() {
   state_.progress_dirty = true;
   ++totals_->early_closes;
   internal::LogWarn("dedup id cap reached: closed the oldest open bucket early",
-                    {{"model", model_.label()},
+                    {{"model_key", absl::StrCat(model_.model_key())},
                      {"bucket_start_ms", absl::StrCat(it->first)},
                      {"ids_dropped", absl::StrCat(dropped)},
                      {"max_dedup_ids", absl::StrCat(options_.max_dedup_ids)}});
@@ -215,6 +215,7 @@ OpenBucket& BatchApplier::BucketFor(int64_t bucket_start) {
 // Starts loading the dedup slot of event i, which comes soon (a cache and
 // TLB miss in a table of millions).
 void BatchApplier::PrefetchId(size_t i) {
+  if (decoder_.event_time_ms(i) <= 0) return;  // not validated yet: may be anything
   const int64_t start = storage::BucketStart(decoder_.event_time_ms(i), options_.bucket_width_ms);
   if (cached_bucket_ != nullptr && cached_start_ == start) {
     cached_bucket_->ids.Prefetch(decoder_.id_hash(i));

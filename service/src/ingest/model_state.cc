@@ -32,6 +32,7 @@ ModelIngestState::ModelIngestState(std::shared_ptr<const RegisteredModel> model_
     : model(std::move(model_in)),
       shape(ProfileAccumulator::Shape::Of(model->layout())),
       slice_cache_(model->slice_key_count()),
+      full_key_other_(model->slice_key_count(), -1),
       queue_(std::make_unique<AccumulationQueue>(shape)) {
   const RegisteredModel::Progress progress = model->progress();
   watermark_ms = progress.watermark_ms;
@@ -41,11 +42,18 @@ ModelIngestState::ModelIngestState(std::shared_ptr<const RegisteredModel> model_
 int32_t ModelIngestState::ResolveSlice(int key_index, std::string_view value) {
   auto& cache = slice_cache_[key_index];
   if (auto it = cache.find(base::Sv(value)); it != cache.end()) return it->second;
+  // Only this state creates the model's slices, so once a key is full every
+  // value not cached is past its cap.
+  if (full_key_other_[key_index] >= 0) return full_key_other_[key_index];
   const SliceDirectory::Resolved resolved = model->slices().Resolve(key_index, value);
   if (resolved.created) new_slices.push_back(model->slices().record(resolved.slice_id));
-  // A value past the cap is not cached: hostile traffic with a million
-  // distinct values must not grow the cache (it is bounded by the caps).
-  if (!resolved.capped) cache.emplace(std::string(value), resolved.slice_id);
+  if (resolved.capped) {
+    // Not cached: a million distinct values must not grow the cache (it
+    // is bounded by the caps).
+    full_key_other_[key_index] = resolved.slice_id;
+  } else {
+    cache.emplace(std::string(value), resolved.slice_id);
+  }
   return resolved.slice_id;
 }
 

@@ -92,6 +92,8 @@ class ModelIngestState {
 
  private:
   std::vector<absl::flat_hash_map<std::string, int32_t>> slice_cache_ ABSL_GUARDED_BY(mu);
+  // Per key: its "__other__" slice once the key is full, else -1.
+  std::vector<int32_t> full_key_other_ ABSL_GUARDED_BY(mu);
   std::unique_ptr<detectors::AccumulationQueue> queue_ ABSL_GUARDED_BY(mu);
   uint64_t next_ticket_ ABSL_GUARDED_BY(mu) = 0;  // hand-offs so far
 

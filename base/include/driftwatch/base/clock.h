@@ -28,6 +28,10 @@ class Clock {
                           int64_t deadline_ms) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) = 0;
 };
 
+// AwaitUntil waits with abseil's timed waits, which in this abseil follow
+// the wall clock: a backward step of the system clock stretches a timeout
+// in progress by the step. Conditions still wake a waiter at once; only a
+// wait that ends by its deadline is late.
 class SystemClock final : public Clock {
  public:
   int64_t NowMs() const override {
