@@ -100,14 +100,13 @@ void BM_AccumulationQueue(benchmark::State& state) {
   const size_t per_drain =
       std::min({queue.capacity(), kEvents,
                 state.range(1) > 0 ? static_cast<size_t>(state.range(1)) : queue.capacity()});
-  std::byte* targets[4];
   size_t e = 0;
   for (auto _ : state) {
     for (size_t j = 0; j < per_drain; ++j, e = (e + 1) % kEvents) {
-      for (int s = 0; s < 4; ++s) targets[s] = profiles[t.slices[e * 4 + s]].block();
+      for (int s = 0; s < 4; ++s) queue.AddTarget(profiles[t.slices[e * 4 + s]].block());
       const double* v = &t.values[e * (kFeatures + 1)];
       queue.Push(std::span<const double>(v, kFeatures), std::span<const double>(v + kFeatures, 1),
-                 1.0, false, 0, targets);
+                 1.0, false, 0);
     }
     queue.Drain();
   }

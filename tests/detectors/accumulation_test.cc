@@ -79,15 +79,14 @@ TEST(AccumulationQueueTest, DrainedProfilesEqualOneEventAtATime) {
     const bool late = e % 7 == 0;
     const uint64_t invalid = e % 11 == 0;
     // 1 to 3 distinct targets per event.
-    std::vector<std::byte*> targets;
     const int first = static_cast<int>(rng() % kProfiles);
     const int count = 1 + static_cast<int>(rng() % 3);
     for (int t = 0; t < count; ++t) {
       const int p = (first + t) % kProfiles;
-      targets.push_back(accumulators[p].block());
+      queue.AddTarget(accumulators[p].block());
       AddReference(expected[p], numeric, score, weight, late, invalid);
     }
-    queue.Push(numeric, std::span<const double>(&score, 1), weight, late, invalid, targets);
+    queue.Push(numeric, std::span<const double>(&score, 1), weight, late, invalid);
     if (queue.full() || e % 5000 == 4999) queue.Drain();
   }
   queue.Drain();

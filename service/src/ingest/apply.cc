@@ -29,37 +29,24 @@ BatchApplier::BatchApplier(ModelIngestState& state, const BatchDecoder& decoder,
       view_(decoder.NewView()),
       tuple_ids_(static_cast<size_t>(decoder.slice_tuples()) * model_.slice_key_count(), -1) {}
 
-void BatchApplier::Run() {
-  state_.mu.AssertHeld();
-  const size_t n = decoder_.size();
-  for (size_t i = 0; i < n; ++i) {
-    if (i + kIdAhead < n) PrefetchId(i + kIdAhead);
-    if (!Decode(i) || !Validate()) continue;
-    OpenBucket* bucket =
-        Place(storage::BucketStart(view_.event_time_ms, options_.bucket_width_ms));
-    if (bucket == nullptr || !Dedup(*bucket)) continue;
-    Accumulate(*bucket, ResolveSlices(i));
-    if (Sampled(view_.id_hash)) KeepRaw(i);
-  }
-}
 
 void BatchApplier::Reject(const Rejection& rejection) {
   counts_->Reject(rejection.reason, view_.event_id, rejection.message);
 }
 
-bool BatchApplier::Decode(size_t i) {
+inline bool BatchApplier::Decode(size_t i) {
   if (decoder_.Decode(i, &view_, &rejection_)) return true;
   Reject(rejection_);
   return false;
 }
 
-bool BatchApplier::Validate() {
+inline bool BatchApplier::Validate() {
   if (ValidateEvent(view_, now_ms_, options_, &rejection_)) return true;
   Reject(rejection_);
   return false;
 }
 
-OpenBucket* BatchApplier::Place(int64_t bucket_start) {
+inline OpenBucket* BatchApplier::Place(int64_t bucket_start) {
   if (TooLate(bucket_start)) return nullptr;
   if (state_.dedup_ids >= options_.max_dedup_ids) {
     CloseOldestEarly();
@@ -68,7 +55,7 @@ OpenBucket* BatchApplier::Place(int64_t bucket_start) {
   return &BucketFor(bucket_start);
 }
 
-bool BatchApplier::Dedup(OpenBucket& bucket) {
+inline bool BatchApplier::Dedup(OpenBucket& bucket) {
   if (!bucket.ids.Insert(view_.id_hash)) {
     ++counts_->duplicates;
     return false;
@@ -78,7 +65,7 @@ bool BatchApplier::Dedup(OpenBucket& bucket) {
   return true;
 }
 
-std::span<const int32_t> BatchApplier::ResolveSlices(size_t i) {
+inline std::span<const int32_t> BatchApplier::ResolveSlices(size_t i) {
   static constexpr int32_t kPopulationOnly[1] = {0};
   const int keys = model_.slice_key_count();
   // "*" is derived from the first key's slices at flush time (each event
@@ -89,7 +76,7 @@ std::span<const int32_t> BatchApplier::ResolveSlices(size_t i) {
     // Columnar: each distinct slice tuple resolves once per batch.
     std::span<int32_t> ids(tuple_ids_.data() + static_cast<size_t>(tuple) * keys, keys);
     if (ids[0] < 0) {
-      for (int k = 0; k < keys; ++k) ids[k] = state_.ResolveSlice(k, decoder_.SliceValue(i, k));
+      for (int k = 0; k < keys; ++k) ids[k] = state_.ResolveSlice(k, decoder_.TupleValue(tuple, k));
     }
     return ids;
   }
@@ -98,15 +85,15 @@ std::span<const int32_t> BatchApplier::ResolveSlices(size_t i) {
   return slice_ids_;
 }
 
-uint64_t BatchApplier::InvalidNumericValues() const {
+inline uint64_t BatchApplier::InvalidNumericValues() const {
+  // Nearly every event has only finite values (counted while decoding).
+  if (view_.non_finite == 0) return 0;
   // NaN is how a client sends null; a null where the schema forbids it is
-  // also an invalid value.
-  uint64_t invalid = 0;
+  // also an invalid value, while an allowed null is not.
+  uint64_t invalid = view_.non_finite;
   for (int f = 0; f < model_.numeric_count(); ++f) {
-    const double x = view_.numeric[f];
-    if (!std::isfinite(x)) invalid += std::isnan(x) ? !model_.NumericNullable(f) : 1;
+    if (std::isnan(view_.numeric[f]) && model_.NumericNullable(f)) --invalid;
   }
-  for (double x : view_.scores) invalid += !std::isfinite(x);
   return invalid;
 }
 
@@ -129,19 +116,20 @@ uint64_t BatchApplier::AddCategorical(double weight) {
   return invalid;
 }
 
-void BatchApplier::Accumulate(OpenBucket& bucket, std::span<const int32_t> slices) {
+inline void BatchApplier::Accumulate(OpenBucket& bucket, std::span<const int32_t> slices) {
   const bool late = view_.event_time_ms < state_.watermark_ms;
   const double w = 1.0 / view_.sample_rate;
-  targets_.clear();
-  profiles_.clear();
-  for (int32_t id : slices) {
-    targets_.push_back(bucket.Block(id, state_.shape));
-    profiles_.push_back(bucket.slices[id].get());
-  }
+  detectors::AccumulationQueue& queue = state_.queue();
+  for (int32_t id : slices) queue.AddTarget(bucket.Block(id, state_.shape));
   // Categorical values are added now; numeric values and scores wait in
   // the queue.
-  const uint64_t invalid = AddCategorical(w) + InvalidNumericValues();
-  state_.queue().Push(view_.numeric, view_.scores, w, late, invalid, targets_);
+  uint64_t invalid = InvalidNumericValues();
+  if (model_.categorical_count() > 0) {
+    profiles_.clear();
+    for (int32_t id : slices) profiles_.push_back(bucket.slices[id].get());
+    invalid += AddCategorical(w);
+  }
+  queue.Push(view_.numeric, view_.scores, w, late, invalid);
   if (view_.event_time_ms > state_.watermark_ms) {
     state_.watermark_ms = view_.event_time_ms;
     state_.progress_dirty = true;
@@ -161,19 +149,23 @@ void BatchApplier::KeepRaw(size_t i) {
   state_.raw.push_back(std::move(row));
 }
 
-bool BatchApplier::TooLate(int64_t bucket_start) {
+inline bool BatchApplier::TooLate(int64_t bucket_start) {
   if (bucket_start >= state_.closed_until_ms &&
       bucket_start + options_.bucket_width_ms + options_.allowed_lateness_ms >
           state_.watermark_ms) {
     return false;
   }
+  CountTooLate();
+  return true;
+}
+
+void BatchApplier::CountTooLate() {
   ++counts_->too_late;
   counts_->Reject(RejectReason::kTooLate, view_.event_id,
                   absl::StrCat("event_time_ms ", view_.event_time_ms,
                                " falls in a bucket already closed (watermark ",
                                state_.watermark_ms, ", allowed lateness ",
                                options_.allowed_lateness_ms, " ms)"));
-  return true;
 }
 
 // The max_dedup_ids degraded mode: closes the oldest open bucket now, as
@@ -197,8 +189,12 @@ void BatchApplier::CloseOldestEarly() {
                      {"max_dedup_ids", absl::StrCat(options_.max_dedup_ids)}});
 }
 
-OpenBucket& BatchApplier::BucketFor(int64_t bucket_start) {
+inline OpenBucket& BatchApplier::BucketFor(int64_t bucket_start) {
   if (cached_bucket_ != nullptr && cached_start_ == bucket_start) return *cached_bucket_;
+  return NewBucket(bucket_start);
+}
+
+OpenBucket& BatchApplier::NewBucket(int64_t bucket_start) {
   cached_start_ = bucket_start;
   auto [it, created] = state_.buckets.try_emplace(bucket_start);
   if (created) {
@@ -214,15 +210,31 @@ OpenBucket& BatchApplier::BucketFor(int64_t bucket_start) {
 
 // Starts loading the dedup slot of event i, which comes soon (a cache and
 // TLB miss in a table of millions).
-void BatchApplier::PrefetchId(size_t i) {
-  if (decoder_.event_time_ms(i) <= 0) return;  // not validated yet: may be anything
-  const int64_t start = storage::BucketStart(decoder_.event_time_ms(i), options_.bucket_width_ms);
+inline void BatchApplier::PrefetchId(size_t i) {
+  const int64_t t = decoder_.event_time_ms(i);
+  if (t <= 0) return;  // not validated yet: may be anything
+  const int64_t start = storage::BucketStart(t, options_.bucket_width_ms);
   if (cached_bucket_ != nullptr && cached_start_ == start) {
     cached_bucket_->ids.Prefetch(decoder_.id_hash(i));
     return;
   }
   auto it = state_.buckets.find(start);
   if (it != state_.buckets.end()) it->second.ids.Prefetch(decoder_.id_hash(i));
+}
+
+// The pipeline, with every step inlined (defined above).
+void BatchApplier::Run() {
+  state_.mu.AssertHeld();
+  const size_t n = decoder_.size();
+  for (size_t i = 0; i < n; ++i) {
+    if (i + kIdAhead < n) PrefetchId(i + kIdAhead);
+    if (!Decode(i) || !Validate()) continue;
+    OpenBucket* bucket =
+        Place(storage::BucketStart(view_.event_time_ms, options_.bucket_width_ms));
+    if (bucket == nullptr || !Dedup(*bucket)) continue;
+    Accumulate(*bucket, ResolveSlices(i));
+    if (Sampled(view_.id_hash)) KeepRaw(i);
+  }
 }
 
 }  // namespace driftwatch::service::ingest

@@ -13,6 +13,7 @@
 #include <span>
 #include <vector>
 
+#include "absl/base/attributes.h"
 #include "absl/base/thread_annotations.h"
 #include "driftwatch/service/ingest_options.h"
 #include "ingest/batch_decoder.h"
@@ -38,21 +39,31 @@ class BatchApplier {
   // How many events ahead dedup slots are prefetched.
   static constexpr size_t kIdAhead = 8;
 
-  bool Decode(size_t i);
-  bool Validate();
-  OpenBucket* Place(int64_t bucket_start) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_.mu);
-  bool Dedup(OpenBucket& bucket) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_.mu);
-  std::span<const int32_t> ResolveSlices(size_t i) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_.mu);
-  void Accumulate(OpenBucket& bucket, std::span<const int32_t> slices)
+  // The steps run once per event: inlined into Run, so that naming them
+  // costs nothing on the hot path.
+  ABSL_ATTRIBUTE_ALWAYS_INLINE bool Decode(size_t i);
+  ABSL_ATTRIBUTE_ALWAYS_INLINE bool Validate();
+  ABSL_ATTRIBUTE_ALWAYS_INLINE OpenBucket* Place(int64_t bucket_start)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_.mu);
+  ABSL_ATTRIBUTE_ALWAYS_INLINE bool Dedup(OpenBucket& bucket)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_.mu);
+  ABSL_ATTRIBUTE_ALWAYS_INLINE std::span<const int32_t> ResolveSlices(size_t i)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_.mu);
+  ABSL_ATTRIBUTE_ALWAYS_INLINE void Accumulate(OpenBucket& bucket,
+                                               std::span<const int32_t> slices)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_.mu);
   void KeepRaw(size_t i) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_.mu);
 
-  bool TooLate(int64_t bucket_start) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_.mu);
+  ABSL_ATTRIBUTE_ALWAYS_INLINE bool TooLate(int64_t bucket_start)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_.mu);
+  void CountTooLate() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_.mu);
   void CloseOldestEarly() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_.mu);
-  OpenBucket& BucketFor(int64_t bucket_start) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_.mu);
-  void PrefetchId(size_t i) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_.mu);
+  ABSL_ATTRIBUTE_ALWAYS_INLINE OpenBucket& BucketFor(int64_t bucket_start)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_.mu);
+  OpenBucket& NewBucket(int64_t bucket_start) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_.mu);
+  ABSL_ATTRIBUTE_ALWAYS_INLINE void PrefetchId(size_t i) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_.mu);
   // The event's numeric values and scores that the schema does not allow.
-  uint64_t InvalidNumericValues() const;
+  ABSL_ATTRIBUTE_ALWAYS_INLINE uint64_t InvalidNumericValues() const;
   // Adds the event's categorical values to profiles_; returns how many the
   // schema does not allow (they count as "__other__").
   uint64_t AddCategorical(double weight);
@@ -74,8 +85,7 @@ class BatchApplier {
   Rejection rejection_;
   std::vector<int32_t> slice_ids_;  // of the event in the pipeline
   std::vector<int32_t> tuple_ids_;  // columnar: per dictionary tuple, its keys' slices; -1 unresolved
-  std::vector<std::byte*> targets_;
-  std::vector<detectors::ProfileAccumulator*> profiles_;
+  std::vector<detectors::ProfileAccumulator*> profiles_;  // of the event, for categorical values
   OpenBucket* cached_bucket_ = nullptr;
   int64_t cached_start_ = 0;
 };

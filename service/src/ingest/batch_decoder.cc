@@ -82,12 +82,6 @@ absl::Status BatchDecoder::CheckColumns() {
   return absl::OkStatus();
 }
 
-int64_t BatchDecoder::event_time_ms(size_t i) const {
-  const int index = static_cast<int>(i);
-  return columns_ != nullptr ? columns_->event_time_ms(index)
-                             : batch_->rows().events(index).event_time_ms();
-}
-
 EventView BatchDecoder::NewView() const {
   EventView view;
   view.numeric.resize(model_->numeric_count());
@@ -95,11 +89,6 @@ EventView BatchDecoder::NewView() const {
   view.categorical_null.resize(model_->categorical_count());
   view.scores.resize(model_->score_count());
   return view;
-}
-
-bool BatchDecoder::Decode(size_t i, EventView* view, Rejection* rejection) const {
-  view->id_hash = hashes_[i];
-  return columns_ != nullptr ? DecodeColumn(i, view, rejection) : DecodeRow(i, view, rejection);
 }
 
 bool BatchDecoder::DecodeRow(size_t i, EventView* view, Rejection* rejection) const {
@@ -135,8 +124,11 @@ bool BatchDecoder::DecodeRow(size_t i, EventView* view, Rejection* rejection) co
                                      " slice keys"));
     return false;
   }
+  uint32_t non_finite = 0;
   for (int f = 0; f < m.numeric_count(); ++f) {
-    view->numeric[f] = e.numeric_size() ? e.numeric(f) : std::nan("");
+    const double x = e.numeric_size() ? e.numeric(f) : std::nan("");
+    view->numeric[f] = x;
+    non_finite += !std::isfinite(x);
   }
   for (int f = 0; f < m.categorical_count(); ++f) {
     view->categorical[f] = e.categorical_size() ? std::string_view(e.categorical(f)) : "";
@@ -149,6 +141,8 @@ bool BatchDecoder::DecodeRow(size_t i, EventView* view, Rejection* rejection) co
                           absl::StrCat("named_numeric \"", name, "\" is not a numeric feature"));
       return false;
     }
+    non_finite += !std::isfinite(value);
+    non_finite -= !std::isfinite(view->numeric[*f]);
     view->numeric[*f] = value;
   }
   for (const auto& [name, value] : e.named_categorical()) {
@@ -162,7 +156,11 @@ bool BatchDecoder::DecodeRow(size_t i, EventView* view, Rejection* rejection) co
     view->categorical[*f] = value;
     view->categorical_null[*f] = value.empty();
   }
-  for (int s = 0; s < m.score_count(); ++s) view->scores[s] = e.scores(s);
+  for (int s = 0; s < m.score_count(); ++s) {
+    view->scores[s] = e.scores(s);
+    non_finite += !std::isfinite(view->scores[s]);
+  }
+  view->non_finite = non_finite;
   for (const auto& [key, value] : e.named_slices()) {
     if (!m.SliceKeyIndex(key)) {
       *rejection = Reject(RejectReason::kUnknownSliceKey,
@@ -184,8 +182,11 @@ bool BatchDecoder::DecodeColumn(size_t i, EventView* view, Rejection* rejection)
                       : c.sample_rate_size() == 1 ? c.sample_rate(0)
                                                   : c.sample_rate(index);
   if (view->sample_rate == 0) view->sample_rate = 1.0;
+  uint32_t non_finite = 0;
   for (int f = 0; f < m.numeric_count(); ++f) {
-    view->numeric[f] = c.numeric(static_cast<int>(f * n + i));
+    const double x = c.numeric(static_cast<int>(f * n + i));
+    view->numeric[f] = x;
+    non_finite += !std::isfinite(x);
   }
   for (int f = 0; f < m.categorical_count(); ++f) {
     const v1::CategoricalColumn* col = categorical_columns_[f];
@@ -199,7 +200,12 @@ bool BatchDecoder::DecodeColumn(size_t i, EventView* view, Rejection* rejection)
     view->categorical_null[f] = code < 0;
     view->categorical[f] = code < 0 ? std::string_view() : std::string_view(col->dictionary(code));
   }
-  for (int s = 0; s < m.score_count(); ++s) view->scores[s] = c.scores(static_cast<int>(s * n + i));
+  for (int s = 0; s < m.score_count(); ++s) {
+    const double x = c.scores(static_cast<int>(s * n + i));
+    view->scores[s] = x;
+    non_finite += !std::isfinite(x);
+  }
+  view->non_finite = non_finite;
   if (m.slice_key_count() > 0) {
     const uint32_t code = c.slice_codes(index);
     if (code >= static_cast<size_t>(c.slice_dictionary_size())) {
@@ -222,11 +228,6 @@ std::string_view BatchDecoder::SliceValue(size_t i, int key) const {
   auto named = e.named_slices().find(model_->slice_keys()[key]);
   if (named != e.named_slices().end()) value = named->second;
   return value;
-}
-
-int BatchDecoder::SliceTuple(size_t i) const {
-  if (columns_ == nullptr || model_->slice_key_count() == 0) return -1;
-  return static_cast<int>(columns_->slice_codes(static_cast<int>(i)));
 }
 
 int BatchDecoder::slice_tuples() const {

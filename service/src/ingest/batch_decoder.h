@@ -27,6 +27,9 @@ struct EventView {
   std::vector<std::string_view> categorical;  // schema order
   std::vector<uint8_t> categorical_null;      // schema order
   std::vector<double> scores;
+  // How many of `numeric` and `scores` are NaN or +-Inf (counted while
+  // decoding, so that the usual event with none costs nothing later).
+  uint32_t non_finite = 0;
 };
 
 // Why one event cannot be ingested.
@@ -48,12 +51,19 @@ class BatchDecoder {
   size_t size() const { return hashes_.size(); }
   // Of event i, for look-ahead before it is decoded.
   uint64_t id_hash(size_t i) const { return hashes_[i]; }
-  int64_t event_time_ms(size_t i) const;
+  int64_t event_time_ms(size_t i) const {
+    const int index = static_cast<int>(i);
+    return columns_ != nullptr ? columns_->event_time_ms(index)
+                               : batch_->rows().events(index).event_time_ms();
+  }
 
   // Fills `view` with event i (sized for the model once, reused). False,
   // with `rejection` set, when the event itself is malformed (value counts,
   // unknown names, dictionary codes, unknown slice keys).
-  bool Decode(size_t i, EventView* view, Rejection* rejection) const;
+  bool Decode(size_t i, EventView* view, Rejection* rejection) const {
+    view->id_hash = hashes_[i];
+    return columns_ != nullptr ? DecodeColumn(i, view, rejection) : DecodeRow(i, view, rejection);
+  }
   // A view sized for the model.
   EventView NewView() const;
 
@@ -61,8 +71,15 @@ class BatchDecoder {
   std::string_view SliceValue(size_t i, int key) const;
   // Columnar batches: the slice_dictionary entry of event i, so that
   // slices resolve once per tuple; -1 for row batches.
-  int SliceTuple(size_t i) const;
+  int SliceTuple(size_t i) const {
+    if (columns_ == nullptr || model_->slice_key_count() == 0) return -1;
+    return static_cast<int>(columns_->slice_codes(static_cast<int>(i)));
+  }
   int slice_tuples() const;
+  // Columnar batches: value `key` of slice_dictionary entry `tuple`.
+  std::string_view TupleValue(int tuple, int key) const {
+    return columns_->slice_dictionary(tuple).values(key);
+  }
 
   // Event i in row form, serialized: what the raw sample keeps.
   std::string SerializeEvent(size_t i, const EventView& view) const;

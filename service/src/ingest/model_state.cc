@@ -9,15 +9,6 @@ namespace driftwatch::service::ingest {
 using detectors::AccumulationQueue;
 using detectors::ProfileAccumulator;
 
-std::byte* OpenBucket::Block(int32_t id,
-                             const std::shared_ptr<const ProfileAccumulator::Shape>& shape) {
-  if (blocks.size() <= static_cast<size_t>(id) || blocks[id] == nullptr) {
-    Set(id, std::make_unique<ProfileAccumulator>(shape));
-  }
-  dirty[id] = 1;
-  return blocks[id];
-}
-
 void OpenBucket::Set(int32_t id, std::unique_ptr<ProfileAccumulator> profile) {
   if (slices.size() <= static_cast<size_t>(id)) {
     slices.resize(id + 1);

@@ -41,7 +41,14 @@ struct OpenBucket {
   std::vector<uint64_t> new_ids;   // accepted since the last flush
 
   // Marks slice `id` dirty and returns its block, creating the profile.
-  std::byte* Block(int32_t id, const std::shared_ptr<const detectors::ProfileAccumulator::Shape>& shape);
+  std::byte* Block(int32_t id,
+                   const std::shared_ptr<const detectors::ProfileAccumulator::Shape>& shape) {
+    if (blocks.size() <= static_cast<size_t>(id) || blocks[id] == nullptr) {
+      Set(id, std::make_unique<detectors::ProfileAccumulator>(shape));
+    }
+    dirty[id] = 1;
+    return blocks[id];
+  }
   void Set(int32_t id, std::unique_ptr<detectors::ProfileAccumulator> profile);
 };
 

@@ -4,28 +4,28 @@
 
 namespace driftwatch::service::ingest {
 
-bool ValidateEvent(const EventView& e, int64_t now_ms, const IngestOptions& options,
+bool FindRejection(const EventView& e, int64_t now_ms, const IngestOptions& options,
                    Rejection* rejection) {
   if (e.event_id.empty()) {
     *rejection = {RejectReason::kMissingEventId, "event_id is empty"};
-    return false;
+    return true;
   }
   if (!(e.sample_rate > 0 && e.sample_rate <= 1)) {
     *rejection = {RejectReason::kInvalidSampleRate,
                   absl::StrCat("sample_rate must be in (0, 1], got ", e.sample_rate)};
-    return false;
+    return true;
   }
   if (e.event_time_ms <= 0) {
     *rejection = {RejectReason::kMissingEventTime, "event_time_ms must be > 0"};
-    return false;
+    return true;
   }
   if (e.event_time_ms > now_ms + options.max_future_skew_ms) {
     *rejection = {RejectReason::kEventTimeInFuture,
                   absl::StrCat("event_time_ms ", e.event_time_ms, " is more than ",
                                options.max_future_skew_ms, " ms ahead of the server clock")};
-    return false;
+    return true;
   }
-  return true;
+  return false;
 }
 
 }  // namespace driftwatch::service::ingest

@@ -11,8 +11,19 @@
 
 namespace driftwatch::service::ingest {
 
-// True when `event` may go on; otherwise false with `rejection` set.
-bool ValidateEvent(const EventView& event, int64_t now_ms, const IngestOptions& options,
+// The first check `event` fails, in order: id, sample rate, event time set,
+// not too far ahead. False (and `rejection` unset) when it passes them all.
+bool FindRejection(const EventView& event, int64_t now_ms, const IngestOptions& options,
                    Rejection* rejection);
+
+// True when `event` may go on; otherwise false with `rejection` set. The
+// usual event passes without leaving the caller.
+inline bool ValidateEvent(const EventView& event, int64_t now_ms, const IngestOptions& options,
+                          Rejection* rejection) {
+  const bool valid = !event.event_id.empty() && event.sample_rate > 0 &&
+                     event.sample_rate <= 1 && event.event_time_ms > 0 &&
+                     event.event_time_ms <= now_ms + options.max_future_skew_ms;
+  return valid || !FindRejection(event, now_ms, options, rejection);
+}
 
 }  // namespace driftwatch::service::ingest

@@ -1,8 +1,8 @@
 // The ingest hot path's accumulation kernel: events wait in a queue, then
 // are added to their ProfileAccumulators feature by feature.
 //
-// Push queues one event's numeric values and scores with the profiles it
-// goes to (its slices in one bucket); Drain then, per summary, bins the
+// AddTarget names the profiles an event goes to (its slices in one bucket)
+// and Push then queues its numeric values and scores; Drain then, per summary, bins the
 // queued values in one tight loop and adds them to every target in event
 // order, prefetching the targets' lines ahead. Each profile sees its values
 // in the order they were pushed, so the result is bit-identical to adding
@@ -21,6 +21,7 @@
 #include <span>
 #include <vector>
 
+#include "absl/base/attributes.h"
 #include "driftwatch/detectors/profile.h"
 
 namespace driftwatch::detectors {
@@ -40,19 +41,24 @@ class AccumulationQueue {
   size_t capacity() const { return capacity_; }
   bool full() const { return size() == capacity_; }
 
-  // Queues one event; the queue must not be full. `numeric` and `scores`
-  // hold one value per numeric feature and per score of the shape (NaN is
-  // a null, +-Inf a non-finite value); `weight` > 0 is 1 / sample rate;
-  // `late` and `invalid` go to the targets' counters. `targets` are
-  // ProfileAccumulator::block()s of the shape, which must stay alive
-  // until the next Drain.
-  void Push(std::span<const double> numeric, std::span<const double> scores, double weight,
-            bool late, uint64_t invalid, std::span<std::byte* const> targets) {
+  // A profile the next pushed event goes to: a ProfileAccumulator::block()
+  // of the shape, which must stay alive until the next Drain.
+  void AddTarget(std::byte* block) { targets_.push_back(block); }
+
+  // Queues one event, whose targets are those added since the previous
+  // Push; the queue must not be full. `numeric` and `scores` hold one value
+  // per numeric feature and per score of the shape (NaN is a null, +-Inf a
+  // non-finite value); `weight` > 0 is 1 / sample rate; `late` and
+  // `invalid` go to the targets' counters.
+  ABSL_ATTRIBUTE_ALWAYS_INLINE void Push(std::span<const double> numeric,
+                                         std::span<const double> scores, double weight, bool late,
+                                         uint64_t invalid) {
     const size_t j = size();
     const size_t n_numeric = numeric.size();
-    for (size_t k = 0; k < n_numeric; ++k) values_[k * capacity_ + j] = numeric[k];
-    for (size_t k = 0; k < scores.size(); ++k) values_[(n_numeric + k) * capacity_ + j] = scores[k];
-    targets_.insert(targets_.end(), targets.begin(), targets.end());
+    double* column = values_.data() + j;
+    for (size_t k = 0; k < n_numeric; ++k) column[k * capacity_] = numeric[k];
+    column += n_numeric * capacity_;
+    for (size_t k = 0; k < scores.size(); ++k) column[k * capacity_] = scores[k];
     first_target_.push_back(targets_.size());
     weights_.push_back(weight);
     late_.push_back(late);
