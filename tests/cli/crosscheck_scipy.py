@@ -340,6 +340,10 @@ REGRESSION_SEEDS = {
     7: "js of identical distributions", 57: "js of identical distributions",
     90: "js of identical distributions", 126: "js of identical distributions",
     129: "js of identical distributions", 212: "js of identical distributions",
+    305: "js of identical distributions", 308: "js of identical distributions",
+    330: "js of identical distributions", 443: "js of identical distributions",
+    472: "js of identical distributions", 484: "js of identical distributions",
+    508: "js of identical distributions",
 }
 
 
