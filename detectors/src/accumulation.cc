@@ -77,11 +77,13 @@ void AccumulationQueue::AddSummary(size_t k) {
     const double x = xs[j];
     if (bins[j] == kNonFinite) {
       for (size_t t = first[j]; t < first[j + 1]; ++t) {
+        ProfileAccumulator::ColdCounts& cold = ProfileAccumulator::ColdAt(targets[t], *shape_)[k];
         if (std::isnan(x)) {
           ++ProfileAccumulator::MomentsAt(targets[t], line)->nulls;
         } else {
-          ProfileAccumulator::CountNonFinite(ProfileAccumulator::ColdAt(targets[t], *shape_)[k], x);
+          ProfileAccumulator::CountNonFinite(cold, x);
         }
+        cold.missing_weight += w[j];
       }
       continue;
     }

@@ -16,7 +16,8 @@ namespace driftwatch::detectors {
 namespace {
 
 constexpr char kNumericMagic[] = "DWNS";
-constexpr uint32_t kNumericVersion = 1;
+// 2 added NumericCounts::missing_weight; version 1 is still read.
+constexpr uint32_t kNumericVersion = 2;
 
 // numpy's _lerp: interpolating from the nearer end keeps the result
 // bit-identical to numpy.quantile.
@@ -182,6 +183,7 @@ absl::Status NumericSummary::Merge(const NumericSummary& other) {
   counts_.nans += o.nans;
   counts_.pos_infs += o.pos_infs;
   counts_.neg_infs += o.neg_infs;
+  counts_.missing_weight += o.missing_weight;
   invalid_weights_ += other.invalid_weights_;
   return absl::OkStatus();
 }
@@ -305,7 +307,9 @@ absl::StatusOr<NumericSummary> NumericSummary::Deserialize(std::string_view byte
   uint32_t version, edge_count;
   if (!r.Raw(4, &magic) || magic != std::string_view(kNumericMagic, 4)) return corrupt("bad magic");
   if (!r.U32(&version)) return corrupt("truncated header");
-  if (version != kNumericVersion) return corrupt(absl::StrCat("unsupported version ", version));
+  if (version < 1 || version > kNumericVersion) {
+    return corrupt(absl::StrCat("unsupported version ", version));
+  }
   if (!r.U32(&edge_count)) return corrupt("truncated header");
   // Each edge needs 16 bytes (edge + bin): reject absurd counts before allocating.
   if (edge_count > r.remaining() / 16) return corrupt("edge count exceeds payload");
@@ -321,7 +325,9 @@ absl::StatusOr<NumericSummary> NumericSummary::Deserialize(std::string_view byte
     if (!std::isfinite(b) || b < 0) return corrupt("bin weight is negative or not finite");
   }
   NumericCounts& c = summary.counts_;
-  if (!internal::GetCounts(r, &c, &summary.invalid_weights_)) return corrupt("truncated counts");
+  if (!internal::GetCounts(r, version, &c, &summary.invalid_weights_)) {
+    return corrupt("truncated counts");
+  }
   if (r.remaining() != 0) return corrupt("trailing bytes");
   if (!(c.weight >= 0) || !(c.weight_sq >= 0) || (c.count > 0 && !(c.min <= c.max))) {
     return corrupt("inconsistent counts");

@@ -15,7 +15,8 @@ namespace driftwatch::detectors {
 namespace {
 
 constexpr char kMagic[4] = {'D', 'W', 'P', 'F'};
-constexpr uint32_t kVersion = 1;
+// 2 added each numeric summary's missing weight; version 1 is still read.
+constexpr uint32_t kVersion = 2;
 constexpr uint8_t kDense = 0;
 constexpr uint8_t kSparse = 1;
 
@@ -69,7 +70,7 @@ void PutHeader(base::ByteWriter& w, size_t n_numeric, size_t n_categorical, size
   w.F64(c.weight_sq);
 }
 
-absl::StatusOr<NumericSummary> GetNumeric(base::ByteReader& r,
+absl::StatusOr<NumericSummary> GetNumeric(base::ByteReader& r, uint32_t version,
                                           std::shared_ptr<const BinEdges> edges) {
   uint32_t bin_count = 0;
   std::string_view mode;
@@ -98,7 +99,7 @@ absl::StatusOr<NumericSummary> GetNumeric(base::ByteReader& r,
   }
   NumericCounts c;
   uint64_t invalid = 0;
-  if (!internal::GetCounts(r, &c, &invalid)) return Corrupt("truncated numeric counts");
+  if (!internal::GetCounts(r, version, &c, &invalid)) return Corrupt("truncated numeric counts");
   absl::StatusOr<NumericSummary> s =
       NumericSummary::FromParts(std::move(edges), std::move(bins), c, invalid);
   if (!s.ok()) return Corrupt(s.status().message());
@@ -165,7 +166,7 @@ absl::StatusOr<Profile> Profile::Deserialize(std::shared_ptr<const ProfileLayout
   std::string_view magic;
   uint32_t version = 0, n_numeric = 0, n_categorical = 0, n_scores = 0;
   if (!r.Raw(4, &magic) || magic != std::string_view(kMagic, 4)) return Corrupt("bad magic");
-  if (!r.U32(&version) || version != kVersion) {
+  if (!r.U32(&version) || version < 1 || version > kVersion) {
     return Corrupt(absl::StrCat("unsupported version ", version));
   }
   if (!r.U32(&n_numeric) || !r.U32(&n_categorical) || !r.U32(&n_scores)) {
@@ -187,7 +188,7 @@ absl::StatusOr<Profile> Profile::Deserialize(std::shared_ptr<const ProfileLayout
     return Corrupt("truncated counters");
   }
   for (size_t i = 0; i < n_numeric; ++i) {
-    DW_ASSIGN_OR_RETURN(p.numeric_[i], GetNumeric(r, layout->numeric_edges[i]));
+    DW_ASSIGN_OR_RETURN(p.numeric_[i], GetNumeric(r, version, layout->numeric_edges[i]));
   }
   for (size_t i = 0; i < n_categorical; ++i) {
     std::string blob;
@@ -195,7 +196,7 @@ absl::StatusOr<Profile> Profile::Deserialize(std::shared_ptr<const ProfileLayout
     DW_ASSIGN_OR_RETURN(p.categorical_[i], CategoricalSummary::Deserialize(blob));
   }
   for (size_t i = 0; i < n_scores; ++i) {
-    DW_ASSIGN_OR_RETURN(p.scores_[i], GetNumeric(r, layout->score_edges[i]));
+    DW_ASSIGN_OR_RETURN(p.scores_[i], GetNumeric(r, version, layout->score_edges[i]));
   }
   return p;
 }
@@ -219,6 +220,7 @@ NumericCounts CountsOf(const ProfileAccumulator::Moments& m,
   c.nans = cold.nans;
   c.pos_infs = cold.pos_infs;
   c.neg_infs = cold.neg_infs;
+  c.missing_weight = cold.missing_weight;
   return c;
 }
 
@@ -273,7 +275,7 @@ ProfileAccumulator ProfileAccumulator::FromProfile(std::shared_ptr<const Shape> 
         k < n_numeric ? profile.numeric()[k] : profile.scores()[k - n_numeric];
     const NumericCounts& c = s.counts();
     acc.moments(k) = Moments{c.weight, c.weight_sq, c.sum, c.sum_sq, c.min, c.max, c.count, c.nulls};
-    acc.cold(k) = ColdCounts{c.nans, c.pos_infs, c.neg_infs, s.invalid_weights()};
+    acc.cold(k) = ColdCounts{c.nans, c.pos_infs, c.neg_infs, s.invalid_weights(), c.missing_weight};
     std::copy(s.bins().begin(), s.bins().end(), acc.bins(k));
   }
   acc.categorical_ = profile.categorical();

@@ -30,9 +30,9 @@ void AddReference(Profile& p, const std::vector<double>& numeric, double score, 
                   bool late, uint64_t invalid) {
   auto add = [weight](NumericSummary& s, double x) {
     if (std::isnan(x)) {
-      s.AddNull();
+      s.AddNull(weight);
     } else if (!std::isfinite(x)) {
-      s.AddNonFinite(x);
+      s.AddNonFinite(x, weight);
     } else {
       s.Add(x, weight);
     }

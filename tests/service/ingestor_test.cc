@@ -260,14 +260,14 @@ TEST_F(IngestorTest, StoredProfileEqualsOneEventAtATimeReference) {
     const double w = 1.0 / rate;
     detectors::NumericSummary& a = expected.numeric()[0];
     if (std::isnan(amount)) {
-      a.AddNull();
+      a.AddNull(w);
     } else if (!std::isfinite(amount)) {
-      a.AddNonFinite(amount);
+      a.AddNonFinite(amount, w);
     } else {
       a.Add(amount, w);
     }
     if (std::isnan(e.scores(0))) {
-      expected.scores()[0].AddNull();
+      expected.scores()[0].AddNull(w);
     } else {
       expected.scores()[0].Add(e.scores(0), w);
     }

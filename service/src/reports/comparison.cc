@@ -51,9 +51,9 @@ absl::Status CompareNumericFeature(const std::string& name,
   out->set_n_reference(reference.counts().weight);
   out->set_n_current(current.counts().weight);
   const detectors::NumericCounts& c = current.counts();
-  const double missing = static_cast<double>(c.nulls + c.nans + c.pos_infs + c.neg_infs);
-  const double all = missing + static_cast<double>(c.count);
-  out->set_null_rate(all > 0 ? missing / all : 0);
+  // Weighted, as every other proportion (and `driftctl stats`) is.
+  const double all = c.missing_weight + c.weight;
+  out->set_null_rate(all > 0 ? c.missing_weight / all : 0);
   out->set_invalid_rate(InvalidRate(counters));
   if (!frozen.has_value() || c.count == 0 || !(c.weight > 0)) return absl::OkStatus();
   absl::StatusOr<FeatureDrift> drift = detectors::CompareNumeric(*frozen, current);

@@ -58,7 +58,7 @@ absl::StatusOr<int64_t> RowCount(const RegisteredModel& model, const v1::Referen
 
 void AddNumeric(NumericSummary& s, double x, double w) {
   if (std::isnan(x)) {
-    s.AddNull();
+    s.AddNull(w);
   } else {
     s.Add(x, w);  // counts +-Inf as non-finite
   }

@@ -98,6 +98,11 @@ struct NumericCounts {
   uint64_t nans = 0;
   uint64_t pos_infs = 0;
   uint64_t neg_infs = 0;
+  // Sum of the weights of nulls and non-finite values: the weighted null
+  // rate is missing_weight / (missing_weight + weight). Summaries decoded
+  // from format version 1 (which did not keep it) hold the unweighted
+  // count of nulls and non-finite values here.
+  double missing_weight = 0;
 };
 
 // The per-value updates of a summary's moments and non-finite counts, shared
@@ -145,12 +150,16 @@ class NumericSummary {
       return;
     }
     if (!std::isfinite(x)) {
-      CountNonFinite(counts_, x);
+      AddNonFinite(x, weight);
       return;
     }
     AddAt(edges_->BinOf(x), x, weight);
   }
-  void AddNull() { ++counts_.nulls; }
+  // A missing value of an event of `weight` (> 0, unchecked).
+  void AddNull(double weight = 1.0) {
+    ++counts_.nulls;
+    counts_.missing_weight += weight;
+  }
 
   // The hot path when one value updates several summaries that share edges
   // (one per slice): the caller computes `bin` = edges().BinOf(x) once and
@@ -159,8 +168,11 @@ class NumericSummary {
     bins_[bin] += weight;
     AddToMoments(counts_, x, weight);
   }
-  // Counts a non-finite value (NaN, +-Inf) as Add would.
-  void AddNonFinite(double x) { CountNonFinite(counts_, x); }
+  // Counts a non-finite value (NaN, +-Inf) of `weight` as Add would.
+  void AddNonFinite(double x, double weight = 1.0) {
+    CountNonFinite(counts_, x);
+    counts_.missing_weight += weight;
+  }
 
   // Rebuilds a summary from its parts (a decoder's output), e.g. a profile
   // that stores the edges once for many summaries. INVALID_ARGUMENT when

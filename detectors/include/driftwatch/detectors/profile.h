@@ -95,7 +95,7 @@ class ProfileAccumulator {
     std::shared_ptr<const ProfileLayout> layout;
     std::vector<const BinEdges*> edges;  // numeric features, then scores
     std::vector<uint32_t> first_line;    // per summary: its Moments line (>= 1); bins follow
-    size_t cold_line = 0;                // per summary 4 rare counters (ColdCounts)
+    size_t cold_line = 0;                // per summary its rare counters (ColdCounts)
     size_t lines = 0;
 
     static std::shared_ptr<const Shape> Of(std::shared_ptr<const ProfileLayout> layout);
@@ -107,6 +107,7 @@ class ProfileAccumulator {
   };
   struct ColdCounts {
     uint64_t nans, pos_infs, neg_infs, invalid_weights;
+    double missing_weight;  // of nulls and non-finite values
   };
 
   explicit ProfileAccumulator(std::shared_ptr<const Shape> shape);
@@ -145,9 +146,15 @@ class ProfileAccumulator {
     bins[bin] += weight;
     AddToMoments(m, x, weight);
   }
-  void AddNull(size_t k) { ++moments(k).nulls; }
+  void AddNull(size_t k, double weight = 1.0) {
+    ++moments(k).nulls;
+    cold(k).missing_weight += weight;
+  }
   // NaN or +-Inf, counted as NumericSummary::AddNonFinite does.
-  void AddNonFinite(size_t k, double x) { CountNonFinite(cold(k), x); }
+  void AddNonFinite(size_t k, double x, double weight = 1.0) {
+    CountNonFinite(cold(k), x);
+    cold(k).missing_weight += weight;
+  }
   static void CountNonFinite(ColdCounts& c, double x) {
     ::driftwatch::detectors::CountNonFinite(c, x);
   }
