@@ -26,13 +26,16 @@ FeatureReport ToFeatureReport(const v1::FeatureDriftReport& f) {
   d.n_current = f.n_current();
   d.divergences = {f.psi(), f.kl(), f.js()};
   if (f.has_ks()) {
-    d.ks = detectors::KsResult{f.ks().statistic(), f.ks().p_value(), 0, f.ks().error_bound()};
+    d.ks = detectors::KsResult{f.ks().statistic(), f.ks().p_value(), 0, f.ks().error_bound(),
+                               f.ks().error_bound() > 0 ? f.ks().p_value_low() : f.ks().p_value()};
   }
   if (f.has_chi2()) {
     d.chi2 = detectors::ChiSquareResult{f.chi2().statistic(), f.chi2().df(), f.chi2().p_value()};
   }
   if (r.kind == FeatureKind::kNumeric) {
-    d.wasserstein = detectors::WassersteinResult{f.wasserstein(), f.wasserstein_norm(), 0};
+    d.wasserstein =
+        detectors::WassersteinResult{f.wasserstein(), f.wasserstein_norm(),
+                                     f.wasserstein_error_bound(), f.wasserstein_norm_error_bound()};
   }
   r.null_rate_current = f.null_rate();
   r.drifted = f.drifted();
@@ -40,11 +43,19 @@ FeatureReport ToFeatureReport(const v1::FeatureDriftReport& f) {
 }
 
 // The `stats --json` record, adjusted to what a window report knows: no
-// reference null rate, plus the KS error bound and the invalid-value rate.
+// reference null rate, plus the summaries' error bounds (KS statistic and
+// p-value range, Wasserstein) and the invalid-value rate.
 nlohmann::ordered_json RecordJson(const v1::FeatureDriftReport& f) {
   nlohmann::ordered_json j = internal::FeatureJson(ToFeatureReport(f));
   j.erase("null_rate_reference");
-  if (j.contains("ks")) j["ks"]["error_bound"] = f.ks().error_bound();
+  if (j.contains("ks")) {
+    j["ks"]["error_bound"] = f.ks().error_bound();
+    j["ks"]["p_value_low"] = f.ks().error_bound() > 0 ? f.ks().p_value_low() : f.ks().p_value();
+  }
+  if (j.contains("wasserstein")) {
+    j["wasserstein_error_bound"] = f.wasserstein_error_bound();
+    j["wasserstein_norm_error_bound"] = f.wasserstein_norm_error_bound();
+  }
   j["invalid_rate"] = f.invalid_rate();
   return j;
 }
@@ -82,6 +93,17 @@ nlohmann::ordered_json WindowJson(const v1::TimeRange& range) {
 void SetModel(const std::string& model, const std::string& version, v1::ModelRef* ref) {
   ref->set_model_id(model);
   ref->set_model_version(version);
+}
+
+// "20m", "2h", "1h30m": the length of a resolved (bucket-aligned) window.
+std::string WindowLength(const v1::TimeRange& range) {
+  const int64_t ms = internal::TimestampMs(range.end()) - internal::TimestampMs(range.start());
+  const int64_t minutes = ms / 60'000, seconds = ms % 60'000 / 1000;
+  std::string out;
+  if (minutes >= 60) absl::StrAppend(&out, minutes / 60, "h");
+  if (minutes % 60 > 0) absl::StrAppend(&out, minutes % 60, "m");
+  if (seconds > 0 || out.empty()) absl::StrAppend(&out, seconds, "s");
+  return out;
 }
 
 std::string Dump(const nlohmann::ordered_json& doc) {
@@ -138,7 +160,8 @@ int RunOnlineReport(const OnlineReportOptions& options, std::ostream& out, std::
   out << "model: " << report.model().model_id() << "@" << report.model().model_version()
       << "  slice: " << SliceText(report.slice())
       << "  window: " << internal::FormatTimeMs(internal::TimestampMs(report.window().start()))
-      << " .. " << internal::FormatTimeMs(internal::TimestampMs(report.window().end()))
+      << " .. " << internal::FormatTimeMs(internal::TimestampMs(report.window().end())) << " ("
+      << WindowLength(report.window()) << " of whole buckets)"
       << "  baseline: " << report.baseline() << "\nevents: " << report.counts().events()
       << "  drifted: " << drifted << " of " << features.size() << " features\n\n";
   internal::WriteSummaryTable(features, out);

@@ -28,11 +28,33 @@ const char* KindName(FeatureKind kind) {
   return kind == FeatureKind::kNumeric ? "numeric" : "categorical";
 }
 
+// A bound shows where it would change the printed digits (4 decimals).
+bool Material(double bound) { return bound >= 5e-5; }
+
+std::string KsCell(const detectors::KsResult& ks) {
+  // D lies in [D, D + bound]: the bound is one-sided.
+  if (!Material(ks.error_bound)) return absl::StrFormat("%.4f", ks.statistic);
+  return absl::StrFormat("%.4f +%.4f", ks.statistic, ks.error_bound);
+}
+
+std::string KsPCell(const detectors::KsResult& ks) {
+  // A p-value from a bounded statistic is a range, never a point.
+  if (!Material(ks.error_bound) || ks.p_value_low == ks.p_value) {
+    return absl::StrFormat("%.3g", ks.p_value);
+  }
+  return absl::StrFormat("%.3g..%.3g", ks.p_value_low, ks.p_value);
+}
+
+std::string WassersteinCell(const detectors::WassersteinResult& w) {
+  if (!Material(w.normalized_error_bound)) return absl::StrFormat("%.4f", w.normalized);
+  return absl::StrFormat("%.4f \u00b1 %.4f", w.normalized, w.normalized_error_bound);
+}
+
 std::vector<std::string> SummaryCells(const FeatureReport& f) {
   const detectors::FeatureDrift& d = f.drift;
   const std::string dash = "-";
   std::string p_value = dash;
-  if (d.ks) p_value = absl::StrFormat("%.3g", d.ks->p_value);
+  if (d.ks) p_value = KsPCell(*d.ks);
   if (d.chi2) p_value = absl::StrFormat("%.3g", d.chi2->p_value);
   return {f.name,
           std::string(KindName(f.kind)),
@@ -41,9 +63,9 @@ std::vector<std::string> SummaryCells(const FeatureReport& f) {
           absl::StrFormat("%.4f", d.divergences.psi),
           absl::StrFormat("%.4f", d.divergences.kl),
           absl::StrFormat("%.4f", d.divergences.js),
-          d.ks ? absl::StrFormat("%.4f", d.ks->statistic) : dash,
+          d.ks ? KsCell(*d.ks) : dash,
           p_value,
-          d.wasserstein ? absl::StrFormat("%.4f", d.wasserstein->normalized) : dash};
+          d.wasserstein ? WassersteinCell(*d.wasserstein) : dash};
 }
 
 std::vector<const FeatureReport*> SortedByPsi(const std::vector<FeatureReport>& features) {

@@ -71,7 +71,7 @@ void AccumulationQueue::AddSummary(size_t k) {
       for (size_t t = first[j + kAhead]; t < first[j + kAhead + 1]; ++t) {
         std::byte* block = targets[t];
         __builtin_prefetch(ProfileAccumulator::MomentsAt(block, line), 1);
-        __builtin_prefetch(ProfileAccumulator::BinsAt(block, line) + bins[j + kAhead], 1);
+        __builtin_prefetch(ProfileAccumulator::BinsAt(block, line) + 2 * bins[j + kAhead], 1);
       }
     }
     const double x = xs[j];

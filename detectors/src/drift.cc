@@ -192,6 +192,7 @@ absl::StatusOr<KsResult> KsTest(const WeightedSample& reference, const WeightedS
   result.statistic = d;
   result.n_effective = EffectiveN(reference.effective_size(), current.effective_size());
   result.p_value = KolmogorovSurvival(std::sqrt(result.n_effective) * d);
+  result.p_value_low = result.p_value;
   return result;
 }
 
@@ -219,6 +220,8 @@ absl::StatusOr<KsResult> KsTest(const NumericSummary& reference, const NumericSu
   result.error_bound = std::min(bound, 1.0 - d);
   result.n_effective = EffectiveN(reference.effective_size(), current.effective_size());
   result.p_value = KolmogorovSurvival(std::sqrt(result.n_effective) * d);
+  result.p_value_low =
+      KolmogorovSurvival(std::sqrt(result.n_effective) * (d + result.error_bound));
   return result;
 }
 
@@ -285,28 +288,29 @@ absl::StatusOr<WassersteinResult> Wasserstein(const NumericSummary& reference,
   DW_RETURN_IF_ERROR(CheckSameEdges(reference, current));
   DW_RETURN_IF_ERROR(CheckNonEmpty(reference, "reference"));
   DW_RETURN_IF_ERROR(CheckNonEmpty(current, "current"));
-  // Both interpolated CDFs are linear between consecutive breakpoints (the
-  // edges and each summary's min and max), so the integral is exact there.
-  const double lo = std::min(reference.counts().min, current.counts().min);
-  const double hi = std::max(reference.counts().max, current.counts().max);
-  std::vector<double> points = {reference.counts().min, reference.counts().max,
-                                current.counts().min, current.counts().max};
-  for (double e : reference.edges().edges()) {
-    if (e > lo && e < hi) points.push_back(e);
-  }
+  // Both model CDFs are linear between consecutive breakpoints (each
+  // non-empty bin's lo, mean and hi), so the integral is exact there; a
+  // point mass is a jump at a breakpoint, so each segment runs from the
+  // CDFs at its start to their left limits at its end.
+  std::vector<double> points;
+  reference.AppendBreakpoints(&points);
+  current.AppendBreakpoints(&points);
   std::sort(points.begin(), points.end());
   points.erase(std::unique(points.begin(), points.end()), points.end());
   const std::vector<double> fr = reference.CdfAt(points);
   const std::vector<double> fc = current.CdfAt(points);
+  const std::vector<double> fr_left = reference.CdfAt(points, /*left_limit=*/true);
+  const std::vector<double> fc_left = current.CdfAt(points, /*left_limit=*/true);
   WassersteinResult result;
   for (size_t k = 0; k + 1 < points.size(); ++k) {
-    result.distance +=
-        AbsLinearIntegral(fr[k] - fc[k], fr[k + 1] - fc[k + 1], points[k + 1] - points[k]);
+    result.distance += AbsLinearIntegral(fr[k] - fc[k], fr_left[k + 1] - fc_left[k + 1],
+                                         points[k + 1] - points[k]);
   }
   // Triangle inequality: |W(F_r, F_c) - W(~F_r, ~F_c)| <= |F_r - ~F_r|_1 + |F_c - ~F_c|_1.
   result.error_bound = reference.CdfL1ErrorBound() + current.CdfL1ErrorBound();
   const double sd = reference.stddev();
   result.normalized = sd > 0 ? result.distance / sd : 0.0;
+  result.normalized_error_bound = sd > 0 ? result.error_bound / sd : 0.0;
   return result;
 }
 

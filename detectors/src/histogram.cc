@@ -16,8 +16,9 @@ namespace driftwatch::detectors {
 namespace {
 
 constexpr char kNumericMagic[] = "DWNS";
-// 2 added NumericCounts::missing_weight; version 1 is still read.
-constexpr uint32_t kNumericVersion = 2;
+// 2 added NumericCounts::missing_weight, 3 the per-bin sums; 1 and 2 are
+// still read.
+constexpr uint32_t kNumericVersion = 3;
 
 // numpy's _lerp: interpolating from the nearer end keeps the result
 // bit-identical to numpy.quantile.
@@ -29,6 +30,20 @@ double NumpyLerp(double a, double b, double t) {
 std::vector<double> DedupSorted(std::vector<double> v) {
   v.erase(std::unique(v.begin(), v.end()), v.end());
   return v;
+}
+
+// The mass of one piece of a bin: `mass` spread uniformly over [lo, hi], or
+// a point mass at lo when hi == lo. Weight <= x, or < x with `left_limit`.
+double PieceWeight(double mass, double lo, double hi, double x, bool left_limit) {
+  if (hi > lo) return mass * std::clamp((x - lo) / (hi - lo), 0.0, 1.0);
+  return (left_limit ? x > lo : x >= lo) ? mass : 0.0;
+}
+
+// The share of a bin's mass on [lo, mean] for the two-piece model whose
+// mean is `mean`: a lo + (1 - a) hi = mean with each piece's mean at its
+// middle gives a = (hi - mean) / (hi - lo).
+double LowerShare(double lo, double mean, double hi) {
+  return hi > lo ? (hi - mean) / (hi - lo) : 1.0;
 }
 
 absl::Status CheckBins(int bins) {
@@ -160,6 +175,7 @@ absl::StatusOr<BinEdges> BinEdges::EqualWidth(double lo, double hi, int bins) {
 NumericSummary::NumericSummary(std::shared_ptr<const BinEdges> edges) : edges_(std::move(edges)) {
   if (edges_ == nullptr) edges_ = std::make_shared<const BinEdges>(*BinEdges::Create({}));
   bins_.assign(edges_->bin_count(), 0.0);
+  sums_.assign(edges_->bin_count(), 0.0);
 }
 
 absl::Status NumericSummary::Merge(const NumericSummary& other) {
@@ -168,7 +184,10 @@ absl::Status NumericSummary::Merge(const NumericSummary& other) {
         absl::StrCat("cannot merge summaries with different edges (", edges_->edges().size(),
                      " vs ", other.edges_->edges().size(), " edges)"));
   }
-  for (size_t i = 0; i < bins_.size(); ++i) bins_[i] += other.bins_[i];
+  for (size_t i = 0; i < bins_.size(); ++i) {
+    bins_[i] += other.bins_[i];
+    sums_[i] += other.sums_[i];
+  }
   const NumericCounts& o = other.counts_;
   if (o.count > 0) {
     counts_.min = counts_.count == 0 ? o.min : std::min(counts_.min, o.min);
@@ -209,34 +228,61 @@ void NumericSummary::BinSupport(size_t k, double* lo, double* hi) const {
   *hi = k == e.size() ? counts_.max : std::min(e[k], counts_.max);
 }
 
+double NumericSummary::BinMean(size_t k, double lo, double hi) const {
+  if (!(hi > lo)) return lo;
+  const double mean = std::clamp(sums_[k] / bins_[k], lo, hi);
+  // Equal values x summed with weights give sum / weight within a few ulps
+  // of x; a tolerance far above that and far below any bin width keeps a
+  // bin of ties (an integer on its edge) an exact point mass.
+  const double tolerance = 1e-9 * (hi - lo);
+  if (mean - lo <= tolerance) return lo;
+  if (hi - mean <= tolerance) return hi;
+  return mean;
+}
+
 std::vector<double> NumericSummary::PrefixWeights() const {
   std::vector<double> below(bins_.size() + 1, 0.0);
   for (size_t k = 0; k < bins_.size(); ++k) below[k + 1] = below[k] + bins_[k];
   return below;
 }
 
-double NumericSummary::CumulativeWeight(double x, std::span<const double> below) const {
+double NumericSummary::CumulativeWeight(double x, std::span<const double> below,
+                                        bool left_limit) const {
   if (counts_.count == 0 || x < counts_.min) return 0.0;
   const size_t k = edges_->BinOf(x);
-  if (bins_[k] == 0) return below[k];
+  const double m = bins_[k];
+  if (m == 0) return below[k];
   double lo, hi;
   BinSupport(k, &lo, &hi);
-  if (x >= hi) return below[k + 1];
-  if (x < lo) return below[k];  // unreachable for a non-empty bin; kept for safety
-  return below[k] + bins_[k] * (x - lo) / (hi - lo);
+  if (x > hi) return below[k + 1];
+  const double mean = BinMean(k, lo, hi);
+  const double a = LowerShare(lo, mean, hi);
+  return below[k] + PieceWeight(a * m, lo, mean, x, left_limit) +
+         PieceWeight((1 - a) * m, mean, hi, x, left_limit);
 }
 
 double NumericSummary::Cdf(double x) const { return CdfAt(std::span<const double>(&x, 1))[0]; }
 
-std::vector<double> NumericSummary::CdfAt(std::span<const double> xs) const {
+std::vector<double> NumericSummary::CdfAt(std::span<const double> xs, bool left_limit) const {
   std::vector<double> out(xs.size(), 0.0);
   const std::vector<double> below = PrefixWeights();
   const double total = below.back();
   if (!(total > 0)) return out;
   for (size_t i = 0; i < xs.size(); ++i) {
-    out[i] = std::isnan(xs[i]) ? xs[i] : std::min(1.0, CumulativeWeight(xs[i], below) / total);
+    out[i] = std::isnan(xs[i])
+                 ? xs[i]
+                 : std::min(1.0, CumulativeWeight(xs[i], below, left_limit) / total);
   }
   return out;
+}
+
+void NumericSummary::AppendBreakpoints(std::vector<double>* out) const {
+  for (size_t k = 0; k < bins_.size(); ++k) {
+    if (bins_[k] == 0) continue;
+    double lo, hi;
+    BinSupport(k, &lo, &hi);
+    out->insert(out->end(), {lo, BinMean(k, lo, hi), hi});
+  }
 }
 
 double NumericSummary::CdfL1ErrorBound() const {
@@ -247,7 +293,15 @@ double NumericSummary::CdfL1ErrorBound() const {
     if (bins_[k] == 0) continue;
     double lo, hi;
     BinSupport(k, &lo, &hi);
-    bound += bins_[k] / total * (hi - lo) / 2;
+    if (!(hi > lo)) continue;  // a point mass is exact
+    const double mean = BinMean(k, lo, hi);
+    const double t = (mean - lo) / (hi - lo);
+    // Same-mean CDFs on the bin differ by at most 2 min(t, 1-t) in L1;
+    // the chord is within 1/2 and the two pieces within |1 - 2t| / 2 of it.
+    const double phi = std::min(2 * std::min(t, 1 - t), std::max(t, 1 - t));
+    // Snapping the mean (BinMean) moved it by at most this much.
+    const double snap = std::abs(std::clamp(sums_[k] / bins_[k], lo, hi) - mean);
+    bound += bins_[k] / total * ((hi - lo) * phi + snap);
   }
   return bound;
 }
@@ -258,7 +312,7 @@ std::vector<double> NumericSummary::Rebin(const BinEdges& target) const {
   std::vector<double> out(target.bin_count(), 0.0);
   double previous = 0;
   for (size_t j = 0; j < t.size(); ++j) {
-    const double cum = CumulativeWeight(t[j], below);
+    const double cum = CumulativeWeight(t[j], below, /*left_limit=*/false);
     out[j] = std::max(0.0, cum - previous);
     previous = cum;
   }
@@ -274,13 +328,17 @@ double NumericSummary::Quantile(double q) const {
   const double target = q * total;
   double below = 0;
   for (size_t k = 0; k < bins_.size(); ++k) {
-    if (bins_[k] > 0 && below + bins_[k] >= target) {
+    const double m = bins_[k];
+    if (m > 0 && below + m >= target) {
       double lo, hi;
       BinSupport(k, &lo, &hi);
-      const double frac = std::clamp((target - below) / bins_[k], 0.0, 1.0);
-      return lo + frac * (hi - lo);
+      const double mean = BinMean(k, lo, hi);
+      const double lower = LowerShare(lo, mean, hi) * m;
+      const double r = std::clamp(target - below, 0.0, m);
+      if (r <= lower) return lower > 0 ? lo + (r / lower) * (mean - lo) : lo;
+      return mean + std::clamp((r - lower) / (m - lower), 0.0, 1.0) * (hi - mean);
     }
-    below += bins_[k];
+    below += m;
   }
   return counts_.max;  // rounding left target just above the total
 }
@@ -292,6 +350,7 @@ std::string NumericSummary::Serialize() const {
   w.U32(static_cast<uint32_t>(edges_->edges().size()));
   for (double e : edges_->edges()) w.F64(e);
   for (double b : bins_) w.F64(b);
+  for (double s : sums_) w.F64(s);
   internal::PutCounts(w, counts_, invalid_weights_);
   return std::move(w).FinishWithCrc();
 }
@@ -313,30 +372,40 @@ absl::StatusOr<NumericSummary> NumericSummary::Deserialize(std::string_view byte
   if (!r.U32(&edge_count)) return corrupt("truncated header");
   // Each edge needs 16 bytes (edge + bin): reject absurd counts before allocating.
   if (edge_count > r.remaining() / 16) return corrupt("edge count exceeds payload");
+  const bool has_sums = version >= 3;
   std::vector<double> edges(edge_count);
   for (double& e : edges) {
     if (!r.F64(&e)) return corrupt("truncated edges");
   }
   absl::StatusOr<BinEdges> bin_edges = BinEdges::Create(std::move(edges));
   if (!bin_edges.ok()) return corrupt(bin_edges.status().message());
-  NumericSummary summary(std::make_shared<const BinEdges>(*std::move(bin_edges)));
-  for (double& b : summary.bins_) {
+  auto edges_ptr = std::make_shared<const BinEdges>(*std::move(bin_edges));
+  std::vector<double> bins(edges_ptr->bin_count()), sums;
+  for (double& b : bins) {
     if (!r.F64(&b)) return corrupt("truncated bins");
-    if (!std::isfinite(b) || b < 0) return corrupt("bin weight is negative or not finite");
   }
-  NumericCounts& c = summary.counts_;
-  if (!internal::GetCounts(r, version, &c, &summary.invalid_weights_)) {
-    return corrupt("truncated counts");
+  if (has_sums) {
+    sums.resize(bins.size());
+    for (double& s : sums) {
+      if (!r.F64(&s)) return corrupt("truncated bin sums");
+    }
   }
+  NumericCounts c;
+  uint64_t invalid_weights = 0;
+  if (!internal::GetCounts(r, version, &c, &invalid_weights)) return corrupt("truncated counts");
   if (r.remaining() != 0) return corrupt("trailing bytes");
   if (!(c.weight >= 0) || !(c.weight_sq >= 0) || (c.count > 0 && !(c.min <= c.max))) {
     return corrupt("inconsistent counts");
   }
+  absl::StatusOr<NumericSummary> summary = FromParts(std::move(edges_ptr), std::move(bins),
+                                                     std::move(sums), c, invalid_weights);
+  if (!summary.ok()) return corrupt(summary.status().message());
   return summary;
 }
 
 absl::StatusOr<NumericSummary> NumericSummary::FromParts(std::shared_ptr<const BinEdges> edges,
                                                          std::vector<double> bins,
+                                                         std::vector<double> sums,
                                                          const NumericCounts& counts,
                                                          uint64_t invalid_weights) {
   if (edges == nullptr) return absl::InvalidArgumentError("summary edges are null");
@@ -351,10 +420,31 @@ absl::StatusOr<NumericSummary> NumericSummary::FromParts(std::shared_ptr<const B
           absl::StrCat("summary bin ", i, " must be finite and >= 0, got ", bins[i]));
     }
   }
+  if (!sums.empty() && sums.size() != bins.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("summary has ", sums.size(), " bin sums for ", bins.size(), " bins"));
+  }
+  for (size_t i = 0; i < sums.size(); ++i) {
+    if (!std::isfinite(sums[i])) {
+      return absl::InvalidArgumentError(absl::StrCat("summary bin sum ", i, " is not finite"));
+    }
+  }
   NumericSummary s(std::move(edges));
   s.bins_ = std::move(bins);
   s.counts_ = counts;
   s.invalid_weights_ = invalid_weights;
+  if (!sums.empty()) {
+    s.sums_ = std::move(sums);
+  } else {
+    // A format without sums: each bin's mass at the middle of its support,
+    // which the model spreads as the chord it used to be.
+    for (size_t k = 0; k < s.bins_.size(); ++k) {
+      if (s.bins_[k] == 0 || s.counts_.count == 0) continue;
+      double lo, hi;
+      s.BinSupport(k, &lo, &hi);
+      s.sums_[k] = s.bins_[k] * (lo + (hi - lo) / 2);
+    }
+  }
   return s;
 }
 

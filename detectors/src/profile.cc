@@ -15,8 +15,9 @@ namespace driftwatch::detectors {
 namespace {
 
 constexpr char kMagic[4] = {'D', 'W', 'P', 'F'};
-// 2 added each numeric summary's missing weight; version 1 is still read.
-constexpr uint32_t kVersion = 2;
+// 2 added each numeric summary's missing weight, 3 its per-bin sums; 1 and
+// 2 are still read.
+constexpr uint32_t kVersion = 3;
 constexpr uint8_t kDense = 0;
 constexpr uint8_t kSparse = 1;
 
@@ -24,36 +25,58 @@ absl::Status Corrupt(absl::string_view what) {
   return absl::DataLossError(absl::StrCat("profile: ", what));
 }
 
-void PutNumeric(base::ByteWriter& w, std::span<const double> bins, const NumericCounts& c,
+void PutDoubles(base::ByteWriter& w, std::span<const double> v) {
+  if constexpr (std::endian::native == std::endian::little) {
+    // F64 is the little-endian IEEE-754 pattern: the array as it is.
+    w.Raw(std::string_view(reinterpret_cast<const char*>(v.data()), v.size() * 8));
+  } else {
+    for (double x : v) w.F64(x);
+  }
+}
+
+// `bin(i)` and `sum(i)` give bin i's weight and weighted sum.
+template <typename Bin, typename Sum>
+void PutNumeric(base::ByteWriter& w, size_t bin_count, Bin bin, Sum sum, const NumericCounts& c,
                 uint64_t invalid_weights) {
   size_t nonzero = 0;
-  for (double b : bins) nonzero += b != 0;
-  w.U32(static_cast<uint32_t>(bins.size()));
+  for (size_t i = 0; i < bin_count; ++i) nonzero += bin(i) != 0;
+  w.U32(static_cast<uint32_t>(bin_count));
   // Most slices are small, so most of their bins are empty: store
-  // (index, weight) pairs when that is shorter than the dense array.
-  if (nonzero * 12 < bins.size() * 8) {
+  // (index, weight, sum) triples when that is shorter than the dense arrays.
+  if (nonzero * 20 < bin_count * 16) {
     w.Raw(std::string_view(reinterpret_cast<const char*>(&kSparse), 1));
     w.U32(static_cast<uint32_t>(nonzero));
-    for (size_t i = 0; i < bins.size(); ++i) {
-      if (bins[i] != 0) {
+    for (size_t i = 0; i < bin_count; ++i) {
+      if (bin(i) != 0) {
         w.U32(static_cast<uint32_t>(i));
-        w.F64(bins[i]);
+        w.F64(bin(i));
+        w.F64(sum(i));
       }
     }
   } else {
     w.Raw(std::string_view(reinterpret_cast<const char*>(&kDense), 1));
-    if constexpr (std::endian::native == std::endian::little) {
-      // F64 is the little-endian IEEE-754 pattern: the array as it is.
-      w.Raw(std::string_view(reinterpret_cast<const char*>(bins.data()), bins.size() * 8));
-    } else {
-      for (double b : bins) w.F64(b);
-    }
+    for (size_t i = 0; i < bin_count; ++i) w.F64(bin(i));
+    for (size_t i = 0; i < bin_count; ++i) w.F64(sum(i));
   }
   internal::PutCounts(w, c, invalid_weights);
 }
 
 void PutNumeric(base::ByteWriter& w, const NumericSummary& s) {
-  PutNumeric(w, s.bins(), s.counts(), s.invalid_weights());
+  std::span<const double> bins = s.bins(), sums = s.bin_sums();
+  size_t nonzero = 0;
+  for (double b : bins) nonzero += b != 0;
+  if (nonzero * 20 >= bins.size() * 16) {
+    // The dense form of a summary is its two arrays as they are.
+    w.U32(static_cast<uint32_t>(bins.size()));
+    w.Raw(std::string_view(reinterpret_cast<const char*>(&kDense), 1));
+    PutDoubles(w, bins);
+    PutDoubles(w, sums);
+    internal::PutCounts(w, s.counts(), s.invalid_weights());
+    return;
+  }
+  PutNumeric(
+      w, bins.size(), [&](size_t i) { return bins[i]; }, [&](size_t i) { return sums[i]; },
+      s.counts(), s.invalid_weights());
 }
 
 void PutHeader(base::ByteWriter& w, size_t n_numeric, size_t n_categorical, size_t n_scores,
@@ -79,20 +102,27 @@ absl::StatusOr<NumericSummary> GetNumeric(base::ByteReader& r, uint32_t version,
     return Corrupt(absl::StrCat("numeric summary has ", bin_count, " bins, layout has ",
                                 edges->bin_count()));
   }
-  std::vector<double> bins(bin_count, 0.0);
+  const bool has_sums = version >= 3;
+  std::vector<double> bins(bin_count, 0.0), sums(has_sums ? bin_count : 0, 0.0);
   if (static_cast<uint8_t>(mode[0]) == kSparse) {
     uint32_t nonzero = 0;
     if (!r.U32(&nonzero) || nonzero > bin_count) return Corrupt("bad sparse bin count");
     for (uint32_t k = 0; k < nonzero; ++k) {
       uint32_t index = 0;
-      double weight = 0;
-      if (!r.U32(&index) || !r.F64(&weight)) return Corrupt("truncated sparse bins");
+      double weight = 0, sum = 0;
+      if (!r.U32(&index) || !r.F64(&weight) || (has_sums && !r.F64(&sum))) {
+        return Corrupt("truncated sparse bins");
+      }
       if (index >= bin_count) return Corrupt("sparse bin index out of range");
       bins[index] = weight;
+      if (has_sums) sums[index] = sum;
     }
   } else if (static_cast<uint8_t>(mode[0]) == kDense) {
     for (double& b : bins) {
       if (!r.F64(&b)) return Corrupt("truncated dense bins");
+    }
+    for (double& s : sums) {
+      if (!r.F64(&s)) return Corrupt("truncated dense bin sums");
     }
   } else {
     return Corrupt("unknown bin encoding");
@@ -101,7 +131,7 @@ absl::StatusOr<NumericSummary> GetNumeric(base::ByteReader& r, uint32_t version,
   uint64_t invalid = 0;
   if (!internal::GetCounts(r, version, &c, &invalid)) return Corrupt("truncated numeric counts");
   absl::StatusOr<NumericSummary> s =
-      NumericSummary::FromParts(std::move(edges), std::move(bins), c, invalid);
+      NumericSummary::FromParts(std::move(edges), std::move(bins), std::move(sums), c, invalid);
   if (!s.ok()) return Corrupt(s.status().message());
   return s;
 }
@@ -235,7 +265,7 @@ std::shared_ptr<const ProfileAccumulator::Shape> ProfileAccumulator::Shape::Of(
   size_t line = 1;  // line 0: the ProfileCounters
   for (const BinEdges* e : shape->edges) {
     shape->first_line.push_back(static_cast<uint32_t>(line));
-    line += 1 + (e->bin_count() + kDoublesPerLine - 1) / kDoublesPerLine;
+    line += 1 + (2 * e->bin_count() + kDoublesPerLine - 1) / kDoublesPerLine;
   }
   shape->cold_line = line;
   line += (shape->edges.size() * sizeof(ColdCounts) + kLine - 1) / kLine;
@@ -276,7 +306,11 @@ ProfileAccumulator ProfileAccumulator::FromProfile(std::shared_ptr<const Shape> 
     const NumericCounts& c = s.counts();
     acc.moments(k) = Moments{c.weight, c.weight_sq, c.sum, c.sum_sq, c.min, c.max, c.count, c.nulls};
     acc.cold(k) = ColdCounts{c.nans, c.pos_infs, c.neg_infs, s.invalid_weights(), c.missing_weight};
-    std::copy(s.bins().begin(), s.bins().end(), acc.bins(k));
+    double* pairs = acc.bins(k);
+    for (size_t i = 0; i < s.bins().size(); ++i) {
+      pairs[2 * i] = s.bins()[i];
+      pairs[2 * i + 1] = s.bin_sums()[i];
+    }
   }
   acc.categorical_ = profile.categorical();
   acc.counters() = profile.counters();
@@ -291,11 +325,15 @@ Profile ProfileAccumulator::ToProfile() const {
   for (size_t k = 0; k < shape_->edges.size(); ++k) {
     const uint32_t line = shape_->first_line[k];
     NumericSummary& s = k < n_numeric ? p.numeric()[k] : p.scores()[k - n_numeric];
-    const double* bins = BinsAt(block, line);
+    const double* pairs = BinsAt(block, line);
+    std::vector<double> bins(s.bins().size()), sums(s.bins().size());
+    for (size_t i = 0; i < bins.size(); ++i) {
+      bins[i] = pairs[2 * i];
+      sums[i] = pairs[2 * i + 1];
+    }
     // The bins were only ever incremented by positive weights (or copied
     // from a valid summary), so FromParts cannot fail.
-    s = *NumericSummary::FromParts(s.shared_edges(),
-                                   std::vector<double>(bins, bins + s.bins().size()),
+    s = *NumericSummary::FromParts(s.shared_edges(), std::move(bins), std::move(sums),
                                    CountsOf(*MomentsAt(block, line), cold[k]),
                                    cold[k].invalid_weights);
   }
@@ -313,8 +351,11 @@ std::string ProfileAccumulator::Serialize() const {
   const ColdCounts* cold = ColdAt(block, *shape_);
   auto put = [&](size_t k) {
     const uint32_t line = shape_->first_line[k];
-    PutNumeric(w, std::span<const double>(BinsAt(block, line), shape_->edges[k]->bin_count()),
-               CountsOf(*MomentsAt(block, line), cold[k]), cold[k].invalid_weights);
+    const double* pairs = BinsAt(block, line);
+    PutNumeric(
+        w, shape_->edges[k]->bin_count(), [pairs](size_t i) { return pairs[2 * i]; },
+        [pairs](size_t i) { return pairs[2 * i + 1]; },
+        CountsOf(*MomentsAt(block, line), cold[k]), cold[k].invalid_weights);
   };
   for (size_t k = 0; k < n_numeric; ++k) put(k);
   for (const CategoricalSummary& s : categorical_) w.Str(s.Serialize());

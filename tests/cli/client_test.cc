@@ -144,8 +144,11 @@ class FakeServer final : public v1::Models::Service,
     x->mutable_ks()->set_statistic(0.3);
     x->mutable_ks()->set_p_value(0.01);
     x->mutable_ks()->set_error_bound(0.02);
+    x->mutable_ks()->set_p_value_low(0.004);
     x->set_wasserstein(1.5);
     x->set_wasserstein_norm(0.5);
+    x->set_wasserstein_error_bound(0.66);
+    x->set_wasserstein_norm_error_bound(0.22);
     x->set_drifted(true);
     auto* c = response->add_features();
     c->set_name("c");
@@ -317,7 +320,10 @@ TEST_F(ClientTest, ReportJsonHasTheStatsRecordShapePlusWindow) {
   EXPECT_EQ(x["psi"], 0.25);
   EXPECT_EQ(x["ks"]["statistic"], 0.3);
   EXPECT_EQ(x["ks"]["error_bound"], 0.02);
+  EXPECT_EQ(x["ks"]["p_value_low"], 0.004);
   EXPECT_EQ(x["wasserstein_norm"], 0.5);
+  EXPECT_EQ(x["wasserstein_error_bound"], 0.66);
+  EXPECT_EQ(x["wasserstein_norm_error_bound"], 0.22);
   EXPECT_FALSE(x.contains("chi2"));
   EXPECT_EQ(doc["features"][1]["chi2"]["df"], 2);
   EXPECT_FALSE(doc["features"][1].contains("ks"));
@@ -329,6 +335,11 @@ TEST_F(ClientTest, ReportJsonHasTheStatsRecordShapePlusWindow) {
   EXPECT_THAT(text.str(), HasSubstr("slice: country=us"));
   EXPECT_THAT(text.str(), HasSubstr("* x "));  // drifted, the stats table's marker
   EXPECT_THAT(text.str(), HasSubstr("KS p / chi2 p"));
+  // Summary-based values print with their bounds; a bounded KS p is a range.
+  EXPECT_THAT(text.str(), HasSubstr("0.3000 +0.0200"));
+  EXPECT_THAT(text.str(), HasSubstr("0.004..0.01"));
+  EXPECT_THAT(text.str(), HasSubstr("0.5000 \u00b1 0.2200"));
+  EXPECT_THAT(text.str(), HasSubstr("(1h of whole buckets)"));
 }
 
 TEST_F(ClientTest, RegisterReadsProtoJsonAndYaml) {

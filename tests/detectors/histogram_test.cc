@@ -335,7 +335,7 @@ TEST(NumericSummaryTest, SerializationRoundTrips) {
   s.AddNull();
   s.Add(1.0, -1.0);
   const std::string bytes = s.Serialize();
-  EXPECT_EQ(bytes.size(), 128 + 16 * s.edges().edges().size());  // docs/formats/summary.md
+  EXPECT_EQ(bytes.size(), 136 + 24 * s.edges().edges().size());  // docs/formats/summary.md
   auto back = NumericSummary::Deserialize(bytes);
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(back->edges(), s.edges());

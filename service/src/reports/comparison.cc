@@ -28,6 +28,7 @@ void FillDrift(const FeatureDrift& drift, v1::FeatureDriftReport* out) {
     out->mutable_ks()->set_statistic(drift.ks->statistic);
     out->mutable_ks()->set_p_value(drift.ks->p_value);
     out->mutable_ks()->set_error_bound(drift.ks->error_bound);
+    out->mutable_ks()->set_p_value_low(drift.ks->p_value_low);
   }
   if (drift.chi2) {
     out->mutable_chi2()->set_statistic(drift.chi2->statistic);
@@ -37,6 +38,8 @@ void FillDrift(const FeatureDrift& drift, v1::FeatureDriftReport* out) {
   if (drift.wasserstein) {
     out->set_wasserstein(drift.wasserstein->distance);
     out->set_wasserstein_norm(drift.wasserstein->normalized);
+    out->set_wasserstein_error_bound(drift.wasserstein->error_bound);
+    out->set_wasserstein_norm_error_bound(drift.wasserstein->normalized_error_bound);
   }
   out->set_drifted(detectors::IsDrifted(drift));
 }

@@ -38,6 +38,9 @@ struct KsResult {
   double p_value = 1;      // kstwobign.sf(sqrt(n_e) * D)
   double n_effective = 0;  // n_r n_c / (n_r + n_c), Kish sizes when weighted
   double error_bound = 0;  // 0 when exact; else D is within [D, D + bound]
+  // The p-value at D + error_bound: the true one lies in [p_value_low,
+  // p_value] (equal when exact).
+  double p_value_low = 1;
 };
 
 // Q(x) = P(K > x) for the limiting Kolmogorov distribution
@@ -71,13 +74,15 @@ absl::StatusOr<ChiSquareResult> ChiSquareTest(std::span<const double> reference,
 struct WassersteinResult {
   double distance = 0;     // scipy.stats.wasserstein_distance(ref, cur)
   double normalized = 0;   // distance / reference std (ddof 0); 0 if std is 0
-  double error_bound = 0;  // 0 when exact
+  double error_bound = 0;  // 0 when exact; else |W1 - distance| <= bound
+  double normalized_error_bound = 0;  // error_bound / reference std (std is exact)
 };
 
 absl::StatusOr<WassersteinResult> Wasserstein(const WeightedSample& reference,
                                               const WeightedSample& current);
-// From summaries with the same edges: integrates the interpolated CDFs;
-// error_bound = sum of both summaries' CdfL1ErrorBound(). Errors as KsTest.
+// From summaries with the same edges: integrates the model CDFs
+// (histogram.h); error_bound = sum of both summaries' CdfL1ErrorBound(),
+// normalized_error_bound = error_bound / reference std. Errors as KsTest.
 absl::StatusOr<WassersteinResult> Wasserstein(const NumericSummary& reference,
                                               const NumericSummary& current);
 
@@ -124,7 +129,9 @@ struct NumericBaseline {
 };
 
 // Builds a baseline from a summary: drift edges at the summary's quantiles
-// k/B (interpolated within fine bins). Fails if the summary is empty.
+// k/B under its CDF model, so a fine bin whose values sit on its edge (an
+// integer, a tie) gives that edge exactly and is never split. Fails if the
+// summary is empty.
 absl::StatusOr<NumericBaseline> MakeNumericBaseline(std::shared_ptr<const NumericSummary> reference,
                                                     int bins = kDefaultBins);
 

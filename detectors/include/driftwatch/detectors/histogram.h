@@ -129,14 +129,18 @@ inline void CountNonFinite(Counts& c, double x) {
   }
 }
 
-// A mergeable summary of one numeric stream: weighted counts in fixed bins
-// plus exact moments. Update is O(log bins) branch-free with no allocation.
-// Two summaries merge exactly when they share the same edges. Not
-// thread-safe; one owner (an ingest shard) updates it.
+// A mergeable summary of one numeric stream: per fixed bin its weight and
+// its weighted sum (so its mean), plus exact moments. Update is O(log bins)
+// branch-free with no allocation. Two summaries merge exactly when they
+// share the same edges. Not thread-safe; one owner (an ingest shard)
+// updates it.
 //
-// Accuracy bound (docs/statistics.md): the CDF at a bin edge is exact; inside
-// a bin it is linearly interpolated, so any CDF value is off by at most the
-// mass of the bin it falls in.
+// The CDF model (docs/statistics.md): exact at every bin edge; inside a bin
+// (clipped to the observed [min, max]) the bin's mass is spread as two
+// uniform pieces, [lo, mean] and [mean, hi], weighted so that the piece
+// mixture has the bin's mean. A bin whose values all sit at one end (an
+// integer on its edge, a tie) is a point mass there, so it is never split.
+// Any CDF value is off by at most the mass of the bin it falls in.
 class NumericSummary {
  public:
   explicit NumericSummary(std::shared_ptr<const BinEdges> edges);
@@ -166,6 +170,7 @@ class NumericSummary {
   // has already checked that x is finite and weight > 0.
   void AddAt(size_t bin, double x, double weight) {
     bins_[bin] += weight;
+    sums_[bin] += weight * x;
     AddToMoments(counts_, x, weight);
   }
   // Counts a non-finite value (NaN, +-Inf) of `weight` as Add would.
@@ -175,10 +180,14 @@ class NumericSummary {
   }
 
   // Rebuilds a summary from its parts (a decoder's output), e.g. a profile
-  // that stores the edges once for many summaries. INVALID_ARGUMENT when
-  // `bins` does not match the edges or holds a negative / non-finite value.
+  // that stores the edges once for many summaries. `sums` holds each bin's
+  // weighted sum; empty means unknown (a blob of a format that kept none),
+  // and each bin's mass is then taken to sit at the middle of its support.
+  // INVALID_ARGUMENT when `bins` or `sums` does not match the edges or
+  // holds a non-finite value, or a bin weight is negative.
   static absl::StatusOr<NumericSummary> FromParts(std::shared_ptr<const BinEdges> edges,
                                                   std::vector<double> bins,
+                                                  std::vector<double> sums,
                                                   const NumericCounts& counts,
                                                   uint64_t invalid_weights);
 
@@ -188,6 +197,7 @@ class NumericSummary {
   const BinEdges& edges() const { return *edges_; }
   std::shared_ptr<const BinEdges> shared_edges() const { return edges_; }
   std::span<const double> bins() const { return bins_; }
+  std::span<const double> bin_sums() const { return sums_; }  // sum of w * x per bin
   const NumericCounts& counts() const { return counts_; }
   uint64_t invalid_weights() const { return invalid_weights_; }
 
@@ -195,15 +205,24 @@ class NumericSummary {
   double stddev() const;          // weighted population std (ddof = 0)
   double effective_size() const;  // Kish: weight^2 / weight_sq; 0 when empty
 
-  // Weighted CDF F(x) = P(X <= x) over finite values: exact at edges, linear
-  // interpolation inside a bin (the outer bins interpolate to min / max).
+  // Weighted CDF F(x) = P(X <= x) over finite values under the model above:
+  // exact at edges, the two pieces inside a bin (outer bins reach min / max).
   double Cdf(double x) const;
-  // Cdf at each of `xs` (any order), in O(bins + n log bins).
-  std::vector<double> CdfAt(std::span<const double> xs) const;
+  // Cdf at each of `xs` (any order), in O(bins + n log bins); with
+  // `left_limit`, the limit from the left, P(X < x), which differs from
+  // Cdf(x) only at a point mass.
+  std::vector<double> CdfAt(std::span<const double> xs, bool left_limit = false) const;
+
+  // The points where the model's CDF bends (each non-empty bin's lo, mean
+  // and hi), appended to `out` unsorted: between two consecutive ones the
+  // CDF is linear.
+  void AppendBreakpoints(std::vector<double>* out) const;
 
   // Bound on the L1 distance (integral of |F - Cdf|, in units of x) between
-  // the interpolated Cdf and the true ECDF of the values added: the sum over
-  // bins of mass_b / 2 times the bin's width clipped to [min, max].
+  // the model's Cdf and the true ECDF of the values added: the sum over bins
+  // of mass_b times width_b times phi(t_b), width_b the bin clipped to
+  // [min, max], t_b the mean's position in it, phi(t) = min(2 min(t, 1-t),
+  // max(t, 1-t)) <= 1/2 (docs/statistics.md); 0 for a point mass.
   double CdfL1ErrorBound() const;
 
   // Weighted mass of each bin of `target` (a different edge set), using Cdf.
@@ -223,13 +242,17 @@ class NumericSummary {
   // The interval [lo, hi] over which bin k's mass is spread: the bin clipped
   // to [min, max] observed. Only meaningful for a non-empty bin.
   void BinSupport(size_t k, double* lo, double* hi) const;
+  // Bin k's mean clamped to [lo, hi], and snapped to lo or hi when within
+  // rounding of it (so a bin of equal values is an exact point mass).
+  double BinMean(size_t k, double lo, double hi) const;
   // below[k] = total weight of bins < k, for k = 0..bin_count().
   std::vector<double> PrefixWeights() const;
-  // Weight of finite values <= x under the interpolated CDF.
-  double CumulativeWeight(double x, std::span<const double> below) const;
+  // Weight of finite values <= x (< x with `left_limit`) under the model.
+  double CumulativeWeight(double x, std::span<const double> below, bool left_limit) const;
 
   std::shared_ptr<const BinEdges> edges_;
   std::vector<double> bins_;
+  std::vector<double> sums_;  // per bin: sum of w * x
   NumericCounts counts_;
   uint64_t invalid_weights_ = 0;
 };

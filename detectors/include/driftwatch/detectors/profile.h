@@ -85,8 +85,9 @@ absl::StatusOr<std::string> MergeSerializedProfiles(
 // The ingest hot path's form of a Profile. Its counters and every numeric
 // feature's and score's moments and bins live in one 64-byte aligned block:
 // line 0 holds the ProfileCounters, and summary k (numeric features first,
-// then scores) is one line of moments followed by its bins, so adding a
-// value touches two cache lines found from the block address alone. Serialize() writes exactly the bytes
+// then scores) is one line of moments followed by its bins as (weight, sum)
+// pairs, so adding a value touches two cache lines found from the block
+// address alone. Serialize() writes exactly the bytes
 // ToProfile().Serialize() would. Not thread-safe: one owner updates it.
 class ProfileAccumulator {
  public:
@@ -122,6 +123,7 @@ class ProfileAccumulator {
   const Shape& shape() const { return *shape_; }
   std::byte* block() { return block_.get(); }
   Moments& moments(size_t k) { return *MomentsAt(block_.get(), shape_->first_line[k]); }
+  // Summary k's bins: (weight, weighted sum) pairs, bin i at [2i, 2i + 1].
   double* bins(size_t k) { return BinsAt(block_.get(), shape_->first_line[k]); }
   ColdCounts& cold(size_t k) { return ColdAt(block_.get(), *shape_)[k]; }
   ProfileCounters& counters() { return *CountersAt(block_.get()); }
@@ -143,7 +145,8 @@ class ProfileAccumulator {
 
   // NumericSummary::AddAt on the flat form: x finite, weight > 0, bin its bin.
   static void AddAt(Moments& m, double* bins, size_t bin, double x, double weight) {
-    bins[bin] += weight;
+    bins[2 * bin] += weight;
+    bins[2 * bin + 1] += weight * x;
     AddToMoments(m, x, weight);
   }
   void AddNull(size_t k, double weight = 1.0) {
