@@ -175,5 +175,113 @@ TEST_F(ReportAccuracyTest, NumericNullRateIsWeighted) {
   EXPECT_GT(report.features(0).null_rate(), 0.15);  // unweighted it is ~0.13
 }
 
+
+detectors::WeightedSample Exact(const std::vector<Event>& events, bool weighted) {
+  std::vector<double> values, weights;
+  for (const Event& e : events) {
+    if (std::isnan(e.x)) continue;
+    values.push_back(e.x);
+    weights.push_back(1 / e.sample_rate);
+  }
+  auto s = weighted ? detectors::WeightedSample::Create(std::move(values), std::move(weights))
+                    : detectors::WeightedSample::Create(std::move(values));
+  EXPECT_TRUE(s.ok()) << s.status();
+  return *s;
+}
+
+// Issue 8: integer values on summary_edges 0..30. The exact deciles are
+// integers, i.e. summary edges; the service used to freeze its drift bins
+// inside fine bins ([0, 0.37, 0.77, ...]), splitting each integer's mass
+// (PSI 0.429 where exact is 0.445). Now the drift edges are the integers
+// and PSI, KL and JS are the exact values.
+TEST_F(ReportAccuracyTest, IntegerFeatureOnIntegerEdgesIsExact) {
+  v1::FeatureSpec spec;
+  for (int k = 0; k <= 30; ++k) spec.add_summary_edges(k);
+  Register("integers", spec);
+  std::mt19937_64 rng(80);
+  std::poisson_distribution<int> ref_draw(4), cur_draw(6);
+  std::vector<Event> ref(5000), cur(5000);
+  for (Event& e : ref) e.x = ref_draw(rng);
+  for (Event& e : cur) e.x = cur_draw(rng);
+  UploadBaseline("integers", ref);
+  Push("integers", cur);
+  const v1::DriftReport report = Report("integers");
+  ASSERT_EQ(report.features_size(), 1);
+  const v1::FeatureDriftReport& got = report.features(0);
+  auto exact = detectors::CompareNumeric(Exact(ref, false), Exact(cur, false));
+  ASSERT_TRUE(exact.ok()) << exact.status();
+  for (double e : exact->edges) EXPECT_EQ(e, std::floor(e));  // integer deciles
+  EXPECT_GT(exact->divergences.psi, 0.3);
+  EXPECT_NEAR(got.psi(), exact->divergences.psi, 1e-9);
+  EXPECT_NEAR(got.kl(), exact->divergences.kl, 1e-9);
+  EXPECT_NEAR(got.js(), exact->divergences.js, 1e-9);
+  // Every value sits on an edge: KS at the edges is the exact statistic,
+  // and W1 is exact too (each bin is a point mass).
+  EXPECT_NEAR(got.ks().statistic(), exact->ks->statistic, 1e-12);
+  EXPECT_NEAR(got.wasserstein(), exact->wasserstein->distance, 1e-9);
+  EXPECT_NEAR(got.wasserstein_error_bound(), 0, 1e-9);
+}
+
+// Issue 8: a 2,000-row reference_sample (64 fine bins) of a heavy-tailed
+// feature reported W1 48.2 where exact was 18.1 (W1/sd 1.40 vs 0.53), inside
+// a bound the API did not carry. The report now carries the bounds, the
+// exact values lie inside them, and the per-bin means put W1/sd within 0.05.
+TEST_F(ReportAccuracyTest, ReferenceSampleReportsItsBoundsAndMeetsThem) {
+  std::mt19937_64 rng(81);
+  std::lognormal_distribution<double> ref_draw(3, 1), cur_draw(3.3, 1.1);
+  v1::FeatureSpec spec;
+  for (int i = 0; i < 2000; ++i) spec.add_reference_sample(ref_draw(rng));
+  Register("heavy", spec);
+  std::vector<Event> ref(20000), cur(20000);
+  for (Event& e : ref) e.x = ref_draw(rng);
+  const double rates[] = {1, 0.5, 0.1};
+  for (size_t i = 0; i < cur.size(); ++i) {
+    cur[i].x = cur_draw(rng);
+    cur[i].sample_rate = rates[i % 3];
+  }
+  UploadBaseline("heavy", ref);
+  Push("heavy", cur);
+  const v1::DriftReport report = Report("heavy");
+  ASSERT_EQ(report.features_size(), 1);
+  const v1::FeatureDriftReport& got = report.features(0);
+  auto exact = detectors::CompareNumeric(Exact(ref, false), Exact(cur, true));
+  ASSERT_TRUE(exact.ok()) << exact.status();
+  ASSERT_TRUE(got.has_ks());
+  EXPECT_GE(exact->ks->statistic, got.ks().statistic() - 1e-12);
+  EXPECT_LE(exact->ks->statistic, got.ks().statistic() + got.ks().error_bound() + 1e-12);
+  EXPECT_GE(exact->ks->p_value, got.ks().p_value_low() - 1e-15);
+  EXPECT_LE(exact->ks->p_value, got.ks().p_value() + 1e-15);
+  EXPECT_GT(got.wasserstein_error_bound(), 0);
+  EXPECT_NEAR(got.wasserstein(), exact->wasserstein->distance, got.wasserstein_error_bound());
+  EXPECT_NEAR(got.wasserstein_norm(), exact->wasserstein->normalized,
+              got.wasserstein_norm_error_bound());
+  EXPECT_NEAR(got.wasserstein_norm(), exact->wasserstein->normalized, 0.05);
+  EXPECT_NEAR(got.psi(), exact->divergences.psi, std::max(0.005, 0.02 * exact->divergences.psi));
+  EXPECT_NEAR(got.js(), exact->divergences.js, 0.02 * exact->divergences.js);
+}
+
+// `--window 20m` is twenty one-minute buckets ending with the open one,
+// not the twenty-one that aligning [now - 20m, now) outward used to give.
+TEST_F(ReportAccuracyTest, TrailingWindowIsWholeBucketsOfItsLength) {
+  v1::FeatureSpec spec;
+  for (int k = 0; k < 10; ++k) spec.add_summary_edges(k);
+  Register("window", spec);
+  clock_.Set(kBase + 60 * kMin + 30'000);  // half-way through a minute
+  std::vector<Event> ref(100);
+  UploadBaseline("window", ref);
+  // One event per minute, at hh:mm:30, from 30 minutes ago to one ago.
+  std::vector<Event> cur(30);
+  Push("window", cur, 30);
+  const v1::DriftReport report = Report("window", 20 * 60);
+  const int64_t end = kBase + 61 * kMin;
+  EXPECT_EQ(report.window().end().seconds() * 1000, end);
+  EXPECT_EQ(report.window().start().seconds() * 1000, end - 20 * kMin);
+  // Minutes 41 .. 59 hold one event each; the open minute 60 none yet.
+  EXPECT_EQ(report.counts().events(), 19u);
+  // A length that is not whole minutes rounds up to whole buckets.
+  const v1::DriftReport odd = Report("window", 90);
+  EXPECT_EQ(odd.window().start().seconds() * 1000, end - 2 * kMin);
+}
+
 }  // namespace
 }  // namespace driftwatch::service

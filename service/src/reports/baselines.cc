@@ -143,7 +143,7 @@ Interval Baselines::Range(const v1::BaselineSpec& spec, int64_t now_ms) const {
                  width);
   }
   const int64_t end = now_ms - spec.trailing().lag_seconds() * 1000;
-  return Align(Trailing(end, spec.trailing().length_seconds() * 1000), width);
+  return TrailingBuckets(end, spec.trailing().length_seconds() * 1000, width);
 }
 
 absl::StatusOr<SliceProfiles> Baselines::Profiles(const RegisteredModel& model,

@@ -85,6 +85,12 @@ Interval Trailing(int64_t end_ms, int64_t length_ms) {
   return Interval{std::max<int64_t>(0, end_ms - length_ms), end_ms};
 }
 
+Interval TrailingBuckets(int64_t end_ms, int64_t length_ms, int64_t width_ms) {
+  if (width_ms <= 0) return Trailing(end_ms, length_ms);
+  const int64_t end = CeilTo(end_ms, width_ms);
+  return Trailing(end, CeilTo(length_ms, width_ms));
+}
+
 WindowReader::WindowReader(storage::BucketStore* buckets, storage::ModelStore* progress,
                            int64_t bucket_width_ms)
     : buckets_(buckets), progress_(progress), bucket_width_ms_(bucket_width_ms) {}
@@ -95,6 +101,7 @@ absl::StatusOr<Interval> WindowReader::Resolve(const v1::Window& window, int64_t
   switch (window.window_case()) {
     case v1::Window::kRange: {
       DW_ASSIGN_OR_RETURN(out, CheckedRange(window.range(), "window.range"));
+      out = Align(out, bucket_width_ms_);
       break;
     }
     case v1::Window::kLastSeconds: {
@@ -103,13 +110,12 @@ absl::StatusOr<Interval> WindowReader::Resolve(const v1::Window& window, int64_t
         return absl::InvalidArgumentError(
             absl::StrCat("window.last_seconds must be in [1, ", kMaxWindowSeconds, "], got ", s));
       }
-      out = Trailing(now_ms, s == 0 ? default_ms : s * 1000);
+      out = TrailingBuckets(now_ms, s == 0 ? default_ms : s * 1000, bucket_width_ms_);
       break;
     }
     default:
-      out = Trailing(now_ms, default_ms);
+      out = TrailingBuckets(now_ms, default_ms, bucket_width_ms_);
   }
-  out = Align(out, bucket_width_ms_);
   if (out.end_ms <= out.start_ms) return absl::InvalidArgumentError("window is empty");
   return out;
 }

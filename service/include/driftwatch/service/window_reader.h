@@ -37,6 +37,12 @@ absl::StatusOr<Interval> CheckedRange(const v1::TimeRange& range, std::string_vi
 Interval Align(Interval in, int64_t width_ms);
 // The last `length_ms` ending at `end_ms`, clamped at the epoch.
 Interval Trailing(int64_t end_ms, int64_t length_ms);
+// The trailing window of whole buckets a `last N` request means: it ends at
+// the end of the bucket holding `end_ms` (so the open bucket's events are
+// in) and spans `length_ms` rounded up to whole buckets of `width_ms`, so
+// `last 20 min` is exactly twenty one-minute buckets, not the twenty-one
+// that aligning [end - 20 min, end) outward would give. Clamped at the epoch.
+Interval TrailingBuckets(int64_t end_ms, int64_t length_ms, int64_t width_ms);
 
 // The longest window or trailing length accepted, in seconds.
 inline constexpr int64_t kMaxWindowSeconds = 100LL * 366 * 86'400;
@@ -53,9 +59,10 @@ class WindowReader {
 
   int64_t bucket_width_ms() const { return bucket_width_ms_; }
 
-  // The bucket-aligned window a request asks for at `now_ms`: a range, the
-  // last N seconds, or (unset) the last `default_ms`. INVALID_ARGUMENT
-  // naming the field for a bad one.
+  // The bucket-aligned window a request asks for at `now_ms`: a range
+  // (widened to whole buckets), the last N seconds or (unset) the last
+  // `default_ms` (TrailingBuckets). INVALID_ARGUMENT naming the field for a
+  // bad one.
   absl::StatusOr<Interval> Resolve(const v1::Window& window, int64_t default_ms,
                                    int64_t now_ms) const;
 
