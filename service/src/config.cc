@@ -129,6 +129,25 @@ const std::map<std::string, Setter, std::less<>>& Keys() {
        })},
       {"ingest.max_dedup_ids",
        Integer<uint64_t>([](ServerConfig& c) -> uint64_t& { return c.ingest.max_dedup_ids; })},
+      {"ingest.backfill_horizon",
+       Duration([](ServerConfig& c) -> int64_t& { return c.ingest.backfill_horizon_ms; })},
+      {"ingest.max_backfill_profiles", Integer<uint64_t>([](ServerConfig& c) -> uint64_t& {
+         return c.ingest.max_backfill_profiles;
+       })},
+      {"ingest.max_event_id_bytes", Integer<uint32_t>([](ServerConfig& c) -> uint32_t& {
+         return c.ingest.max_event_id_bytes;
+       })},
+      {"ingest.max_category_bytes", Integer<uint32_t>([](ServerConfig& c) -> uint32_t& {
+         return c.ingest.max_category_bytes;
+       })},
+      {"ingest.max_slice_value_bytes", Integer<uint32_t>([](ServerConfig& c) -> uint32_t& {
+         return c.ingest.max_slice_value_bytes;
+       })},
+      {"ingest.max_query_id_bytes", Integer<uint32_t>([](ServerConfig& c) -> uint32_t& {
+         return c.ingest.max_query_id_bytes;
+       })},
+      {"ingest.max_streams",
+       Integer<int>([](ServerConfig& c) -> int& { return c.max_ingest_streams; })},
       {"ingest.max_categories",
        Integer<size_t>([](ServerConfig& c) -> size_t& { return c.registry.max_categories; })},
       {"ingest.summary_bins",
@@ -238,6 +257,24 @@ absl::Status ValidateConfig(const ServerConfig& c) {
     return bad("ingest.raw_sample_rate", in.raw_sample_rate, " is outside [0, 1]");
   }
   if (in.flush_interval_ms <= 0) return bad("ingest.flush_interval", "must be positive");
+  if (in.backfill_horizon_ms < 0) return bad("ingest.backfill_horizon", "must not be negative");
+  if (in.backfill_horizon_ms > c.retention.minute_ms) {
+    return bad("ingest.backfill_horizon", in.backfill_horizon_ms,
+               " ms is longer than retention.minute (", c.retention.minute_ms,
+               " ms): backfill merges into minute rows and is deduplicated against ids kept "
+               "that long; lower it or raise retention.minute");
+  }
+  if (in.max_dedup_ids < 1) return bad("ingest.max_dedup_ids", "must be at least 1");
+  if (in.max_backfill_profiles < 1) {
+    return bad("ingest.max_backfill_profiles", "must be at least 1");
+  }
+  if (c.max_ingest_streams < 1) return bad("ingest.max_streams", "must be at least 1");
+  if (in.max_event_id_bytes < 1) return bad("ingest.max_event_id_bytes", "must be at least 1");
+  if (in.max_category_bytes < 1) return bad("ingest.max_category_bytes", "must be at least 1");
+  if (in.max_slice_value_bytes < 1) {
+    return bad("ingest.max_slice_value_bytes", "must be at least 1");
+  }
+  if (in.max_query_id_bytes < 1) return bad("ingest.max_query_id_bytes", "must be at least 1");
   if (c.registry.default_slice_cap < 1) return bad("ingest.slice_cap", "must be at least 1");
   if (c.registry.max_categories < 1) return bad("ingest.max_categories", "must be at least 1");
   if (c.registry.summary_bins < 2) return bad("ingest.summary_bins", "must be at least 2");

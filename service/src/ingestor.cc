@@ -17,11 +17,25 @@ namespace driftwatch::service {
 
 using ingest::ModelIngestState;
 
+namespace {
+
+// A longer example id is cut at a UTF-8 boundary (event_id_too_long), so
+// that a hostile id does not travel back whole in the ack.
+std::string ExampleId(std::string_view id) {
+  constexpr size_t kMaxExampleIdBytes = 256;
+  if (id.size() <= kMaxExampleIdBytes) return std::string(id);
+  size_t cut = kMaxExampleIdBytes;
+  while (cut > 0 && (static_cast<unsigned char>(id[cut]) & 0xC0) == 0x80) --cut;
+  return absl::StrCat(base::Sv(id.substr(0, cut)), "...");
+}
+
+}  // namespace
+
 void IngestCounts::Reject(RejectReason reason, std::string_view event_id, std::string message) {
   ++rejected;
   RejectStat& stat = reasons[base::Sv(RejectReasonName(reason))];
   if (stat.count++ == 0) {
-    stat.example_event_id = std::string(event_id);
+    stat.example_event_id = ExampleId(event_id);
     stat.message = std::move(message);
   }
 }
@@ -33,6 +47,7 @@ void IngestCounts::Merge(const IngestCounts& other) {
   rejected += other.rejected;
   late_accepted += other.late_accepted;
   too_late += other.too_late;
+  backfilled += other.backfilled;
   for (const auto& [reason, stat] : other.reasons) {
     RejectStat& mine = reasons[reason];
     if (mine.count == 0) {
@@ -49,6 +64,7 @@ void IngestTotals::Add(const IngestCounts& counts) {
   rejected += counts.rejected;
   late_accepted += counts.late_accepted;
   too_late += counts.too_late;
+  backfilled += counts.backfilled;
 }
 
 Ingestor::Ingestor(const ModelRegistry* registry, IngestStorage storage, const base::Clock* clock,
@@ -59,7 +75,9 @@ Ingestor::Ingestor(const ModelRegistry* registry, IngestStorage storage, const b
       options_(std::move(options)),
       flusher_(std::make_unique<ingest::Flusher>(
           storage_.flush, clock_, options_.flush_interval_ms, &totals_,
-          [this](storage::FlushBatch* batch) { CollectAll(batch); })) {}
+          [this](storage::FlushBatch* batch, ingest::Flusher::CollectSeq seq) {
+            CollectAll(batch, seq.seq, seq.committed);
+          })) {}
 
 Ingestor::~Ingestor() {
   flusher_->Stop();
@@ -103,7 +121,8 @@ absl::Status Ingestor::Recover() {
   return absl::OkStatus();
 }
 
-// Buckets not yet closed come back into memory with their dedup ids.
+// Buckets not yet closed come back into memory with their dedup ids;
+// closed buckets' ids come back when a batch backfills them.
 absl::Status Ingestor::RecoverModel(ModelIngestState& state) {
   const RegisteredModel& model = *state.model;
   absl::MutexLock lock(&state.mu);
@@ -114,6 +133,7 @@ absl::Status Ingestor::RecoverModel(ModelIngestState& state) {
   const bool derived_all = model.slice_key_count() > 0;
   for (storage::BucketRow& row : rows) {
     ingest::OpenBucket& bucket = state.buckets[row.bucket_start_ms];
+    bucket.ids = &state.IdsOf(row.bucket_start_ms);
     // A derived "*" is rebuilt from the key slices at the next flush.
     if (derived_all && row.slice_id == 0) continue;
     DW_ASSIGN_OR_RETURN(detectors::Profile profile,
@@ -124,8 +144,9 @@ absl::Status Ingestor::RecoverModel(ModelIngestState& state) {
   DW_ASSIGN_OR_RETURN(std::vector<storage::DedupChunk> chunks,
                       storage_.dedup->ReadDedup(model.model_key(), state.closed_until_ms));
   for (const storage::DedupChunk& chunk : chunks) {
-    state.dedup_ids +=
-        ingest::DecodeEventIdsInto(chunk.hashes, &state.buckets[chunk.bucket_start_ms].ids);
+    ingest::BucketIds& ids = state.IdsOf(chunk.bucket_start_ms);
+    ingest::DecodeEventIdsInto(chunk.hashes, &state.ids, &ids.hashes);
+    ids.collected = ids.hashes.size();  // already stored
   }
   return absl::OkStatus();
 }
@@ -149,11 +170,13 @@ absl::StatusOr<uint64_t> Ingestor::Apply(const v1::PredictionBatch& batch, Inges
                                      " (register it with Models.RegisterModel)"));
   }
   const std::shared_ptr<const RegisteredModel> model = *std::move(found);
-  DW_ASSIGN_OR_RETURN(ingest::BatchDecoder decoder, ingest::BatchDecoder::Create(batch, *model));
+  DW_ASSIGN_OR_RETURN(ingest::BatchDecoder decoder,
+                      ingest::BatchDecoder::Create(batch, *model, options_));
   ModelIngestState& state = StateOf(model);
   IngestCounts local;
   local.batches = 1;
   uint64_t seq = 0;
+  bool flush_now = false;
   {
     // Full queues this batch hands off are drained once the lock is
     // released, on every way out (a flush waits for them).
@@ -164,22 +187,29 @@ absl::StatusOr<uint64_t> Ingestor::Apply(const v1::PredictionBatch& batch, Inges
     } drain{state, {}};
     absl::MutexLock lock(&state.mu);
     seq = flusher_->NextSeq();
-    ingest::BatchApplier(state, decoder, options_, clock_->NowMs(), &local, &totals_,
-                         &drain.handoffs)
-        .Run();
+    DW_RETURN_IF_ERROR(ingest::BatchApplier(state, decoder, options_, clock_->NowMs(),
+                                            storage_.dedup, &local, &totals_, &drain.handoffs)
+                           .Run());
     state.PublishProgress();
+    flush_now = !state.backfill.empty() &&
+                state.BackfillProfiles() > options_.max_backfill_profiles;
   }
+  // Backpressure: a backfill spread over many buckets holds a delta per
+  // slice per bucket until the flush merges them; past the cap the batch
+  // that went over waits for one.
+  if (flush_now) (void)flusher_->Flush();
   totals_.Add(local);
   counts->Merge(local);
   return seq;
 }
 
-void Ingestor::CollectAll(storage::FlushBatch* batch) {
+void Ingestor::CollectAll(storage::FlushBatch* batch, uint64_t collect, uint64_t committed) {
+  const int64_t now_ms = clock_->NowMs();
   for (ModelIngestState* state : States()) {
     ingest::FlushSnapshot snap;
     {
       absl::MutexLock lock(&state->mu);
-      ingest::CollectFlush(*state, options_, batch, &snap);
+      ingest::CollectFlush(*state, options_, {now_ms, collect, committed}, &totals_, batch, &snap);
     }
     ingest::EncodeFlush(snap, batch);
   }

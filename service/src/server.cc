@@ -1,6 +1,7 @@
 #include "driftwatch/service/server.h"
 
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/resource_quota.h>
 
 #include <chrono>
 #include <exception>
@@ -29,6 +30,9 @@ namespace {
 
 constexpr int kMaxReceiveMessageBytes = 64 << 20;
 constexpr auto kShutdownGrace = std::chrono::seconds(5);
+// Server threads beyond the ingest streams': unary RPCs, refused streams
+// and gRPC's own pollers.
+constexpr int kOtherRpcThreads = 64;
 
 // "host:port" with the port replaced by the bound one.
 std::string BoundAddress(const std::string& listen, int port) {
@@ -167,8 +171,8 @@ absl::Status Server::Impl::Start() {
 }
 
 absl::Status Server::Impl::Serve() {
-  ingest_service = std::make_unique<grpc_api::IngestService>(ingestor.get(), metrics.get(),
-                                                             query_priority.get());
+  ingest_service = std::make_unique<grpc_api::IngestService>(
+      ingestor.get(), metrics.get(), query_priority.get(), config.max_ingest_streams);
   models_service = std::make_unique<grpc_api::ModelsService>(registry.get(), reports.get());
   reports_service = std::make_unique<grpc_api::ReportsService>(reports.get(), query_priority.get(),
                                                                metrics.get());
@@ -176,6 +180,13 @@ absl::Status Server::Impl::Serve() {
   grpc::ServerBuilder builder;
   builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(), &grpc_port);
   builder.SetMaxReceiveMessageSize(kMaxReceiveMessageBytes);
+  // The sync server runs each RPC on a thread of its own. A stream past
+  // max_ingest_streams returns its thread at once; the quota bounds the
+  // rest (a call past it fails RESOURCE_EXHAUSTED), leaving room for
+  // reports and registration beside a full set of streams.
+  grpc::ResourceQuota quota("driftwatchd");
+  quota.SetMaxThreads(config.max_ingest_streams + kOtherRpcThreads);
+  builder.SetResourceQuota(quota);
   builder.RegisterService(ingest_service.get());
   builder.RegisterService(models_service.get());
   builder.RegisterService(reports_service.get());
@@ -259,6 +270,10 @@ Server::~Server() {
 
 int Server::grpc_port() const { return impl_->grpc_port; }
 int Server::metrics_port() const { return impl_->metrics_port; }
+int Server::ingest_streams() const { return impl_->ingest_service->active_streams(); }
+uint64_t Server::refused_ingest_streams() const {
+  return impl_->ingest_service->refused_streams();
+}
 void Server::Shutdown() { impl_->Shutdown(); }
 
 void Server::Wait() {

@@ -76,6 +76,18 @@ absl::Status ValidateBatch(const FlushBatch& batch) {
                        static_cast<int>(row.level), ", want minute (0)"));
     }
   }
+  for (const BucketRow& row : batch.minute_merges) {
+    if (row.level != Level::kMinute) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("commit flush: minute_merges row for model ", row.model_key, " has level ",
+                       static_cast<int>(row.level), ", want minute (0)"));
+    }
+    auto layout = batch.layouts.find(row.model_key);
+    if (layout == batch.layouts.end() || layout->second == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat("commit flush: minute_merges row for model ",
+                                                     row.model_key, " but no layout to merge with"));
+    }
+  }
   for (const BucketRow& row : batch.rollups) {
     if (row.level != Level::kHour && row.level != Level::kDay) {
       return absl::InvalidArgumentError(
@@ -115,8 +127,8 @@ class SqliteStore final : public Store {
   absl::StatusOr<std::vector<BucketRow>> ReadBuckets(int64_t model_key, Level level,
                                                      int64_t start_ms, int64_t end_ms,
                                                      const std::vector<int32_t>& slices) override;
-  absl::StatusOr<std::vector<DedupChunk>> ReadDedup(int64_t model_key,
-                                                    int64_t from_bucket_ms) override;
+  absl::StatusOr<std::vector<DedupChunk>> ReadDedup(int64_t model_key, int64_t from_bucket_ms,
+                                                    int64_t to_bucket_ms) override;
   absl::StatusOr<std::vector<RawEventRow>> ReadRawEvents(int64_t model_key, int64_t start_ms,
                                                          int64_t end_ms, int limit) override;
   absl::Status PutBaseline(const BaselineRecord& baseline) override;
@@ -156,7 +168,10 @@ class SqliteStore final : public Store {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   absl::Status WriteMinutes(const std::vector<BucketRow>& rows)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
-  absl::Status WriteRollups(const FlushBatch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  // Merges each row into the stored one with its model's layout (inserted
+  // if none): minute_merges and rollups.
+  absl::Status WriteMerges(const std::vector<BucketRow>& rows, const FlushBatch& batch,
+                           absl::string_view op) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   absl::Status WriteDedup(const FlushBatch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   absl::Status WriteRawEvents(const std::vector<RawEventRow>& rows)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
@@ -325,7 +340,8 @@ absl::Status SqliteStore::Commit(const FlushBatch& batch) {
   // Any error below returns early and `txn` rolls the whole batch back.
   DW_RETURN_IF_ERROR(WriteSlices(batch.new_slices));
   DW_RETURN_IF_ERROR(WriteMinutes(batch.minute_upserts));
-  DW_RETURN_IF_ERROR(WriteRollups(batch));
+  DW_RETURN_IF_ERROR(WriteMerges(batch.minute_merges, batch, "commit flush: merge minute bucket"));
+  DW_RETURN_IF_ERROR(WriteMerges(batch.rollups, batch, "commit flush: roll up bucket"));
   DW_RETURN_IF_ERROR(WriteDedup(batch));
   DW_RETURN_IF_ERROR(WriteRawEvents(batch.raw_events));
   DW_RETURN_IF_ERROR(WriteProgress(batch.progress));
@@ -380,9 +396,9 @@ absl::Status SqliteStore::WriteMinutes(const std::vector<BucketRow>& rows) {
   return absl::OkStatus();
 }
 
-absl::Status SqliteStore::WriteRollups(const FlushBatch& batch) {
-  constexpr absl::string_view kOp = "commit flush: roll up bucket";
-  for (const BucketRow& row : batch.rollups) {
+absl::Status SqliteStore::WriteMerges(const std::vector<BucketRow>& rows,
+                                      const FlushBatch& batch, absl::string_view kOp) {
+  for (const BucketRow& row : rows) {
     int64_t rowid = 0;
     std::string merged;
     bool found = false;
@@ -547,16 +563,19 @@ absl::StatusOr<std::vector<BucketRow>> SqliteStore::ReadBuckets(
 }
 
 absl::StatusOr<std::vector<DedupChunk>> SqliteStore::ReadDedup(int64_t model_key,
-                                                               int64_t from_bucket_ms) {
+                                                               int64_t from_bucket_ms,
+                                                               int64_t to_bucket_ms) {
   constexpr absl::string_view kOp = "read dedup";
   DW_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
   DW_ASSIGN_OR_RETURN(ScopedStatement s,
                       reader->Prepare("SELECT bucket_start_ms, hashes FROM dedup "
                                       "WHERE model_key = ? AND bucket_start_ms >= ? "
+                                      "AND bucket_start_ms < ? "
                                       "ORDER BY bucket_start_ms, chunk_id",
                                       kOp));
   s->BindInt64(1, model_key);
   s->BindInt64(2, from_bucket_ms);
+  s->BindInt64(3, to_bucket_ms);
   std::vector<DedupChunk> out;
   while (true) {
     DW_ASSIGN_OR_RETURN(bool row, s->Step(kOp));

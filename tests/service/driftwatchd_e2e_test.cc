@@ -357,23 +357,25 @@ TEST_F(DriftwatchdE2ETest, LateTooLateAndBadInput) {
   ASSERT_NO_FATAL_FAILURE(Register(schema));
 
   // Default ingest settings: 1 min buckets, 5 min allowed lateness, 5 min
-  // future skew. An event 1 min ahead moves the watermark; one 30 s behind
-  // it is late but accepted; one 10 min old falls in a bucket that closed
-  // (bucket end + lateness <= watermark); one an hour ahead is too far in
-  // the future; one without a time is rejected.
+  // future skew, 2 days of backfill. An event 1 min ahead is accepted (the
+  // watermark stays at the server clock); one 30 s behind is late but
+  // accepted; one 10 min old opens a bucket that the next flush closes;
+  // one 3 days old is past the backfill horizon; one an hour ahead is too
+  // far in the future; one without a time is rejected.
   const int64_t now = NowMs();
   v1::PredictionBatch batch;
   *batch.mutable_model() = schema.model();
   *batch.mutable_rows()->add_events() = Event("ahead", now + 60'000, 1);
-  *batch.mutable_rows()->add_events() = Event("late", now + 30'000, 2);
-  *batch.mutable_rows()->add_events() = Event("too-late", now - 600'000, 3);
+  *batch.mutable_rows()->add_events() = Event("late", now - 30'000, 2);
+  *batch.mutable_rows()->add_events() = Event("old", now - 600'000, 3);
+  *batch.mutable_rows()->add_events() = Event("too-late", now - 3 * 86'400'000LL, 3);
   *batch.mutable_rows()->add_events() = Event("future", now + 3'600'000, 4);
   *batch.mutable_rows()->add_events() = Event("no-time", 0, 5);
   v1::IngestAck ack;
   grpc::Status status = Stream({batch}, &ack);
   ASSERT_TRUE(status.ok()) << status.error_message();
-  EXPECT_EQ(ack.accepted(), 2u);
-  EXPECT_EQ(ack.late_accepted(), 1u);
+  EXPECT_EQ(ack.accepted(), 3u);
+  EXPECT_EQ(ack.late_accepted(), 2u);
   EXPECT_EQ(ack.too_late(), 1u);
   EXPECT_EQ(ack.rejected(), 3u);
   std::map<std::string, std::string> examples;

@@ -3,9 +3,11 @@
 // batch's layouts), plus a switch that makes the next commits fail.
 #pragma once
 
+#include <algorithm>
 #include <map>
 #include <mutex>
 #include <tuple>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "driftwatch/detectors/profile.h"
@@ -67,7 +69,9 @@ class FakeStore : public storage::Store {
     // Stage on copies so that a failed merge leaves nothing applied.
     auto buckets = buckets_;
     for (const auto& row : batch.minute_upserts) buckets[Key(row)] = row;
-    for (const auto& row : batch.rollups) {
+    std::vector<storage::BucketRow> merges = batch.minute_merges;
+    merges.insert(merges.end(), batch.rollups.begin(), batch.rollups.end());
+    for (const auto& row : merges) {
       auto it = buckets.find(Key(row));
       if (it == buckets.end()) {
         buckets[Key(row)] = row;
@@ -115,13 +119,30 @@ class FakeStore : public storage::Store {
     return out;
   }
   absl::StatusOr<std::vector<storage::DedupChunk>> ReadDedup(int64_t model_key,
-                                                             int64_t from_bucket_ms) override {
+                                                             int64_t from_bucket_ms,
+                                                             int64_t to_bucket_ms) override {
     std::lock_guard<std::mutex> lock(mu_);
+    ++dedup_reads_;
     std::vector<storage::DedupChunk> out;
     for (const auto& c : dedup_) {
-      if (c.model_key == model_key && c.bucket_start_ms >= from_bucket_ms) out.push_back(c);
+      if (c.model_key == model_key && c.bucket_start_ms >= from_bucket_ms &&
+          c.bucket_start_ms < to_bucket_ms) {
+        out.push_back(c);
+      }
     }
+    std::stable_sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
+      return a.bucket_start_ms < b.bucket_start_ms;
+    });
     return out;
+  }
+  int dedup_reads() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return dedup_reads_;
+  }
+  // Every committed bucket row, for comparing two stores byte for byte.
+  std::map<std::tuple<int64_t, int, int64_t, int32_t>, storage::BucketRow> bucket_rows() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return buckets_;
   }
   absl::StatusOr<std::vector<storage::RawEventRow>> ReadRawEvents(int64_t model_key, int64_t,
                                                                   int64_t, int) override {
@@ -170,6 +191,7 @@ class FakeStore : public storage::Store {
   mutable std::mutex mu_;
   int fail_commits_ = 0;
   int commits_ = 0;
+  int dedup_reads_ = 0;
   std::map<int64_t, storage::ModelRecord> models_;
   std::map<std::pair<int64_t, int32_t>, storage::SliceRecord> slices_;
   std::map<RowKey, storage::BucketRow> buckets_;

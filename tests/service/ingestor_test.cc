@@ -2,12 +2,16 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <memory>
 #include <random>
 #include <thread>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 
@@ -178,62 +182,276 @@ TEST_F(IngestorTest, UnflushedEventsAreLostOnCrashAndTheRetryCountsThemOnce) {
   EXPECT_EQ(Committed(kT0 - 40'000, 0).counters().events, 2u);
 }
 
-TEST_F(IngestorTest, LateEventsAreAcceptedAndTooLateOnesCounted) {
+TEST_F(IngestorTest, LateEventsAreAcceptedBackfilledOrTooLate) {
   Apply(Rows({Event("now", kT0, 1)}));
   // 30 s behind the watermark: late but its bucket is open.
   IngestCounts late = Apply(Rows({Event("late", kT0 - 30'000, 1)}));
   EXPECT_EQ(late.accepted, 1u);
   EXPECT_EQ(late.late_accepted, 1u);
-  // Watermark moves 5 minutes on; the first bucket (end + 2 min lateness)
-  // is now closed.
+  EXPECT_EQ(late.backfilled, 0u);
+  // Five minutes on, the first bucket (end + 2 min lateness) closes at the
+  // flush; an event for it is then merged in as a delta.
   clock_.Advance(5 * kMinute);
   Apply(Rows({Event("later", kT0 + 5 * kMinute, 1)}));
-  IngestCounts too_late = Apply(Rows({Event("old", kT0 - 10'000, 1)}));
+  ASSERT_TRUE(ingestor_->Flush().ok());
+  const int64_t bucket = kT0 - 40'000;
+  auto model = registry_->Find(Schema().model());
+  ASSERT_TRUE(model.ok());
+  EXPECT_GT((*model)->progress().closed_until_ms, bucket);
+  IngestCounts backfilled = Apply(Rows({Event("old", kT0 - 10'000, 1)}));
+  EXPECT_EQ(backfilled.accepted, 1u);
+  EXPECT_EQ(backfilled.backfilled, 1u);
+  EXPECT_EQ(backfilled.late_accepted, 1u);
+  // A retry of it is a duplicate, even re-stamped into another bucket.
+  EXPECT_EQ(Apply(Rows({Event("old", kT0 - 10'000, 1)})).duplicates, 1u);
+  EXPECT_EQ(Apply(Rows({Event("old", kT0 + 5 * kMinute, 1)})).duplicates, 1u);
+  // Older than the backfill horizon (2 days): too late, with what to do.
+  IngestCounts too_late = Apply(Rows({Event("ancient", kT0 - 3 * storage::kDayMs, 1)}));
   EXPECT_EQ(too_late.accepted, 0u);
   EXPECT_EQ(too_late.too_late, 1u);
   EXPECT_EQ(too_late.rejected, 1u);
-  EXPECT_EQ(too_late.reasons.at("too_late").example_event_id, "old");
+  EXPECT_EQ(too_late.reasons.at("too_late").example_event_id, "ancient");
+  EXPECT_NE(too_late.reasons.at("too_late").message.find("ingest.backfill_horizon"),
+            std::string::npos);
+  EXPECT_NE(too_late.reasons.at("too_late").message.find("2023-11-11T22:14:40.000Z"),
+            std::string::npos)
+      << too_late.reasons.at("too_late").message;
   ASSERT_TRUE(ingestor_->Flush().ok());
-  // The closed minute rolled into its hour with both of its events.
-  const int64_t bucket = kT0 - 40'000;
+  // The closed minute and its hour hold all three of its events.
   const int64_t hour = bucket - bucket % storage::kHourMs;
+  EXPECT_EQ(Committed(bucket, 0).counters().events, 3u);
   detectors::Profile rolled = Committed(hour, 0, Level::kHour);
-  EXPECT_EQ(rolled.counters().events, 2u);
-  EXPECT_EQ(rolled.counters().late_accepted, 1u);
-  EXPECT_EQ(store_->dedup_chunks(), 1u);  // only the open bucket keeps ids
+  EXPECT_EQ(rolled.counters().events, 3u);
+  EXPECT_EQ(rolled.counters().late_accepted, 2u);
 }
 
-TEST_F(IngestorTest, DedupCapClosesTheOldestBucketEarlyAndNeverDoubleCounts) {
+// Past max_dedup_ids a flush first closes the oldest open bucket early,
+// and once its ids are durable evicts them from memory; an event for that
+// bucket then loads them back from storage, so nothing counts twice.
+TEST_F(IngestorTest, DedupCapEvictsClosedBucketsAndLoadsThemBackForBackfill) {
   max_dedup_ids_ = 3;
   Fresh();
   const int64_t b0 = kT0 - 40'000;
   const int64_t b1 = b0 + kMinute;
-  IngestCounts c = Apply(Rows({Event("a", kT0, 1), Event("b", kT0, 2), Event("c", kT0 + kMinute, 3)}));
-  EXPECT_EQ(c.accepted, 3u);
-  EXPECT_EQ(ingestor_->totals().early_closes.load(), 0u);
-  // The 4th id would exceed the cap: bucket b0 closes early, "d" lands in b1.
-  c = Apply(Rows({Event("d", kT0 + kMinute, 4)}));
-  EXPECT_EQ(c.accepted, 1u);
+  IngestCounts c = Apply(Rows({Event("a", kT0, 1), Event("b", kT0, 2), Event("c", kT0 + kMinute, 3),
+                               Event("d", kT0 + kMinute, 4)}));
+  EXPECT_EQ(c.accepted, 4u);
+  // 4 ids in open buckets: the flush closes b0 early.
+  ASSERT_TRUE(ingestor_->Flush().ok());
   EXPECT_EQ(ingestor_->totals().early_closes.load(), 1u);
   auto model = registry_->Find(Schema().model());
   ASSERT_TRUE(model.ok());
   EXPECT_EQ((*model)->progress().closed_until_ms, b1);
-  // A retry of b0's event is too late, not a duplicate, and not counted again.
-  c = Apply(Rows({Event("a", kT0, 1)}));
-  EXPECT_EQ(c.accepted, 0u);
-  EXPECT_EQ(c.duplicates, 0u);
-  EXPECT_EQ(c.too_late, 1u);
+  // b0's ids are durable now: the next flush evicts them.
+  ASSERT_TRUE(ingestor_->Flush().ok());
+  EXPECT_EQ(ingestor_->totals().evicted_buckets.load(), 1u);
+  // A retry of b0's events loads its ids back: duplicates, not counted;
+  // a new event of b0 is backfilled.
+  const int reads = store_->dedup_reads();
+  c = Apply(Rows({Event("a", kT0, 1), Event("b", kT0, 2), Event("e", kT0, 5)}));
+  EXPECT_EQ(store_->dedup_reads(), reads + 1);
+  EXPECT_EQ(ingestor_->totals().loaded_buckets.load(), 1u);
+  EXPECT_EQ(c.duplicates, 2u);
+  EXPECT_EQ(c.accepted, 1u);
+  EXPECT_EQ(c.backfilled, 1u);
   ASSERT_TRUE(ingestor_->Flush().ok());
   EXPECT_EQ(ingestor_->open_buckets(), 1u);
-  EXPECT_EQ(Committed(b0, 0).counters().events, 2u);
-  EXPECT_EQ(Committed(b0 - b0 % storage::kHourMs, 0, Level::kHour).counters().events, 2u);
+  EXPECT_EQ(Committed(b0, 0).counters().events, 3u);
+  EXPECT_EQ(Committed(b0 - b0 % storage::kHourMs, 0, Level::kHour).counters().events, 3u);
   EXPECT_EQ(Committed(b1, 0).counters().events, 2u);
-  // The early close is durable: after a restart the retry is still too late.
+  // After a restart: the open bucket's ids come back at recovery, b0's on
+  // first use.
   Restart();
-  c = Apply(Rows({Event("b", kT0, 2), Event("c", kT0 + kMinute, 3)}));
-  EXPECT_EQ(c.too_late, 1u);
-  EXPECT_EQ(c.duplicates, 1u);
+  c = Apply(Rows({Event("b", kT0, 2), Event("c", kT0 + kMinute, 3), Event("e", kT0, 5)}));
+  EXPECT_EQ(c.duplicates, 3u);
   EXPECT_EQ(c.accepted, 0u);
+}
+
+// Events with dyadic values and weights, so that every sum a profile
+// keeps is exact and the order of additions cannot change a bit: an hour
+// from kT0, three platforms.
+std::vector<v1::PredictionEvent> DyadicHour(int n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<v1::PredictionEvent> events;
+  for (int i = 0; i < n; ++i) {
+    const int64_t t = kT0 + static_cast<int64_t>(rng() % (60 * kMinute));
+    const char* platforms[] = {"ios", "android", "web"};
+    v1::PredictionEvent e =
+        Event(absl::StrCat("h", i), t, static_cast<double>(rng() % 8000) / 8, platforms[rng() % 3]);
+    e.set_scores(0, static_cast<double>(rng() % 64) / 64);
+    e.set_sample_rate(std::array{1.0, 0.5, 0.25}[rng() % 3]);
+    if (rng() % 10 == 0) e.set_numeric(0, std::nan(""));
+    events.push_back(std::move(e));
+  }
+  std::sort(events.begin(), events.end(), [](const auto& a, const auto& b) {
+    return a.event_time_ms() < b.event_time_ms();
+  });
+  return events;
+}
+
+class HistoryTest : public IngestorTest {
+ protected:
+  // Every stored row, its late counter zeroed: "late" records the arrival
+  // order, which is what these tests vary; every other byte must match.
+  // Keyed by slice value: slice ids follow the order values first arrive.
+  using RowKey = std::tuple<int64_t, int, int64_t, std::string>;
+  std::map<RowKey, std::string> Rows_() {
+    std::map<RowKey, std::string> out;
+    auto layout = registry_->FindByKey(1)->layout();
+    std::map<int32_t, std::string> values;
+    for (const auto& slice : registry_->Slices(Schema().model())) values[slice.slice_id] = slice.value;
+    for (const auto& [key, row] : store_->bucket_rows()) {
+      auto p = detectors::Profile::Deserialize(layout, row.profile);
+      EXPECT_TRUE(p.ok()) << p.status();
+      p->counters().late_accepted = 0;
+      out[{row.model_key, static_cast<int>(row.level), row.bucket_start_ms, values[row.slice_id]}] =
+          p->Serialize();
+    }
+    return out;
+  }
+  // Pushes `events` in batches of `batch` in the given order, the clock at
+  // each batch's newest event plus `delay` (never moving back), flushing
+  // every 10 batches; then lets every bucket close.
+  IngestCounts Push(const std::vector<v1::PredictionEvent>& events, size_t batch, int64_t delay) {
+    IngestCounts total;
+    for (size_t i = 0; i < events.size(); i += batch) {
+      std::vector<v1::PredictionEvent> part(events.begin() + i,
+                                            events.begin() + std::min(events.size(), i + batch));
+      int64_t newest = 0;
+      for (const auto& e : part) newest = std::max(newest, e.event_time_ms());
+      if (newest + delay > clock_.NowMs()) clock_.Advance(newest + delay - clock_.NowMs());
+      total.Merge(Apply(Rows(part)));
+      if ((i / batch) % 10 == 9) {
+        EXPECT_TRUE(ingestor_->Flush().ok());
+      }
+    }
+    return total;
+  }
+  // Names what differs instead of printing every byte.
+  static std::string Diff(const std::map<RowKey, std::string>& got,
+                          const std::map<RowKey, std::string>& want) {
+    std::string out;
+    int shown = 0;
+    for (const auto& [key, bytes] : want) {
+      auto it = got.find(key);
+      const auto& [m, level, start, slice] = key;
+      if (it == got.end()) {
+        absl::StrAppend(&out, "missing level ", level, " bucket ", start, " slice ", slice, "\n");
+      } else if (it->second != bytes) {
+        absl::StrAppend(&out, "differs level ", level, " bucket ", start, " slice ", slice, "\n");
+      } else {
+        continue;
+      }
+      if (++shown == 5) break;
+    }
+    for (const auto& [key, bytes] : got) {
+      if (!want.contains(key)) absl::StrAppend(&out, "extra level ", std::get<1>(key), " bucket ",
+                                               std::get<2>(key), " slice ", std::get<3>(key), "\n");
+    }
+    return out;
+  }
+  void CloseEverything() {
+    EXPECT_TRUE(ingestor_->Flush().ok());
+    clock_.Advance(10 * kMinute);
+    EXPECT_TRUE(ingestor_->Flush().ok());
+    EXPECT_EQ(ingestor_->open_buckets(), 0u);
+  }
+};
+
+TEST_F(HistoryTest, ShuffledReplayedAndLateHistoryStoreTheSameBytesAsInOrder) {
+  const std::vector<v1::PredictionEvent> hour = DyadicHour(3000, 7);
+  Fresh();
+  EXPECT_EQ(Push(hour, 50, 1000).accepted, hour.size());
+  CloseEverything();
+  const auto in_order = Rows_();
+  ASSERT_GT(in_order.size(), 60u * 3);  // minutes x slices, hours, days
+
+  // Shuffled, arriving as late as the end of the hour: most buckets close
+  // while their events still come, which are then backfilled.
+  std::vector<v1::PredictionEvent> shuffled = hour;
+  std::shuffle(shuffled.begin(), shuffled.end(), std::mt19937(11));
+  Fresh();
+  IngestCounts c = Push(shuffled, 50, 0);
+  EXPECT_EQ(c.accepted, hour.size());
+  EXPECT_GT(c.backfilled, hour.size() / 2);
+  CloseEverything();
+  EXPECT_EQ(Diff(Rows_(), in_order), "");
+
+  // History pushed after current traffic: the second half first, then the
+  // first half, an hour later.
+  Fresh();
+  std::vector<v1::PredictionEvent> second(hour.begin() + hour.size() / 2, hour.end());
+  std::vector<v1::PredictionEvent> first(hour.begin(), hour.begin() + hour.size() / 2);
+  Push(second, 50, 1000);
+  CloseEverything();
+  clock_.Advance(60 * kMinute);
+  c = Push(first, 50, 0);
+  EXPECT_EQ(c.accepted, first.size());
+  EXPECT_EQ(c.backfilled, first.size());
+  EXPECT_EQ(c.too_late, 0u);
+  CloseEverything();
+  EXPECT_EQ(Diff(Rows_(), in_order), "");
+
+  // A replayed hour (a day later) counts only duplicates and changes
+  // nothing; so does a retry re-stamped with new event times.
+  clock_.Advance(storage::kDayMs);
+  c = Push(hour, 100, 0);
+  EXPECT_EQ(c.accepted, 0u);
+  EXPECT_EQ(c.duplicates, hour.size());
+  std::vector<v1::PredictionEvent> restamped = hour;
+  for (auto& e : restamped) e.set_event_time_ms(clock_.NowMs() - 1000);
+  c = Push(restamped, 100, 0);
+  EXPECT_EQ(c.accepted, 0u);
+  EXPECT_EQ(c.duplicates, hour.size());
+  CloseEverything();
+  EXPECT_EQ(Diff(Rows_(), in_order), "");
+}
+
+TEST_F(HistoryTest, ReplayAfterRestartAndEvictionCountsOnlyDuplicates) {
+  max_dedup_ids_ = 500;  // far fewer than the hour holds
+  const std::vector<v1::PredictionEvent> hour = DyadicHour(3000, 3);
+  Fresh();
+  Push(hour, 50, 1000);
+  CloseEverything();
+  const auto in_order = Rows_();
+  EXPECT_GT(ingestor_->totals().evicted_buckets.load(), 0u);
+  Restart();
+  // The replay loads each bucket's ids back from storage before its events
+  // are deduplicated; memory stays near the cap.
+  IngestCounts c = Push(hour, 50, 0);
+  EXPECT_EQ(c.accepted, 0u);
+  EXPECT_EQ(c.duplicates, hour.size());
+  EXPECT_GT(ingestor_->totals().loaded_buckets.load(), 50u);
+  CloseEverything();
+  EXPECT_EQ(Diff(Rows_(), in_order), "");
+}
+
+// A client stamping events minutes ahead (within max_future_skew) does not
+// move the watermark past the server clock.
+TEST_F(IngestorTest, AFutureClockDoesNotMakeOtherEventsLate) {
+  EXPECT_EQ(Apply(Rows({Event("skewed", kT0 + 9 * kMinute, 1)})).accepted, 1u);
+  IngestCounts c = Apply(Rows({Event("on-time", kT0 - 70'000, 1)}));
+  EXPECT_EQ(c.accepted, 1u);
+  EXPECT_EQ(c.late_accepted, 1u);  // 70 s behind the server clock
+  EXPECT_EQ(c.backfilled, 0u);
+  auto model = registry_->Find(Schema().model());
+  ASSERT_TRUE(model.ok());
+  EXPECT_EQ((*model)->progress().watermark_ms, kT0);
+}
+
+// A model whose traffic stops: its buckets close by the server clock.
+TEST_F(IngestorTest, IdleModelsCloseTheirBucketsByTheServerClock) {
+  Apply(Rows({Event("a", kT0, 1), Event("b", kT0 + kMinute, 2)}));
+  ASSERT_TRUE(ingestor_->Flush().ok());
+  EXPECT_EQ(ingestor_->open_buckets(), 2u);
+  clock_.Advance(2 * kMinute + 20'000);  // the first bucket's end + lateness
+  ASSERT_TRUE(ingestor_->Flush().ok());
+  EXPECT_EQ(ingestor_->open_buckets(), 1u);
+  clock_.Advance(kMinute);
+  ASSERT_TRUE(ingestor_->Flush().ok());
+  EXPECT_EQ(ingestor_->open_buckets(), 0u);
+  const int64_t b0 = kT0 - 40'000;
+  EXPECT_EQ(Committed(b0 - b0 % storage::kHourMs, 0, Level::kHour).counters().events, 2u);
 }
 
 // The ingest hot path keeps profiles in a flat layout and adds values
@@ -439,7 +657,8 @@ TEST_F(IngestorTest, RejectedEventsCreateNoSlice) {
     garbage.push_back(bad_rate);
     garbage.push_back(Event("", kT0 + 5 * kMinute, 1, platform));                   // no id
     garbage.push_back(Event(absl::StrCat("f", i), kT0 + 60 * kMinute, 1, platform));  // future
-    garbage.push_back(Event(absl::StrCat("o", i), kT0 - 10'000, 1, platform));       // too late
+    garbage.push_back(
+        Event(absl::StrCat("o", i), kT0 - 3 * storage::kDayMs, 1, platform));  // too late
     garbage.push_back(Event("now", kT0 + 5 * kMinute, 1, platform));                 // duplicate
     v1::PredictionEvent unknown = Event(absl::StrCat("u", i), kT0 + 5 * kMinute, 1, platform);
     (*unknown.mutable_named_numeric())["nope"] = 1;

@@ -1,9 +1,14 @@
 #include "grpc/services.h"
 
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/support/byte_buffer.h>
+#include <grpcpp/support/method_handler.h>
+#include <grpcpp/support/proto_buffer_reader.h>
 
 #include <algorithm>
 #include <chrono>
+#include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -62,9 +67,43 @@ grpc::Status Unimplemented() {
 
 }  // namespace
 
-grpc::Status IngestService::StreamPredictions(grpc::ServerContext*,
-                                              grpc::ServerReader<v1::PredictionBatch>* reader,
-                                              v1::IngestAck* ack) {
+// The generated service reads StreamPredictions through a typed reader,
+// whose Read returns false alike at the end of the stream and when a
+// message does not parse. This handler reads ByteBuffers instead.
+// MarkMethodStreamed also marks the method BIDI_STREAMING, which the sync
+// server treats exactly as CLIENT_STREAMING (neither reads a payload
+// before the handler runs); only server interceptors, which we do not
+// install, would see the other type.
+IngestService::IngestService(Ingestor* ingestor, internal::Metrics* metrics,
+                             QueryPriority* priority, int max_streams)
+    : ingestor_(ingestor), metrics_(metrics), priority_(priority), max_streams_(max_streams) {
+  constexpr int kStreamPredictions = 0;  // the method's index in ingest.proto
+  MarkMethodStreamed(
+      kStreamPredictions,
+      new grpc::internal::ClientStreamingHandler<IngestService, grpc::ByteBuffer, v1::IngestAck>(
+          [](IngestService* service, grpc::ServerContext* context,
+             grpc::ServerReader<grpc::ByteBuffer>* reader, v1::IngestAck* ack) {
+            return service->StreamPredictionBytes(context, reader, ack);
+          },
+          this));
+}
+
+grpc::Status IngestService::StreamPredictionBytes(grpc::ServerContext*,
+                                                  grpc::ServerReader<grpc::ByteBuffer>* reader,
+                                                  v1::IngestAck* ack) {
+  // Counted before anything else, so an idle stream past the cap costs
+  // nothing but this check.
+  struct Admission {
+    std::atomic<int>& active;
+    ~Admission() { active.fetch_sub(1); }
+  } admission{active_streams_};
+  if (active_streams_.fetch_add(1) >= max_streams_) {
+    refused_streams_.fetch_add(1);
+    return grpc::Status(
+        grpc::StatusCode::RESOURCE_EXHAUSTED,
+        absl::StrCat("too many concurrent ingest streams: at most ", max_streams_,
+                     " (ingest.max_streams); retry later, or send more batches per stream"));
+  }
   return Guard("StreamPredictions", [&]() -> absl::Status {
     IngestCounts counts;
     uint64_t last_seq = 0;
@@ -73,18 +112,36 @@ grpc::Status IngestService::StreamPredictions(grpc::ServerContext*,
     // a parse allocates by bumping a pointer inside a block we own (kept
     // across resets), and nothing is freed per event. Measured against
     // resetting every 4, 16 or 256 reads, every read was fastest and
-    // smallest.
+    // smallest. The block is allocated, uninitialised, with the first
+    // message: an idle stream holds none, and pages a batch does not reach
+    // are never touched.
     constexpr size_t kArenaBlock = 4 << 20;
-    auto block = std::make_unique<char[]>(kArenaBlock);
-    google::protobuf::ArenaOptions arena_options;
-    arena_options.initial_block = block.get();
-    arena_options.initial_block_size = kArenaBlock;
-    arena_options.max_block_size = 8 << 20;
-    google::protobuf::Arena arena(arena_options);
-    while (true) {
-      arena.Reset();
-      auto* batch = google::protobuf::Arena::CreateMessage<v1::PredictionBatch>(&arena);
-      if (!reader->Read(batch)) break;
+    std::unique_ptr<char[]> block;
+    std::optional<google::protobuf::Arena> arena;
+    grpc::ByteBuffer bytes;
+    for (uint64_t index = 0; reader->Read(&bytes); ++index) {
+      if (!arena) {
+        block = std::make_unique_for_overwrite<char[]>(kArenaBlock);
+        google::protobuf::ArenaOptions arena_options;
+        arena_options.initial_block = block.get();
+        arena_options.initial_block_size = kArenaBlock;
+        arena_options.max_block_size = 8 << 20;
+        arena.emplace(arena_options);
+      }
+      arena->Reset();
+      auto* batch = google::protobuf::Arena::CreateMessage<v1::PredictionBatch>(&*arena);
+      // Parsed straight from the received slices, as gRPC's own
+      // deserializer does, then the slices are released.
+      grpc::ProtoBufferReader input(&bytes);
+      const bool parsed = batch->ParseFromZeroCopyStream(&input) && input.status().ok();
+      bytes.Clear();
+      if (!parsed) {
+        status = absl::InvalidArgumentError(absl::StrCat(
+            "batch ", index, " of the stream (0-based) is not a valid PredictionBatch: truncated "
+            "or malformed bytes, or a string field (e.g. event_id) that is not valid UTF-8; the ",
+            index, " batches before it stay applied (a retry is deduplicated by event_id)"));
+        break;
+      }
       if (priority_->Yield()) metrics_->OnQueryYield();
       const auto started = std::chrono::steady_clock::now();
       absl::StatusOr<uint64_t> seq = ingestor_->Apply(*batch, &counts);

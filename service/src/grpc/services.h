@@ -2,6 +2,8 @@
 // the component that answers it and its absl::Status to the wire.
 #pragma once
 
+#include <atomic>
+#include <cstdint>
 #include <memory>
 
 #include "driftwatch/service/ingestor.h"
@@ -17,24 +19,39 @@
 namespace driftwatch::service::grpc_api {
 
 // Ingest.StreamPredictions: each batch applied as it arrives; the ack is
-// sent once every applied batch is committed. StreamLabels lands with the
-// label joiner. Every pointer must outlive the service.
+// sent once every applied batch is committed. A message that does not
+// parse as a PredictionBatch fails the stream with INVALID_ARGUMENT naming
+// its index, so the handler reads raw bytes and parses them itself (a
+// typed reader cannot tell a parse failure from the end of the stream).
+// At most `max_streams` streams run at once; one more fails at once with
+// RESOURCE_EXHAUSTED (an idle stream costs a server thread, nothing else:
+// its parse arena is allocated with its first message). StreamLabels
+// lands with the label joiner. Every pointer must outlive the service.
 class IngestService final : public v1::Ingest::Service {
  public:
-  IngestService(Ingestor* ingestor, internal::Metrics* metrics, QueryPriority* priority)
-      : ingestor_(ingestor), metrics_(metrics), priority_(priority) {}
+  IngestService(Ingestor* ingestor, internal::Metrics* metrics, QueryPriority* priority,
+                int max_streams);
 
-  grpc::Status StreamPredictions(grpc::ServerContext* context,
-                                 grpc::ServerReader<v1::PredictionBatch>* reader,
-                                 v1::IngestAck* ack) override;
+  // Streams running now, and refused by the cap since start.
+  int active_streams() const { return active_streams_.load(); }
+  uint64_t refused_streams() const { return refused_streams_.load(); }
+
   grpc::Status StreamLabels(grpc::ServerContext* context,
                             grpc::ServerReader<v1::LabelBatch>* reader,
                             v1::LabelAck* ack) override;
 
  private:
+  // What StreamPredictions runs: each message is a serialized PredictionBatch.
+  grpc::Status StreamPredictionBytes(grpc::ServerContext* context,
+                                     grpc::ServerReader<grpc::ByteBuffer>* reader,
+                                     v1::IngestAck* ack);
+
   Ingestor* const ingestor_;
   internal::Metrics* const metrics_;
   QueryPriority* const priority_;
+  const int max_streams_;
+  std::atomic<int> active_streams_{0};
+  std::atomic<uint64_t> refused_streams_{0};
 };
 
 // Models: registration through the registry, baselines through reports.

@@ -2,10 +2,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <string_view>
 
 #include "absl/strings/str_cat.h"
 #include "driftwatch/base/names.h"
+#include "driftwatch/base/status_macros.h"
+#include "driftwatch/base/time_format.h"
 #include "driftwatch/base/strings.h"
 #include "driftwatch/storage/bucket_store.h"
 #include "ingest/validate.h"
@@ -16,13 +19,19 @@ namespace driftwatch::service::ingest {
 using detectors::ProfileAccumulator;
 
 BatchApplier::BatchApplier(ModelIngestState& state, const BatchDecoder& decoder,
-                           const IngestOptions& options, int64_t now_ms, IngestCounts* counts,
-                           IngestTotals* totals, std::vector<HandOff>* handoffs)
+                           const IngestOptions& options, int64_t now_ms,
+                           storage::DedupStore* dedup, IngestCounts* counts, IngestTotals* totals,
+                           std::vector<HandOff>* handoffs)
     : state_(state),
       model_(*state.model),
       decoder_(decoder),
       options_(options),
       now_ms_(now_ms),
+      horizon_start_ms_(options.backfill_horizon_ms > 0
+                            ? storage::BucketStart(now_ms - options.backfill_horizon_ms,
+                                                   options.bucket_width_ms)
+                            : std::numeric_limits<int64_t>::min()),
+      dedup_(dedup),
       counts_(counts),
       totals_(totals),
       handoffs_(handoffs),
@@ -46,22 +55,26 @@ inline bool BatchApplier::Validate() {
   return false;
 }
 
+// A bucket that starts before the backfill horizon is too late; one at or
+// after closed_until is open (created if need be; the next flush closes
+// it if its time has passed); one before it gets a delta (unless backfill
+// is off).
 inline OpenBucket* BatchApplier::Place(int64_t bucket_start) {
-  if (TooLate(bucket_start)) return nullptr;
-  if (state_.dedup_ids >= options_.max_dedup_ids) {
-    CloseOldestEarly();
-    if (TooLate(bucket_start)) return nullptr;
+  if (bucket_start < horizon_start_ms_ ||
+      (bucket_start < state_.closed_until_ms && options_.backfill_horizon_ms <= 0)) {
+    CountTooLate();
+    return nullptr;
   }
   return &BucketFor(bucket_start);
 }
 
 inline bool BatchApplier::Dedup(OpenBucket& bucket) {
-  if (!bucket.ids.Insert(view_.id_hash)) {
+  if (!state_.ids.Insert(view_.id_hash)) {
     ++counts_->duplicates;
     return false;
   }
-  ++state_.dedup_ids;
-  bucket.new_ids.push_back(view_.id_hash);
+  bucket.ids->hashes.push_back(view_.id_hash);
+  bucket.ids->touched = state_.batches_applied;
   return true;
 }
 
@@ -130,12 +143,16 @@ inline void BatchApplier::Accumulate(OpenBucket& bucket, std::span<const int32_t
     invalid += AddCategorical(w);
   }
   queue.Push(view_.numeric, view_.scores, w, late, invalid);
-  if (view_.event_time_ms > state_.watermark_ms) {
-    state_.watermark_ms = view_.event_time_ms;
+  // Bounded by the server clock: one client stamping events minutes ahead
+  // (within max_future_skew) does not make everyone else's events late.
+  const int64_t t = std::min(view_.event_time_ms, now_ms_);
+  if (t > state_.watermark_ms) {
+    state_.watermark_ms = t;
     state_.progress_dirty = true;
   }
   ++counts_->accepted;
   counts_->late_accepted += late;
+  counts_->backfilled += cached_backfill_;
   if (state_.queue().full()) state_.HandOffQueue(handoffs_);
 }
 
@@ -149,44 +166,55 @@ void BatchApplier::KeepRaw(size_t i) {
   state_.raw.push_back(std::move(row));
 }
 
-inline bool BatchApplier::TooLate(int64_t bucket_start) {
-  if (bucket_start >= state_.closed_until_ms &&
-      bucket_start + options_.bucket_width_ms + options_.allowed_lateness_ms >
-          state_.watermark_ms) {
-    return false;
-  }
-  CountTooLate();
-  return true;
-}
-
 void BatchApplier::CountTooLate() {
   ++counts_->too_late;
-  counts_->Reject(RejectReason::kTooLate, view_.event_id,
-                  absl::StrCat("event_time_ms ", view_.event_time_ms,
-                               " falls in a bucket already closed (watermark ",
-                               state_.watermark_ms, ", allowed lateness ",
-                               options_.allowed_lateness_ms, " ms)"));
+  counts_->Reject(
+      RejectReason::kTooLate, view_.event_id,
+      absl::StrCat("event_time_ms ", view_.event_time_ms, " (", base::IsoTime(view_.event_time_ms),
+                   options_.backfill_horizon_ms > 0
+                       ? absl::StrCat(") is older than the backfill horizon: its bucket starts "
+                                      "before ",
+                                      horizon_start_ms_, " (", base::IsoTime(horizon_start_ms_),
+                                      "); ingest.backfill_horizon is ",
+                                      options_.backfill_horizon_ms, " ms")
+                       : std::string(") falls in a bucket already closed, and "
+                                     "ingest.backfill_horizon is 0 (backfill off)")));
 }
 
-// The max_dedup_ids degraded mode: closes the oldest open bucket now, as
-// the watermark would later. Its profiles stay (queued values still land
-// in them) and are rolled up by the next flush; its ids go.
-void BatchApplier::CloseOldestEarly() {
-  auto it = state_.buckets.lower_bound(state_.closed_until_ms);
-  if (it == state_.buckets.end()) return;
-  OpenBucket& bucket = it->second;
-  const size_t dropped = bucket.ids.size();
-  state_.dedup_ids -= dropped;
-  bucket.ids = EventIdSet();
-  bucket.new_ids = std::vector<uint64_t>();  // the close drops its stored ids too
-  state_.closed_until_ms = it->first + options_.bucket_width_ms;
-  state_.progress_dirty = true;
-  ++totals_->early_closes;
-  internal::LogWarn("dedup id cap reached: closed the oldest open bucket early",
-                    {{"model_key", absl::StrCat(model_.model_key())},
-                     {"bucket_start_ms", absl::StrCat(it->first)},
-                     {"ids_dropped", absl::StrCat(dropped)},
-                     {"max_dedup_ids", absl::StrCat(options_.max_dedup_ids)}});
+// The ids of every closed bucket this batch backfills must be in memory
+// before dedup: they come back from storage whole if they were evicted
+// (or the service restarted). One pass over event times, before any
+// event is applied, so a failed read leaves the batch unapplied.
+absl::Status BatchApplier::LoadBackfilledBuckets() {
+  const size_t n = decoder_.size();
+  int64_t last = std::numeric_limits<int64_t>::min();
+  for (size_t i = 0; i < n; ++i) {
+    const int64_t t = decoder_.event_time_ms(i);
+    if (t <= 0 || t > now_ms_ + options_.max_future_skew_ms) continue;  // rejected later
+    const int64_t start = storage::BucketStart(t, options_.bucket_width_ms);
+    if (start == last || start >= state_.closed_until_ms || start < horizon_start_ms_ ||
+        options_.backfill_horizon_ms <= 0) {
+      continue;
+    }
+    last = start;
+    if (state_.bucket_ids.contains(start)) continue;
+    BucketIds& ids = state_.IdsOf(start);
+    absl::StatusOr<std::vector<storage::DedupChunk>> chunks = dedup_->ReadDedup(
+        model_.model_key(), start, start + options_.bucket_width_ms);
+    if (!chunks.ok()) {
+      state_.bucket_ids.erase(start);
+      return absl::Status(chunks.status().code(),
+                          absl::StrCat("backfill: cannot read the stored ids of bucket ", start,
+                                       " (", base::IsoTime(start), "); retry the batch: ",
+                                       chunks.status().message()));
+    }
+    for (const storage::DedupChunk& chunk : *chunks) {
+      DecodeEventIdsInto(chunk.hashes, &state_.ids, &ids.hashes);
+    }
+    ids.collected = ids.hashes.size();  // already stored
+    ++totals_->loaded_buckets;
+  }
+  return absl::OkStatus();
 }
 
 inline OpenBucket& BatchApplier::BucketFor(int64_t bucket_start) {
@@ -196,13 +224,21 @@ inline OpenBucket& BatchApplier::BucketFor(int64_t bucket_start) {
 
 OpenBucket& BatchApplier::NewBucket(int64_t bucket_start) {
   cached_start_ = bucket_start;
-  auto [it, created] = state_.buckets.try_emplace(bucket_start);
+  cached_backfill_ = bucket_start < state_.closed_until_ms;
+  auto& buckets = cached_backfill_ ? state_.backfill : state_.buckets;
+  auto [it, created] = buckets.try_emplace(bucket_start);
   if (created) {
-    // Size the dedup set like the fullest open bucket so that it rarely
-    // rehashes while it fills.
-    size_t expect = 0;
-    for (const auto& [start, other] : state_.buckets) expect = std::max(expect, other.ids.size());
-    it->second.ids.Reserve(std::min<uint64_t>(expect, options_.max_dedup_ids));
+    it->second.ids = &state_.IdsOf(bucket_start);
+    if (!cached_backfill_) {
+      // Room for a bucket like the fullest held one, so that the set
+      // rarely rehashes while the bucket fills.
+      size_t expect = 0;
+      for (const auto& [start, held] : state_.bucket_ids) {
+        expect = std::max(expect, held.hashes.size());
+      }
+      state_.ids.Reserve(std::min<uint64_t>(state_.ids.size() + expect,
+                                            options_.max_dedup_ids + expect));
+    }
   }
   cached_bucket_ = &it->second;
   return *cached_bucket_;
@@ -210,21 +246,13 @@ OpenBucket& BatchApplier::NewBucket(int64_t bucket_start) {
 
 // Starts loading the dedup slot of event i, which comes soon (a cache and
 // TLB miss in a table of millions).
-inline void BatchApplier::PrefetchId(size_t i) {
-  const int64_t t = decoder_.event_time_ms(i);
-  if (t <= 0) return;  // not validated yet: may be anything
-  const int64_t start = storage::BucketStart(t, options_.bucket_width_ms);
-  if (cached_bucket_ != nullptr && cached_start_ == start) {
-    cached_bucket_->ids.Prefetch(decoder_.id_hash(i));
-    return;
-  }
-  auto it = state_.buckets.find(start);
-  if (it != state_.buckets.end()) it->second.ids.Prefetch(decoder_.id_hash(i));
-}
+inline void BatchApplier::PrefetchId(size_t i) { state_.ids.Prefetch(decoder_.id_hash(i)); }
 
 // The pipeline, with every step inlined (defined above).
-void BatchApplier::Run() {
+absl::Status BatchApplier::Run() {
   state_.mu.AssertHeld();
+  ++state_.batches_applied;
+  DW_RETURN_IF_ERROR(LoadBackfilledBuckets());
   const size_t n = decoder_.size();
   for (size_t i = 0; i < n; ++i) {
     if (i + kIdAhead < n) PrefetchId(i + kIdAhead);
@@ -235,6 +263,7 @@ void BatchApplier::Run() {
     Accumulate(*bucket, ResolveSlices(i));
     if (Sampled(view_.id_hash)) KeepRaw(i);
   }
+  return absl::OkStatus();
 }
 
 }  // namespace driftwatch::service::ingest

@@ -1,11 +1,15 @@
 // Applies the events of one decoded batch to one model, under the model's
 // ingest lock. Each event goes through the same named steps, in order:
 //
-//   Decode -> Validate -> Place (its bucket; too late?) -> Dedup
-//          -> ResolveSlices -> Accumulate -> KeepRaw (if sampled)
+//   Decode -> Validate -> Place (its open bucket, or the delta of a closed
+//          one; too late?) -> Dedup -> ResolveSlices -> Accumulate
+//          -> KeepRaw (if sampled)
 //
 // Slices are resolved only once an event is accepted, so a rejected, too
 // late or duplicate event never creates a slice or uses up a key's cap.
+// Dedup is by event id across every bucket whose ids are in memory; before
+// the loop, the ids of the closed buckets the batch backfills are loaded
+// from storage if memory no longer holds them (LoadBackfilledBuckets).
 #pragma once
 
 #include <cstddef>
@@ -15,6 +19,8 @@
 
 #include "absl/base/attributes.h"
 #include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "driftwatch/storage/dedup_store.h"
 #include "driftwatch/service/ingest_options.h"
 #include "ingest/batch_decoder.h"
 #include "ingest/model_state.h"
@@ -24,16 +30,18 @@ namespace driftwatch::service::ingest {
 // Not thread-safe: lives for one batch, with state.mu held throughout.
 class BatchApplier {
  public:
-  // Counts go to `counts`, early closes to `totals`; full accumulation
+  // Counts go to `counts`, bucket loads to `totals`; full accumulation
   // queues are handed off into `handoffs` (drained by the caller once it
-  // has released state.mu).
+  // has released state.mu). `dedup` gives the stored ids of closed buckets.
   BatchApplier(ModelIngestState& state, const BatchDecoder& decoder, const IngestOptions& options,
-               int64_t now_ms, IngestCounts* counts, IngestTotals* totals,
-               std::vector<HandOff>* handoffs);
+               int64_t now_ms, storage::DedupStore* dedup, IngestCounts* counts,
+               IngestTotals* totals, std::vector<HandOff>* handoffs);
 
   // Applies every event of the batch; state.mu must be held (asserted: the
-  // analysis cannot name the caller's mutex through this object).
-  void Run();
+  // analysis cannot name the caller's mutex through this object). Fails,
+  // before any event is applied, only if storage cannot give the ids of a
+  // closed bucket the batch backfills (the batch can be retried).
+  absl::Status Run();
 
  private:
   // How many events ahead dedup slots are prefetched.
@@ -54,10 +62,8 @@ class BatchApplier {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_.mu);
   void KeepRaw(size_t i) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_.mu);
 
-  ABSL_ATTRIBUTE_ALWAYS_INLINE bool TooLate(int64_t bucket_start)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_.mu);
+  absl::Status LoadBackfilledBuckets() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_.mu);
   void CountTooLate() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_.mu);
-  void CloseOldestEarly() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_.mu);
   ABSL_ATTRIBUTE_ALWAYS_INLINE OpenBucket& BucketFor(int64_t bucket_start)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_.mu);
   OpenBucket& NewBucket(int64_t bucket_start) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_.mu);
@@ -77,6 +83,9 @@ class BatchApplier {
   const BatchDecoder& decoder_;
   const IngestOptions& options_;
   const int64_t now_ms_;
+  // Closed buckets starting before it are past the backfill horizon.
+  const int64_t horizon_start_ms_;
+  storage::DedupStore* const dedup_;
   IngestCounts* const counts_;
   IngestTotals* const totals_;
   std::vector<HandOff>* const handoffs_;
@@ -86,8 +95,9 @@ class BatchApplier {
   std::vector<int32_t> slice_ids_;  // of the event in the pipeline
   std::vector<int32_t> tuple_ids_;  // columnar: per dictionary tuple, its keys' slices; -1 unresolved
   std::vector<detectors::ProfileAccumulator*> profiles_;  // of the event, for categorical values
-  OpenBucket* cached_bucket_ = nullptr;
+  OpenBucket* cached_bucket_ = nullptr;  // open or delta: a start is one or the other
   int64_t cached_start_ = 0;
+  bool cached_backfill_ = false;
 };
 
 }  // namespace driftwatch::service::ingest

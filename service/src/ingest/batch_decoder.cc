@@ -17,15 +17,23 @@ Rejection Reject(RejectReason reason, std::string message) {
   return Rejection{reason, std::move(message)};
 }
 
+// `what` is over its limit; the message names the field, never the value.
+Rejection TooLong(RejectReason reason, std::string_view what, size_t bytes, std::string_view key,
+                  uint32_t limit) {
+  return Reject(reason, absl::StrCat(Sv(what), " is ", bytes, " bytes, longer than ingest.",
+                                     Sv(key), " (", limit, ")"));
+}
+
 }  // namespace
 
 absl::StatusOr<BatchDecoder> BatchDecoder::Create(const v1::PredictionBatch& batch,
-                                                  const RegisteredModel& model) {
+                                                  const RegisteredModel& model,
+                                                  const IngestOptions& options) {
   if (batch.has_rows() && batch.has_columns()) {
     return absl::InvalidArgumentError(
         "batch sets both rows and columns; send one form per PredictionBatch");
   }
-  BatchDecoder decoder(batch, model);
+  BatchDecoder decoder(batch, model, options);
   if (batch.has_rows()) {
     const auto& events = batch.rows().events();
     decoder.hashes_.resize(events.size());
@@ -59,6 +67,7 @@ absl::Status BatchDecoder::CheckColumns() {
   DW_RETURN_IF_ERROR(check(c.scores_size(), n * m.score_count(), "scores"));
   if (c.sample_rate_size() > 1) DW_RETURN_IF_ERROR(check(c.sample_rate_size(), n, "sample_rate"));
   if (m.slice_key_count() > 0) DW_RETURN_IF_ERROR(check(c.slice_codes_size(), n, "slice_codes"));
+  if (c.query_ids_size() > 0) DW_RETURN_IF_ERROR(check(c.query_ids_size(), n, "query_ids"));
   // Categorical columns by name, dictionary-coded.
   categorical_columns_.assign(m.categorical_count(), nullptr);
   for (const v1::CategoricalColumn& col : c.categorical()) {
@@ -77,6 +86,11 @@ absl::Status BatchDecoder::CheckColumns() {
       return absl::InvalidArgumentError(
           absl::StrCat("columns.slice_dictionary[", t, "] has ", tuple.values_size(),
                        " values, the schema has ", m.slice_key_count(), " slice keys"));
+    }
+    for (const std::string& value : tuple.values()) {
+      if (value.size() <= options_->max_slice_value_bytes) continue;
+      long_tuples_.resize(c.slice_dictionary_size());
+      long_tuples_[t] = 1;
     }
   }
   return absl::OkStatus();
@@ -102,6 +116,15 @@ bool BatchDecoder::DecodeRow(size_t i, EventView* view, Rejection* rejection) co
     *rejection = Reject(RejectReason::kNumericCountMismatch,
                         absl::StrCat("numeric has ", e.numeric_size(), " values, the schema has ",
                                      m.numeric_count(), " numeric features"));
+    return false;
+  }
+  // No numeric value at all is a client that forgot them, not an event
+  // whose every value is null (send NaN for a null).
+  if (e.numeric_size() == 0 && e.named_numeric().empty() && m.numeric_count() > 0) {
+    *rejection = Reject(RejectReason::kNumericCountMismatch,
+                        absl::StrCat("the event has no numeric values (neither numeric nor "
+                                     "named_numeric), the schema has ",
+                                     m.numeric_count(), " numeric features (send NaN for null)"));
     return false;
   }
   if (e.categorical_size() != 0 && e.categorical_size() != m.categorical_count()) {
@@ -130,9 +153,18 @@ bool BatchDecoder::DecodeRow(size_t i, EventView* view, Rejection* rejection) co
     view->numeric[f] = x;
     non_finite += !std::isfinite(x);
   }
+  const IngestOptions& o = *options_;
   for (int f = 0; f < m.categorical_count(); ++f) {
     view->categorical[f] = e.categorical_size() ? std::string_view(e.categorical(f)) : "";
     view->categorical_null[f] = view->categorical[f].empty();
+    if (view->categorical[f].size() > o.max_category_bytes) {
+      *rejection = TooLong(RejectReason::kCategoryTooLong,
+                           absl::StrCat("categorical \"", m.layout()->categorical_names[f],
+                                        "\" value"),
+                           view->categorical[f].size(), "max_category_bytes",
+                           o.max_category_bytes);
+      return false;
+    }
   }
   for (const auto& [name, value] : e.named_numeric()) {
     std::optional<int> f = m.NumericIndex(name);
@@ -153,6 +185,12 @@ bool BatchDecoder::DecodeRow(size_t i, EventView* view, Rejection* rejection) co
                                        "\" is not a categorical feature"));
       return false;
     }
+    if (value.size() > o.max_category_bytes) {
+      *rejection = TooLong(RejectReason::kCategoryTooLong,
+                           absl::StrCat("named_categorical \"", name, "\" value"), value.size(),
+                           "max_category_bytes", o.max_category_bytes);
+      return false;
+    }
     view->categorical[*f] = value;
     view->categorical_null[*f] = value.empty();
   }
@@ -167,6 +205,26 @@ bool BatchDecoder::DecodeRow(size_t i, EventView* view, Rejection* rejection) co
                           absl::StrCat("named_slices \"", key, "\" is not a slice key"));
       return false;
     }
+    if (value.size() > o.max_slice_value_bytes) {
+      *rejection = TooLong(RejectReason::kSliceValueTooLong,
+                           absl::StrCat("named_slices \"", key, "\" value"), value.size(),
+                           "max_slice_value_bytes", o.max_slice_value_bytes);
+      return false;
+    }
+  }
+  for (int k = 0; k < e.slice_values_size(); ++k) {
+    if (e.slice_values(k).size() > o.max_slice_value_bytes) {
+      *rejection = TooLong(RejectReason::kSliceValueTooLong,
+                           absl::StrCat("slice_values[", k, "] (", m.slice_keys()[k], ")"),
+                           e.slice_values(k).size(), "max_slice_value_bytes",
+                           o.max_slice_value_bytes);
+      return false;
+    }
+  }
+  if (e.query_id().size() > o.max_query_id_bytes) {
+    *rejection = TooLong(RejectReason::kQueryIdTooLong, "query_id", e.query_id().size(),
+                         "max_query_id_bytes", o.max_query_id_bytes);
+    return false;
   }
   return true;
 }
@@ -191,7 +249,8 @@ bool BatchDecoder::DecodeColumn(size_t i, EventView* view, Rejection* rejection)
   for (int f = 0; f < m.categorical_count(); ++f) {
     const v1::CategoricalColumn* col = categorical_columns_[f];
     const int code = col == nullptr ? -1 : col->codes(index);
-    if (col != nullptr && code >= col->dictionary_size()) {
+    // -1 is null; every other code outside [0, dictionary size) is bad.
+    if (col != nullptr && (code >= col->dictionary_size() || code < -1)) {
       *rejection = Reject(RejectReason::kBadDictionaryCode,
                           absl::StrCat("categorical \"", col->name(), "\" code ", code,
                                        " is outside its dictionary"));
@@ -199,6 +258,13 @@ bool BatchDecoder::DecodeColumn(size_t i, EventView* view, Rejection* rejection)
     }
     view->categorical_null[f] = code < 0;
     view->categorical[f] = code < 0 ? std::string_view() : std::string_view(col->dictionary(code));
+    if (view->categorical[f].size() > options_->max_category_bytes) {
+      *rejection = TooLong(RejectReason::kCategoryTooLong,
+                           absl::StrCat("categorical \"", col->name(), "\" dictionary[", code, "]"),
+                           view->categorical[f].size(), "max_category_bytes",
+                           options_->max_category_bytes);
+      return false;
+    }
   }
   for (int s = 0; s < m.score_count(); ++s) {
     const double x = c.scores(static_cast<int>(s * n + i));
@@ -213,6 +279,19 @@ bool BatchDecoder::DecodeColumn(size_t i, EventView* view, Rejection* rejection)
                           absl::StrCat("slice_codes value ", code, " is outside slice_dictionary"));
       return false;
     }
+    if (!long_tuples_.empty() && long_tuples_[code]) {
+      *rejection = Reject(RejectReason::kSliceValueTooLong,
+                          absl::StrCat("slice_dictionary[", code,
+                                       "] has a value longer than ingest.max_slice_value_bytes (",
+                                       options_->max_slice_value_bytes, ")"));
+      return false;
+    }
+  }
+  if (c.query_ids_size() > 0 && c.query_ids(index).size() > options_->max_query_id_bytes) {
+    *rejection = TooLong(RejectReason::kQueryIdTooLong, "query_ids value",
+                         c.query_ids(index).size(), "max_query_id_bytes",
+                         options_->max_query_id_bytes);
+    return false;
   }
   return true;
 }

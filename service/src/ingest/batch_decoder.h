@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "driftwatch/service/ingest_options.h"
 #include "driftwatch/service/model_registry.h"
 #include "driftwatch/service/reject_reason.h"
 #include "driftwatch/v1/ingest.pb.h"
@@ -38,15 +39,17 @@ struct Rejection {
   std::string message;
 };
 
-// Not thread-safe; the batch and the model must outlive it.
+// Not thread-safe; the batch, the model and the options must outlive it.
 class BatchDecoder {
  public:
   // INVALID_ARGUMENT naming the field when the batch as a whole is
   // malformed: both forms set, columnar lengths that do not add up, a
   // categorical column that is not a feature, a slice tuple with the wrong
-  // number of values. Hashes every event id (outside any lock).
+  // number of values. Hashes every event id (outside any lock). `options`
+  // gives the string length limits.
   static absl::StatusOr<BatchDecoder> Create(const v1::PredictionBatch& batch,
-                                             const RegisteredModel& model);
+                                             const RegisteredModel& model,
+                                             const IngestOptions& options);
 
   size_t size() const { return hashes_.size(); }
   // Of event i, for look-ahead before it is decoded.
@@ -59,7 +62,8 @@ class BatchDecoder {
 
   // Fills `view` with event i (sized for the model once, reused). False,
   // with `rejection` set, when the event itself is malformed (value counts,
-  // unknown names, dictionary codes, unknown slice keys).
+  // unknown names, dictionary codes, unknown slice keys, a categorical
+  // value, slice value or query id over its length limit).
   bool Decode(size_t i, EventView* view, Rejection* rejection) const {
     view->id_hash = hashes_[i];
     return columns_ != nullptr ? DecodeColumn(i, view, rejection) : DecodeRow(i, view, rejection);
@@ -85,15 +89,20 @@ class BatchDecoder {
   std::string SerializeEvent(size_t i, const EventView& view) const;
 
  private:
-  BatchDecoder(const v1::PredictionBatch& batch, const RegisteredModel& model)
-      : batch_(&batch), model_(&model) {}
+  BatchDecoder(const v1::PredictionBatch& batch, const RegisteredModel& model,
+               const IngestOptions& options)
+      : batch_(&batch), model_(&model), options_(&options) {}
   absl::Status CheckColumns();
   bool DecodeRow(size_t i, EventView* view, Rejection* rejection) const;
   bool DecodeColumn(size_t i, EventView* view, Rejection* rejection) const;
 
   const v1::PredictionBatch* batch_;
   const RegisteredModel* model_;
+  const IngestOptions* options_;
   const v1::ColumnarBatch* columns_ = nullptr;  // columnar batches only
+  // Columnar: per slice_dictionary entry, 1 when a value is over
+  // max_slice_value_bytes; empty when none is (the usual batch).
+  std::vector<uint8_t> long_tuples_;
   std::vector<const v1::CategoricalColumn*> categorical_columns_;  // by feature; null: absent
   std::vector<uint64_t> hashes_;
 };

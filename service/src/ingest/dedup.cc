@@ -78,20 +78,49 @@ void EventIdSet::Rehash(size_t ids) {
   }
 }
 
+bool EventIdSet::Erase(uint64_t h) {
+  const size_t n = slots_.size();
+  if (n == 0) return false;
+  uint64_t* slots = slots_.data();
+  size_t hole = Home(h, n);
+  while (slots[hole] != h) {
+    if (slots[hole] == 0) return false;
+    if (++hole == n) hole = 0;
+  }
+  // Moves each later id of the run back into the hole unless its home lies
+  // (cyclically) after the hole, where a probe for it would not pass.
+  for (size_t j = hole;;) {
+    if (++j == n) j = 0;
+    const uint64_t v = slots[j];
+    if (v == 0) break;
+    const size_t home = Home(v, n);
+    const bool stays = hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
+    if (stays) continue;
+    slots[hole] = v;
+    hole = j;
+  }
+  slots[hole] = 0;
+  --size_;
+  return true;
+}
+
 std::string EncodeEventIds(std::span<const uint64_t> hashes) {
   base::ByteWriter w;
   w.U64s(hashes);
   return std::move(w).Finish();
 }
 
-uint64_t DecodeEventIdsInto(std::string_view chunk, EventIdSet* set) {
+uint64_t DecodeEventIdsInto(std::string_view chunk, EventIdSet* set,
+                            std::vector<uint64_t>* added) {
   base::ByteReader r(chunk);
-  uint64_t added = 0;
+  uint64_t n = 0;
   uint64_t h = 0;
   while (r.U64(&h)) {
-    if (h != 0) added += set->Insert(h);
+    if (h == 0 || !set->Insert(h)) continue;
+    ++n;
+    if (added != nullptr) added->push_back(h);
   }
-  return added;
+  return n;
 }
 
 }  // namespace driftwatch::service::ingest

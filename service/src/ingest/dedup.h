@@ -41,7 +41,8 @@ class SlotArray {
   bool mapped_ = false;
 };
 
-// The set of event-id hashes accepted into one open bucket: open
+// A set of event-id hashes (one per model: every id ingest holds, whatever
+// its bucket): open
 // addressing over non-zero hashes (0 marks an empty slot), linear probing
 // at load <= 3/4, ~10.7 bytes per id when sized by Reserve. The ids are
 // already well mixed (EventIdHash), so the home slot is the hash scaled to
@@ -78,6 +79,20 @@ class EventIdSet {
       if (++i == n) i = 0;
     }
   }
+  // True if `h` is present.
+  bool Contains(uint64_t h) const {
+    const size_t n = slots_.size();
+    if (n == 0) return false;
+    const uint64_t* slots = slots_.data();
+    for (size_t i = Home(h, n);;) {
+      if (slots[i] == h) return true;
+      if (slots[i] == 0) return false;
+      if (++i == n) i = 0;
+    }
+  }
+  // Removes `h` if present (backward-shift deletion: no tombstones, so
+  // probes stay as short as if `h` had never been inserted).
+  bool Erase(uint64_t h);
   size_t size() const { return size_; }
 
  private:
@@ -96,8 +111,10 @@ class EventIdSet {
 // The persisted form of a chunk of ids: little-endian u64 each
 // (docs/formats/sqlite_schema.md, table dedup).
 std::string EncodeEventIds(std::span<const uint64_t> hashes);
-// Inserts every id of a chunk into `set`; returns how many were new. A
-// trailing partial id (never written by EncodeEventIds) is ignored.
-uint64_t DecodeEventIdsInto(std::string_view chunk, EventIdSet* set);
+// Inserts every id of a chunk into `set` (and the new ones, in order, into
+// `added` unless null); returns how many were new. A trailing partial id
+// (never written by EncodeEventIds) is ignored.
+uint64_t DecodeEventIdsInto(std::string_view chunk, EventIdSet* set,
+                            std::vector<uint64_t>* added = nullptr);
 
 }  // namespace driftwatch::service::ingest

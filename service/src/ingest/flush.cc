@@ -2,9 +2,13 @@
 
 #include <algorithm>
 #include <optional>
+#include <span>
+
+#include "absl/strings/str_cat.h"
 
 #include "driftwatch/storage/bucket_store.h"
 #include "ingest/dedup.h"
+#include "internal/log.h"
 
 namespace driftwatch::service::ingest {
 namespace {
@@ -55,9 +59,67 @@ void TakeProfiles(OpenBucket& bucket, const FlushSnapshot& snap,
   }
 }
 
+// The ids of a bucket accepted since the last collect, as one chunk.
+void CollectIds(BucketIds& ids, int64_t model_key, int64_t start, uint64_t collect,
+                storage::FlushBatch* batch) {
+  if (ids.collected == ids.hashes.size()) return;
+  batch->dedup.push_back(storage::DedupChunk{
+      model_key, start, EncodeEventIds(std::span(ids.hashes).subspan(ids.collected))});
+  ids.collected = ids.hashes.size();
+  ids.collect_seq = collect;
+}
+
+// Keeps the model's dedup ids within max_dedup_ids: evicts closed buckets
+// whose ids are durable, least recently used first; if the open buckets
+// alone hold more, closes the oldest of them early (their ids are evicted
+// by a later flush, once committed).
+void BoundDedupIds(ModelIngestState& state, const IngestOptions& options,
+                   const CollectContext& context, IngestTotals* totals)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu) {
+  const uint64_t cap = options.max_dedup_ids;
+  if (state.ids.size() <= cap) return;
+  struct Candidate {
+    uint64_t touched;
+    int64_t start;
+  };
+  std::vector<Candidate> candidates;
+  uint64_t pending = 0;  // ids of closed buckets not yet evictable
+  for (const auto& [start, ids] : state.bucket_ids) {
+    if (start >= state.closed_until_ms) continue;
+    if (ids.collected == ids.hashes.size() && ids.collect_seq <= context.committed &&
+        !state.backfill.contains(start)) {
+      candidates.push_back({ids.touched, start});
+    } else {
+      pending += ids.hashes.size();
+    }
+  }
+  std::sort(candidates.begin(), candidates.end(), [](const Candidate& a, const Candidate& b) {
+    return a.touched != b.touched ? a.touched < b.touched : a.start < b.start;
+  });
+  for (const Candidate& c : candidates) {
+    if (state.ids.size() <= cap) break;
+    state.EvictBucketIds(state.bucket_ids.find(c.start));
+    ++totals->evicted_buckets;
+  }
+  uint64_t open_ids = state.ids.size() - std::min<uint64_t>(pending, state.ids.size());
+  for (auto it = state.buckets.begin(); open_ids > cap && it != state.buckets.end(); ++it) {
+    const size_t held = it->second.ids != nullptr ? it->second.ids->hashes.size() : 0;
+    open_ids -= std::min<uint64_t>(held, open_ids);
+    state.closed_until_ms = std::max(state.closed_until_ms, it->first + options.bucket_width_ms);
+    state.progress_dirty = true;
+    ++totals->early_closes;
+    internal::LogWarn("dedup id cap reached: closed the oldest open bucket early",
+                      {{"model_key", absl::StrCat(state.model->model_key())},
+                       {"bucket_start_ms", absl::StrCat(it->first)},
+                       {"bucket_ids", absl::StrCat(held)},
+                       {"max_dedup_ids", absl::StrCat(cap)}});
+  }
+}
+
 }  // namespace
 
 void CollectFlush(ModelIngestState& state, const IngestOptions& options,
+                  const CollectContext& context, IngestTotals* totals,
                   storage::FlushBatch* batch, FlushSnapshot* snap) {
   const RegisteredModel& model = *state.model;
   const int64_t key = model.model_key();
@@ -72,30 +134,36 @@ void CollectFlush(ModelIngestState& state, const IngestOptions& options,
     snap->first_key = model.slices().SlicesOfKey(0);
     key_indexes = model.slices().KeyIndexes();
   }
+  BoundDedupIds(state, options, context, totals);
+  const int64_t close_clock = std::max(state.watermark_ms, context.now_ms);
   for (auto it = state.buckets.begin(); it != state.buckets.end();) {
     const int64_t start = it->first;
     OpenBucket& bucket = it->second;
     FlushSnapshot::Bucket& b = snap->buckets.emplace_back();
     b.start = start;
-    // Closed early (max_dedup_ids), or by the watermark: rolled into its
-    // hour and day, its dedup ids dropped.
+    // Closed early (max_dedup_ids), or by time: rolled into its hour and
+    // day. Its ids stay (in memory until evicted, and in storage).
     b.closing = start < state.closed_until_ms ||
-                start + options.bucket_width_ms + options.allowed_lateness_ms <= state.watermark_ms;
+                start + options.bucket_width_ms + options.allowed_lateness_ms <= close_clock;
     TakeProfiles(bucket, *snap, key_indexes, &b);
-    if (!bucket.new_ids.empty()) {
-      batch->dedup.push_back(storage::DedupChunk{key, start, EncodeEventIds(bucket.new_ids)});
-      bucket.new_ids.clear();
-    }
+    if (bucket.ids != nullptr) CollectIds(*bucket.ids, key, start, context.collect, batch);
     if (!b.closing) {
       ++it;
       continue;
     }
-    state.dedup_ids -= bucket.ids.size();
-    batch->drop_dedup.push_back({key, start});
     state.closed_until_ms = std::max(state.closed_until_ms, start + options.bucket_width_ms);
     state.progress_dirty = true;
     it = state.buckets.erase(it);
   }
+  for (auto& [start, delta] : state.backfill) {
+    FlushSnapshot::Bucket& b = snap->buckets.emplace_back();
+    b.start = start;
+    b.closing = true;  // takes every profile
+    b.delta = true;
+    TakeProfiles(delta, *snap, key_indexes, &b);
+    CollectIds(*delta.ids, key, start, context.collect, batch);
+  }
+  state.backfill.clear();
   for (storage::RawEventRow& row : state.raw) batch->raw_events.push_back(std::move(row));
   state.raw.clear();
   if (state.progress_dirty) {
@@ -119,6 +187,23 @@ void EncodeFlush(const FlushSnapshot& snap, storage::FlushBatch* batch) {
   for (size_t i = 0; i < snap.buckets.size(); ++i) {
     const FlushSnapshot::Bucket& b = snap.buckets[i];
     rolls_up |= b.closing;
+    if (b.delta) {
+      // Every row of a delta merges into what is stored: minute, hour, day.
+      if (snap.derived_all) {
+        if (std::optional<std::string> all = PopulationProfile(snap, i)) {
+          batch->minute_merges.push_back(BucketRow{key, Level::kMinute, b.start, 0, *all});
+          roll_up(b.start, 0, *std::move(all));
+        }
+      }
+      for (size_t id = snap.derived_all ? 1 : 0; id < b.slices.size(); ++id) {
+        if (!b.slices[id]) continue;
+        std::string bytes = b.slices[id]->Serialize();
+        batch->minute_merges.push_back(
+            BucketRow{key, Level::kMinute, b.start, static_cast<int32_t>(id), bytes});
+        roll_up(b.start, static_cast<int32_t>(id), std::move(bytes));
+      }
+      continue;
+    }
     if (snap.derived_all && (b.population_dirty || b.closing)) {
       std::optional<std::string> all = PopulationProfile(snap, i);
       if (all && b.population_dirty) {

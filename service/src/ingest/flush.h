@@ -23,6 +23,9 @@ struct FlushSnapshot {
   struct Bucket {
     int64_t start = 0;
     bool closing = false;
+    // A backfill delta of a closed bucket: merged into its stored minute
+    // rows and rolled up, all of it (`slices` holds every profile).
+    bool delta = false;
     // By slice id; null where not taken. Open buckets: the dirty slices, and
     // every first-key slice when "*" must be rewritten. Closing: all.
     std::vector<std::unique_ptr<detectors::ProfileAccumulator>> slices;
@@ -38,17 +41,30 @@ struct FlushSnapshot {
   std::vector<Bucket> buckets;
 };
 
+struct CollectContext {
+  int64_t now_ms = 0;          // server clock: idle buckets close by it
+  uint64_t collect = 0;        // this collect's number (Flusher::CollectSeq)
+  uint64_t committed = 0;      // collects up to it are durable
+};
+
 // Drains the model's accumulation queues, moves what the flush commits
 // besides profiles (new slices, dedup ids, raw events, progress) into
 // `batch`, copies dirty profiles into `snap` and hands it the buckets that
-// close (by the watermark plus lateness, or early by the dedup cap).
+// close and the backfill deltas. A bucket closes once the later of the
+// watermark and the server clock is past its end plus the allowed
+// lateness, so a model whose traffic stops still rolls up; or early, when
+// the dedup ids of open buckets alone pass max_dedup_ids. Before that, the
+// ids of closed buckets whose ids are durable leave memory, least recently
+// used first, until the model is within max_dedup_ids (counted in
+// `totals`).
 void CollectFlush(ModelIngestState& state, const IngestOptions& options,
+                  const CollectContext& context, IngestTotals* totals,
                   storage::FlushBatch* batch, FlushSnapshot* snap)
     ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu);
 
 // Without any lock: encodes `snap`'s profiles into `batch` (minute upserts,
-// and hour and day roll-ups of closing buckets, with the layout they merge
-// with).
+// minute merges of backfill deltas, and hour and day roll-ups of closing
+// buckets and deltas, with the layout they merge with).
 void EncodeFlush(const FlushSnapshot& snap, storage::FlushBatch* batch);
 
 }  // namespace driftwatch::service::ingest

@@ -47,7 +47,8 @@ absl::Status Flusher::Flush() {
   absl::MutexLock flush_lock(&flush_mu_);
   const uint64_t seq = applied_.load();
   auto batch = retry_ != nullptr ? std::move(retry_) : std::make_unique<storage::FlushBatch>();
-  collect_(batch.get());
+  const uint64_t collect = ++collects_;
+  collect_(batch.get(), CollectSeq{collect, committed_collects_});
   const auto started = std::chrono::steady_clock::now();
   absl::Status status = batch->empty() ? absl::OkStatus() : store_->Commit(*batch);
   const auto elapsed = std::chrono::duration_cast<std::chrono::microseconds>(
@@ -59,7 +60,9 @@ absl::Status Flusher::Flush() {
     retry_ = std::move(batch);  // committed with the next flush (all-or-nothing)
     return status;
   }
-  totals_->flushed_rows += batch->minute_upserts.size() + batch->rollups.size();
+  committed_collects_ = collect;
+  totals_->flushed_rows +=
+      batch->minute_upserts.size() + batch->minute_merges.size() + batch->rollups.size();
   absl::MutexLock lock(&mu_);  // waiters re-check durable_ on release
   if (seq > durable_.load()) durable_.store(seq);
   return absl::OkStatus();

@@ -26,8 +26,15 @@ namespace driftwatch::service::ingest {
 
 class Flusher {
  public:
+  // Which collects are committed: collect `seq` is the seq-th call of
+  // Collect (from 1); everything collects 1..committed put into batches is
+  // durable (a failed batch is retried whole, so it is all or nothing).
+  struct CollectSeq {
+    uint64_t seq = 0;
+    uint64_t committed = 0;
+  };
   // Fills a batch with everything applied so far; called by Flush, one at a time.
-  using Collect = std::function<void(storage::FlushBatch*)>;
+  using Collect = std::function<void(storage::FlushBatch*, CollectSeq)>;
 
   // All pointers must outlive the flusher; `totals` gets the flush counters.
   Flusher(storage::FlushStore* store, const base::Clock* clock, int64_t interval_ms,
@@ -68,6 +75,8 @@ class Flusher {
 
   absl::Mutex flush_mu_;  // one flush at a time
   std::unique_ptr<storage::FlushBatch> retry_ ABSL_GUARDED_BY(flush_mu_);
+  uint64_t collects_ ABSL_GUARDED_BY(flush_mu_) = 0;
+  uint64_t committed_collects_ ABSL_GUARDED_BY(flush_mu_) = 0;
 
   // Waiters wait on mu_ for conditions over these atomics; whoever
   // changes one takes mu_ around the change, so that they re-check.

@@ -15,6 +15,7 @@ void OpenBucket::Set(int32_t id, std::unique_ptr<ProfileAccumulator> profile) {
     blocks.resize(id + 1, nullptr);
     dirty.resize(id + 1, 0);
   }
+  if (slices[id] == nullptr) ++profiles;
   blocks[id] = profile->block();
   slices[id] = std::move(profile);
 }
@@ -28,6 +29,11 @@ ModelIngestState::ModelIngestState(std::shared_ptr<const RegisteredModel> model_
   const RegisteredModel::Progress progress = model->progress();
   watermark_ms = progress.watermark_ms;
   closed_until_ms = progress.closed_until_ms;
+}
+
+void ModelIngestState::EvictBucketIds(std::map<int64_t, BucketIds>::iterator it) {
+  for (uint64_t h : it->second.hashes) ids.Erase(h);
+  bucket_ids.erase(it);
 }
 
 int32_t ModelIngestState::ResolveSlice(int key_index, std::string_view value) {

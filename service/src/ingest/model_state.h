@@ -1,7 +1,8 @@
 // What ingest keeps of one model between batches: its open buckets (a
-// ProfileAccumulator per slice and the ids accepted into each), the
-// watermark and close progress, what the next flush must persist, and the
-// accumulation queues.
+// ProfileAccumulator per slice), the deltas backfilled into closed
+// buckets, the dedup index (every event id held in memory, whatever its
+// bucket, and which bucket holds it), the watermark and close progress,
+// what the next flush must persist, and the accumulation queues.
 //
 // Thread safety: `mu` is the model's ingest lock; batches of the model and
 // the flush's collection serialise on it. A full accumulation queue is
@@ -31,14 +32,27 @@
 
 namespace driftwatch::service::ingest {
 
-// One open event-time bucket of a model.
+// The ids of one minute bucket (open, closed or backfilled) that ingest
+// holds in memory, in the order accepted; the model's EventIdSet holds
+// them too. A bucket's ids are held whole or not at all: they come back
+// from storage whole (LoadBucketIds) and leave whole (eviction).
+struct BucketIds {
+  std::vector<uint64_t> hashes;
+  size_t collected = 0;      // hashes[0, collected) are in a flush batch
+  uint64_t collect_seq = 0;  // the flush collect that took the last of them
+  uint64_t touched = 0;      // the batch that last accepted an id (eviction order)
+};
+
+// The profiles of one bucket a model is accumulating: an open bucket (its
+// minute rows are rewritten at each flush) or the delta backfilled into a
+// closed one (merged into the stored rows at the next flush, then gone).
 struct OpenBucket {
   // By slice id; null = no event yet.
   std::vector<std::unique_ptr<detectors::ProfileAccumulator>> slices;
   std::vector<std::byte*> blocks;  // slices[id]->block(), or null
   std::vector<uint8_t> dirty;      // changed since the last flush
-  EventIdSet ids;
-  std::vector<uint64_t> new_ids;   // accepted since the last flush
+  BucketIds* ids = nullptr;        // of this bucket, in ModelIngestState::bucket_ids
+  size_t profiles = 0;             // non-null slices
 
   // Marks slice `id` dirty and returns its block, creating the profile.
   std::byte* Block(int32_t id,
@@ -69,7 +83,13 @@ class ModelIngestState {
 
   absl::Mutex mu;
   std::map<int64_t, OpenBucket> buckets ABSL_GUARDED_BY(mu);  // closed ones stay until the flush
-  uint64_t dedup_ids ABSL_GUARDED_BY(mu) = 0;                 // sum of buckets' ids.size()
+  // Deltas for buckets before closed_until_ms, by bucket start.
+  std::map<int64_t, OpenBucket> backfill ABSL_GUARDED_BY(mu);
+  // The dedup index: every id in bucket_ids, so an event id is a duplicate
+  // whatever event time it is re-sent with.
+  EventIdSet ids ABSL_GUARDED_BY(mu);
+  std::map<int64_t, BucketIds> bucket_ids ABSL_GUARDED_BY(mu);
+  uint64_t batches_applied ABSL_GUARDED_BY(mu) = 0;
   int64_t watermark_ms ABSL_GUARDED_BY(mu) = 0;
   int64_t closed_until_ms ABSL_GUARDED_BY(mu) = 0;  // buckets before it are closed
   bool progress_dirty ABSL_GUARDED_BY(mu) = false;
@@ -80,6 +100,17 @@ class ModelIngestState {
   // directory (the directory takes a lock; a hit here does not). A slice
   // this creates is queued for the next flush.
   int32_t ResolveSlice(int key_index, std::string_view value) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+
+  // Slice profiles held in `backfill` deltas.
+  uint64_t BackfillProfiles() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    uint64_t n = 0;
+    for (const auto& [start, delta] : backfill) n += delta.profiles;
+    return n;
+  }
+  // The ids of bucket `start`, created empty if absent.
+  BucketIds& IdsOf(int64_t start) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return bucket_ids[start]; }
+  // Drops bucket `start`'s ids from memory (they stay in storage).
+  void EvictBucketIds(std::map<int64_t, BucketIds>::iterator it) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
 
   // The queue being filled.
   detectors::AccumulationQueue& queue() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return *queue_; }

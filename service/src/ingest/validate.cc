@@ -10,6 +10,13 @@ bool FindRejection(const EventView& e, int64_t now_ms, const IngestOptions& opti
     *rejection = {RejectReason::kMissingEventId, "event_id is empty"};
     return true;
   }
+  if (e.event_id.size() > options.max_event_id_bytes) {
+    *rejection = {RejectReason::kEventIdTooLong,
+                  absl::StrCat("event_id is ", e.event_id.size(),
+                               " bytes, longer than ingest.max_event_id_bytes (",
+                               options.max_event_id_bytes, ")")};
+    return true;
+  }
   if (!(e.sample_rate > 0 && e.sample_rate <= 1)) {
     *rejection = {RejectReason::kInvalidSampleRate,
                   absl::StrCat("sample_rate must be in (0, 1], got ", e.sample_rate)};

@@ -18,14 +18,35 @@ struct IngestOptions {
   int64_t max_future_skew_ms = 300'000;   // event times further ahead of now are rejected
   double raw_sample_rate = 0.01;          // share of events kept raw (hash of event_id)
   int64_t flush_interval_ms = 1000;
-  // Cap on the dedup ids held in memory per model, across its open buckets
-  // (about 10.7 bytes each: 8-byte hashes at load <= 0.75, so the default
-  // is ~540 MB). Degraded mode: an event that would exceed it first closes
-  // the model's oldest open bucket early, exactly as the watermark would
-  // (rolled up at the next flush, its ids dropped); later events for that
-  // bucket are rejected as too_late, so nothing is counted twice. Counted
-  // in IngestTotals::early_closes and logged.
-  uint64_t max_dedup_ids = 50'000'000;
+  // Longest strings an event may carry, in bytes; an event with a longer
+  // one is rejected by its own reason (*_too_long, docs/ingest.md), so a
+  // hostile client cannot grow categorical tables, slices or the raw
+  // sample by megabytes per value. Categories count columnar dictionary
+  // entries too.
+  uint32_t max_event_id_bytes = 256;
+  uint32_t max_category_bytes = 1024;
+  uint32_t max_slice_value_bytes = 256;
+  uint32_t max_query_id_bytes = 256;
+  // An event for a bucket that has already closed is merged into it as a
+  // delta (minute row, hour and day) if the bucket starts within this long
+  // before the server clock, deduplicated against the ids the bucket holds
+  // (kept in storage as long); older events are too_late. 0 turns backfill
+  // off. Default: the minute-row retention (ServerConfig sets it).
+  int64_t backfill_horizon_ms = 2 * 86'400'000LL;
+  // Cap on the dedup ids held in memory per model (about 18.7 bytes each:
+  // the 8-byte hash in the model's set at load <= 0.75, and in its
+  // bucket's list), so the default is ~560 MB. Past it, each flush evicts
+  // the ids of the least recently used closed buckets (they stay in
+  // storage: a later event for such a bucket loads them back first, so
+  // dedup stays exact). Only if every held bucket is open does the flush
+  // close the oldest early (IngestTotals::early_closes, logged); its later
+  // events are then backfill. Between flushes the count may pass the cap
+  // by what one flush interval accepts.
+  uint64_t max_dedup_ids = 30'000'000;
+  // Backfill deltas held between flushes, in slice profiles per model;
+  // past it the batch that went over waits for a flush (backpressure), so
+  // a shuffled day of history cannot hold a profile per slice per minute.
+  uint64_t max_backfill_profiles = 20'000;
 };
 
 struct RejectStat {
@@ -42,6 +63,7 @@ struct IngestCounts {
   uint64_t rejected = 0;  // includes too_late
   uint64_t late_accepted = 0;
   uint64_t too_late = 0;
+  uint64_t backfilled = 0;  // of accepted: merged into a closed bucket
   // By RejectReasonName; the first event of each reason is the example.
   absl::flat_hash_map<std::string, RejectStat> reasons;
 
@@ -51,10 +73,13 @@ struct IngestCounts {
 
 // Monotonic totals since start, for /metrics. Thread-safe.
 struct IngestTotals {
-  std::atomic<uint64_t> accepted{0}, duplicates{0}, rejected{0}, late_accepted{0}, too_late{0};
+  std::atomic<uint64_t> accepted{0}, duplicates{0}, rejected{0}, late_accepted{0}, too_late{0},
+      backfilled{0};
   std::atomic<uint64_t> flushes{0}, flush_failures{0}, flushed_rows{0};
   std::atomic<uint64_t> last_flush_us{0};
   std::atomic<uint64_t> early_closes{0};  // buckets closed early by max_dedup_ids
+  std::atomic<uint64_t> evicted_buckets{0};  // closed buckets whose ids left memory
+  std::atomic<uint64_t> loaded_buckets{0};   // closed buckets whose ids came back from storage
 
   void Add(const IngestCounts& counts);
 };

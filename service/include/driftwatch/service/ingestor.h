@@ -89,7 +89,9 @@ class Ingestor {
   std::vector<ingest::ModelIngestState*> States() const ABSL_LOCKS_EXCLUDED(states_mu_);
   absl::Status RecoverModel(ingest::ModelIngestState& state);
   // The flusher's collect step: every model's share of one flush.
-  void CollectAll(storage::FlushBatch* batch);
+  // `collect` is its number, `committed` the last one whose batch is
+  // durable (Flusher::CollectSeq).
+  void CollectAll(storage::FlushBatch* batch, uint64_t collect, uint64_t committed);
 
   // Constant after construction.
   const ModelRegistry* const registry_;

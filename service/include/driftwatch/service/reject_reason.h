@@ -25,10 +25,14 @@ enum class RejectReason : uint8_t {
   kUnknownFeature,
   kUnknownSliceKey,
   kBadDictionaryCode,
+  kEventIdTooLong,
+  kCategoryTooLong,
+  kSliceValueTooLong,
+  kQueryIdTooLong,
 };
 
 // Indexed by RejectReason.
-inline constexpr std::array<std::string_view, 12> kRejectReasonNames = {
+inline constexpr std::array<std::string_view, 16> kRejectReasonNames = {
     "missing_event_id",
     "invalid_sample_rate",
     "missing_event_time",
@@ -41,7 +45,13 @@ inline constexpr std::array<std::string_view, 12> kRejectReasonNames = {
     "unknown_feature",
     "unknown_slice_key",
     "bad_dictionary_code",
+    "event_id_too_long",
+    "category_too_long",
+    "slice_value_too_long",
+    "query_id_too_long",
 };
+static_assert(kRejectReasonNames.size() == static_cast<size_t>(RejectReason::kQueryIdTooLong) + 1,
+              "one name per reason");
 
 constexpr std::string_view RejectReasonName(RejectReason reason) {
   return kRejectReasonNames[static_cast<size_t>(reason)];

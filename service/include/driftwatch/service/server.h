@@ -27,6 +27,10 @@ struct ServerConfig {
   int64_t signal_interval_ms = 15'000;  // how often the evaluator runs
   int64_t retention_interval_ms = 600'000;
   int max_signal_slices = 20;  // busiest slices per model the evaluator covers
+  // Concurrent Ingest.StreamPredictions streams (key ingest.max_streams);
+  // one more fails with RESOURCE_EXHAUSTED. Each running stream holds a
+  // gRPC server thread, and up to 8 MiB of parse arena once it has sent.
+  int max_ingest_streams = 64;
   std::string log_format = "text";  // text | json
   std::string log_level = "info";
   RegistryOptions registry;  // keys ingest.slice_cap, .max_categories, .summary_bins
@@ -75,6 +79,10 @@ class Server {
   void Shutdown();
   // Blocks until Shutdown() has completed.
   void Wait();
+
+  // Ingest streams running now, and refused by max_ingest_streams so far.
+  int ingest_streams() const;
+  uint64_t refused_ingest_streams() const;
 
   ModelRegistry& registry();
   Ingestor& ingestor();

@@ -19,10 +19,13 @@ namespace driftwatch::storage {
 struct FlushBatch {
   std::vector<SliceRecord> new_slices;
   std::vector<BucketRow> minute_upserts;  // insert or replace
+  // Minute rows to merge into (backfill of a closed bucket: a delta), like
+  // `rollups`; applied after minute_upserts.
+  std::vector<BucketRow> minute_merges;
   // Hour / day rows to merge into: the stored profile (if any) is merged
   // with this one, else this one is inserted.
   std::vector<BucketRow> rollups;
-  // The profile layout of every model in `rollups`, which the store merges
+  // The profile layout of every model in `minute_merges` or `rollups`, which the store merges
   // with (detectors::MergeSerializedProfiles).
   absl::flat_hash_map<int64_t, std::shared_ptr<const detectors::ProfileLayout>> layouts;
   std::vector<DedupChunk> dedup;
@@ -40,7 +43,8 @@ struct FlushBatch {
   std::vector<Progress> progress;
 
   bool empty() const {
-    return new_slices.empty() && minute_upserts.empty() && rollups.empty() && dedup.empty() &&
+    return new_slices.empty() && minute_upserts.empty() && minute_merges.empty() &&
+           rollups.empty() && dedup.empty() &&
            drop_dedup.empty() && raw_events.empty() && progress.empty();
   }
 };
@@ -52,10 +56,10 @@ class FlushStore {
 
   // Applies `batch` atomically; returns only once it is durable. On error
   // nothing of the batch is applied. Errors: INVALID_ARGUMENT when a
-  // minute_upserts row is not Level::kMinute, a rollups row is not
-  // kHour/kDay, or a rollup's model has no entry in `layouts`; DATA_LOSS or
-  // FAILED_PRECONDITION (message prefixed with the bucket) when a stored
-  // row does not merge with the rollup; FAILED_PRECONDITION when a
+  // minute_upserts or minute_merges row is not Level::kMinute, a rollups
+  // row is not kHour/kDay, or a merged row's model has no entry in
+  // `layouts`; DATA_LOSS or FAILED_PRECONDITION (message prefixed with the
+  // bucket) when a stored row does not merge with the batch's; FAILED_PRECONDITION when a
   // new_slices entry redefines a stored slice (an identical one is
   // ignored); NOT_FOUND when `progress` names an unknown model. drop_dedup
   // is applied before `dedup`. Progress fields only move forward (max with
