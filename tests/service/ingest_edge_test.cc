@@ -222,6 +222,74 @@ TEST_F(IngestEdgeTest, AnEmptyMessageIsAnEmptyBatchNotAnError) {
 }
 
 // This process's resident set, in kB.
+int64_t RssKb();
+
+int64_t DirBytes(const std::string& dir) {
+  int64_t total = 0;
+  for (const auto& entry : fs::recursive_directory_iterator(dir)) {
+    if (entry.is_regular_file()) total += static_cast<int64_t>(entry.file_size());
+  }
+  return total;
+}
+
+TEST_F(IngestEdgeTest, MegabyteCategoriesAreRejectedAndKeptNowhere) {
+  const int64_t t = Now();
+  ASSERT_TRUE(server_->ingestor().Flush().ok());
+  const int64_t disk_before = DirBytes(dir_.File("data"));
+  const int64_t rss_before_kb = RssKb();
+  // 32 distinct 1 MiB values, row and columnar, 8 per batch.
+  std::vector<v1::PredictionBatch> batches;
+  for (int b = 0; b < 4; ++b) {
+    v1::PredictionBatch batch = Rows("big" + std::to_string(b) + "-", 8, t);
+    for (int i = 0; i < 8; ++i) {
+      batch.mutable_rows()->mutable_events(i)->set_categorical(
+          0, std::string(1 << 20, static_cast<char>('A' + b * 8 + i)));
+    }
+    if (b % 2 == 1) {  // the same events as a ColumnarBatch
+      v1::PredictionBatch columns;
+      *columns.mutable_model() = batch.model();
+      v1::ColumnarBatch* c = columns.mutable_columns();
+      c->set_num_events(8);
+      v1::CategoricalColumn* country = c->add_categorical();
+      country->set_name("country");
+      c->add_slice_dictionary()->add_values("ios");
+      for (int i = 0; i < 8; ++i) {
+        const v1::PredictionEvent& e = batch.rows().events(i);
+        c->add_event_ids(e.event_id());
+        c->add_event_time_ms(t);
+        c->add_numeric(e.numeric(0));
+        country->add_dictionary(e.categorical(0));
+        country->add_codes(i);
+        c->add_scores(0.5);
+        c->add_slice_codes(0);
+      }
+      batch = std::move(columns);
+    }
+    batches.push_back(std::move(batch));
+  }
+  batches.push_back(Rows("small", 2, t));
+  v1::IngestAck ack;
+  grpc::Status status = Stream(batches, &ack);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(ack.accepted(), 2u);
+  EXPECT_EQ(ack.rejected(), 32u);
+  ASSERT_EQ(ack.reasons_size(), 1);
+  EXPECT_EQ(ack.reasons(0).reason(), "category_too_long");
+  EXPECT_EQ(ack.reasons(0).count(), 32u);
+  EXPECT_NE(ack.reasons(0).message().find("1048576 bytes, longer than ingest.max_category_bytes "
+                                          "(1024)"),
+            std::string::npos)
+      << ack.reasons(0).message();
+  ASSERT_TRUE(server_->ingestor().Flush().ok());
+  // Nothing of them is stored (they were 32 MiB, +360 MiB on disk before
+  // the limit) or held: what grows is the two small events and SQLite's
+  // pages.
+  EXPECT_LT(DirBytes(dir_.File("data")) - disk_before, 2 << 20);
+  const int64_t grown_kb = RssKb() - rss_before_kb;
+  EXPECT_LT(grown_kb, 96 * 1024) << "resident set grew by " << grown_kb << " kB";
+}
+
+// This process's resident set, in kB.
 int64_t RssKb() {
   std::ifstream in("/proc/self/status");
   std::string line;

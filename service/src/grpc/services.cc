@@ -91,19 +91,22 @@ IngestService::IngestService(Ingestor* ingestor, internal::Metrics* metrics,
 grpc::Status IngestService::StreamPredictionBytes(grpc::ServerContext*,
                                                   grpc::ServerReader<grpc::ByteBuffer>* reader,
                                                   v1::IngestAck* ack) {
-  // Counted before anything else, so an idle stream past the cap costs
-  // nothing but this check.
+  // Admitted before anything else, so a stream past the cap costs nothing
+  // but this check (and is never counted as running).
+  int active = active_streams_.load();
+  do {
+    if (active >= max_streams_) {
+      refused_streams_.fetch_add(1);
+      return grpc::Status(
+          grpc::StatusCode::RESOURCE_EXHAUSTED,
+          absl::StrCat("too many concurrent ingest streams: at most ", max_streams_,
+                       " (ingest.max_streams); retry later, or send more batches per stream"));
+    }
+  } while (!active_streams_.compare_exchange_weak(active, active + 1));
   struct Admission {
     std::atomic<int>& active;
     ~Admission() { active.fetch_sub(1); }
   } admission{active_streams_};
-  if (active_streams_.fetch_add(1) >= max_streams_) {
-    refused_streams_.fetch_add(1);
-    return grpc::Status(
-        grpc::StatusCode::RESOURCE_EXHAUSTED,
-        absl::StrCat("too many concurrent ingest streams: at most ", max_streams_,
-                     " (ingest.max_streams); retry later, or send more batches per stream"));
-  }
   return Guard("StreamPredictions", [&]() -> absl::Status {
     IngestCounts counts;
     uint64_t last_seq = 0;
