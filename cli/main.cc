@@ -171,6 +171,8 @@ int Run(int argc, char** argv) {
   AddOptional(push_cmd, "--sample-rate-column", &push.sample_rate_column,
               "column with each event's sample rate");
   push_cmd->add_flag("--json", push.json, "print the summary as JSON");
+  push_cmd->add_flag("--allow-rejects", push.allow_rejects,
+                     "exit 0 even when the server rejected events (else exit 4)");
   AddServerFlags(push_cmd, &push.server);
 
   CLI::App* baseline_cmd = app.add_subcommand("baseline", "create or list baselines");

@@ -10,6 +10,8 @@
 #include <ostream>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -265,6 +267,77 @@ class Progress {
   Clock::time_point last_;
 };
 
+// `message` with every Unix-millisecond time in it (a 12- or 13-digit
+// number between 2001 and 2100) followed by its ISO 8601 UTC form, unless
+// the server already wrote one there.
+std::string WithHumanTimes(const std::string& message) {
+  constexpr int64_t kMinMs = 978'307'200'000;    // 2001-01-01
+  constexpr int64_t kMaxMs = 4'102'444'800'000;  // 2100-01-01
+  std::string out;
+  out.reserve(message.size() + 32);
+  size_t i = 0;
+  while (i < message.size()) {
+    if (!absl::ascii_isdigit(static_cast<unsigned char>(message[i]))) {
+      out.push_back(message[i++]);
+      continue;
+    }
+    size_t end = i;
+    while (end < message.size() && absl::ascii_isdigit(static_cast<unsigned char>(message[end])))
+      ++end;
+    const std::string_view digits(message.data() + i, end - i);
+    out.append(digits);
+    int64_t ms = 0;
+    const bool inside_word = i > 0 && (absl::ascii_isalpha(static_cast<unsigned char>(message[i - 1])) ||
+                                       message[i - 1] == '.' || message[i - 1] == '-');
+    const bool annotated = message.compare(end, 2, " (") == 0 && end + 2 < message.size() &&
+                           absl::ascii_isdigit(static_cast<unsigned char>(message[end + 2]));
+    if (!inside_word && !annotated && (digits.size() == 12 || digits.size() == 13) &&
+        absl::SimpleAtoi(internal::Sv(digits), &ms) && ms >= kMinMs && ms < kMaxMs) {
+      absl::StrAppend(&out, " (", internal::FormatTimeMs(ms), ")");
+    }
+    i = end;
+  }
+  return out;
+}
+
+// One line on what to do about a reject reason (docs/ingest.md).
+std::string Advice(const std::string& reason) {
+  static const auto* advice = new std::map<std::string, std::string, std::less<>>{
+      {"too_late",
+       "raise ingest.backfill_horizon (or ingest.allowed_lateness) in the server's "
+       "configuration; events older than it cannot be merged"},
+      {"event_time_in_future",
+       "check the client clock, and that the time column is Unix milliseconds or RFC 3339 "
+       "(the server allows ingest.max_future_skew ahead)"},
+      {"missing_event_time", "give every row an event time (--time-column)"},
+      {"missing_event_id", "give every row an event id (--event-id-column)"},
+      {"invalid_sample_rate", "sample rates must be in (0, 1] (--sample-rate-column)"},
+      {"numeric_count_mismatch",
+       "the events do not match the registered schema: check --version and the file's columns "
+       "(driftctl models)"},
+      {"categorical_count_mismatch",
+       "the events do not match the registered schema: check --version and the file's columns "
+       "(driftctl models)"},
+      {"score_count_mismatch",
+       "send one score per score of the schema (score_names): check --version (driftctl models)"},
+      {"slice_count_mismatch",
+       "send one value per slice key of the schema: check --version (driftctl models)"},
+      {"unknown_feature", "name only features of the registered schema (driftctl models)"},
+      {"unknown_slice_key", "name only slice keys of the registered schema (driftctl models)"},
+      {"bad_dictionary_code",
+       "a columnar batch used a code outside its dictionary: a bug in the sending client"},
+      {"event_id_too_long", "shorten the event ids, or raise ingest.max_event_id_bytes"},
+      {"category_too_long",
+       "shorten the categorical values (ids do not belong in a category), or raise "
+       "ingest.max_category_bytes"},
+      {"slice_value_too_long", "shorten the slice values, or raise ingest.max_slice_value_bytes"},
+      {"query_id_too_long", "shorten the query ids, or raise ingest.max_query_id_bytes"},
+  };
+  auto it = advice->find(reason);
+  return it != advice->end() ? it->second
+                             : "see the reject reasons in docs/ingest.md of the server's version";
+}
+
 void WriteSummary(const Totals& t, double seconds, bool json, std::ostream& out) {
   const double rate = seconds > 0 ? t.acked_events / seconds : 0;
   if (json) {
@@ -273,7 +346,8 @@ void WriteSummary(const Totals& t, double seconds, bool json, std::ostream& out)
       reasons.push_back({{"reason", name},
                          {"count", r.count()},
                          {"example_event_id", r.example_event_id()},
-                         {"message", r.message()}});
+                         {"message", WithHumanTimes(r.message())},
+                         {"advice", Advice(name)}});
     }
     nlohmann::ordered_json doc = {{"sent", t.sent},
                                   {"accepted", t.accepted},
@@ -299,11 +373,12 @@ void WriteSummary(const Totals& t, double seconds, bool json, std::ostream& out)
   internal::WriteColumns(rows, 1, out);
   if (!t.reasons.empty()) {
     out << "\nrejected by reason:\n";
-    std::vector<std::vector<std::string>> reasons = {{"  reason", "count", "example", "message"}};
     for (const auto& [name, r] : t.reasons) {
-      reasons.push_back({"  " + name, absl::StrCat(r.count()), r.example_event_id(), r.message()});
+      out << "  " << name << ": " << r.count() << (r.count() == 1 ? " event" : " events")
+          << ", e.g. event_id \"" << r.example_event_id() << "\"\n"
+          << "    " << WithHumanTimes(r.message()) << "\n"
+          << "    what to do: " << Advice(name) << "\n";
     }
-    internal::WriteColumns(reasons, 4, out);
   }
 }
 
@@ -372,6 +447,11 @@ int RunPush(const PushOptions& options, std::ostream& out, std::ostream& err, bo
   }
   if (rows->empty()) progress.Update(totals, true);
   WriteSummary(totals, progress.seconds(), options.json, out);
+  if (totals.rejected > 0 && !options.allow_rejects) {
+    err << "driftctl: push: the server rejected " << totals.rejected << " of " << totals.sent
+        << " events (reasons above); --allow-rejects exits 0 anyway\n";
+    return kExitRejected;
+  }
   return kExitOk;
 }
 

@@ -48,6 +48,8 @@ struct PushOptions {
   std::string time_column = "event_time_ms";  // Unix ms, or RFC 3339
   std::optional<std::string> sample_rate_column;
   bool json = false;  // summary as JSON
+  // Exit 0 although the server rejected events (else kExitRejected).
+  bool allow_rejects = false;
 };
 // `err_is_tty`: draw a progress bar (else periodic plain lines).
 int RunPush(const PushOptions& options, std::ostream& out, std::ostream& err, bool err_is_tty);

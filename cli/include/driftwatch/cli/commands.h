@@ -16,6 +16,7 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitInternal = 1;  // a bug: an unexpected error
 inline constexpr int kExitBadInput = 2;  // bad flags, files or data
 inline constexpr int kExitDrift = 3;     // --fail-on-drift and a feature drifted
+inline constexpr int kExitRejected = 4;  // push: the server rejected events (no --allow-rejects)
 
 struct StatsOptions {
   std::string reference;
