@@ -12,6 +12,7 @@
 #include "ingest/flush.h"
 #include "ingest/flusher.h"
 #include "ingest/model_state.h"
+#include "internal/log.h"
 
 namespace driftwatch::service {
 
@@ -27,6 +28,67 @@ std::string ExampleId(std::string_view id) {
   size_t cut = kMaxExampleIdBytes;
   while (cut > 0 && (static_cast<unsigned char>(id[cut]) & 0xC0) == 0x80) --cut;
   return absl::StrCat(base::Sv(id.substr(0, cut)), "...");
+}
+
+// One batch's outcome into its model's counters (a handful of atomic
+// adds, no lock: the counters live beside the model).
+void CountForModel(const IngestCounts& counts, RegisteredModel::IngestCounters& model) {
+  model.accepted += counts.accepted;
+  model.duplicates += counts.duplicates;
+  model.rejected += counts.rejected;
+  model.late_accepted += counts.late_accepted;
+  model.backfilled += counts.backfilled;
+  for (const auto& [name, stat] : counts.reasons) {
+    for (size_t i = 0; i < kRejectReasonNames.size(); ++i) {
+      if (kRejectReasonNames[i] == name) model.rejected_by_reason[i] += stat.count;
+    }
+  }
+}
+
+// At most one reject line per model version per this long.
+constexpr int64_t kRejectLogIntervalMs = 10'000;
+
+// After a batch with rejections: unless the model's last reject line went
+// out less than kRejectLogIntervalMs ago (server clock), one warn line
+// with the counts by reason since that line and an example from this
+// batch. Counts that arrive in the quiet interval go into the next line
+// (every count is in /metrics and the stream's ack regardless).
+void LogRejects(const RegisteredModel& model, const IngestCounts& batch, int64_t now_ms) {
+  RegisteredModel::IngestCounters& c = model.ingest_counters();
+  int64_t last = c.reject_logged_ms.load();
+  do {
+    if (last != std::numeric_limits<int64_t>::min() && now_ms - last < kRejectLogIntervalMs) {
+      return;
+    }
+  } while (!c.reject_logged_ms.compare_exchange_weak(last, now_ms));
+  std::string counts;
+  uint64_t total = 0;
+  for (size_t i = 0; i < kRejectReasonNames.size(); ++i) {
+    const uint64_t now_count = c.rejected_by_reason[i].load();
+    const uint64_t since = now_count - c.rejected_logged[i].exchange(now_count);
+    if (since == 0) continue;
+    total += since;
+    absl::StrAppend(&counts, counts.empty() ? "" : ",", base::Sv(kRejectReasonNames[i]), ":",
+                    since);
+  }
+  if (total == 0) return;  // another batch's line took them
+  // The example: this batch's alphabetically first reason, so it is stable.
+  const std::pair<const std::string, RejectStat>* example = nullptr;
+  for (const auto& entry : batch.reasons) {
+    if (example == nullptr || entry.first < example->first) example = &entry;
+  }
+  const std::string window = last == std::numeric_limits<int64_t>::min()
+                                 ? std::string("start")
+                                 : absl::StrCat(now_ms - last, "ms");
+  internal::LogWarn(
+      "ingest rejected events",
+      {{"model", model.label()},
+       {"rejected", absl::StrCat(total)},
+       {"reasons", counts},
+       {"since_last_line", window},
+       {"example_reason", example != nullptr ? example->first : std::string()},
+       {"example_event_id", example != nullptr ? example->second.example_event_id : std::string()},
+       {"example", example != nullptr ? example->second.message : std::string()}});
 }
 
 }  // namespace
@@ -199,6 +261,8 @@ absl::StatusOr<uint64_t> Ingestor::Apply(const v1::PredictionBatch& batch, Inges
   // that went over waits for one.
   if (flush_now) (void)flusher_->Flush();
   totals_.Add(local);
+  CountForModel(local, model->ingest_counters());
+  if (local.rejected > 0) LogRejects(*model, local, clock_->NowMs());
   counts->Merge(local);
   return seq;
 }

@@ -12,10 +12,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <exception>
 #include <map>
+#include <string_view>
 #include <thread>
 #include <tuple>
 
@@ -46,19 +48,18 @@ struct Metrics::State {
   State(const Ingestor* ingestor_in, const ModelRegistry* registry_in,
         const Evaluator* evaluator_in)
       : ingestor(ingestor_in), models_registry(registry_in), evaluator(evaluator_in) {
-    auto& events = BuildCounter()
-                       .Name("driftwatch_ingest_events_total")
-                       .Help("Prediction events by outcome")
-                       .Register(*registry);
-    accepted = &events.Add({{"result", "accepted"}});
-    duplicate = &events.Add({{"result", "duplicate"}});
-    rejected = &events.Add({{"result", "rejected"}});
-    late_accepted = &events.Add({{"result", "late_accepted"}});
-    too_late = &events.Add({{"result", "too_late"}});
-    rejected_by_reason = &BuildCounter()
-                              .Name("driftwatch_ingest_rejected_total")
-                              .Help("Rejected prediction events by reason, counted at stream end")
-                              .Register(*registry);
+    events = &Family1("driftwatch_ingest_events_total",
+                      "Prediction events by model version and result: accepted, duplicate or "
+                      "rejected, disjoint (they sum to the events received)");
+    late_accepted = &Family1("driftwatch_ingest_late_accepted_total",
+                             "Accepted prediction events that arrived behind the watermark "
+                             "(part of result=\"accepted\")");
+    backfilled = &Family1("driftwatch_ingest_backfilled_total",
+                          "Accepted prediction events merged into closed buckets "
+                          "(part of result=\"accepted\")");
+    rejected_by_reason = &Family1("driftwatch_ingest_rejected_total",
+                                  "Rejected prediction events by reason (they sum to "
+                                  "result=\"rejected\"); too_late is one reason");
     batches = &Counter1("driftwatch_ingest_batches_total", "Prediction batches applied");
     batch_seconds = &BuildHistogram()
                          .Name("driftwatch_ingest_batch_seconds")
@@ -81,6 +82,12 @@ struct Metrics::State {
                              "Buckets closed before their lateness ran out because the dedup "
                              "id cap (ingest.max_dedup_ids) was reached; later events of them "
                              "are too_late");
+    evicted_buckets = &Counter1("driftwatch_ingest_dedup_evicted_buckets_total",
+                                "Closed buckets whose dedup ids left memory (ingest.max_dedup_ids; "
+                                "they stay in storage)");
+    loaded_buckets = &Counter1("driftwatch_ingest_dedup_loaded_buckets_total",
+                               "Closed buckets whose dedup ids were loaded back from storage for "
+                               "a backfilling event");
     flush_seconds = &Gauge1("driftwatch_flush_seconds", "Duration of the last flush");
     models = &Gauge1("driftwatch_models", "Registered model versions");
     const std::pair<const char*, const char*> signal_families[] = {
@@ -96,6 +103,9 @@ struct Metrics::State {
     }
   }
 
+  Family<Counter>& Family1(const char* name, const char* help) {
+    return BuildCounter().Name(name).Help(help).Register(*registry);
+  }
   // A family of one series without labels.
   Counter& Counter1(const char* name, const char* help) {
     return BuildCounter().Name(name).Help(help).Register(*registry).Add({});
@@ -109,11 +119,11 @@ struct Metrics::State {
   void Sync() {
     const IngestTotals& t = ingestor->totals();
     absl::MutexLock lock(&mu);
-    CatchUp(*accepted, t.accepted.load());
-    CatchUp(*duplicate, t.duplicates.load());
-    CatchUp(*rejected, t.rejected.load());
-    CatchUp(*late_accepted, t.late_accepted.load());
-    CatchUp(*too_late, t.too_late.load());
+    for (const std::shared_ptr<const RegisteredModel>& model : models_registry->List()) {
+      SyncModel(*model);
+    }
+    CatchUp(*evicted_buckets, t.evicted_buckets.load());
+    CatchUp(*loaded_buckets, t.loaded_buckets.load());
     CatchUp(*flushes, t.flushes.load());
     CatchUp(*flush_failures, t.flush_failures.load());
     CatchUp(*early_closes, t.early_closes.load());
@@ -124,6 +134,49 @@ struct Metrics::State {
     if (latest->generation != signals_generation) {
       SetSignals(latest->signals);
       signals_generation = latest->generation;
+    }
+  }
+
+  // The per-model ingest series of one model version, added at its first
+  // scrape (a reason's series at its first rejection).
+  struct ModelSeries {
+    Counter* accepted = nullptr;
+    Counter* duplicate = nullptr;
+    Counter* rejected = nullptr;
+    Counter* late_accepted = nullptr;
+    Counter* backfilled = nullptr;
+    std::array<Counter*, kRejectReasonNames.size()> reasons{};
+  };
+  void SyncModel(const RegisteredModel& model) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    const RegisteredModel::IngestCounters& c = model.ingest_counters();
+    const prometheus::Labels labels = {{"model", model.ref().model_id()},
+                                       {"version", model.ref().model_version()}};
+    auto with = [&labels](const char* key, std::string_view value) {
+      prometheus::Labels out = labels;
+      out.emplace(key, std::string(value));
+      return out;
+    };
+    auto [it, added] = per_model.try_emplace(model.model_key());
+    ModelSeries& m = it->second;
+    if (added) {
+      m.accepted = &events->Add(with("result", "accepted"));
+      m.duplicate = &events->Add(with("result", "duplicate"));
+      m.rejected = &events->Add(with("result", "rejected"));
+      m.late_accepted = &late_accepted->Add(labels);
+      m.backfilled = &backfilled->Add(labels);
+    }
+    CatchUp(*m.accepted, c.accepted.load());
+    CatchUp(*m.duplicate, c.duplicates.load());
+    CatchUp(*m.rejected, c.rejected.load());
+    CatchUp(*m.late_accepted, c.late_accepted.load());
+    CatchUp(*m.backfilled, c.backfilled.load());
+    for (size_t i = 0; i < kRejectReasonNames.size(); ++i) {
+      const uint64_t n = c.rejected_by_reason[i].load();
+      if (n == 0) continue;
+      if (m.reasons[i] == nullptr) {
+        m.reasons[i] = &rejected_by_reason->Add(with("reason", kRejectReasonNames[i]));
+      }
+      CatchUp(*m.reasons[i], n);
     }
   }
 
@@ -147,11 +200,10 @@ struct Metrics::State {
   const ModelRegistry* const models_registry;
   const Evaluator* const evaluator;
   std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
-  Counter* accepted;
-  Counter* duplicate;
-  Counter* rejected;
-  Counter* late_accepted;
-  Counter* too_late;
+  // Per model version, read from RegisteredModel::ingest_counters.
+  Family<Counter>* events;
+  Family<Counter>* late_accepted;
+  Family<Counter>* backfilled;
   Family<Counter>* rejected_by_reason;
   Counter* batches;
   Counter* query_yields;
@@ -161,6 +213,8 @@ struct Metrics::State {
   Counter* flushes;
   Counter* flush_failures;
   Counter* early_closes;
+  Counter* evicted_buckets;
+  Counter* loaded_buckets;
   Gauge* flush_seconds;
   Gauge* models;
   std::map<std::string, Family<Gauge>*> signals;  // by signal name; constant after construction
@@ -170,6 +224,7 @@ struct Metrics::State {
   std::map<std::tuple<std::string, std::string, std::string, std::string>, Gauge*> series
       ABSL_GUARDED_BY(mu);
   uint64_t signals_generation ABSL_GUARDED_BY(mu) = 0;  // the evaluation the gauges show
+  std::map<int64_t, ModelSeries> per_model ABSL_GUARDED_BY(mu);  // by model key
 
   // Declared last: destroyed first, so no scrape runs into a dying State.
   std::shared_ptr<Scrape> scrape = std::make_shared<Scrape>(this);
@@ -246,15 +301,6 @@ void Metrics::ObserveQuery(const std::string& method, double seconds) {
       ->Add({{"method", method}},
             Histogram::BucketBoundaries{5e-4, 1e-3, 2e-3, 5e-3, 0.01, 0.02, 0.05, 0.1, 0.5, 1, 5})
       .Observe(seconds);
-}
-
-void Metrics::OnStreamEnd(const IngestCounts& counts) {
-  for (const auto& [reason, stat] : counts.reasons) {
-    if (stat.count == 0) continue;
-    // Family::Add returns the existing series for known labels.
-    state_->rejected_by_reason->Add({{"reason", std::string(reason)}})
-        .Increment(static_cast<double>(stat.count));
-  }
 }
 
 void Metrics::State::SetSignals(const std::vector<detectors::Signal>& values) {

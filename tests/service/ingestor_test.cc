@@ -1,6 +1,8 @@
 #include "driftwatch/service/ingestor.h"
 
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <array>
@@ -10,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <random>
+#include <sstream>
 #include <thread>
 #include <tuple>
 
@@ -596,6 +599,60 @@ TEST_F(IngestorTest, BadEventsAreRejectedByReasonWithoutFailingTheBatch) {
   EXPECT_EQ(c.reasons.at("event_time_in_future").count, 1u);
   EXPECT_EQ(c.reasons.at("numeric_count_mismatch").count, 1u);
   EXPECT_NE(c.reasons.at("unknown_feature").message.find("nope"), std::string::npos);
+}
+
+// Rejections reach the log at warn at most once per model per 10 s of the
+// server clock, each line with the counts by reason since the previous
+// one; the model's counters (read by /metrics) count every event.
+TEST_F(IngestorTest, RejectionsAreLoggedOncePerModelPerIntervalWithCountsSinceTheLastLine) {
+  std::ostringstream out;
+  const std::shared_ptr<spdlog::logger> previous = spdlog::default_logger();
+  auto capture = std::make_shared<spdlog::logger>(
+      "capture", std::make_shared<spdlog::sinks::ostream_sink_st>(out));
+  capture->set_pattern("%l %v");
+  spdlog::set_default_logger(capture);
+  struct Restore {
+    std::shared_ptr<spdlog::logger> logger;
+    ~Restore() { spdlog::set_default_logger(logger); }
+  } restore{previous};
+  auto lines = [&out] {
+    std::vector<std::string> found;
+    std::istringstream in(out.str());
+    for (std::string line; std::getline(in, line);) {
+      if (line.find("ingest rejected events") != std::string::npos) found.push_back(line);
+    }
+    return found;
+  };
+  const v1::PredictionEvent no_id = Event("", kT0, 1);
+  auto future = [](const std::string& id) { return Event(id, kT0 + 60 * kMinute, 1); };
+
+  Apply(Rows({Event("a", kT0, 1), no_id, no_id}));
+  ASSERT_EQ(lines().size(), 1u) << out.str();
+  EXPECT_EQ(lines()[0].rfind("warning ingest rejected events model=fraud@v1 rejected=2 "
+                             "reasons=missing_event_id:2 since_last_line=start "
+                             "example_reason=missing_event_id",
+                             0),
+            0u)
+      << lines()[0];
+  clock_.Advance(5'000);
+  Apply(Rows({future("f1"), future("f2"), future("f3")}));  // within 10 s: held
+  EXPECT_EQ(lines().size(), 1u) << out.str();
+  clock_.Advance(5'000);
+  Apply(Rows({no_id}));
+  ASSERT_EQ(lines().size(), 2u) << out.str();
+  EXPECT_NE(lines()[1].find("rejected=4 reasons=event_time_in_future:3,missing_event_id:1 "
+                            "since_last_line=10000ms"),
+            std::string::npos)
+      << lines()[1];
+  clock_.Advance(60'000);
+  Apply(Rows({Event("b", kT0, 1)}));  // nothing rejected: no line
+  EXPECT_EQ(lines().size(), 2u) << out.str();
+
+  const RegisteredModel::IngestCounters& c = registry_->FindByKey(1)->ingest_counters();
+  EXPECT_EQ(c.accepted.load(), 2u);
+  EXPECT_EQ(c.rejected.load(), 6u);
+  EXPECT_EQ(c.rejected_by_reason[static_cast<size_t>(RejectReason::kMissingEventId)].load(), 3u);
+  EXPECT_EQ(c.rejected_by_reason[static_cast<size_t>(RejectReason::kEventTimeInFuture)].load(), 3u);
 }
 
 TEST_F(IngestorTest, UnknownModelIsNotFound) {

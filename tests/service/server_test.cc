@@ -302,23 +302,61 @@ std::string HttpGet(int port, const std::string& path) {
   return response;
 }
 
+// The sum of every sample of /metrics whose line starts with `prefix`.
+double SumOf(const std::string& body, const std::string& prefix) {
+  double sum = 0;
+  std::istringstream lines(body);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind(prefix, 0) == 0) sum += std::stod(line.substr(line.rfind(' ') + 1));
+  }
+  return sum;
+}
+
 TEST_F(ServerTest, MetricsEndpointCountsIngest) {
   bool created = false;
   ASSERT_TRUE(Register(Schema(), &created).ok());
-  v1::PredictionBatch batch = Rows({"m1", "m2"}, NowMs());
-  batch.mutable_rows()->mutable_events(1)->clear_event_id();
+  v1::ModelSchema churn = Schema();
+  churn.mutable_model()->set_model_id("churn");
+  ASSERT_TRUE(Register(churn, &created).ok());
+  // fraud@v1: 1 accepted, 1 duplicate, 2 rejected (no id, time in the
+  // future); churn@v1: 2 accepted.
+  v1::PredictionBatch fraud = Rows({"m1", "m2", "m1", "m3"}, NowMs());
+  fraud.mutable_rows()->mutable_events(1)->clear_event_id();
+  fraud.mutable_rows()->mutable_events(3)->set_event_time_ms(NowMs() + 86'400'000);
+  v1::PredictionBatch churn_batch = Rows({"c1", "c2"}, NowMs());
+  churn_batch.mutable_model()->set_model_id("churn");
   v1::IngestAck ack;
-  ASSERT_TRUE(Stream({batch}, &ack).ok());
+  ASSERT_TRUE(Stream({fraud, churn_batch}, &ack).ok());
 
   std::string body = HttpGet(server_->metrics_port(), "/metrics");
   EXPECT_NE(body.find("200 OK"), std::string::npos) << body;
-  EXPECT_NE(body.find("driftwatch_ingest_events_total{result=\"accepted\"} 1"), std::string::npos)
-      << body;
-  EXPECT_NE(body.find("driftwatch_ingest_rejected_total{reason=\"missing_event_id\"} 1"),
-            std::string::npos);
-  EXPECT_NE(body.find("driftwatch_ingest_batches_total 1"), std::string::npos);
-  EXPECT_NE(body.find("driftwatch_models 1"), std::string::npos);
-  EXPECT_NE(body.find("driftwatch_ingest_batch_seconds_count 1"), std::string::npos);
+  for (
+      const char* line : {
+          R"(driftwatch_ingest_events_total{model="fraud",result="accepted",version="v1"} 1)",
+          R"(driftwatch_ingest_events_total{model="fraud",result="duplicate",version="v1"} 1)",
+          R"(driftwatch_ingest_events_total{model="fraud",result="rejected",version="v1"} 2)",
+          R"(driftwatch_ingest_events_total{model="churn",result="accepted",version="v1"} 2)",
+          R"(driftwatch_ingest_events_total{model="churn",result="rejected",version="v1"} 0)",
+          R"(driftwatch_ingest_rejected_total{model="fraud",reason="missing_event_id",version="v1"} 1)",
+          R"(driftwatch_ingest_rejected_total{model="fraud",reason="event_time_in_future",version="v1"} 1)",
+          R"(driftwatch_ingest_late_accepted_total{model="fraud",version="v1"} 0)",
+          R"(driftwatch_ingest_backfilled_total{model="churn",version="v1"} 0)",
+          "driftwatch_ingest_dedup_evicted_buckets_total 0",
+          "driftwatch_ingest_dedup_loaded_buckets_total 0",
+          "driftwatch_dedup_early_closes_total 0",
+          "driftwatch_ingest_batches_total 2",
+          "driftwatch_models 2",
+          "driftwatch_ingest_batch_seconds_count 2",
+      }) {
+    EXPECT_NE(body.find(line), std::string::npos) << line << "\n" << body;
+  }
+  // Results are disjoint: summed over result, each model counts what it
+  // was sent; reasons sum to its rejected.
+  EXPECT_EQ(SumOf(body, R"(driftwatch_ingest_events_total{model="fraud",)"), 4);
+  EXPECT_EQ(SumOf(body, R"(driftwatch_ingest_events_total{model="churn",)"), 2);
+  EXPECT_EQ(SumOf(body, "driftwatch_ingest_events_total{"), 6);
+  EXPECT_EQ(SumOf(body, R"(driftwatch_ingest_rejected_total{model="fraud",)"), 2);
+  EXPECT_EQ(SumOf(body, R"(driftwatch_ingest_rejected_total{model="churn",)"), 0);
 }
 
 TEST_F(ServerTest, DriftSignalsBecomeGauges) {

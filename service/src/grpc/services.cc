@@ -155,7 +155,6 @@ grpc::Status IngestService::StreamPredictionBytes(grpc::ServerContext*,
       }
       last_seq = *seq;
     }
-    metrics_->OnStreamEnd(counts);
     if (!status.ok()) return status;
     if (last_seq > 0) {
       absl::Status durable = ingestor_->WaitDurable(last_seq);

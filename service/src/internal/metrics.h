@@ -1,6 +1,7 @@
-// The /metrics exposition: ingest and flush counters (read from the
-// Ingestor at every scrape), per-stream reject reasons, batch latency and
-// the evaluator's latest signals as gauges (read at every scrape).
+// The /metrics exposition: ingest counters per model version (read from
+// the registry at every scrape), flush and dedup counters (read from the
+// Ingestor), batch latency and the evaluator's latest signals as gauges.
+// docs/configuration.md lists every family.
 // prometheus-cpp stays in this file's .cc; nothing outside service/src
 // sees it. Thread-safe.
 #pragma once
@@ -36,8 +37,6 @@ class Metrics {
   void OnQueryYield();
   // One report query (GetDriftReport, RankSlices) answered in `seconds`.
   void ObserveQuery(const std::string& method, double seconds);
-  // A prediction stream ended: its reject reasons are counted.
-  void OnStreamEnd(const IngestCounts& counts);
 
  private:
   struct State;

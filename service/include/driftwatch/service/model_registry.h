@@ -5,8 +5,10 @@
 // next, the label joiner).
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -22,6 +24,7 @@
 #include "absl/synchronization/mutex.h"
 #include "driftwatch/base/clock.h"
 #include "driftwatch/detectors/profile.h"
+#include "driftwatch/service/reject_reason.h"
 #include "driftwatch/storage/model_store.h"
 #include "driftwatch/v1/models.pb.h"
 
@@ -76,7 +79,8 @@ class SliceDirectory {
 };
 
 // One registered model version. Immutable after Create, except for the
-// slice directory and the published progress, which are thread-safe.
+// slice directory, the published progress and the ingest counters, which
+// are thread-safe.
 class RegisteredModel {
  public:
   // INVALID_ARGUMENT naming the field when the schema is unusable (no
@@ -127,6 +131,20 @@ class RegisteredModel {
     closed_until_ms_.store(p.closed_until_ms, std::memory_order_relaxed);
   }
 
+  // What ingest did with this model's events since start, for /metrics:
+  // added once per batch by Ingestor::Apply, read at scrape time. accepted,
+  // duplicates and rejected are disjoint and sum to the events received;
+  // late_accepted and backfilled are parts of accepted, and
+  // rejected_by_reason (indexed by RejectReason) splits rejected.
+  struct IngestCounters {
+    std::atomic<uint64_t> accepted{0}, duplicates{0}, rejected{0}, late_accepted{0}, backfilled{0};
+    std::array<std::atomic<uint64_t>, kRejectReasonNames.size()> rejected_by_reason{};
+    // The rate-limited reject log line: when the last one went out, and
+    // the rejected_by_reason values it reported up to.
+    std::atomic<int64_t> reject_logged_ms{std::numeric_limits<int64_t>::min()};
+    std::array<std::atomic<uint64_t>, kRejectReasonNames.size()> rejected_logged{};
+  };
+  IngestCounters& ingest_counters() const { return ingest_counters_; }
  private:
   RegisteredModel() = default;
   // The pieces of Create.
@@ -149,6 +167,7 @@ class RegisteredModel {
   std::unique_ptr<SliceDirectory> slices_;
   mutable std::atomic<int64_t> watermark_ms_{0};
   mutable std::atomic<int64_t> closed_until_ms_{0};
+  mutable IngestCounters ingest_counters_;
 };
 
 // Thread-safe. Models are never removed, so a returned model stays valid
