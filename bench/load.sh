@@ -7,10 +7,15 @@
 #   STREAMS=2 BATCH=1000 MESSAGES=200 REPORT_QPS=20   loadgen settings
 #   REPORT_SLICES=10   reports pick from the population + 9 slices (0: every slice value)
 #   PERF=1          also `perf record` driftwatchd for 10 s in each phase
+#   PHASES="row columnar backfill"   which phases run
 #
 # Phase 1 sends row batches, phase 2 columnar batches with a pinned baseline
 # after a warm-up and GetDriftReport at REPORT_QPS over the last 24 h. Each
 # phase uses its own model, so its synthetic event clock starts fresh.
+# Phase 3 (backfill) sends a few seconds of current traffic 10 minutes old
+# (its buckets close at the next flush), then row batches of history from
+# 6 h back, every one of them into a closed bucket: the merge-a-delta path,
+# at full speed.
 # driftwatchd's RSS is sampled every 5 s. Everything is bounded in time.
 set -euo pipefail
 
@@ -22,6 +27,7 @@ MESSAGES=${MESSAGES:-200}
 REPORT_QPS=${REPORT_QPS:-20}
 REPORT_SLICES=${REPORT_SLICES:-10}
 PERF=${PERF:-0}
+PHASES=${PHASES:-row columnar backfill}
 SERVER="$BUILD_DIR/service/driftwatchd"
 LOADGEN="$BUILD_DIR/bench/driftwatch_loadgen"
 
@@ -119,9 +125,27 @@ wait_perf() {
   fi
 }
 
-run_phase row row
-run_phase columnar columnar --baseline --baseline-after $(( DURATION / 4 > 5 ? DURATION / 4 : 5 )) \
-  --report-qps "$REPORT_QPS" --report-slices "$REPORT_SLICES" --report-window 24h
+now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+for phase in $PHASES; do
+  case $phase in
+    row) run_phase row row ;;
+    columnar)
+      run_phase columnar columnar --baseline --baseline-after $(( DURATION / 4 > 5 ? DURATION / 4 : 5 )) \
+        --report-qps "$REPORT_QPS" --report-slices "$REPORT_SLICES" --report-window 24h ;;
+    backfill)
+      echo "== phase backfill: current traffic 10 min old, then a day of history"
+      timeout 60 "$LOADGEN" --target "$TARGET" --model load-backfill --version v1 --register \
+        --mode row --batch "$BATCH" --streams 1 --messages-per-stream 20 --duration 2 \
+        --event-time-start $(( $(now_ms) - 600000 )) --json >/dev/null || status=1
+      sleep 3  # a flush closes those buckets
+      # History from 6 h back at the live phases' density (20k events per
+      # simulated second): minutes of history per second of wall time.
+      run_phase backfill row --event-time-start $(( $(now_ms) - 6 * 3600000 ))
+      curl -s "http://127.0.0.1:$METRICS_PORT/metrics" |
+        grep -E '^driftwatch_ingest_(events_total|backfill|dedup)' | sed 's/^/   /' || true ;;
+    *) echo "load.sh: unknown phase $phase" >&2; exit 2 ;;
+  esac
+done
 
 echo "== stopping driftwatchd (SIGTERM), RSS $(rss_kb "$SERVER_PID") kB"
 kill -TERM "$SERVER_PID"

@@ -210,7 +210,8 @@ void FillColumnarBatch(const std::vector<Row>& rows, size_t begin, size_t end, c
 struct Totals {
   uint64_t sent = 0;
   uint64_t acked_events = 0;  // events of streams that were acked
-  uint64_t accepted = 0, duplicates = 0, rejected = 0, late = 0, too_late = 0, batches = 0;
+  uint64_t accepted = 0, duplicates = 0, rejected = 0, late = 0, too_late = 0, backfilled = 0,
+           batches = 0;
   std::map<std::string, v1::RejectReason> reasons;
 
   void Add(const v1::IngestAck& ack) {
@@ -219,6 +220,7 @@ struct Totals {
     rejected += ack.rejected();
     late += ack.late_accepted();
     too_late += ack.too_late();
+    backfilled += ack.backfilled();
     batches += ack.batches();
     for (const v1::RejectReason& r : ack.reasons()) {
       v1::RejectReason& mine = reasons[r.reason()];
@@ -355,6 +357,7 @@ void WriteSummary(const Totals& t, double seconds, bool json, std::ostream& out)
                                   {"rejected", t.rejected},
                                   {"late", t.late},
                                   {"too_late", t.too_late},
+                                  {"backfilled", t.backfilled},
                                   {"batches", t.batches},
                                   {"reasons", std::move(reasons)},
                                   {"seconds", seconds},
@@ -368,6 +371,7 @@ void WriteSummary(const Totals& t, double seconds, bool json, std::ostream& out)
       {"duplicates", absl::StrCat(t.duplicates)},
       {"rejected", absl::StrCat(t.rejected)},
       {"late (accepted)", absl::StrCat(t.late)},
+      {"backfilled (accepted into closed buckets)", absl::StrCat(t.backfilled)},
       {"too late (rejected)", absl::StrCat(t.too_late)},
       {"events/s", absl::StrFormat("%.0f (%.2f s)", rate, seconds)}};
   internal::WriteColumns(rows, 1, out);

@@ -258,12 +258,6 @@ absl::Status ValidateConfig(const ServerConfig& c) {
   }
   if (in.flush_interval_ms <= 0) return bad("ingest.flush_interval", "must be positive");
   if (in.backfill_horizon_ms < 0) return bad("ingest.backfill_horizon", "must not be negative");
-  if (in.backfill_horizon_ms > c.retention.minute_ms) {
-    return bad("ingest.backfill_horizon", in.backfill_horizon_ms,
-               " ms is longer than retention.minute (", c.retention.minute_ms,
-               " ms): backfill merges into minute rows and is deduplicated against ids kept "
-               "that long; lower it or raise retention.minute");
-  }
   if (in.max_dedup_ids < 1) return bad("ingest.max_dedup_ids", "must be at least 1");
   if (in.max_backfill_profiles < 1) {
     return bad("ingest.max_backfill_profiles", "must be at least 1");

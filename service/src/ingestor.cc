@@ -1,5 +1,6 @@
 #include "driftwatch/service/ingestor.h"
 
+#include <algorithm>
 #include <limits>
 #include <utility>
 
@@ -139,7 +140,8 @@ Ingestor::Ingestor(const ModelRegistry* registry, IngestStorage storage, const b
           storage_.flush, clock_, options_.flush_interval_ms, &totals_,
           [this](storage::FlushBatch* batch, ingest::Flusher::CollectSeq seq) {
             CollectAll(batch, seq.seq, seq.committed);
-          })) {}
+          },
+          [this](uint64_t committed) { BackfillCommitted(committed); })) {}
 
 Ingestor::~Ingestor() {
   flusher_->Stop();
@@ -275,8 +277,22 @@ void Ingestor::CollectAll(storage::FlushBatch* batch, uint64_t collect, uint64_t
       absl::MutexLock lock(&state->mu);
       ingest::CollectFlush(*state, options_, {now_ms, collect, committed}, &totals_, batch, &snap);
     }
+    if (std::any_of(snap.buckets.begin(), snap.buckets.end(),
+                    [](const ingest::FlushSnapshot::Bucket& b) { return b.delta; })) {
+      absl::MutexLock lock(&backfill_mu_);
+      backfilled_.push_back({collect, state->model});
+    }
     ingest::EncodeFlush(snap, batch);
   }
+}
+
+void Ingestor::BackfillCommitted(uint64_t committed) {
+  absl::MutexLock lock(&backfill_mu_);
+  std::erase_if(backfilled_, [committed](const PendingBackfill& p) {
+    if (p.collect > committed) return false;
+    p.model->NoteBackfillCommitted();
+    return true;
+  });
 }
 
 }  // namespace driftwatch::service

@@ -128,6 +128,11 @@ absl::Status ConfigureLogging(const std::string& format, const std::string& leve
 
 namespace internal {
 
+namespace {
+std::atomic<LogCapture> g_capture{nullptr};
+std::atomic<void*> g_capture_context{nullptr};
+}  // namespace
+
 void Log(spdlog::level::level_enum level, std::string_view msg,
          std::initializer_list<LogField> fields) {
   if (!spdlog::should_log(level)) return;
@@ -155,7 +160,13 @@ void Log(spdlog::level::level_enum level, std::string_view msg,
       }
     }
   }
+  if (LogCapture capture = g_capture.load()) capture(g_capture_context.load(), level, line);
   spdlog::log(level, "{}", line);
+}
+
+void SetLogCaptureForTest(LogCapture capture, void* context) {
+  g_capture_context.store(context);
+  g_capture.store(capture);
 }
 
 }  // namespace internal

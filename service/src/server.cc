@@ -1,5 +1,6 @@
 #include "driftwatch/service/server.h"
 
+#include <algorithm>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/resource_quota.h>
 
@@ -137,7 +138,11 @@ absl::Status Server::Impl::Start() {
   DW_RETURN_IF_ERROR(OpenStorage());
   registry = std::make_unique<ModelRegistry>(store.get(), clock, config.registry);
   DW_RETURN_IF_ERROR(registry->Recover());
-  ingestor = std::make_unique<Ingestor>(registry.get(), store.get(), clock, config.ingest);
+  // Backfill merges into minute rows and dedups against ids kept with
+  // minute retention: never further back than those live.
+  IngestOptions ingest = config.ingest;
+  ingest.backfill_horizon_ms = std::min(ingest.backfill_horizon_ms, config.retention.minute_ms);
+  ingestor = std::make_unique<Ingestor>(registry.get(), store.get(), clock, ingest);
   DW_RETURN_IF_ERROR(ingestor->Recover());
   ingestor->StartFlusher();
   windows = std::make_unique<WindowReader>(store.get(), store.get(), config.ingest.bucket_width_ms);

@@ -1,7 +1,6 @@
 #include "driftwatch/service/ingestor.h"
 
 #include <gtest/gtest.h>
-#include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -21,6 +20,7 @@
 #include "driftwatch/detectors/profile.h"
 #include "fake_store.h"
 #include "ingest/dedup.h"
+#include "internal/log.h"
 
 namespace driftwatch::service {
 namespace {
@@ -219,7 +219,14 @@ TEST_F(IngestorTest, LateEventsAreAcceptedBackfilledOrTooLate) {
   EXPECT_NE(too_late.reasons.at("too_late").message.find("2023-11-11T22:14:40.000Z"),
             std::string::npos)
       << too_late.reasons.at("too_late").message;
+  // Frozen baselines of closed buckets re-freeze once a backfill of the
+  // model is committed (the generation moves at the commit, not before).
+  const uint64_t generation = (*model)->backfill_generation();
+  store_->FailCommits(1);
+  EXPECT_FALSE(ingestor_->Flush().ok());
+  EXPECT_EQ((*model)->backfill_generation(), generation);
   ASSERT_TRUE(ingestor_->Flush().ok());
+  EXPECT_EQ((*model)->backfill_generation(), generation + 1);
   // The closed minute and its hour hold all three of its events.
   const int64_t hour = bucket - bucket % storage::kHourMs;
   EXPECT_EQ(Committed(bucket, 0).counters().events, 3u);
@@ -606,15 +613,15 @@ TEST_F(IngestorTest, BadEventsAreRejectedByReasonWithoutFailingTheBatch) {
 // one; the model's counters (read by /metrics) count every event.
 TEST_F(IngestorTest, RejectionsAreLoggedOncePerModelPerIntervalWithCountsSinceTheLastLine) {
   std::ostringstream out;
-  const std::shared_ptr<spdlog::logger> previous = spdlog::default_logger();
-  auto capture = std::make_shared<spdlog::logger>(
-      "capture", std::make_shared<spdlog::sinks::ostream_sink_st>(out));
-  capture->set_pattern("%l %v");
-  spdlog::set_default_logger(capture);
+  internal::SetLogCaptureForTest(
+      [](void* context, spdlog::level::level_enum level, std::string_view line) {
+        *static_cast<std::ostringstream*>(context)
+            << spdlog::level::to_string_view(level).data() << " " << line << "\n";
+      },
+      &out);
   struct Restore {
-    std::shared_ptr<spdlog::logger> logger;
-    ~Restore() { spdlog::set_default_logger(logger); }
-  } restore{previous};
+    ~Restore() { internal::SetLogCaptureForTest(nullptr, nullptr); }
+  } restore;
   auto lines = [&out] {
     std::vector<std::string> found;
     std::istringstream in(out.str());
@@ -640,7 +647,7 @@ TEST_F(IngestorTest, RejectionsAreLoggedOncePerModelPerIntervalWithCountsSinceTh
   clock_.Advance(5'000);
   Apply(Rows({no_id}));
   ASSERT_EQ(lines().size(), 2u) << out.str();
-  EXPECT_NE(lines()[1].find("rejected=4 reasons=event_time_in_future:3,missing_event_id:1 "
+  EXPECT_NE(lines()[1].find("rejected=4 reasons=missing_event_id:1,event_time_in_future:3 "
                             "since_last_line=10000ms"),
             std::string::npos)
       << lines()[1];

@@ -555,7 +555,7 @@ TEST(DriftwatchdTest, FlagsOverrideTheFileAndSigtermExitsCleanly) {
   ASSERT_EQ(std::sscanf(ports.c_str(), "grpc=%d metrics=%d", &grpc, &metrics), 2) << ports;
   EXPECT_GT(grpc, 0);
   EXPECT_GT(metrics, 0);  // the flag won over the file's ""
-  EXPECT_NE(HttpGet(metrics, "/metrics").find("driftwatch_ingest_events_total"), std::string::npos);
+  EXPECT_NE(HttpGet(metrics, "/metrics").find("driftwatch_dedup_early_closes_total"), std::string::npos);
   kill(pid, SIGTERM);
   EXPECT_EQ(WaitExit(pid), 0);
   const std::string log = ReadFile(dir.File("stderr"));

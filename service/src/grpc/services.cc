@@ -32,6 +32,7 @@ void FillAck(const IngestCounts& counts, v1::IngestAck* ack) {
   ack->set_rejected(counts.rejected);
   ack->set_late_accepted(counts.late_accepted);
   ack->set_too_late(counts.too_late);
+  ack->set_backfilled(counts.backfilled);
   ack->set_batches(counts.batches);
   std::vector<const std::pair<const std::string, RejectStat>*> reasons;
   for (const auto& entry : counts.reasons) reasons.push_back(&entry);

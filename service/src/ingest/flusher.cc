@@ -8,12 +8,13 @@
 namespace driftwatch::service::ingest {
 
 Flusher::Flusher(storage::FlushStore* store, const base::Clock* clock, int64_t interval_ms,
-                 IngestTotals* totals, Collect collect)
+                 IngestTotals* totals, Collect collect, OnCommit on_commit)
     : store_(store),
       clock_(clock),
       interval_ms_(interval_ms),
       totals_(totals),
-      collect_(std::move(collect)) {}
+      collect_(std::move(collect)),
+      on_commit_(std::move(on_commit)) {}
 
 Flusher::~Flusher() { Stop(); }
 
@@ -61,6 +62,7 @@ absl::Status Flusher::Flush() {
     return status;
   }
   committed_collects_ = collect;
+  if (on_commit_) on_commit_(collect);
   totals_->flushed_rows +=
       batch->minute_upserts.size() + batch->minute_merges.size() + batch->rollups.size();
   absl::MutexLock lock(&mu_);  // waiters re-check durable_ on release

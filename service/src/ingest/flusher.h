@@ -36,9 +36,11 @@ class Flusher {
   // Fills a batch with everything applied so far; called by Flush, one at a time.
   using Collect = std::function<void(storage::FlushBatch*, CollectSeq)>;
 
+  // Called after a commit, with the last collect it made durable.
+  using OnCommit = std::function<void(uint64_t committed_collect)>;
   // All pointers must outlive the flusher; `totals` gets the flush counters.
   Flusher(storage::FlushStore* store, const base::Clock* clock, int64_t interval_ms,
-          IngestTotals* totals, Collect collect);
+          IngestTotals* totals, Collect collect, OnCommit on_commit = nullptr);
   ~Flusher();  // Stop()
 
   // Starts the background thread (every interval_ms on the clock).
@@ -69,6 +71,7 @@ class Flusher {
   const int64_t interval_ms_;
   IngestTotals* const totals_;
   const Collect collect_;
+  const OnCommit on_commit_;
 
   std::atomic<uint64_t> applied_{0};
   std::atomic<uint64_t> durable_{0};

@@ -17,6 +17,11 @@ using LogField = std::pair<std::string_view, std::string>;
 void Log(spdlog::level::level_enum level, std::string_view msg,
          std::initializer_list<LogField> fields = {});
 
+// Tests: every line Log renders also goes to `capture` (level, rendered
+// line) while set; null stops it. Not for production use.
+using LogCapture = void (*)(void* context, spdlog::level::level_enum level, std::string_view line);
+void SetLogCaptureForTest(LogCapture capture, void* context);
+
 inline void LogInfo(std::string_view msg, std::initializer_list<LogField> fields = {}) {
   Log(spdlog::level::info, msg, fields);
 }

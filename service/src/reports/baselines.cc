@@ -165,9 +165,18 @@ absl::StatusOr<SliceProfiles> Baselines::Profiles(const RegisteredModel& model,
 absl::StatusOr<std::shared_ptr<const OwnedReference>> Baselines::Frozen(
     const RegisteredModel& model, const BaselineDef& def, int32_t slice_id, int64_t now_ms) const {
   const CacheKey key{model.model_key(), def.name, def.created_at_ms, slice_id};
+  // Read before storage: a backfill committed after it moves it on, so a
+  // reference frozen from pre-backfill rows is not served again.
+  const uint64_t generation = model.backfill_generation();
   {
     absl::MutexLock lock(&cache_mu_);
-    if (auto it = cache_.find(key); it != cache_.end()) return it->second;
+    if (auto it = cache_.find(key); it != cache_.end()) {
+      if (it->second.generation == generation ||
+          it->second.generation == CachedReference::kForever) {
+        return it->second.reference;
+      }
+      cache_.erase(it);
+    }
   }
   DW_ASSIGN_OR_RETURN(SliceProfiles refs, Profiles(model, def, now_ms, {slice_id}));
   const Profile* reference = ReferenceFor(refs, slice_id);
@@ -181,7 +190,8 @@ absl::StatusOr<std::shared_ptr<const OwnedReference>> Baselines::Frozen(
   }
   if (immutable) {
     absl::MutexLock lock(&cache_mu_);
-    cache_[key] = owned;
+    cache_[key] = CachedReference{
+        owned, def.uploaded.has_value() ? CachedReference::kForever : generation};
   }
   return owned;
 }

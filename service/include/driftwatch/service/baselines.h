@@ -129,8 +129,15 @@ class Baselines {
   // (model key, baseline name, baseline created_at, slice id).
   using CacheKey = std::tuple<int64_t, std::string, int64_t, int32_t>;
   mutable absl::Mutex cache_mu_;
-  mutable std::map<CacheKey, std::shared_ptr<const OwnedReference>> cache_
-      ABSL_GUARDED_BY(cache_mu_);
+  // A pinned range frozen from closed buckets, valid while the model's
+  // backfill generation is `generation`; an uploaded profile for good
+  // (kForever).
+  struct CachedReference {
+    static constexpr uint64_t kForever = ~uint64_t{0};
+    std::shared_ptr<const OwnedReference> reference;
+    uint64_t generation = 0;
+  };
+  mutable std::map<CacheKey, CachedReference> cache_ ABSL_GUARDED_BY(cache_mu_);
 };
 
 }  // namespace driftwatch::service

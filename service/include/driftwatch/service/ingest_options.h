@@ -31,7 +31,8 @@ struct IngestOptions {
   // delta (minute row, hour and day) if the bucket starts within this long
   // before the server clock, deduplicated against the ids the bucket holds
   // (kept in storage as long); older events are too_late. 0 turns backfill
-  // off. Default: the minute-row retention (ServerConfig sets it).
+  // off. Default: the default minute-row retention; the server caps it at
+  // retention.minute.
   int64_t backfill_horizon_ms = 2 * 86'400'000LL;
   // Cap on the dedup ids held in memory per model (about 18.7 bytes each:
   // the 8-byte hash in the model's set at load <= 0.75, and in its

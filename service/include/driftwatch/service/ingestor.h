@@ -92,6 +92,16 @@ class Ingestor {
   // `collect` is its number, `committed` the last one whose batch is
   // durable (Flusher::CollectSeq).
   void CollectAll(storage::FlushBatch* batch, uint64_t collect, uint64_t committed);
+  // After a commit: models whose backfill it made durable move their
+  // backfill generation on (frozen references re-freeze).
+  void BackfillCommitted(uint64_t committed) ABSL_LOCKS_EXCLUDED(backfill_mu_);
+
+  struct PendingBackfill {
+    uint64_t collect = 0;
+    std::shared_ptr<const RegisteredModel> model;
+  };
+  absl::Mutex backfill_mu_;
+  std::vector<PendingBackfill> backfilled_ ABSL_GUARDED_BY(backfill_mu_);
 
   // Constant after construction.
   const ModelRegistry* const registry_;

@@ -130,7 +130,6 @@ class RegisteredModel {
     watermark_ms_.store(p.watermark_ms, std::memory_order_relaxed);
     closed_until_ms_.store(p.closed_until_ms, std::memory_order_relaxed);
   }
-
   // What ingest did with this model's events since start, for /metrics:
   // added once per batch by Ingestor::Apply, read at scrape time. accepted,
   // duplicates and rejected are disjoint and sum to the events received;
@@ -145,6 +144,12 @@ class RegisteredModel {
     std::array<std::atomic<uint64_t>, kRejectReasonNames.size()> rejected_logged{};
   };
   IngestCounters& ingest_counters() const { return ingest_counters_; }
+  // Moves on each time a flush that merged backfill into closed buckets
+  // has committed: a reference frozen from closed buckets under an older
+  // generation may be stale (Baselines re-freezes it).
+  uint64_t backfill_generation() const { return backfill_generation_.load(); }
+  void NoteBackfillCommitted() const { backfill_generation_.fetch_add(1); }
+
  private:
   RegisteredModel() = default;
   // The pieces of Create.
@@ -167,6 +172,7 @@ class RegisteredModel {
   std::unique_ptr<SliceDirectory> slices_;
   mutable std::atomic<int64_t> watermark_ms_{0};
   mutable std::atomic<int64_t> closed_until_ms_{0};
+  mutable std::atomic<uint64_t> backfill_generation_{0};
   mutable IngestCounters ingest_counters_;
 };
 
