@@ -471,6 +471,12 @@ TEST(ConfigTest, TheExampleFileLoads) {
       LoadConfigFile(DRIFTWATCH_GOLDEN_DIR "/../../deploy/driftwatch.yaml");
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->ingest.bucket_width_ms, ServerConfig().ingest.bucket_width_ms);
+  // The file documents the defaults.
+  EXPECT_EQ(c->ingest.backfill_horizon_ms, ServerConfig().ingest.backfill_horizon_ms);
+  EXPECT_EQ(c->ingest.max_dedup_ids, ServerConfig().ingest.max_dedup_ids);
+  EXPECT_EQ(c->ingest.max_backfill_profiles, ServerConfig().ingest.max_backfill_profiles);
+  EXPECT_EQ(c->max_ingest_streams, ServerConfig().max_ingest_streams);
+  EXPECT_EQ(c->ingest.max_event_id_bytes, ServerConfig().ingest.max_event_id_bytes);
 }
 
 TEST(ConfigTest, ErrorsNameTheKey) {
