@@ -83,8 +83,8 @@ absl::Status Evaluator::EvaluateModel(const RegisteredModel& model, int64_t now_
   absl::StatusOr<BaselineDef> def = baselines_->Load(model, options_.baseline);
   if (absl::IsNotFound(def.status())) return absl::OkStatus();
   DW_RETURN_IF_ERROR(def.status());
-  const Interval window =
-      Align(Trailing(now_ms, options_.window_ms), windows_->bucket_width_ms());
+  // The same whole buckets a report of this window reads.
+  const Interval window = TrailingBuckets(now_ms, options_.window_ms, windows_->bucket_width_ms());
   DW_ASSIGN_OR_RETURN(SliceProfiles current, windows_->Read(model, window, {}));
   const std::vector<int32_t> chosen = ChooseSlices(current, options_.max_slices);
   DW_ASSIGN_OR_RETURN(SliceProfiles refs, baselines_->Profiles(model, *def, now_ms, chosen));
