@@ -57,7 +57,7 @@ def cases(rng):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--build", default="build-h1")
+    ap.add_argument("--build", default="build")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()
