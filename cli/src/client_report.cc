@@ -163,7 +163,14 @@ int RunOnlineReport(const OnlineReportOptions& options, std::ostream& out, std::
       << " .. " << internal::FormatTimeMs(internal::TimestampMs(report.window().end())) << " ("
       << WindowLength(report.window()) << " of whole buckets)"
       << "  baseline: " << report.baseline() << "\nevents: " << report.counts().events()
-      << "  drifted: " << drifted << " of " << features.size() << " features\n\n";
+      << "  drifted: " << drifted << " of " << features.size() << " features\n";
+  const v1::WindowCounts& lost = report.counts();
+  if (lost.duplicates() + lost.rejected() > 0) {
+    // The model's, by arrival while the window's span passed (docs/reports.md).
+    out << "arrived in the window and not counted: " << lost.duplicates() << " duplicates, "
+        << lost.rejected() << " rejected (" << lost.too_late() << " too late)\n";
+  }
+  out << "\n";
   internal::WriteSummaryTable(features, out);
   if (report.scores_size() > 0) {
     std::vector<FeatureReport> scores;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numbers>
 #include <numeric>
 #include <utility>
@@ -104,6 +105,101 @@ double ScipyExactModeStatistic(double d, size_t n1, size_t n2) {
   if (std::max(n1, n2) > kScipyMaxExactN) return d;
   const double lcm = static_cast<double>(n1 / std::gcd(n1, n2) * n2);
   return std::round(d * lcm) / lcm;
+}
+
+// What two summaries with the same edges imply about the true CDFs: a
+// bound on sup |F_r - F_c| and a range for the integral of |F_r - F_c|.
+// Between the bins' values both CDFs are flat and exact, so only the
+// inside of each bin's union support [lo, hi] is uncertain. There each
+// CDF lies in its CdfRange envelope (histogram.h), whose ends only rise
+// with x, so on a grid cell [a, b] F_r - F_c <= R_upper(b) - C_lower(a)
+// and the other way round. The integral of each CDF over [lo, hi] is
+// exact (below (hi - lo) + mass (hi - mean)), which pins the signed
+// integral of F_r - F_c: its absolute value bounds the integral of
+// |F_r - F_c| from below, and from above once one sign's excursions are
+// bounded (|g| = g + 2 g^- = -g + 2 g^+).
+struct EnvelopeBounds {
+  double ks_sup = 0;    // >= sup |F_r - F_c| inside the bins
+  double w1_lower = 0;  // <= integral of |F_r - F_c| <= w1_upper
+  double w1_upper = 0;
+};
+
+// Grid cells per bin: the bound tightens as 1 / cells towards what the
+// envelopes allow; 24 costs ~50 CDF ranges per non-empty bin.
+constexpr int kEnvelopeCells = 24;
+
+// Integral of a summary's (unnormalised) CDF over [lo, hi], which holds
+// bin k's values: exact from the bin's mass and sum.
+double BinArea(const NumericSummary& s, size_t k, double below, double lo, double hi) {
+  const double m = s.bins()[k];
+  if (!(m > 0)) return below * (hi - lo);
+  double slo, shi;
+  s.BinSupport(k, &slo, &shi);
+  const double mean = std::clamp(s.bin_sums()[k] / m, slo, shi);
+  return below * (hi - lo) + m * (hi - mean);
+}
+
+EnvelopeBounds BoundBetween(const NumericSummary& r, const NumericSummary& c) {
+  std::span<const double> rb = r.bins(), cb = c.bins();
+  const double r_scale = 1 / Sum(rb), c_scale = 1 / Sum(cb);
+  EnvelopeBounds out;
+  double r_below = 0, c_below = 0;
+  double previous_hi = std::numeric_limits<double>::quiet_NaN();
+  std::vector<double> xs;
+  for (size_t k = 0; k < rb.size(); r_below += rb[k], c_below += cb[k], ++k) {
+    if (!(rb[k] > 0) && !(cb[k] > 0)) continue;
+    double lo = std::numeric_limits<double>::infinity(), hi = -lo;
+    for (const NumericSummary* s : {&r, &c}) {
+      if (!(s->bins()[k] > 0)) continue;
+      double a, b;
+      s->BinSupport(k, &a, &b);
+      lo = std::min(lo, a);
+      hi = std::max(hi, b);
+    }
+    if (!std::isnan(previous_hi) && lo > previous_hi) {
+      const double flat = std::abs(r_below * r_scale - c_below * c_scale) * (lo - previous_hi);
+      out.w1_lower += flat;
+      out.w1_upper += flat;
+    }
+    previous_hi = hi;
+    if (!(hi > lo)) continue;  // both a point mass at one value: exact
+    xs.clear();
+    for (int i = 0; i < kEnvelopeCells; ++i) xs.push_back(lo + (hi - lo) * i / kEnvelopeCells);
+    xs.push_back(hi);
+    for (const NumericSummary* s : {&r, &c}) {
+      if (!(s->bins()[k] > 0)) continue;
+      double a, b;
+      s->BinSupport(k, &a, &b);
+      const double mean = s->BinMean(k, a, b);
+      if (mean > lo && mean < hi) xs.push_back(mean);
+    }
+    std::sort(xs.begin(), xs.end());
+    // On a cell [a, b): F(a) <= F(x) <= F(b-), so the lower ends at a and
+    // the upper ends of the left limits at b.
+    const std::vector<NumericSummary::CdfRange> fr = r.CdfRangeAt(xs);
+    const std::vector<NumericSummary::CdfRange> fc = c.CdfRangeAt(xs);
+    const std::vector<NumericSummary::CdfRange> fr_left = r.CdfRangeAt(xs, /*left_limit=*/true);
+    const std::vector<NumericSummary::CdfRange> fc_left = c.CdfRangeAt(xs, /*left_limit=*/true);
+    double plus = 0, minus = 0, either = 0, surely = 0;
+    for (size_t i = 0; i + 1 < xs.size(); ++i) {
+      const double width = xs[i + 1] - xs[i];
+      const double up = fr_left[i + 1].upper - fc[i].lower;    // F_r - F_c <= up on the cell
+      const double down = fc_left[i + 1].upper - fr[i].lower;  // F_c - F_r <= down
+      out.ks_sup = std::max(out.ks_sup, std::max(up, down));
+      plus += width * std::max(0.0, up);
+      minus += width * std::max(0.0, down);
+      either += width * std::max(0.0, std::max(up, down));
+      surely += width * std::max(0.0, std::max(fr[i].lower - fc_left[i + 1].upper,
+                                               fc[i].lower - fr_left[i + 1].upper));
+    }
+    const double signed_area = BinArea(r, k, r_below, lo, hi) * r_scale -
+                               BinArea(c, k, c_below, lo, hi) * c_scale;
+    const double lower = std::max(std::abs(signed_area), surely);
+    out.w1_lower += lower;
+    out.w1_upper += std::max(
+        lower, std::min({either, signed_area + 2 * minus, -signed_area + 2 * plus}));
+  }
+  return out;
 }
 
 }  // namespace
@@ -213,8 +309,11 @@ absl::StatusOr<KsResult> KsTest(const NumericSummary& reference, const NumericSu
     c_cum += cb[k];
     d = std::max(d, std::abs(r_cum * r_scale - c_cum * c_scale));
   }
-  const double bound = std::max(std::max(r_max, rb.back()) * r_scale,
-                                std::max(c_max, cb.back()) * c_scale);
+  // Each bin's mass bounds how far the CDFs move inside it; the envelopes
+  // say more (how far they can part given both bins' means).
+  const double bound = std::min(std::max(std::max(r_max, rb.back()) * r_scale,
+                                         std::max(c_max, cb.back()) * c_scale),
+                                std::max(0.0, BoundBetween(reference, current).ks_sup - d));
   KsResult result;
   result.statistic = d;
   result.error_bound = std::min(bound, 1.0 - d);
@@ -306,8 +405,13 @@ absl::StatusOr<WassersteinResult> Wasserstein(const NumericSummary& reference,
     result.distance += AbsLinearIntegral(fr[k] - fc[k], fr_left[k + 1] - fc_left[k + 1],
                                          points[k + 1] - points[k]);
   }
-  // Triangle inequality: |W(F_r, F_c) - W(~F_r, ~F_c)| <= |F_r - ~F_r|_1 + |F_c - ~F_c|_1.
-  result.error_bound = reference.CdfL1ErrorBound() + current.CdfL1ErrorBound();
+  // Triangle inequality: |W(F_r, F_c) - W(~F_r, ~F_c)| <= |F_r - ~F_r|_1 +
+  // |F_c - ~F_c|_1; and the true W1 lies in the envelopes' range.
+  const EnvelopeBounds envelope = BoundBetween(reference, current);
+  result.error_bound =
+      std::min(reference.CdfL1ErrorBound() + current.CdfL1ErrorBound(),
+               std::max({0.0, result.distance - envelope.w1_lower,
+                         envelope.w1_upper - result.distance}));
   const double sd = reference.stddev();
   result.normalized = sd > 0 ? result.distance / sd : 0.0;
   result.normalized_error_bound = sd > 0 ? result.error_bound / sd : 0.0;

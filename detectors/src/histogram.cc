@@ -105,6 +105,32 @@ absl::StatusOr<BinEdges> BinEdges::Create(std::vector<double> edges) {
   return BinEdges(std::move(edges));
 }
 
+absl::StatusOr<BinEdges> BinEdges::ForReferenceSample(std::span<const double> values,
+                                                      int bins) {
+  if (auto s = CheckBins(bins); !s.ok()) return s;
+  if (values.empty()) return absl::InvalidArgumentError("cannot take quantiles of empty values");
+  std::vector<double> sorted(values.begin(), values.end());
+  std::sort(sorted.begin(), sorted.end());
+  const size_t n = sorted.size();
+  auto quantile = [&](double q) {
+    const double h = static_cast<double>(n - 1) * q;
+    const size_t lo = static_cast<size_t>(std::floor(h));
+    if (lo + 1 >= n) return sorted[n - 1];
+    return sorted[lo] + (h - static_cast<double>(lo)) * (sorted[lo + 1] - sorted[lo]);
+  };
+  std::vector<double> edges;
+  for (int k = 1; k < bins; ++k) edges.push_back(quantile(static_cast<double>(k) / bins));
+  for (int split = 2; split <= 8; split *= 2) {
+    const double q = 1.0 / (static_cast<double>(bins) * split);
+    if (static_cast<double>(n) * q < 1) break;  // finer than the sample
+    edges.push_back(quantile(q));
+    edges.push_back(quantile(1 - q));
+  }
+  std::sort(edges.begin(), edges.end());
+  edges.erase(std::unique(edges.begin(), edges.end()), edges.end());
+  return Create(std::move(edges));
+}
+
 absl::StatusOr<BinEdges> BinEdges::FromQuantiles(std::span<const double> values, int bins) {
   if (auto s = CheckBins(bins); !s.ok()) return s;
   if (values.empty()) return absl::InvalidArgumentError("cannot take quantiles of empty values");
@@ -272,6 +298,45 @@ std::vector<double> NumericSummary::CdfAt(std::span<const double> xs, bool left_
     out[i] = std::isnan(xs[i])
                  ? xs[i]
                  : std::min(1.0, CumulativeWeight(xs[i], below, left_limit) / total);
+  }
+  return out;
+}
+
+std::vector<NumericSummary::CdfRange> NumericSummary::CdfRangeAt(std::span<const double> xs,
+                                                                 bool left_limit) const {
+  std::vector<CdfRange> out(xs.size());
+  const std::vector<double> below = PrefixWeights();
+  const double total = below.back();
+  if (!(total > 0)) return out;
+  const double scale = 1 / total;
+  for (size_t i = 0; i < xs.size(); ++i) {
+    const double x = xs[i];
+    if (left_limit ? !(x > counts_.min) : !(x >= counts_.min)) continue;  // 0 below the values
+    const size_t k = edges_->BinOf(x);
+    const double m = bins_[k];
+    double lower = below[k], upper = below[k];
+    if (m > 0) {
+      double lo, hi;
+      BinSupport(k, &lo, &hi);
+      const double mean = BinMean(k, lo, hi);
+      if (left_limit ? x <= lo : x < lo) {
+        // below the bin's values
+      } else if (left_limit ? x > hi : x >= hi) {
+        lower = upper = below[k + 1];
+      } else if (mean <= lo) {
+        lower = upper = below[k + 1];  // a point mass at lo, passed
+      } else if (mean >= hi) {
+        // a point mass at hi, not reached
+      } else if (x >= hi) {
+        // P(X < hi): the limits of the bounds below
+        lower += m * (hi - mean) / (hi - lo);
+        upper += m;
+      } else {
+        lower += x > lo ? m * std::max(0.0, (x - mean) / (x - lo)) : 0.0;
+        upper += m * std::min(1.0, (hi - mean) / (hi - x));
+      }
+    }
+    out[i] = {std::min(1.0, lower * scale), std::min(1.0, upper * scale)};
   }
   return out;
 }

@@ -251,9 +251,11 @@ absl::StatusOr<uint64_t> Ingestor::Apply(const v1::PredictionBatch& batch, Inges
     } drain{state, {}};
     absl::MutexLock lock(&state.mu);
     seq = flusher_->NextSeq();
-    DW_RETURN_IF_ERROR(ingest::BatchApplier(state, decoder, options_, clock_->NowMs(),
-                                            storage_.dedup, &local, &totals_, &drain.handoffs)
+    const int64_t now_ms = clock_->NowMs();
+    DW_RETURN_IF_ERROR(ingest::BatchApplier(state, decoder, options_, now_ms, storage_.dedup,
+                                            &local, &totals_, &drain.handoffs)
                            .Run());
+    state.CountArrival(now_ms, local.duplicates, local.too_late, local.rejected);
     state.PublishProgress();
     flush_now = !state.backfill.empty() &&
                 state.BackfillProfiles() > options_.max_backfill_profiles;

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "driftwatch/detectors/histogram.h"
+#include "driftwatch/base/byte_io.h"
 #include "driftwatch/base/names.h"
 #include "driftwatch/base/status_macros.h"
 #include "driftwatch/base/strings.h"
@@ -18,7 +19,7 @@ using base::Sv;
 using detectors::BinEdges;
 
 absl::StatusOr<std::shared_ptr<const BinEdges>> NumericEdges(const v1::FeatureSpec& feature,
-                                                             int summary_bins) {
+                                                             int summary_bins, bool legacy) {
   if (feature.summary_edges_size() > 0) {
     absl::StatusOr<BinEdges> edges = BinEdges::Create(
         {feature.summary_edges().begin(), feature.summary_edges().end()});
@@ -34,7 +35,8 @@ absl::StatusOr<std::shared_ptr<const BinEdges>> NumericEdges(const v1::FeatureSp
     if (std::isfinite(x)) sample.push_back(x);
   }
   if (!sample.empty()) {
-    DW_ASSIGN_OR_RETURN(BinEdges edges, BinEdges::FromQuantiles(sample, summary_bins));
+    DW_ASSIGN_OR_RETURN(BinEdges edges, legacy ? BinEdges::FromQuantiles(sample, summary_bins)
+                                               : BinEdges::ForReferenceSample(sample, summary_bins));
     return std::make_shared<const BinEdges>(std::move(edges));
   }
   DW_ASSIGN_OR_RETURN(BinEdges edges, BinEdges::Create(DefaultNumericEdges()));
@@ -51,7 +53,37 @@ absl::StatusOr<std::shared_ptr<const BinEdges>> ScoreEdges(v1::ScoreKind kind) {
   return std::make_shared<const BinEdges>(std::move(edges));
 }
 
+constexpr std::string_view kEdgesMagic = "DWE1";
+
+void PutEdges(const BinEdges& edges, base::ByteWriter* w) {
+  w->U32(static_cast<uint32_t>(edges.edges().size()));
+  for (double e : edges.edges()) w->F64(e);
+}
+
+// The next edge set of a resolved_edges blob.
+absl::StatusOr<std::shared_ptr<const BinEdges>> GetEdges(base::ByteReader* r) {
+  uint32_t n = 0;
+  if (!r->Get(&n) || n > r->remaining() / 8) {
+    return absl::DataLossError("stored summary edges are truncated");
+  }
+  std::vector<double> edges(n);
+  for (double& e : edges) r->Get(&e);
+  absl::StatusOr<BinEdges> made = BinEdges::Create(std::move(edges));
+  if (!made.ok()) return absl::DataLossError(absl::StrCat("stored summary edges: ", made.status().message()));
+  return std::make_shared<const BinEdges>(std::move(*made));
+}
+
 }  // namespace
+
+std::string RegisteredModel::EncodeEdges(const detectors::ProfileLayout& layout) {
+  base::ByteWriter w;
+  w.Raw(kEdgesMagic);
+  w.U32(static_cast<uint32_t>(layout.numeric_edges.size()));
+  for (const auto& e : layout.numeric_edges) PutEdges(*e, &w);
+  w.U32(static_cast<uint32_t>(layout.score_edges.size()));
+  for (const auto& e : layout.score_edges) PutEdges(*e, &w);
+  return std::move(w).Finish();
+}
 
 std::vector<double> DefaultNumericEdges() {
   std::vector<double> edges;
@@ -154,14 +186,14 @@ void SliceDirectory::Restore(const storage::SliceRecord& record) {
 }
 
 absl::Status RegisteredModel::AddFeature(const v1::FeatureSpec& f, const RegistryOptions& options,
-                                         detectors::ProfileLayout* layout) {
+                                         bool legacy_edges, detectors::ProfileLayout* layout) {
   if (f.name().empty()) return absl::InvalidArgumentError("a feature has an empty name");
   if (numeric_index_.contains(f.name()) || categorical_index_.contains(f.name())) {
     return absl::InvalidArgumentError(absl::StrCat("feature \"", f.name(), "\" is declared twice"));
   }
   switch (f.kind()) {
     case v1::FEATURE_KIND_NUMERIC: {
-      DW_ASSIGN_OR_RETURN(auto edges, NumericEdges(f, options.summary_bins));
+      DW_ASSIGN_OR_RETURN(auto edges, NumericEdges(f, options.summary_bins, legacy_edges));
       numeric_index_[f.name()] = static_cast<int>(layout->numeric_names.size());
       layout->numeric_names.push_back(f.name());
       layout->numeric_edges.push_back(std::move(edges));
@@ -203,7 +235,8 @@ absl::StatusOr<std::vector<uint32_t>> RegisteredModel::AddSliceKeys(
 }
 
 absl::StatusOr<std::shared_ptr<RegisteredModel>> RegisteredModel::Create(
-    int64_t model_key, v1::ModelSchema schema, const RegistryOptions& options) {
+    int64_t model_key, v1::ModelSchema schema, const RegistryOptions& options,
+    std::string_view stored_edges, bool legacy_edges) {
   if (schema.model().model_id().empty()) {
     return absl::InvalidArgumentError("schema.model.model_id is empty");
   }
@@ -213,7 +246,7 @@ absl::StatusOr<std::shared_ptr<RegisteredModel>> RegisteredModel::Create(
   auto layout = std::make_shared<detectors::ProfileLayout>();
   layout->max_categories = options.max_categories;
   for (const v1::FeatureSpec& f : schema.features()) {
-    DW_RETURN_IF_ERROR(model->AddFeature(f, options, layout.get()));
+    DW_RETURN_IF_ERROR(model->AddFeature(f, options, legacy_edges, layout.get()));
   }
   int score_count = schema.score_names_size();
   if (score_count == 0 && schema.score_kind() != v1::SCORE_KIND_UNSPECIFIED) score_count = 1;
@@ -226,6 +259,29 @@ absl::StatusOr<std::shared_ptr<RegisteredModel>> RegisteredModel::Create(
   if (layout->numeric_names.empty() && layout->categorical_names.empty() &&
       layout->score_names.empty()) {
     return absl::InvalidArgumentError("schema declares no features and no scores");
+  }
+  if (!stored_edges.empty()) {
+    // What the version was registered with wins over what this build draws.
+    uint32_t numeric = 0, scores = 0;
+    if (!stored_edges.starts_with(kEdgesMagic)) {
+      return absl::DataLossError(absl::StrCat("stored summary edges of model ", model->label_,
+                                              " have no DWE1 header"));
+    }
+    base::ByteReader r(stored_edges.substr(kEdgesMagic.size()));
+    if (!r.Get(&numeric) || numeric != layout->numeric_edges.size()) {
+      return absl::DataLossError(absl::StrCat("stored summary edges of model ", model->label_,
+                                              " do not fit its schema"));
+    }
+    for (auto& edges : layout->numeric_edges) {
+      DW_ASSIGN_OR_RETURN(edges, GetEdges(&r));
+    }
+    if (!r.Get(&scores) || scores != layout->score_edges.size()) {
+      return absl::DataLossError(absl::StrCat("stored summary edges of model ", model->label_,
+                                              " do not fit its scores"));
+    }
+    for (auto& edges : layout->score_edges) {
+      DW_ASSIGN_OR_RETURN(edges, GetEdges(&r));
+    }
   }
   DW_ASSIGN_OR_RETURN(std::vector<uint32_t> caps, model->AddSliceKeys(schema, options));
   model->slices_ = std::make_unique<SliceDirectory>(model_key, std::move(caps));
@@ -267,7 +323,9 @@ absl::StatusOr<std::shared_ptr<RegisteredModel>> ModelRegistry::Add(
                                             record.model_version, " does not parse"));
   }
   DW_ASSIGN_OR_RETURN(std::shared_ptr<RegisteredModel> model,
-                      RegisteredModel::Create(record.model_key, std::move(schema), options_));
+                      RegisteredModel::Create(record.model_key, std::move(schema), options_,
+                                              record.resolved_edges,
+                                              /*legacy_edges=*/record.resolved_edges.empty()));
   model->PublishProgress({record.watermark_ms, record.closed_until_ms});
   absl::MutexLock lock(&mu_);
   by_version_[{record.model_id, record.model_version}] = model;
@@ -292,7 +350,8 @@ absl::StatusOr<ModelRegistry::Registration> ModelRegistry::Register(v1::ModelSch
     return absl::InvalidArgumentError("schema.model.model_version is empty");
   }
   // Validate before storing: a schema the registry cannot serve is refused.
-  DW_RETURN_IF_ERROR(RegisteredModel::Create(0, schema, options_).status());
+  DW_ASSIGN_OR_RETURN(std::shared_ptr<RegisteredModel> candidate,
+                      RegisteredModel::Create(0, schema, options_));
   if (schema.registered_at().seconds() == 0) {
     schema.mutable_registered_at()->set_seconds(clock_->NowMs() / 1000);
   }
@@ -314,6 +373,7 @@ absl::StatusOr<ModelRegistry::Registration> ModelRegistry::Register(v1::ModelSch
   record.model_version = schema.model().model_version();
   record.schema = schema.SerializeAsString();
   record.registered_at_ms = clock_->NowMs();
+  record.resolved_edges = RegisteredModel::EncodeEdges(*candidate->layout());
   DW_ASSIGN_OR_RETURN(storage::ModelRecord stored, store_->PutModel(record));
   DW_ASSIGN_OR_RETURN(std::shared_ptr<RegisteredModel> model, Add(stored));
   return Registration{model->schema(), true};

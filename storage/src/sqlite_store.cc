@@ -65,6 +65,7 @@ ModelRecord ReadModelRow(const internal::Statement& s) {
   m.registered_at_ms = s.ColumnInt64(4);
   m.watermark_ms = s.ColumnInt64(5);
   m.closed_until_ms = s.ColumnInt64(6);
+  m.resolved_edges = s.ColumnString(7);  // NULL reads as empty
   return m;
 }
 
@@ -127,6 +128,8 @@ class SqliteStore final : public Store {
   absl::StatusOr<std::vector<BucketRow>> ReadBuckets(int64_t model_key, Level level,
                                                      int64_t start_ms, int64_t end_ms,
                                                      const std::vector<int32_t>& slices) override;
+  absl::StatusOr<ArrivalCounts> ReadArrivalCounts(int64_t model_key, int64_t start_ms,
+                                                  int64_t end_ms) override;
   absl::StatusOr<std::vector<DedupChunk>> ReadDedup(int64_t model_key, int64_t from_bucket_ms,
                                                     int64_t to_bucket_ms) override;
   absl::StatusOr<std::vector<RawEventRow>> ReadRawEvents(int64_t model_key, int64_t start_ms,
@@ -176,6 +179,8 @@ class SqliteStore final : public Store {
   absl::Status WriteRawEvents(const std::vector<RawEventRow>& rows)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   absl::Status WriteProgress(const std::vector<FlushBatch::Progress>& progress)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  absl::Status WriteArrivals(const std::vector<ArrivalCounts>& arrivals)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
 
   // Constant after construction.
@@ -242,7 +247,7 @@ absl::StatusOr<ModelRecord> SqliteStore::PutModel(const ModelRecord& model) {
     DW_ASSIGN_OR_RETURN(
         ScopedStatement find,
         writer_->Prepare("SELECT model_key, model_id, model_version, schema, registered_at_ms, "
-                         "watermark_ms, closed_until_ms FROM models "
+                         "watermark_ms, closed_until_ms, resolved_edges FROM models "
                          "WHERE model_id = ? AND model_version = ?",
                          kOp));
     find->BindText(1, model.model_id);
@@ -263,7 +268,8 @@ absl::StatusOr<ModelRecord> SqliteStore::PutModel(const ModelRecord& model) {
     DW_ASSIGN_OR_RETURN(
         ScopedStatement insert,
         writer_->Prepare("INSERT INTO models (model_id, model_version, schema, registered_at_ms, "
-                         "watermark_ms, closed_until_ms) VALUES (?, ?, ?, ?, ?, ?)",
+                         "watermark_ms, closed_until_ms, resolved_edges) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?)",
                          kOp));
     insert->BindText(1, model.model_id);
     insert->BindText(2, model.model_version);
@@ -271,6 +277,7 @@ absl::StatusOr<ModelRecord> SqliteStore::PutModel(const ModelRecord& model) {
     insert->BindInt64(4, model.registered_at_ms);
     insert->BindInt64(5, model.watermark_ms);
     insert->BindInt64(6, model.closed_until_ms);
+    insert->BindBlob(7, model.resolved_edges);
     DW_RETURN_IF_ERROR(insert->Run(kOp));
     stored.model_key = writer_->LastInsertRowid();
   }
@@ -283,8 +290,8 @@ absl::StatusOr<std::vector<ModelRecord>> SqliteStore::ListModels() {
   DW_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
   DW_ASSIGN_OR_RETURN(ScopedStatement s,
                       reader->Prepare("SELECT model_key, model_id, model_version, schema, "
-                                      "registered_at_ms, watermark_ms, closed_until_ms "
-                                      "FROM models ORDER BY model_key",
+                                      "registered_at_ms, watermark_ms, closed_until_ms, "
+                                      "resolved_edges FROM models ORDER BY model_key",
                                       kOp));
   std::vector<ModelRecord> out;
   while (true) {
@@ -345,6 +352,7 @@ absl::Status SqliteStore::Commit(const FlushBatch& batch) {
   DW_RETURN_IF_ERROR(WriteDedup(batch));
   DW_RETURN_IF_ERROR(WriteRawEvents(batch.raw_events));
   DW_RETURN_IF_ERROR(WriteProgress(batch.progress));
+  DW_RETURN_IF_ERROR(WriteArrivals(batch.arrivals));
   return txn.Commit(kOp);
 }
 
@@ -486,6 +494,28 @@ absl::Status SqliteStore::WriteRawEvents(const std::vector<RawEventRow>& rows) {
   return absl::OkStatus();
 }
 
+absl::Status SqliteStore::WriteArrivals(const std::vector<ArrivalCounts>& arrivals) {
+  constexpr absl::string_view kOp = "commit flush: add arrival counts";
+  for (const ArrivalCounts& a : arrivals) {
+    DW_ASSIGN_OR_RETURN(
+        ScopedStatement s,
+        writer_->Prepare("INSERT INTO arrival_counts (model_key, minute_start_ms, duplicates, "
+                         "too_late, rejected) VALUES (?, ?, ?, ?, ?) "
+                         "ON CONFLICT (model_key, minute_start_ms) DO UPDATE SET "
+                         "duplicates = duplicates + excluded.duplicates, "
+                         "too_late = too_late + excluded.too_late, "
+                         "rejected = rejected + excluded.rejected",
+                         kOp));
+    s->BindInt64(1, a.model_key);
+    s->BindInt64(2, a.minute_start_ms);
+    s->BindInt64(3, static_cast<int64_t>(a.duplicates));
+    s->BindInt64(4, static_cast<int64_t>(a.too_late));
+    s->BindInt64(5, static_cast<int64_t>(a.rejected));
+    DW_RETURN_IF_ERROR(s->Run(kOp));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status SqliteStore::WriteProgress(const std::vector<FlushBatch::Progress>& progress) {
   constexpr absl::string_view kOp = "commit flush: update progress";
   for (const FlushBatch::Progress& p : progress) {
@@ -509,6 +539,32 @@ absl::Status SqliteStore::WriteProgress(const std::vector<FlushBatch::Progress>&
 }
 
 // --- Reads -------------------------------------------------------------------
+
+absl::StatusOr<ArrivalCounts> SqliteStore::ReadArrivalCounts(int64_t model_key,
+                                                             int64_t start_ms, int64_t end_ms) {
+  constexpr absl::string_view kOp = "read arrival counts";
+  ArrivalCounts out;
+  out.model_key = model_key;
+  out.minute_start_ms = start_ms;
+  if (start_ms >= end_ms) return out;
+  DW_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
+  DW_ASSIGN_OR_RETURN(
+      ScopedStatement s,
+      reader->Prepare("SELECT coalesce(sum(duplicates), 0), coalesce(sum(too_late), 0), "
+                      "coalesce(sum(rejected), 0) FROM arrival_counts WHERE model_key = ? AND "
+                      "minute_start_ms >= ? AND minute_start_ms < ?",
+                      kOp));
+  s->BindInt64(1, model_key);
+  s->BindInt64(2, start_ms);
+  s->BindInt64(3, end_ms);
+  DW_ASSIGN_OR_RETURN(bool row, s->Step(kOp));
+  if (row) {
+    out.duplicates = static_cast<uint64_t>(s->ColumnInt64(0));
+    out.too_late = static_cast<uint64_t>(s->ColumnInt64(1));
+    out.rejected = static_cast<uint64_t>(s->ColumnInt64(2));
+  }
+  return out;
+}
 
 absl::StatusOr<std::vector<BucketRow>> SqliteStore::ReadBuckets(
     int64_t model_key, Level level, int64_t start_ms, int64_t end_ms,
@@ -706,6 +762,16 @@ absl::StatusOr<int64_t> SqliteStore::ApplyRetention(const RetentionPolicy& polic
       DW_ASSIGN_OR_RETURN(
           ScopedStatement s,
           writer_->Prepare("DELETE FROM dedup WHERE model_key = ? AND bucket_start_ms < ?", kOp));
+      s->BindInt64(1, model_key);
+      s->BindInt64(2, before);
+      DW_RETURN_IF_ERROR(s->Run(kOp));
+      deleted += writer_->Changes();
+    }
+    if (cutoff(policy.minute_ms, &before)) {
+      DW_ASSIGN_OR_RETURN(ScopedStatement s,
+                          writer_->Prepare("DELETE FROM arrival_counts WHERE model_key = ? AND "
+                                           "minute_start_ms < ?",
+                                           kOp));
       s->BindInt64(1, model_key);
       s->BindInt64(2, before);
       DW_RETURN_IF_ERROR(s->Run(kOp));

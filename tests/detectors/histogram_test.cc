@@ -297,6 +297,84 @@ TEST(NumericSummaryTest, CdfIsExactAtEdgesAndBoundedInside) {
   }
 }
 
+// The envelope holds every CDF consistent with the summary, so the true
+// one: checked on a fine grid, at every value and just below it (the left
+// limits), for data with ties on edges and a point mass inside a bin.
+TEST(NumericSummaryTest, CdfRangeHoldsTheTrueCdfAndIsExactAtPointMasses) {
+  std::mt19937_64 rng(5);
+  std::vector<double> values = Normal(3000, 1, 2, 5);
+  for (int i = 0; i < 400; ++i) values.push_back(2.0);   // ties on an edge
+  for (int i = 0; i < 300; ++i) values.push_back(0.37);  // a point mass inside a bin
+  std::vector<double> weights;
+  for (size_t i = 0; i < values.size(); ++i) weights.push_back(1 + static_cast<double>(rng() % 3));
+  auto edges = Shared(*BinEdges::EqualWidth(-4, 6, 20));
+  NumericSummary s(edges);
+  double total = 0;
+  for (size_t i = 0; i < values.size(); ++i) {
+    s.Add(values[i], weights[i]);
+    total += weights[i];
+  }
+  auto exact = [&](double x, bool left) {
+    double w = 0;
+    for (size_t i = 0; i < values.size(); ++i) w += (left ? values[i] < x : values[i] <= x) ? weights[i] : 0;
+    return w / total;
+  };
+  std::vector<double> xs;
+  const double lo = s.counts().min, hi = s.counts().max;
+  for (int i = 0; i <= 5000; ++i) xs.push_back(lo - 0.5 + (hi - lo + 1) * i / 5000);
+  for (double v : values) xs.push_back(v);
+  for (bool left : {false, true}) {
+    const std::vector<NumericSummary::CdfRange> range = s.CdfRangeAt(xs, left);
+    for (size_t i = 0; i < xs.size(); ++i) {
+      const double f = exact(xs[i], left);
+      ASSERT_LE(range[i].lower, f + 1e-12) << xs[i] << " left " << left;
+      ASSERT_GE(range[i].upper, f - 1e-12) << xs[i] << " left " << left;
+    }
+  }
+  // A bin holding only ties on its upper edge is a point mass there, and
+  // the range is exact inside it; a bin's values below its mean bound it.
+  NumericSummary ties(Shared(*BinEdges::EqualWidth(0, 10, 10)));
+  for (int i = 0; i < 10; ++i) ties.Add(5.0);
+  ties.Add(7.25);
+  ties.Add(7.75);
+  const std::vector<double> inside = {4.2, 4.9, 5.0, 7.1};
+  const auto at = ties.CdfRangeAt(inside);
+  const auto left = ties.CdfRangeAt(inside, /*left_limit=*/true);
+  EXPECT_DOUBLE_EQ(at[0].lower, 0.0);
+  EXPECT_DOUBLE_EQ(at[0].upper, 0.0);
+  EXPECT_DOUBLE_EQ(at[1].upper, 0.0);
+  EXPECT_DOUBLE_EQ(at[2].lower, 10.0 / 12);
+  EXPECT_DOUBLE_EQ(left[2].upper, 0.0);  // P(X < 5) with the mass at 5
+  // (7, 8] holds 7.25 and 7.75 (mean 7.5, support [7, 7.75] clipped to
+  // the max): at 7.1 at most (7.75 - 7.5) / (7.75 - 7.1) of its mass.
+  EXPECT_DOUBLE_EQ(at[3].lower, 10.0 / 12);
+  EXPECT_NEAR(at[3].upper, (10 + 2 * 0.25 / 0.65) / 12, 1e-12);
+}
+
+TEST(BinEdgesTest, ReferenceSampleEdgesSplitTheTails) {
+  std::vector<double> sample;
+  for (int i = 0; i < 2000; ++i) sample.push_back(i);
+  auto edges = BinEdges::ForReferenceSample(sample, 64);
+  ASSERT_TRUE(edges.ok());
+  // 63 quantile edges and six in the tails (1/128, 1/256, 1/512 and their
+  // complements; 2000 / 512 >= 1).
+  EXPECT_EQ(edges->edges().size(), 63u + 6u);
+  EXPECT_NEAR(edges->edges().front(), 1999.0 / 512, 1e-9);
+  EXPECT_NEAR(edges->edges().back(), 1999.0 * (1 - 1.0 / 512), 1e-9);
+  // The 63 quantile edges are FromQuantiles'.
+  const std::vector<double> q = BinEdges::FromQuantiles(sample, 64)->edges();
+  for (double e : q) {
+    EXPECT_TRUE(std::binary_search(edges->edges().begin(), edges->edges().end(), e)) << e;
+  }
+  // A sample too small for the finer tails gets only what it resolves.
+  std::vector<double> small(sample.begin(), sample.begin() + 300);
+  EXPECT_EQ(BinEdges::ForReferenceSample(small, 64)->edges().size(), 63u + 4u);
+  EXPECT_THAT(BinEdges::ForReferenceSample(std::vector<double>(50, 4.0), 64)->edges(),
+              ElementsAre(4.0));
+  EXPECT_EQ(BinEdges::ForReferenceSample({}, 64).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST(NumericSummaryTest, RebinIsExactOnSubsetsOfEdges) {
   auto fine = Shared(*BinEdges::EqualWidth(0, 10, 10));  // edges 1..9, bin k = (k, k+1]
   NumericSummary s(fine);

@@ -116,7 +116,7 @@ Errors Compare(const Distribution& dist, Layout layout, bool weighted, uint64_t 
   if (layout == Layout::kReferenceSample) {
     // What the registry does with a 2,000-row reference_sample.
     Data sample = Draws(dist, rng, 2000, false, false);
-    edges = std::make_shared<const BinEdges>(*BinEdges::FromQuantiles(sample.values, 64));
+    edges = std::make_shared<const BinEdges>(*BinEdges::ForReferenceSample(sample.values, 64));
   } else {
     edges = std::make_shared<const BinEdges>(*BinEdges::Create(dist.explicit_edges));
   }

@@ -98,8 +98,28 @@ class FakeStore : public storage::Store {
       m.watermark_ms = std::max(m.watermark_ms, p.watermark_ms);
       m.closed_until_ms = std::max(m.closed_until_ms, p.closed_until_ms);
     }
+    for (const auto& a : batch.arrivals) {
+      storage::ArrivalCounts& mine = arrivals_[{a.model_key, a.minute_start_ms}];
+      mine.duplicates += a.duplicates;
+      mine.too_late += a.too_late;
+      mine.rejected += a.rejected;
+    }
     ++commits_;
     return absl::OkStatus();
+  }
+  absl::StatusOr<storage::ArrivalCounts> ReadArrivalCounts(int64_t model_key, int64_t start_ms,
+                                                           int64_t end_ms) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    storage::ArrivalCounts out;
+    out.model_key = model_key;
+    out.minute_start_ms = start_ms;
+    for (const auto& [key, a] : arrivals_) {
+      if (key.first != model_key || key.second < start_ms || key.second >= end_ms) continue;
+      out.duplicates += a.duplicates;
+      out.too_late += a.too_late;
+      out.rejected += a.rejected;
+    }
+    return out;
   }
   absl::StatusOr<std::vector<storage::BucketRow>> ReadBuckets(
       int64_t model_key, storage::Level level, int64_t start_ms, int64_t end_ms,
@@ -197,6 +217,7 @@ class FakeStore : public storage::Store {
   std::map<RowKey, storage::BucketRow> buckets_;
   std::vector<storage::DedupChunk> dedup_;
   std::map<std::pair<int64_t, std::string>, storage::RawEventRow> raw_;
+  std::map<std::pair<int64_t, int64_t>, storage::ArrivalCounts> arrivals_;
   std::map<std::pair<int64_t, std::string>, storage::BaselineRecord> baselines_;
 };
 

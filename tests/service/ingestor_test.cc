@@ -864,5 +864,65 @@ TEST(EventIdHash, IsStableAndNeverZero) {
   EXPECT_NE(EventIdHash("0123456789abcdef"), EventIdHash("0123456789abcdeg"));
 }
 
+// The summary edges a version is registered with are stored with it: a
+// restart with other options (or a build drawing edges differently) keeps
+// them, and a version stored before they were kept draws them as that
+// build did, so its stored profiles still decode.
+TEST(ModelRegistryEdges, StoredEdgesOutliveOptionsAndLegacyVersionsKeepTheirs) {
+  testing::FakeStore store;
+  base::ManualClock clock(1'700'000'000'000);
+  v1::ModelSchema schema;
+  schema.mutable_model()->set_model_id("m");
+  schema.mutable_model()->set_model_version("1");
+  v1::FeatureSpec* f = schema.add_features();
+  f->set_name("x");
+  f->set_kind(v1::FEATURE_KIND_NUMERIC);
+  for (int i = 0; i < 2000; ++i) f->add_reference_sample(i * 0.5);
+  schema.set_score_kind(v1::SCORE_KIND_BINARY_PROBABILITY);
+  std::vector<double> sample(f->reference_sample().begin(), f->reference_sample().end());
+
+  ModelRegistry first(&store, &clock, RegistryOptions{});
+  ASSERT_TRUE(first.Register(schema).ok());
+  auto registered = first.Find(schema.model());
+  ASSERT_TRUE(registered.ok());
+  const std::vector<double> edges = (*registered)->layout()->numeric_edges[0]->edges();
+  EXPECT_EQ(edges, detectors::BinEdges::ForReferenceSample(sample, 64)->edges());
+
+  RegistryOptions other;
+  other.summary_bins = 10;
+  ModelRegistry restarted(&store, &clock, other);
+  ASSERT_TRUE(restarted.Recover().ok());
+  EXPECT_EQ((*restarted.Find(schema.model()))->layout()->numeric_edges[0]->edges(), edges);
+  // Re-registering the same schema is still the same registration.
+  auto again = restarted.Register(schema);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_FALSE(again->created);
+
+  // A version stored without edges (before they were kept).
+  storage::ModelRecord legacy;
+  legacy.model_id = "m";
+  legacy.model_version = "old";
+  v1::ModelSchema old_schema = schema;
+  old_schema.mutable_model()->set_model_version("old");
+  legacy.schema = old_schema.SerializeAsString();
+  ASSERT_TRUE(store.PutModel(legacy).ok());
+  ModelRegistry upgraded(&store, &clock, RegistryOptions{});
+  ASSERT_TRUE(upgraded.Recover().ok());
+  EXPECT_EQ((*upgraded.Find(old_schema.model()))->layout()->numeric_edges[0]->edges(),
+            detectors::BinEdges::FromQuantiles(sample, 64)->edges());
+
+  // Stored edges that do not fit the schema are data loss, named.
+  storage::ModelRecord broken = legacy;
+  broken.model_version = "broken";
+  old_schema.mutable_model()->set_model_version("broken");
+  broken.schema = old_schema.SerializeAsString();
+  broken.resolved_edges = "DWE1\x05";
+  ASSERT_TRUE(store.PutModel(broken).ok());
+  ModelRegistry damaged(&store, &clock, RegistryOptions{});
+  const absl::Status recovered = damaged.Recover();
+  EXPECT_EQ(recovered.code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(recovered.message().find("m@broken"), std::string::npos) << recovered;
+}
+
 }  // namespace
 }  // namespace driftwatch::service

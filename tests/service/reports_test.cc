@@ -571,6 +571,45 @@ TEST_F(DriftScenario, TrailingBaselineAndDefaultWindow) {
   EXPECT_TRUE(all_null_rate);
 }
 
+// Duplicates, too-late and rejected events are counted by the minute they
+// arrive in, for the model, and a report sums those of its window's span.
+TEST_F(DriftScenario, WindowCountsShowWhatTheTrafficLost) {
+  clock_.Set(kBase + 3 * kHour);  // the bad traffic arrives inside [2h, 4h)
+  v1::PredictionBatch batch;
+  *batch.mutable_model() = model_;
+  AddEvent(&batch, "c-ios-0", kBase + 2 * kHour, ios_[0], "ios");          // a duplicate
+  AddEvent(&batch, "c-ios-1", kBase + 2 * kHour + 5, ios_[1], "ios");      // re-stamped: too
+  AddEvent(&batch, "ancient", kBase - 3 * 24 * kHour, ios_[2], "ios");    // past the horizon
+  AddEvent(&batch, "short", kBase + 2 * kHour, ios_[3], "ios");
+  batch.mutable_rows()->mutable_events(3)->clear_numeric();  // numeric_count_mismatch
+  AddEvent(&batch, "fresh", kBase + 3 * kHour, ios_[4], "ios");
+  IngestCounts counts;
+  ASSERT_TRUE(ingestor_->Apply(batch, &counts).ok());
+  EXPECT_EQ(counts.accepted, 1u);
+  EXPECT_EQ(counts.duplicates, 2u);
+  EXPECT_EQ(counts.too_late, 1u);
+  EXPECT_EQ(counts.rejected, 2u);  // too_late and the mismatch
+  ASSERT_TRUE(ingestor_->Flush().ok());
+
+  for (const v1::SliceSelector& slice : {v1::SliceSelector(), Platform("android")}) {
+    const v1::WindowCounts got = CurrentReport(slice).counts();
+    EXPECT_EQ(got.duplicates(), 2u);
+    EXPECT_EQ(got.too_late(), 1u);
+    EXPECT_EQ(got.rejected(), 2u);
+  }
+  EXPECT_EQ(CurrentReport({}).counts().events(), 2u * kRows + 1);
+  // A window whose span saw none of it shows none.
+  const v1::DriftReport before = Report({}, Range(kBase + 2 * kHour, kBase + 3 * kHour));
+  EXPECT_EQ(before.counts().duplicates(), 0u);
+  EXPECT_EQ(before.counts().rejected(), 0u);
+
+  // Counts survive a restart (they were committed with the flush).
+  IngestOptions options;
+  options.allowed_lateness_ms = 24 * kHour;
+  StartIngestor(options);  // the stored edges, whatever summary_bins says now
+  EXPECT_EQ(CurrentReport({}).counts().duplicates(), 2u);
+}
+
 TEST_F(DriftScenario, ErrorsNameTheProblem) {
   v1::GetDriftReportRequest good;
   *good.mutable_model() = model_;

@@ -97,12 +97,12 @@ class SqliteStoreTest : public ::testing::Test {
 // --- Opening and migrations --------------------------------------------------
 
 TEST_F(SqliteStoreTest, FreshFileIsMigratedInWalMode) {
-  EXPECT_EQ(RawSql(path_, "SELECT group_concat(version) FROM schema_migrations"), "1,2");
+  EXPECT_EQ(RawSql(path_, "SELECT group_concat(version) FROM schema_migrations"), "1,2,3");
   EXPECT_EQ(RawSql(path_, "PRAGMA journal_mode"), "wal");
   EXPECT_EQ(RawSql(path_,
                    "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN "
-                   "('models','slices','buckets','dedup','raw_events','baselines')"),
-            "6");
+                   "('models','slices','buckets','dedup','raw_events','baselines','arrival_counts')"),
+            "7");
   // v2: a slice's rows over a time range are found by the slice-first index.
   EXPECT_EQ(RawSql(path_, "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND "
                           "name = 'buckets_by_slice'"),
@@ -113,7 +113,7 @@ TEST_F(SqliteStoreTest, ReopenIsIdempotentAndKeepsData) {
   int64_t key = AddModel();
   Reopen();
   Reopen();
-  EXPECT_EQ(RawSql(path_, "SELECT count(*) FROM schema_migrations"), "2");
+  EXPECT_EQ(RawSql(path_, "SELECT count(*) FROM schema_migrations"), "3");
   EXPECT_EQ(GetModel(key).model_id, "fraud");
 }
 
@@ -126,9 +126,9 @@ TEST_F(SqliteStoreTest, NewerSchemaVersionIsRejected) {
   ASSERT_FALSE(store.ok());
   EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(store.status().message(), HasSubstr("version 7"));
-  EXPECT_THAT(store.status().message(), HasSubstr("supports (2)"));
+  EXPECT_THAT(store.status().message(), HasSubstr("supports (3)"));
   // Nothing was changed on disk.
-  EXPECT_EQ(RawSql(path_, "SELECT group_concat(version) FROM schema_migrations"), "1,2,7");
+  EXPECT_EQ(RawSql(path_, "SELECT group_concat(version) FROM schema_migrations"), "1,2,3,7");
 }
 
 TEST_F(SqliteStoreTest, NonDatabaseFileIsDataLoss) {
@@ -530,6 +530,32 @@ TEST_F(SqliteStoreTest, RetentionDeletesPerLevelAndKind) {
   // Non-positive ages keep everything.
   RetentionPolicy keep{0, 0, -1, 0};
   EXPECT_EQ(*store_->ApplyRetention(keep, now + 1000 * kDayMs), 0);
+}
+
+TEST_F(SqliteStoreTest, ArrivalCountsAddUpAndAgeWithMinutes) {
+  int64_t key = AddModel();
+  int64_t other = AddModel("other");
+  const int64_t now = 500 * kDayMs;
+  FlushBatch batch;
+  batch.arrivals = {{key, now - 3 * kDayMs, 1, 0, 1},
+                    {key, now - 2 * kMinuteMs, 2, 1, 4},
+                    {other, now - 2 * kMinuteMs, 100, 100, 100}};
+  ASSERT_TRUE(store_->Commit(batch).ok());
+  batch.arrivals = {{key, now - 2 * kMinuteMs, 3, 0, 0}, {key, now - kMinuteMs, 0, 5, 5}};
+  ASSERT_TRUE(store_->Commit(batch).ok());
+
+  auto window = store_->ReadArrivalCounts(key, now - kHourMs, now);
+  ASSERT_TRUE(window.ok()) << window.status();
+  EXPECT_EQ(window->duplicates, 5u);  // 2 + 3 in one minute, added
+  EXPECT_EQ(window->too_late, 6u);
+  EXPECT_EQ(window->rejected, 9u);
+  EXPECT_EQ(store_->ReadArrivalCounts(key, now - kMinuteMs, now)->rejected, 5u);  // end exclusive
+  EXPECT_EQ(store_->ReadArrivalCounts(key, now, now - kHourMs)->rejected, 0u);
+  EXPECT_EQ(store_->ReadArrivalCounts(key, 0, now)->duplicates, 6u);
+
+  RetentionPolicy policy;  // 2 d minutes
+  ASSERT_TRUE(store_->ApplyRetention(policy, now).ok());
+  EXPECT_EQ(store_->ReadArrivalCounts(key, 0, now)->duplicates, 5u);
 }
 
 TEST_F(SqliteStoreTest, BaselinesReplaceByName) {

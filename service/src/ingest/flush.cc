@@ -166,6 +166,8 @@ void CollectFlush(ModelIngestState& state, const IngestOptions& options,
   state.backfill.clear();
   for (storage::RawEventRow& row : state.raw) batch->raw_events.push_back(std::move(row));
   state.raw.clear();
+  for (auto& [minute, counts] : state.arrivals) batch->arrivals.push_back(counts);
+  state.arrivals.clear();
   if (state.progress_dirty) {
     batch->progress.push_back({key, state.watermark_ms, state.closed_until_ms});
     state.progress_dirty = false;

@@ -26,6 +26,7 @@
 #include "driftwatch/detectors/accumulation.h"
 #include "driftwatch/detectors/profile.h"
 #include "driftwatch/service/model_registry.h"
+#include "driftwatch/storage/bucket_store.h"
 #include "driftwatch/storage/model_store.h"
 #include "driftwatch/storage/raw_sample_store.h"
 #include "ingest/dedup.h"
@@ -95,6 +96,22 @@ class ModelIngestState {
   bool progress_dirty ABSL_GUARDED_BY(mu) = false;
   std::vector<storage::SliceRecord> new_slices ABSL_GUARDED_BY(mu);
   std::vector<storage::RawEventRow> raw ABSL_GUARDED_BY(mu);
+  // What this model's traffic lost per minute of arrival (server clock),
+  // for the next flush.
+  std::map<int64_t, storage::ArrivalCounts> arrivals ABSL_GUARDED_BY(mu);
+
+  // Counts a batch's losses under the minute it arrived in.
+  void CountArrival(int64_t now_ms, uint64_t duplicates, uint64_t too_late, uint64_t rejected)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    if (duplicates + too_late + rejected == 0) return;
+    const int64_t minute = storage::BucketStart(now_ms, storage::kMinuteMs);
+    storage::ArrivalCounts& a = arrivals[minute];
+    a.model_key = model->model_key();
+    a.minute_start_ms = minute;
+    a.duplicates += duplicates;
+    a.too_late += too_late;
+    a.rejected += rejected;
+  }
 
   // The slice of `value` of key `key_index`, from a cache of the model's
   // directory (the directory takes a lock; a hit here does not). A slice

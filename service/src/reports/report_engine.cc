@@ -134,6 +134,11 @@ absl::StatusOr<v1::DriftReport> ReportEngine::GetDriftReport(
   DW_RETURN_IF_ERROR(reports::CompareProfiles(reference->frozen, cur->second, &report));
   report.mutable_counts()->set_events(cur->second.counters().events);
   report.mutable_counts()->set_late_accepted(cur->second.counters().late_accepted);
+  // Losses are the model's (a rejected event may name no slice).
+  DW_ASSIGN_OR_RETURN(storage::ArrivalCounts lost, windows_->ReadArrivals(*q.model, q.window));
+  report.mutable_counts()->set_duplicates(lost.duplicates);
+  report.mutable_counts()->set_too_late(lost.too_late);
+  report.mutable_counts()->set_rejected(lost.rejected);
   return report;
 }
 

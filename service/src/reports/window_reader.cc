@@ -120,6 +120,11 @@ absl::StatusOr<Interval> WindowReader::Resolve(const v1::Window& window, int64_t
   return out;
 }
 
+absl::StatusOr<storage::ArrivalCounts> WindowReader::ReadArrivals(const RegisteredModel& model,
+                                                                  Interval window) const {
+  return buckets_->ReadArrivalCounts(model.model_key(), window.start_ms, window.end_ms);
+}
+
 absl::StatusOr<int64_t> WindowReader::ClosedUntil(int64_t model_key) const {
   DW_ASSIGN_OR_RETURN(storage::ModelProgress progress, progress_->ReadProgress(model_key));
   return progress.closed_until_ms;

@@ -10,7 +10,7 @@ namespace {
 // Append-only. Rowid tables throughout: profiles are multi-KB blobs and a
 // WITHOUT ROWID table stores them inside the key b-tree, which measured 3x
 // slower for flushes (docs/formats/sqlite_schema.md).
-constexpr std::array<const char*, 2> kMigrations = {
+constexpr std::array<const char*, 3> kMigrations = {
     // v1: the initial schema.
     R"sql(
 CREATE TABLE models (
@@ -68,6 +68,19 @@ CREATE TABLE baselines (
     // in the range, ~1000x the rows wanted with 1000 slices.
     R"sql(
 CREATE INDEX buckets_by_slice ON buckets (model_key, level, slice_id, bucket_start_ms);
+)sql",
+    // v3: what each model's traffic lost, per minute of arrival (reports'
+    // window counts); the summary edges each version was registered with.
+    R"sql(
+ALTER TABLE models ADD COLUMN resolved_edges BLOB;
+CREATE TABLE arrival_counts (
+  model_key INTEGER NOT NULL,
+  minute_start_ms INTEGER NOT NULL,
+  duplicates INTEGER NOT NULL,
+  too_late INTEGER NOT NULL,
+  rejected INTEGER NOT NULL,
+  PRIMARY KEY (model_key, minute_start_ms)
+) STRICT;
 )sql",
 };
 

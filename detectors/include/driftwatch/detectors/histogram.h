@@ -32,6 +32,16 @@ class BinEdges {
   // Fails if `values` is empty or bins < 1.
   static absl::StatusOr<BinEdges> FromQuantiles(std::span<const double> values, int bins);
 
+  // The summary edges of a reference sample (what the registry draws for
+  // a feature registered with `reference_sample`): the quantiles k / bins
+  // (numpy's linear method), and in each tail 1 / (2 bins), 1 / (4 bins)
+  // and 1 / (8 bins) and one minus those, as far as the sample resolves
+  // them (n q >= 1). The outer bins reach the extremes, so they are the
+  // widest; split, they bound KS and Wasserstein much tighter
+  // (docs/statistics.md). Equal quantiles collapse into one edge. Fails on
+  // an empty sample or bins < 1.
+  static absl::StatusOr<BinEdges> ForReferenceSample(std::span<const double> values, int bins);
+
   // Weighted variant: edges at the weighted quantiles k/bins using the
   // inverted weighted CDF (numpy >= 2 `quantile(..., weights=w,
   // method="inverted_cdf")`). `weights` must be > 0 and match `values`.
@@ -225,6 +235,30 @@ class NumericSummary {
   // max(t, 1-t)) <= 1/2 (docs/statistics.md); 0 for a point mass.
   double CdfL1ErrorBound() const;
 
+  // What the summary alone implies about the true CDF, for bounds between
+  // two summaries (drift.cc). For a non-empty bin k with support [lo, hi]
+  // (BinSupport), mass m, mean mu (BinMean) and weight `below` under it,
+  // every multiset of values with these bin weights, bin sums, min and max
+  // has, for lo <= x < hi, its weight <= x in
+  //   [below + m max(0, (x - mu) / (x - lo)), below + m min(1, (hi - mu) / (hi - x))]
+  // (the values above x are > x and those at or below it are >= lo, and
+  // the other way round; docs/statistics.md). Outside [lo, hi) the weight
+  // is exact: below under lo, below + m from hi on; a bin whose mean sits
+  // at an end is a point mass there. `lower` and `upper` are normalised by
+  // the total weight, as Cdf is.
+  struct CdfRange {
+    double lower = 0, upper = 0;
+  };
+  // With `left_limit`, the range of P(X < x) instead.
+  std::vector<CdfRange> CdfRangeAt(std::span<const double> xs, bool left_limit = false) const;
+
+  // The interval [lo, hi] over which bin k's values lie: the bin clipped to
+  // [min, max] observed. Only meaningful for a non-empty bin.
+  void BinSupport(size_t k, double* lo, double* hi) const;
+  // Bin k's mean clamped to [lo, hi], and snapped to lo or hi when within
+  // rounding of it (so a bin of equal values is an exact point mass).
+  double BinMean(size_t k, double lo, double hi) const;
+
   // Weighted mass of each bin of `target` (a different edge set), using Cdf.
   // Exact when every target edge is one of this summary's edges.
   std::vector<double> Rebin(const BinEdges& target) const;
@@ -239,12 +273,6 @@ class NumericSummary {
   static absl::StatusOr<NumericSummary> Deserialize(std::string_view bytes);
 
  private:
-  // The interval [lo, hi] over which bin k's mass is spread: the bin clipped
-  // to [min, max] observed. Only meaningful for a non-empty bin.
-  void BinSupport(size_t k, double* lo, double* hi) const;
-  // Bin k's mean clamped to [lo, hi], and snapped to lo or hi when within
-  // rounding of it (so a bin of equal values is an exact point mass).
-  double BinMean(size_t k, double lo, double hi) const;
   // below[k] = total weight of bins < k, for k = 0..bin_count().
   std::vector<double> PrefixWeights() const;
   // Weight of finite values <= x (< x with `left_limit`) under the model.

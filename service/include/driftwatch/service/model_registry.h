@@ -86,9 +86,22 @@ class RegisteredModel {
   // INVALID_ARGUMENT naming the field when the schema is unusable (no
   // features and no scores, duplicate names, a numeric feature with
   // unsorted edges, an empty slice key ...).
-  static absl::StatusOr<std::shared_ptr<RegisteredModel>> Create(int64_t model_key,
-                                                                 v1::ModelSchema schema,
-                                                                 const RegistryOptions& options);
+  //
+  // `stored_edges` are the summary edges a stored version was registered
+  // with (EncodeEdges of its layout), used as they are (DATA_LOSS when
+  // they do not decode or do not fit the schema); empty draws them from
+  // the schema: explicit summary_edges, else BinEdges::ForReferenceSample
+  // of the reference_sample, else DefaultNumericEdges; scores by kind. A
+  // version stored before edges were kept (`legacy_edges`) draws them as
+  // that build did (FromQuantiles of the sample), so its profiles still
+  // decode.
+  static absl::StatusOr<std::shared_ptr<RegisteredModel>> Create(
+      int64_t model_key, v1::ModelSchema schema, const RegistryOptions& options,
+      std::string_view stored_edges = {}, bool legacy_edges = false);
+
+  // The numeric and score edges of a layout, encoded for
+  // storage::ModelRecord::resolved_edges (docs/formats/sqlite_schema.md).
+  static std::string EncodeEdges(const detectors::ProfileLayout& layout);
 
   int64_t model_key() const { return model_key_; }
   const v1::ModelSchema& schema() const { return schema_; }
@@ -153,7 +166,7 @@ class RegisteredModel {
  private:
   RegisteredModel() = default;
   // The pieces of Create.
-  absl::Status AddFeature(const v1::FeatureSpec& feature, const RegistryOptions& options,
+  absl::Status AddFeature(const v1::FeatureSpec& feature, const RegistryOptions& options, bool legacy_edges,
                           detectors::ProfileLayout* layout);
   absl::StatusOr<std::vector<uint32_t>> AddSliceKeys(const v1::ModelSchema& schema,
                                                      const RegistryOptions& options);

@@ -75,6 +75,12 @@ class WindowReader {
   absl::StatusOr<SliceProfiles> Read(const RegisteredModel& model, Interval window,
                                      const std::vector<int32_t>& slices) const;
 
+  // What the model's traffic lost while the window's span passed on the
+  // server clock: duplicates, too-late and rejected events that arrived in
+  // [window.start_ms, window.end_ms) (storage::ArrivalCounts).
+  absl::StatusOr<storage::ArrivalCounts> ReadArrivals(const RegisteredModel& model,
+                                                      Interval window) const;
+
   // Minute buckets before this are committed as closed (rolled up).
   absl::StatusOr<int64_t> ClosedUntil(int64_t model_key) const;
 

@@ -34,6 +34,19 @@ struct BucketRow {
   std::string profile;
 };
 
+// What one model's traffic lost in one minute of arrival (server clock):
+// events dropped as duplicates, events too old to keep, and every
+// rejected event (the too-late ones included). Counted by arrival, not
+// event time: a rejected event may carry no usable time, and a too-late
+// one belongs to a bucket that is gone. Commit adds them to what is stored.
+struct ArrivalCounts {
+  int64_t model_key = 0;
+  int64_t minute_start_ms = 0;
+  uint64_t duplicates = 0;
+  uint64_t too_late = 0;
+  uint64_t rejected = 0;
+};
+
 // Thread-safe; reads see whole committed flushes only.
 class BucketStore {
  public:
@@ -45,6 +58,12 @@ class BucketStore {
   virtual absl::StatusOr<std::vector<BucketRow>> ReadBuckets(
       int64_t model_key, Level level, int64_t start_ms, int64_t end_ms,
       const std::vector<int32_t>& slices) = 0;
+
+  // The sum of the model's ArrivalCounts with minute_start in [start_ms,
+  // end_ms) (model_key and minute_start_ms of the result are the
+  // arguments'). Minutes past minute-row retention are gone.
+  virtual absl::StatusOr<ArrivalCounts> ReadArrivalCounts(int64_t model_key, int64_t start_ms,
+                                                          int64_t end_ms) = 0;
 };
 
 }  // namespace driftwatch::storage

@@ -41,11 +41,13 @@ struct FlushBatch {
     int64_t closed_until_ms = 0;
   };
   std::vector<Progress> progress;
+  std::vector<ArrivalCounts> arrivals;  // added to the stored minute's counts
 
   bool empty() const {
     return new_slices.empty() && minute_upserts.empty() && minute_merges.empty() &&
            rollups.empty() && dedup.empty() &&
-           drop_dedup.empty() && raw_events.empty() && progress.empty();
+           drop_dedup.empty() && raw_events.empty() && progress.empty() &&
+           arrivals.empty();
   }
 };
 

@@ -18,6 +18,11 @@ struct ModelRecord {
   int64_t registered_at_ms = 0;
   int64_t watermark_ms = 0;     // max accepted event time
   int64_t closed_until_ms = 0;  // minute buckets starting before this are closed and rolled up
+  // The summary edges the registry resolved for this version when it was
+  // registered (its own encoding, docs/formats/sqlite_schema.md), so that
+  // a later build or option drawing edges differently still reads the
+  // stored profiles. Empty for a version registered before v3.
+  std::string resolved_edges;
 };
 
 struct SliceRecord {
