@@ -152,6 +152,11 @@ const std::map<std::string, Setter, std::less<>>& Keys() {
        Integer<size_t>([](ServerConfig& c) -> size_t& { return c.registry.max_categories; })},
       {"ingest.summary_bins",
        Integer<int>([](ServerConfig& c) -> int& { return c.registry.summary_bins; })},
+      {"ingest.learn_edges_values", Integer<uint32_t>([](ServerConfig& c) -> uint32_t& {
+         return c.registry.learn_edges_values;
+       })},
+      {"ingest.learn_edges_max_wait",
+       Duration([](ServerConfig& c) -> int64_t& { return c.ingest.learn_edges_max_wait_ms; })},
       {"reports.default_window",
        Duration([](ServerConfig& c) -> int64_t& { return c.reports.default_window_ms; })},
       {"reports.bins", Integer<int>([](ServerConfig& c) -> int& { return c.reports.bins; })},
@@ -272,6 +277,9 @@ absl::Status ValidateConfig(const ServerConfig& c) {
   if (c.registry.default_slice_cap < 1) return bad("ingest.slice_cap", "must be at least 1");
   if (c.registry.max_categories < 1) return bad("ingest.max_categories", "must be at least 1");
   if (c.registry.summary_bins < 2) return bad("ingest.summary_bins", "must be at least 2");
+  if (c.ingest.learn_edges_max_wait_ms < 0) {
+    return bad("ingest.learn_edges_max_wait", "must not be negative");
+  }
   const ReportOptions& r = c.reports;
   if (r.default_window_ms <= 0) return bad("reports.default_window", "must be positive");
   if (r.bins < 2) return bad("reports.bins", "must be at least 2");

@@ -1,6 +1,7 @@
 #include "driftwatch/service/ingestor.h"
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <utility>
 
@@ -212,7 +213,106 @@ absl::Status Ingestor::RecoverModel(ModelIngestState& state) {
     ingest::DecodeEventIdsInto(chunk.hashes, &state.ids, &ids.hashes);
     ids.collected = ids.hashes.size();  // already stored
   }
+  // Events held while the model learns its edges (or learned them, and
+  // the replay did not commit before the restart).
+  DW_ASSIGN_OR_RETURN(std::vector<storage::PendingEventRow> held,
+                      storage_.held->ReadPendingEvents(model.model_key()));
+  for (storage::PendingEventRow& row : held) state.held.push_back(std::move(row.event));
+  state.held_collected = state.held.size();
+  state.first_held_ms = clock_->NowMs();
+  state.held_watermark_ms = state.watermark_ms;  // what arrival saw is gone
+  state.learning = model.learning() || !state.held.empty();
+  for (const std::string& bytes : state.held) {
+    v1::PredictionEvent e;
+    if (!e.ParseFromString(bytes)) {
+      return absl::DataLossError(absl::StrCat("a held event of model ", model.label(),
+                                              " does not parse"));
+    }
+    size_t k = 0;
+    for (int f : state.learn_numeric) {
+      state.learn_counts[k++] += f < e.numeric_size() && std::isfinite(e.numeric(f));
+    }
+    for (int s : state.learn_scores) {
+      state.learn_counts[k++] += s < e.scores_size() && std::isfinite(e.scores(s));
+    }
+  }
   return absl::OkStatus();
+}
+
+void Ingestor::MaybeFinishLearning(ModelIngestState& state, int64_t now_ms,
+                                   std::vector<ingest::HandOff>* handoffs) {
+  if (!state.learning) return;
+  const RegisteredModel& model = *state.model;
+  if (model.learning()) {
+    const uint32_t wanted = registry_->options().learn_edges_values;
+    const bool enough = std::all_of(state.learn_counts.begin(), state.learn_counts.end(),
+                                    [wanted](uint64_t n) { return n >= wanted; });
+    const bool full = state.held.size() >= static_cast<uint64_t>(wanted) *
+                                               options_.learn_edges_max_held_factor;
+    const bool waited =
+        !state.held.empty() && now_ms - state.first_held_ms >= options_.learn_edges_max_wait_ms;
+    if (!enough && !full && !waited) return;
+    // Held row events parse (rows came from the client or were made by
+    // BatchDecoder::SerializeEvent). The values are their finite ones, up
+    // to `wanted` per feature: the first traffic.
+    std::vector<std::vector<double>> values(state.learn_counts.size());
+    for (const std::string& bytes : state.held) {
+      v1::PredictionEvent e;
+      if (!e.ParseFromString(bytes)) continue;
+      size_t k = 0;
+      auto take = [&](double x) {
+        std::vector<double>& v = values[k++];
+        if (std::isfinite(x) && v.size() < wanted) v.push_back(x);
+      };
+      for (int f : state.learn_numeric) take(f < e.numeric_size() ? e.numeric(f) : NAN);
+      for (int s : state.learn_scores) take(s < e.scores_size() ? e.scores(s) : NAN);
+    }
+    absl::StatusOr<bool> learned = registry_->FinishLearning(model, values);
+    if (!learned.ok()) {
+      internal::LogWarn("could not store learned summary edges; retrying at the next flush",
+                        {{"model", model.label()}, {"error", std::string(learned.status().message())}});
+      return;
+    }
+    internal::LogInfo("learned summary edges from the first traffic",
+                      {{"model", model.label()},
+                       {"held_events", absl::StrCat(state.held.size())},
+                       {"values_per_feature", absl::StrCat(values.empty() ? 0 : values[0].size())},
+                       {"reason", enough ? "enough values" : full ? "held cap" : "max wait"}});
+  }
+  // The edges are in: the held events go into profiles of the new layout.
+  state.ResetShape();
+  state.learning = false;
+  v1::PredictionBatch batch;
+  *batch.mutable_model() = model.ref();
+  for (const std::string& bytes : state.held) {
+    if (!batch.mutable_rows()->add_events()->ParseFromString(bytes)) {
+      batch.mutable_rows()->mutable_events()->RemoveLast();
+    }
+  }
+  IngestCounts replayed;
+  const int64_t watermark = state.watermark_ms;
+  state.watermark_ms = std::min(state.watermark_ms, state.held_watermark_ms);
+  absl::StatusOr<ingest::BatchDecoder> decoder =
+      ingest::BatchDecoder::Create(batch, model, options_);
+  absl::Status status = decoder.status();
+  if (decoder.ok()) {
+    status = ingest::BatchApplier(state, *decoder, options_, now_ms, storage_.dedup, &replayed,
+                                  &totals_, handoffs)
+                 .Replay()
+                 .Run();
+  }
+  if (!status.ok() || replayed.rejected > 0) {
+    internal::LogWarn("held events not replayed whole",
+                      {{"model", model.label()},
+                       {"held_events", absl::StrCat(state.held.size())},
+                       {"replayed", absl::StrCat(replayed.accepted)},
+                       {"error", std::string(status.message())}});
+  }
+  state.watermark_ms = std::max(state.watermark_ms, watermark);
+  state.held.clear();
+  state.held.shrink_to_fit();
+  state.held_collected = 0;
+  state.clear_held = true;
 }
 
 size_t Ingestor::open_buckets() const {
@@ -256,6 +356,7 @@ absl::StatusOr<uint64_t> Ingestor::Apply(const v1::PredictionBatch& batch, Inges
                                             &local, &totals_, &drain.handoffs)
                            .Run());
     state.CountArrival(now_ms, local.duplicates, local.too_late, local.rejected);
+    MaybeFinishLearning(state, now_ms, &drain.handoffs);
     state.PublishProgress();
     flush_now = !state.backfill.empty() &&
                 state.BackfillProfiles() > options_.max_backfill_profiles;
@@ -274,6 +375,14 @@ absl::StatusOr<uint64_t> Ingestor::Apply(const v1::PredictionBatch& batch, Inges
 void Ingestor::CollectAll(storage::FlushBatch* batch, uint64_t collect, uint64_t committed) {
   const int64_t now_ms = clock_->NowMs();
   for (ModelIngestState* state : States()) {
+    {
+      std::vector<ingest::HandOff> handoffs;
+      {
+        absl::MutexLock lock(&state->mu);
+        MaybeFinishLearning(*state, now_ms, &handoffs);
+      }
+      state->DrainHandOffs(&handoffs);
+    }
     ingest::FlushSnapshot snap;
     {
       absl::MutexLock lock(&state->mu);

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <utility>
 
+#include "absl/algorithm/container.h"
 #include "absl/strings/str_cat.h"
 #include "driftwatch/detectors/histogram.h"
 #include "driftwatch/base/byte_io.h"
@@ -43,6 +44,12 @@ absl::StatusOr<std::shared_ptr<const BinEdges>> NumericEdges(const v1::FeatureSp
   return std::make_shared<const BinEdges>(std::move(edges));
 }
 
+// Whether a score kind has fixed edges (probabilities: [0, 1]).
+bool FixedScoreEdges(v1::ScoreKind kind) {
+  return kind == v1::SCORE_KIND_BINARY_PROBABILITY ||
+         kind == v1::SCORE_KIND_MULTICLASS_PROBABILITIES;
+}
+
 absl::StatusOr<std::shared_ptr<const BinEdges>> ScoreEdges(v1::ScoreKind kind) {
   if (kind == v1::SCORE_KIND_BINARY_PROBABILITY || kind == v1::SCORE_KIND_MULTICLASS_PROBABILITIES) {
     // 100 equal-width bins: calibration (10 bins) and AUC stay exact to 1%.
@@ -55,17 +62,20 @@ absl::StatusOr<std::shared_ptr<const BinEdges>> ScoreEdges(v1::ScoreKind kind) {
 
 constexpr std::string_view kEdgesMagic = "DWE1";
 
-void PutEdges(const BinEdges& edges, base::ByteWriter* w) {
+void PutEdges(const BinEdges& edges, bool learning, base::ByteWriter* w) {
+  w->Put(static_cast<uint8_t>(learning));
   w->U32(static_cast<uint32_t>(edges.edges().size()));
   for (double e : edges.edges()) w->F64(e);
 }
 
 // The next edge set of a resolved_edges blob.
-absl::StatusOr<std::shared_ptr<const BinEdges>> GetEdges(base::ByteReader* r) {
+absl::StatusOr<std::shared_ptr<const BinEdges>> GetEdges(base::ByteReader* r, bool* learning) {
   uint32_t n = 0;
-  if (!r->Get(&n) || n > r->remaining() / 8) {
+  uint8_t flag = 0;
+  if (!r->Get(&flag) || flag > 1 || !r->Get(&n) || n > r->remaining() / 8) {
     return absl::DataLossError("stored summary edges are truncated");
   }
+  *learning = flag == 1;
   std::vector<double> edges(n);
   for (double& e : edges) r->Get(&e);
   absl::StatusOr<BinEdges> made = BinEdges::Create(std::move(edges));
@@ -75,14 +85,42 @@ absl::StatusOr<std::shared_ptr<const BinEdges>> GetEdges(base::ByteReader* r) {
 
 }  // namespace
 
-std::string RegisteredModel::EncodeEdges(const detectors::ProfileLayout& layout) {
+std::string RegisteredModel::EncodeEdges() const {
+  absl::MutexLock lock(&layout_mu_);
   base::ByteWriter w;
   w.Raw(kEdgesMagic);
-  w.U32(static_cast<uint32_t>(layout.numeric_edges.size()));
-  for (const auto& e : layout.numeric_edges) PutEdges(*e, &w);
-  w.U32(static_cast<uint32_t>(layout.score_edges.size()));
-  for (const auto& e : layout.score_edges) PutEdges(*e, &w);
+  auto put = [&](const auto& sets, const std::vector<int>& learning) {
+    w.U32(static_cast<uint32_t>(sets.size()));
+    for (size_t i = 0; i < sets.size(); ++i) {
+      PutEdges(*sets[i], absl::c_linear_search(learning, static_cast<int>(i)), &w);
+    }
+  };
+  put(layout_->numeric_edges, learning_numeric_);
+  put(layout_->score_edges, learning_scores_);
   return std::move(w).Finish();
+}
+
+std::vector<int> RegisteredModel::learning_numeric() const {
+  absl::MutexLock lock(&layout_mu_);
+  return learning_numeric_;
+}
+
+std::vector<int> RegisteredModel::learning_scores() const {
+  absl::MutexLock lock(&layout_mu_);
+  return learning_scores_;
+}
+
+void RegisteredModel::InstallLearnedEdges(
+    std::vector<std::shared_ptr<const detectors::BinEdges>> edges) const {
+  absl::MutexLock lock(&layout_mu_);
+  auto layout = std::make_shared<detectors::ProfileLayout>(*layout_);
+  size_t next = 0;
+  for (int f : learning_numeric_) layout->numeric_edges[f] = std::move(edges[next++]);
+  for (int s : learning_scores_) layout->score_edges[s] = std::move(edges[next++]);
+  layout_ = std::move(layout);
+  learning_numeric_.clear();
+  learning_scores_.clear();
+  learning_.store(false, std::memory_order_release);
 }
 
 std::vector<double> DefaultNumericEdges() {
@@ -186,7 +224,9 @@ void SliceDirectory::Restore(const storage::SliceRecord& record) {
 }
 
 absl::Status RegisteredModel::AddFeature(const v1::FeatureSpec& f, const RegistryOptions& options,
-                                         bool legacy_edges, detectors::ProfileLayout* layout) {
+                                         bool legacy_edges, detectors::ProfileLayout* layout,
+                                         bool* learns) {
+  *learns = false;
   if (f.name().empty()) return absl::InvalidArgumentError("a feature has an empty name");
   if (numeric_index_.contains(f.name()) || categorical_index_.contains(f.name())) {
     return absl::InvalidArgumentError(absl::StrCat("feature \"", f.name(), "\" is declared twice"));
@@ -194,6 +234,8 @@ absl::Status RegisteredModel::AddFeature(const v1::FeatureSpec& f, const Registr
   switch (f.kind()) {
     case v1::FEATURE_KIND_NUMERIC: {
       DW_ASSIGN_OR_RETURN(auto edges, NumericEdges(f, options.summary_bins, legacy_edges));
+      *learns = !legacy_edges && options.learn_edges_values > 0 && f.summary_edges_size() == 0 &&
+                f.reference_sample_size() == 0;
       numeric_index_[f.name()] = static_cast<int>(layout->numeric_names.size());
       layout->numeric_names.push_back(f.name());
       layout->numeric_edges.push_back(std::move(edges));
@@ -245,13 +287,19 @@ absl::StatusOr<std::shared_ptr<RegisteredModel>> RegisteredModel::Create(
   model->label_ = absl::StrCat(schema.model().model_id(), "@", schema.model().model_version());
   auto layout = std::make_shared<detectors::ProfileLayout>();
   layout->max_categories = options.max_categories;
+  std::vector<int> learning_numeric, learning_scores;
   for (const v1::FeatureSpec& f : schema.features()) {
-    DW_RETURN_IF_ERROR(model->AddFeature(f, options, legacy_edges, layout.get()));
+    bool learns = false;
+    DW_RETURN_IF_ERROR(model->AddFeature(f, options, legacy_edges, layout.get(), &learns));
+    if (learns) learning_numeric.push_back(static_cast<int>(layout->numeric_names.size()) - 1);
   }
   int score_count = schema.score_names_size();
   if (score_count == 0 && schema.score_kind() != v1::SCORE_KIND_UNSPECIFIED) score_count = 1;
   for (int i = 0; i < score_count; ++i) {
     DW_ASSIGN_OR_RETURN(auto edges, ScoreEdges(schema.score_kind()));
+    if (!legacy_edges && options.learn_edges_values > 0 && !FixedScoreEdges(schema.score_kind())) {
+      learning_scores.push_back(i);
+    }
     layout->score_names.push_back(i < schema.score_names_size() ? schema.score_names(i)
                                                                 : std::string("score"));
     layout->score_edges.push_back(std::move(edges));
@@ -261,6 +309,8 @@ absl::StatusOr<std::shared_ptr<RegisteredModel>> RegisteredModel::Create(
     return absl::InvalidArgumentError("schema declares no features and no scores");
   }
   if (!stored_edges.empty()) {
+    learning_numeric.clear();
+    learning_scores.clear();
     // What the version was registered with wins over what this build draws.
     uint32_t numeric = 0, scores = 0;
     if (!stored_edges.starts_with(kEdgesMagic)) {
@@ -272,20 +322,33 @@ absl::StatusOr<std::shared_ptr<RegisteredModel>> RegisteredModel::Create(
       return absl::DataLossError(absl::StrCat("stored summary edges of model ", model->label_,
                                               " do not fit its schema"));
     }
-    for (auto& edges : layout->numeric_edges) {
-      DW_ASSIGN_OR_RETURN(edges, GetEdges(&r));
+    for (size_t i = 0; i < layout->numeric_edges.size(); ++i) {
+      bool learns = false;
+      DW_ASSIGN_OR_RETURN(layout->numeric_edges[i], GetEdges(&r, &learns));
+      if (learns) learning_numeric.push_back(static_cast<int>(i));
     }
     if (!r.Get(&scores) || scores != layout->score_edges.size()) {
       return absl::DataLossError(absl::StrCat("stored summary edges of model ", model->label_,
                                               " do not fit its scores"));
     }
-    for (auto& edges : layout->score_edges) {
-      DW_ASSIGN_OR_RETURN(edges, GetEdges(&r));
+    for (size_t i = 0; i < layout->score_edges.size(); ++i) {
+      bool learns = false;
+      DW_ASSIGN_OR_RETURN(layout->score_edges[i], GetEdges(&r, &learns));
+      if (learns) learning_scores.push_back(static_cast<int>(i));
     }
   }
   DW_ASSIGN_OR_RETURN(std::vector<uint32_t> caps, model->AddSliceKeys(schema, options));
   model->slices_ = std::make_unique<SliceDirectory>(model_key, std::move(caps));
-  model->layout_ = std::move(layout);
+  model->numeric_count_ = static_cast<int>(layout->numeric_names.size());
+  model->categorical_count_ = static_cast<int>(layout->categorical_names.size());
+  model->score_count_ = static_cast<int>(layout->score_names.size());
+  {
+    absl::MutexLock lock(&model->layout_mu_);
+    model->layout_ = std::move(layout);
+    model->learning_.store(!learning_numeric.empty() || !learning_scores.empty());
+    model->learning_numeric_ = std::move(learning_numeric);
+    model->learning_scores_ = std::move(learning_scores);
+  }
   model->schema_ = std::move(schema);
   return model;
 }
@@ -373,10 +436,37 @@ absl::StatusOr<ModelRegistry::Registration> ModelRegistry::Register(v1::ModelSch
   record.model_version = schema.model().model_version();
   record.schema = schema.SerializeAsString();
   record.registered_at_ms = clock_->NowMs();
-  record.resolved_edges = RegisteredModel::EncodeEdges(*candidate->layout());
+  record.resolved_edges = candidate->EncodeEdges();
   DW_ASSIGN_OR_RETURN(storage::ModelRecord stored, store_->PutModel(record));
   DW_ASSIGN_OR_RETURN(std::shared_ptr<RegisteredModel> model, Add(stored));
   return Registration{model->schema(), true};
+}
+
+absl::StatusOr<bool> ModelRegistry::FinishLearning(
+    const RegisteredModel& model, const std::vector<std::vector<double>>& values) const {
+  absl::MutexLock lock(&learn_mu_);
+  if (!model.learning()) return false;
+  const size_t wanted = model.learning_numeric().size() + model.learning_scores().size();
+  if (values.size() != wanted) {
+    return absl::InternalError(absl::StrCat("learning ", model.label(), ": ", values.size(),
+                                            " value sets for ", wanted, " features and scores"));
+  }
+  std::vector<std::shared_ptr<const BinEdges>> edges;
+  for (const std::vector<double>& v : values) {
+    absl::StatusOr<BinEdges> learned = BinEdges::ForReferenceSample(v, options_.summary_bins);
+    if (!learned.ok()) learned = BinEdges::Create(DefaultNumericEdges());  // no values at all
+    if (!learned.ok()) return learned.status();
+    edges.push_back(std::make_shared<const BinEdges>(*std::move(learned)));
+  }
+  // Stored first: a profile in the learned layout is only ever committed
+  // after the edges that read it.
+  auto learned = RegisteredModel::Create(model.model_key(), model.schema(), options_,
+                                         model.EncodeEdges());
+  if (!learned.ok()) return learned.status();
+  (*learned)->InstallLearnedEdges(edges);
+  DW_RETURN_IF_ERROR(store_->UpdateResolvedEdges(model.model_key(), (*learned)->EncodeEdges()));
+  model.InstallLearnedEdges(std::move(edges));
+  return true;
 }
 
 std::shared_ptr<const RegisteredModel> ModelRegistry::Lookup(const v1::ModelRef& ref) const {

@@ -130,6 +130,8 @@ class SqliteStore final : public Store {
                                                      const std::vector<int32_t>& slices) override;
   absl::StatusOr<ArrivalCounts> ReadArrivalCounts(int64_t model_key, int64_t start_ms,
                                                   int64_t end_ms) override;
+  absl::StatusOr<std::vector<PendingEventRow>> ReadPendingEvents(int64_t model_key) override;
+  absl::Status UpdateResolvedEdges(int64_t model_key, const std::string& edges) override;
   absl::StatusOr<std::vector<DedupChunk>> ReadDedup(int64_t model_key, int64_t from_bucket_ms,
                                                     int64_t to_bucket_ms) override;
   absl::StatusOr<std::vector<RawEventRow>> ReadRawEvents(int64_t model_key, int64_t start_ms,
@@ -182,6 +184,7 @@ class SqliteStore final : public Store {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   absl::Status WriteArrivals(const std::vector<ArrivalCounts>& arrivals)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  absl::Status WritePending(const FlushBatch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
 
   // Constant after construction.
   const SqliteOptions options_;
@@ -353,6 +356,7 @@ absl::Status SqliteStore::Commit(const FlushBatch& batch) {
   DW_RETURN_IF_ERROR(WriteRawEvents(batch.raw_events));
   DW_RETURN_IF_ERROR(WriteProgress(batch.progress));
   DW_RETURN_IF_ERROR(WriteArrivals(batch.arrivals));
+  DW_RETURN_IF_ERROR(WritePending(batch));
   return txn.Commit(kOp);
 }
 
@@ -492,6 +496,63 @@ absl::Status SqliteStore::WriteRawEvents(const std::vector<RawEventRow>& rows) {
     DW_RETURN_IF_ERROR(s->Run(kOp));
   }
   return absl::OkStatus();
+}
+
+absl::Status SqliteStore::WritePending(const FlushBatch& batch) {
+  constexpr absl::string_view kOp = "commit flush: hold pending event";
+  for (const PendingEventRow& row : batch.pending_events) {
+    DW_ASSIGN_OR_RETURN(ScopedStatement s,
+                        writer_->Prepare("INSERT OR REPLACE INTO pending_events (model_key, seq, "
+                                         "event) VALUES (?, ?, ?)",
+                                         kOp));
+    s->BindInt64(1, row.model_key);
+    s->BindInt64(2, row.seq);
+    s->BindBlob(3, row.event);
+    DW_RETURN_IF_ERROR(s->Run(kOp));
+  }
+  for (int64_t model_key : batch.clear_pending) {
+    DW_ASSIGN_OR_RETURN(
+        ScopedStatement s,
+        writer_->Prepare("DELETE FROM pending_events WHERE model_key = ?", "commit flush: clear pending"));
+    s->BindInt64(1, model_key);
+    DW_RETURN_IF_ERROR(s->Run("commit flush: clear pending"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<PendingEventRow>> SqliteStore::ReadPendingEvents(int64_t model_key) {
+  constexpr absl::string_view kOp = "read pending events";
+  DW_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
+  DW_ASSIGN_OR_RETURN(ScopedStatement s,
+                      reader->Prepare("SELECT seq, event FROM pending_events WHERE model_key = ? "
+                                      "ORDER BY seq",
+                                      kOp));
+  s->BindInt64(1, model_key);
+  std::vector<PendingEventRow> out;
+  while (true) {
+    DW_ASSIGN_OR_RETURN(bool row, s->Step(kOp));
+    if (!row) break;
+    out.push_back({model_key, s->ColumnInt64(0), s->ColumnString(1)});
+  }
+  return out;
+}
+
+absl::Status SqliteStore::UpdateResolvedEdges(int64_t model_key, const std::string& edges) {
+  constexpr absl::string_view kOp = "store learned edges";
+  absl::MutexLock lock(&write_mu_);
+  DW_ASSIGN_OR_RETURN(Transaction txn, Transaction::BeginImmediate(writer_.get(), kOp));
+  {
+    DW_ASSIGN_OR_RETURN(
+        ScopedStatement s,
+        writer_->Prepare("UPDATE models SET resolved_edges = ? WHERE model_key = ?", kOp));
+    s->BindBlob(1, edges);
+    s->BindInt64(2, model_key);
+    DW_RETURN_IF_ERROR(s->Run(kOp));
+    if (writer_->Changes() == 0) {
+      return absl::NotFoundError(absl::StrCat(kOp, ": model key ", model_key, " is not in storage"));
+    }
+  }
+  return txn.Commit(kOp);
 }
 
 absl::Status SqliteStore::WriteArrivals(const std::vector<ArrivalCounts>& arrivals) {

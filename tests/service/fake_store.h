@@ -98,6 +98,10 @@ class FakeStore : public storage::Store {
       m.watermark_ms = std::max(m.watermark_ms, p.watermark_ms);
       m.closed_until_ms = std::max(m.closed_until_ms, p.closed_until_ms);
     }
+    for (const auto& p : batch.pending_events) pending_[{p.model_key, p.seq}] = p;
+    for (int64_t model : batch.clear_pending) {
+      std::erase_if(pending_, [model](const auto& kv) { return kv.first.first == model; });
+    }
     for (const auto& a : batch.arrivals) {
       storage::ArrivalCounts& mine = arrivals_[{a.model_key, a.minute_start_ms}];
       mine.duplicates += a.duplicates;
@@ -105,6 +109,22 @@ class FakeStore : public storage::Store {
       mine.rejected += a.rejected;
     }
     ++commits_;
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::vector<storage::PendingEventRow>> ReadPendingEvents(
+      int64_t model_key) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<storage::PendingEventRow> out;
+    for (const auto& [key, p] : pending_) {
+      if (key.first == model_key) out.push_back(p);
+    }
+    return out;
+  }
+  absl::Status UpdateResolvedEdges(int64_t model_key, const std::string& edges) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = models_.find(model_key);
+    if (it == models_.end()) return absl::NotFoundError("unknown model");
+    it->second.resolved_edges = edges;
     return absl::OkStatus();
   }
   absl::StatusOr<storage::ArrivalCounts> ReadArrivalCounts(int64_t model_key, int64_t start_ms,
@@ -218,6 +238,7 @@ class FakeStore : public storage::Store {
   std::vector<storage::DedupChunk> dedup_;
   std::map<std::pair<int64_t, std::string>, storage::RawEventRow> raw_;
   std::map<std::pair<int64_t, int64_t>, storage::ArrivalCounts> arrivals_;
+  std::map<std::pair<int64_t, int64_t>, storage::PendingEventRow> pending_;
   std::map<std::pair<int64_t, std::string>, storage::BaselineRecord> baselines_;
 };
 

@@ -101,8 +101,9 @@ TEST_F(SqliteStoreTest, FreshFileIsMigratedInWalMode) {
   EXPECT_EQ(RawSql(path_, "PRAGMA journal_mode"), "wal");
   EXPECT_EQ(RawSql(path_,
                    "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN "
-                   "('models','slices','buckets','dedup','raw_events','baselines','arrival_counts')"),
-            "7");
+                   "('models','slices','buckets','dedup','raw_events','baselines','arrival_counts',"
+                   "'pending_events')"),
+            "8");
   // v2: a slice's rows over a time range are found by the slice-first index.
   EXPECT_EQ(RawSql(path_, "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND "
                           "name = 'buckets_by_slice'"),

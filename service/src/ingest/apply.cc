@@ -143,6 +143,14 @@ inline void BatchApplier::Accumulate(OpenBucket& bucket, std::span<const int32_t
     invalid += AddCategorical(w);
   }
   queue.Push(view_.numeric, view_.scores, w, late, invalid);
+  AdvanceWatermark();
+  ++counts_->accepted;
+  counts_->late_accepted += late;
+  counts_->backfilled += cached_backfill_;
+  if (state_.queue().full()) state_.HandOffQueue(handoffs_);
+}
+
+inline void BatchApplier::AdvanceWatermark() {
   // Bounded by the server clock: one client stamping events minutes ahead
   // (within max_future_skew) does not make everyone else's events late.
   const int64_t t = std::min(view_.event_time_ms, now_ms_);
@@ -150,10 +158,23 @@ inline void BatchApplier::Accumulate(OpenBucket& bucket, std::span<const int32_t
     state_.watermark_ms = t;
     state_.progress_dirty = true;
   }
-  ++counts_->accepted;
-  counts_->late_accepted += late;
+}
+
+void BatchApplier::Hold(size_t i) {
+  if (state_.held.empty()) {
+    state_.first_held_ms = now_ms_;
+    state_.held_watermark_ms = state_.watermark_ms;
+  }
+  state_.held.push_back(decoder_.SerializeEvent(i, view_));
+  size_t k = 0;
+  for (int f : state_.learn_numeric) state_.learn_counts[k++] += std::isfinite(view_.numeric[f]);
+  for (int s : state_.learn_scores) state_.learn_counts[k++] += std::isfinite(view_.scores[s]);
+  // Counted as Accumulate counts (the ack tells the truth now); the
+  // profiles count the event when it is replayed.
+  counts_->late_accepted += view_.event_time_ms < state_.watermark_ms;
   counts_->backfilled += cached_backfill_;
-  if (state_.queue().full()) state_.HandOffQueue(handoffs_);
+  AdvanceWatermark();
+  ++counts_->accepted;
 }
 
 void BatchApplier::KeepRaw(size_t i) {
@@ -252,14 +273,30 @@ inline void BatchApplier::PrefetchId(size_t i) { state_.ids.Prefetch(decoder_.id
 absl::Status BatchApplier::Run() {
   state_.mu.AssertHeld();
   ++state_.batches_applied;
-  DW_RETURN_IF_ERROR(LoadBackfilledBuckets());
   const size_t n = decoder_.size();
+  if (replay_) {
+    for (size_t i = 0; i < n; ++i) {
+      if (!Decode(i)) continue;
+      OpenBucket* bucket =
+          Place(storage::BucketStart(view_.event_time_ms, options_.bucket_width_ms));
+      if (bucket == nullptr) continue;
+      Accumulate(*bucket, ResolveSlices(i));
+      if (Sampled(view_.id_hash)) KeepRaw(i);
+    }
+    return absl::OkStatus();
+  }
+  DW_RETURN_IF_ERROR(LoadBackfilledBuckets());
+  const bool hold = state_.learning;
   for (size_t i = 0; i < n; ++i) {
     if (i + kIdAhead < n) PrefetchId(i + kIdAhead);
     if (!Decode(i) || !Validate()) continue;
     OpenBucket* bucket =
         Place(storage::BucketStart(view_.event_time_ms, options_.bucket_width_ms));
     if (bucket == nullptr || !Dedup(*bucket)) continue;
+    if (hold) {
+      Hold(i);
+      continue;
+    }
     Accumulate(*bucket, ResolveSlices(i));
     if (Sampled(view_.id_hash)) KeepRaw(i);
   }

@@ -37,6 +37,14 @@ class BatchApplier {
                int64_t now_ms, storage::DedupStore* dedup, IngestCounts* counts,
                IngestTotals* totals, std::vector<HandOff>* handoffs);
 
+  // A replay of events held while the model learned its edges: they were
+  // validated and deduplicated when they came, so only placed and
+  // accumulated now (counts are the caller's to discard).
+  BatchApplier& Replay() {
+    replay_ = true;
+    return *this;
+  }
+
   // Applies every event of the batch; state.mu must be held (asserted: the
   // analysis cannot name the caller's mutex through this object). Fails,
   // before any event is applied, only if storage cannot give the ids of a
@@ -61,6 +69,11 @@ class BatchApplier {
                                                std::span<const int32_t> slices)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_.mu);
   void KeepRaw(size_t i) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_.mu);
+  // While the model learns its edges: keeps the accepted event whole
+  // instead of accumulating it.
+  void Hold(size_t i) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_.mu);
+  // Moves the watermark to the event's time (bounded by the server clock).
+  ABSL_ATTRIBUTE_ALWAYS_INLINE void AdvanceWatermark() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_.mu);
 
   absl::Status LoadBackfilledBuckets() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_.mu);
   void CountTooLate() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_.mu);
@@ -98,6 +111,7 @@ class BatchApplier {
   OpenBucket* cached_bucket_ = nullptr;  // open or delta: a start is one or the other
   int64_t cached_start_ = 0;
   bool cached_backfill_ = false;
+  bool replay_ = false;
 };
 
 }  // namespace driftwatch::service::ingest

@@ -168,6 +168,14 @@ void CollectFlush(ModelIngestState& state, const IngestOptions& options,
   state.raw.clear();
   for (auto& [minute, counts] : state.arrivals) batch->arrivals.push_back(counts);
   state.arrivals.clear();
+  for (; state.held_collected < state.held.size(); ++state.held_collected) {
+    batch->pending_events.push_back({key, static_cast<int64_t>(state.held_collected),
+                                     state.held[state.held_collected]});
+  }
+  if (state.clear_held) {
+    batch->clear_pending.push_back(key);
+    state.clear_held = false;
+  }
   if (state.progress_dirty) {
     batch->progress.push_back({key, state.watermark_ms, state.closed_until_ms});
     state.progress_dirty = false;

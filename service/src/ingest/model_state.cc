@@ -23,12 +23,24 @@ void OpenBucket::Set(int32_t id, std::unique_ptr<ProfileAccumulator> profile) {
 ModelIngestState::ModelIngestState(std::shared_ptr<const RegisteredModel> model_in)
     : model(std::move(model_in)),
       shape(ProfileAccumulator::Shape::Of(model->layout())),
+      learning(model->learning()),
+      learn_numeric(model->learning_numeric()),
+      learn_scores(model->learning_scores()),
+      learn_counts(learn_numeric.size() + learn_scores.size(), 0),
       slice_cache_(model->slice_key_count()),
       full_key_other_(model->slice_key_count(), -1),
       queue_(std::make_unique<AccumulationQueue>(shape)) {
   const RegisteredModel::Progress progress = model->progress();
   watermark_ms = progress.watermark_ms;
   closed_until_ms = progress.closed_until_ms;
+}
+
+void ModelIngestState::ResetShape() {
+  Quiesce();
+  shape = ProfileAccumulator::Shape::Of(model->layout());
+  queue_ = std::make_unique<AccumulationQueue>(shape);
+  absl::MutexLock lock(&spare_mu_);
+  spare_.clear();
 }
 
 void ModelIngestState::EvictBucketIds(std::map<int64_t, BucketIds>::iterator it) {

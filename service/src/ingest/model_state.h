@@ -80,9 +80,32 @@ class ModelIngestState {
 
   // Constant after construction.
   const std::shared_ptr<const RegisteredModel> model;
-  const std::shared_ptr<const detectors::ProfileAccumulator::Shape> shape;  // of model->layout()
 
   absl::Mutex mu;
+  // Of model->layout(); replaced (ResetShape) once learned edges are in.
+  std::shared_ptr<const detectors::ProfileAccumulator::Shape> shape ABSL_GUARDED_BY(mu);
+
+  // Learning edges from the first traffic (RegistryOptions::
+  // learn_edges_values): accepted events are held whole, in arrival order,
+  // and replayed into profiles once the edges are learned. Held events
+  // are durable from the flush that collects them (FlushBatch::
+  // pending_events) until the flush after the replay clears them.
+  bool learning ABSL_GUARDED_BY(mu) = false;
+  std::vector<std::string> held ABSL_GUARDED_BY(mu);  // serialized PredictionEvents
+  size_t held_collected ABSL_GUARDED_BY(mu) = 0;      // held[0, this) are in a flush batch
+  int64_t first_held_ms ABSL_GUARDED_BY(mu) = 0;      // server clock when held[0] came
+  // The watermark before held[0]: the replay starts from it, so that it
+  // judges each event late or not as its arrival would have.
+  int64_t held_watermark_ms ABSL_GUARDED_BY(mu) = 0;
+  // Finite values held per learning feature, then per learning score
+  // (model->learning_numeric(), learning_scores()).
+  std::vector<int> learn_numeric, learn_scores;  // constant after construction
+  std::vector<uint64_t> learn_counts ABSL_GUARDED_BY(mu);
+  bool clear_held ABSL_GUARDED_BY(mu) = false;  // replayed: the next flush clears storage's copy
+
+  // After learned edges are installed: the shape and queues of the new
+  // layout (every hand-off drained first).
+  void ResetShape() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   std::map<int64_t, OpenBucket> buckets ABSL_GUARDED_BY(mu);  // closed ones stay until the flush
   // Deltas for buckets before closed_until_ms, by bucket start.
   std::map<int64_t, OpenBucket> backfill ABSL_GUARDED_BY(mu);

@@ -35,12 +35,24 @@ v1::SliceSelector SelectorOf(const RegisteredModel& model, const storage::SliceR
   return out;
 }
 
+// FAILED_PRECONDITION saying why while a model learns its summary edges.
+absl::Status CheckNotLearning(const RegisteredModel& model) {
+  if (!model.learning()) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "model ", model.label(),
+      " is still learning the summary edges of the features registered with neither "
+      "summary_edges nor a reference_sample from its first traffic; its events are held and "
+      "enter reports once they are learned (ingest.learn_edges_values values per feature, or "
+      "ingest.learn_edges_max_wait), or as soon as a baseline profile is uploaded"));
+}
+
 // INVALID_ARGUMENT unless `feature` (may be empty: any) is a feature or
 // score of the model that `metric` applies to.
 absl::Status CheckRankedFeature(const RegisteredModel& model, const std::string& feature,
                                 Metric metric, const std::string& metric_name) {
   if (feature.empty()) return absl::OkStatus();
-  const auto& scores = model.layout()->score_names;
+  const std::shared_ptr<const detectors::ProfileLayout> layout = model.layout();
+  const auto& scores = layout->score_names;
   const bool numeric = model.NumericIndex(feature).has_value() ||
                        std::count(scores.begin(), scores.end(), feature) > 0;
   const bool categorical = model.CategoricalIndex(feature).has_value();
@@ -115,6 +127,8 @@ absl::StatusOr<v1::DriftReport> ReportEngine::GetDriftReport(
     const v1::GetDriftReportRequest& request) const {
   DW_ASSIGN_OR_RETURN(std::shared_ptr<const RegisteredModel> model,
                       registry_->Find(request.model()));
+  // Its events are all held: nothing to report yet, and that is why.
+  DW_RETURN_IF_ERROR(CheckNotLearning(*model));
   DW_ASSIGN_OR_RETURN(int32_t slice_id, ResolveSlice(*model, request.slice()));
   DW_ASSIGN_OR_RETURN(Query q, Prepare(model, request.window(), request.baseline()));
   DW_ASSIGN_OR_RETURN(SliceProfiles current, windows_->Read(*q.model, q.window, {slice_id}));
@@ -146,6 +160,7 @@ absl::StatusOr<v1::RankSlicesResponse> ReportEngine::RankSlices(
     const v1::RankSlicesRequest& request) const {
   DW_ASSIGN_OR_RETURN(std::shared_ptr<const RegisteredModel> model,
                       registry_->Find(request.model()));
+  DW_RETURN_IF_ERROR(CheckNotLearning(*model));
   DW_ASSIGN_OR_RETURN(Metric metric, reports::ParseMetric(request.metric()));
   const std::string& feature = request.feature();
   DW_RETURN_IF_ERROR(CheckRankedFeature(*model, feature, metric, request.metric()));
@@ -221,7 +236,34 @@ absl::StatusOr<v1::Baseline> ReportEngine::CreateBaseline(
     const v1::CreateBaselineRequest& request) const {
   DW_ASSIGN_OR_RETURN(std::shared_ptr<const RegisteredModel> model,
                       registry_->Find(request.model()));
-  return baselines_->Create(*model, request.baseline(), clock_->NowMs());
+  const v1::BaselineSpec& spec = request.baseline();
+  if (model->learning() && spec.has_profile()) {
+    // The reference itself is the best sample to learn the edges from;
+    // ingest replays what it held into the learned layout at its next flush.
+    const v1::ReferenceProfile& ref = spec.profile();
+    std::vector<std::vector<double>> values;
+    const std::shared_ptr<const detectors::ProfileLayout> layout = model->layout();
+    for (int f : model->learning_numeric()) {
+      std::vector<double>& v = values.emplace_back();
+      for (const v1::NumericColumn& column : ref.numeric()) {
+        if (column.name() != layout->numeric_names[f]) continue;
+        for (double x : column.values()) {
+          if (std::isfinite(x)) v.push_back(x);
+        }
+      }
+    }
+    const int scores = model->score_count();
+    const int rows = scores > 0 ? ref.scores_size() / scores : 0;
+    for (int s : model->learning_scores()) {
+      std::vector<double>& v = values.emplace_back();
+      for (int i = 0; i < rows && ref.scores_size() % scores == 0; ++i) {
+        const double x = ref.scores(s * rows + i);
+        if (std::isfinite(x)) v.push_back(x);
+      }
+    }
+    DW_RETURN_IF_ERROR(registry_->FinishLearning(*model, values).status());
+  }
+  return baselines_->Create(*model, spec, clock_->NowMs());
 }
 
 absl::StatusOr<v1::ListBaselinesResponse> ReportEngine::ListBaselines(

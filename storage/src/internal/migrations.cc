@@ -70,9 +70,16 @@ CREATE TABLE baselines (
 CREATE INDEX buckets_by_slice ON buckets (model_key, level, slice_id, bucket_start_ms);
 )sql",
     // v3: what each model's traffic lost, per minute of arrival (reports'
-    // window counts); the summary edges each version was registered with.
+    // window counts); the summary edges each version was registered with
+    // (or learned), and the events held while a version learns them.
     R"sql(
 ALTER TABLE models ADD COLUMN resolved_edges BLOB;
+CREATE TABLE pending_events (
+  model_key INTEGER NOT NULL,
+  seq INTEGER NOT NULL,
+  event BLOB NOT NULL,
+  PRIMARY KEY (model_key, seq)
+) STRICT;
 CREATE TABLE arrival_counts (
   model_key INTEGER NOT NULL,
   minute_start_ms INTEGER NOT NULL,

@@ -48,6 +48,13 @@ struct IngestOptions {
   // past it the batch that went over waits for a flush (backpressure), so
   // a shuffled day of history cannot hold a profile per slice per minute.
   uint64_t max_backfill_profiles = 20'000;
+  // A model learning edges from its first traffic (RegistryOptions::
+  // learn_edges_values) learns them once each learning feature has that
+  // many finite values, once it holds this many times as many events
+  // (features that are mostly null), or once its first held event is
+  // this old on the server clock, whichever comes first.
+  int64_t learn_edges_max_wait_ms = 300'000;
+  uint32_t learn_edges_max_held_factor = 10;
 };
 
 struct RejectStat {

@@ -35,6 +35,7 @@ namespace driftwatch::service {
 namespace ingest {
 class Flusher;
 class ModelIngestState;
+struct HandOff;
 }  // namespace ingest
 
 // The storage ingest uses: flush commits, and on recovery the open
@@ -43,11 +44,11 @@ struct IngestStorage {
   storage::FlushStore* flush = nullptr;
   storage::BucketStore* buckets = nullptr;
   storage::DedupStore* dedup = nullptr;
+  storage::RawSampleStore* held = nullptr;  // events held while a model learns its edges
 
   template <typename Store>
-  IngestStorage(Store* store) : flush(store), buckets(store), dedup(store) {}  // NOLINT: implicit
-  IngestStorage(storage::FlushStore* f, storage::BucketStore* b, storage::DedupStore* d)
-      : flush(f), buckets(b), dedup(d) {}
+  IngestStorage(Store* store)  // NOLINT: implicit
+      : flush(store), buckets(store), dedup(store), held(store) {}
 };
 
 class Ingestor {
@@ -88,6 +89,13 @@ class Ingestor {
       ABSL_LOCKS_EXCLUDED(states_mu_);
   std::vector<ingest::ModelIngestState*> States() const ABSL_LOCKS_EXCLUDED(states_mu_);
   absl::Status RecoverModel(ingest::ModelIngestState& state);
+  // A model learning its edges: learns them once it holds enough (or has
+  // waited long enough), and once they are in (learned here or from an
+  // uploaded reference) replays the held events. Full queues go to
+  // `handoffs`, drained by the caller once it has released state.mu.
+  void MaybeFinishLearning(ingest::ModelIngestState& state, int64_t now_ms,
+                           std::vector<ingest::HandOff>* handoffs)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu);
   // The flusher's collect step: every model's share of one flush.
   // `collect` is its number, `committed` the last one whose batch is
   // durable (Flusher::CollectSeq).

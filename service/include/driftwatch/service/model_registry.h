@@ -34,6 +34,11 @@ struct RegistryOptions {
   uint32_t default_slice_cap = 100;  // distinct values per slice key
   size_t max_categories = 1000;      // per categorical feature and bucket
   int summary_bins = 64;             // numeric edges from a reference sample
+  // A numeric feature (or a score of a kind without fixed edges) declared
+  // with neither summary_edges nor a reference_sample learns its edges
+  // from its first this many finite values (ingest holds the events
+  // meanwhile, docs/ingest.md); 0 gives it DefaultNumericEdges instead.
+  uint32_t learn_edges_values = 2000;
 };
 
 // Maps (slice key, value) to a dense slice id. Slice 0 is the whole
@@ -99,19 +104,37 @@ class RegisteredModel {
       int64_t model_key, v1::ModelSchema schema, const RegistryOptions& options,
       std::string_view stored_edges = {}, bool legacy_edges = false);
 
-  // The numeric and score edges of a layout, encoded for
-  // storage::ModelRecord::resolved_edges (docs/formats/sqlite_schema.md).
-  static std::string EncodeEdges(const detectors::ProfileLayout& layout);
+  // The numeric and score edges of the layout and which of them are still
+  // to be learned, encoded for storage::ModelRecord::resolved_edges
+  // (docs/formats/sqlite_schema.md).
+  std::string EncodeEdges() const;
+
+  // Installs learned edges (one set per learning_numeric() index, then per
+  // learning_scores() index) and ends learning. Called by
+  // ModelRegistry::FinishLearning once they are stored.
+  void InstallLearnedEdges(std::vector<std::shared_ptr<const detectors::BinEdges>> edges) const;
 
   int64_t model_key() const { return model_key_; }
   const v1::ModelSchema& schema() const { return schema_; }
   const v1::ModelRef& ref() const { return schema_.model(); }  // with its version
   const std::string& label() const { return label_; }          // "id@version"
-  const std::shared_ptr<const detectors::ProfileLayout>& layout() const { return layout_; }
+  // The layout profiles are kept in. It changes once, when a version that
+  // learns edges from its first traffic has learned them (the edge sets of
+  // the learning features and scores; names and counts stay), before any
+  // profile of the version exists.
+  std::shared_ptr<const detectors::ProfileLayout> layout() const {
+    absl::MutexLock lock(&layout_mu_);
+    return layout_;
+  }
+  // Whether some feature or score still waits for its learned edges, and
+  // which (indexes into the layout's numeric features and scores).
+  bool learning() const { return learning_.load(std::memory_order_acquire); }
+  std::vector<int> learning_numeric() const;
+  std::vector<int> learning_scores() const;
 
-  int numeric_count() const { return static_cast<int>(layout_->numeric_names.size()); }
-  int categorical_count() const { return static_cast<int>(layout_->categorical_names.size()); }
-  int score_count() const { return static_cast<int>(layout_->score_names.size()); }
+  int numeric_count() const { return numeric_count_; }
+  int categorical_count() const { return categorical_count_; }
+  int score_count() const { return score_count_; }
   int slice_key_count() const { return static_cast<int>(slice_keys_.size()); }
   const std::vector<std::string>& slice_keys() const { return slice_keys_; }
 
@@ -166,15 +189,22 @@ class RegisteredModel {
  private:
   RegisteredModel() = default;
   // The pieces of Create.
-  absl::Status AddFeature(const v1::FeatureSpec& feature, const RegistryOptions& options, bool legacy_edges,
-                          detectors::ProfileLayout* layout);
+  // Appends the feature to `layout`; true in *learns when its edges are
+  // to be learned from traffic.
+  absl::Status AddFeature(const v1::FeatureSpec& feature, const RegistryOptions& options,
+                          bool legacy_edges, detectors::ProfileLayout* layout, bool* learns);
   absl::StatusOr<std::vector<uint32_t>> AddSliceKeys(const v1::ModelSchema& schema,
                                                      const RegistryOptions& options);
 
   int64_t model_key_ = 0;
   v1::ModelSchema schema_;
   std::string label_;
-  std::shared_ptr<const detectors::ProfileLayout> layout_;
+  mutable absl::Mutex layout_mu_;
+  mutable std::shared_ptr<const detectors::ProfileLayout> layout_ ABSL_GUARDED_BY(layout_mu_);
+  mutable std::vector<int> learning_numeric_ ABSL_GUARDED_BY(layout_mu_);
+  mutable std::vector<int> learning_scores_ ABSL_GUARDED_BY(layout_mu_);
+  mutable std::atomic<bool> learning_{false};
+  int numeric_count_ = 0, categorical_count_ = 0, score_count_ = 0;
   std::vector<std::string> slice_keys_;
   absl::flat_hash_map<std::string, int> numeric_index_;
   absl::flat_hash_map<std::string, int> categorical_index_;
@@ -226,6 +256,16 @@ class ModelRegistry {
 
   const RegistryOptions& options() const { return options_; }
 
+  // Ends the learning of `model`'s edges from `values` (finite values:
+  // one vector per learning_numeric() index, then per learning_scores()
+  // index): BinEdges::ForReferenceSample of each (DefaultNumericEdges for
+  // one with fewer than two distinct values), stored with the version
+  // (ModelStore::UpdateResolvedEdges) and then installed. A no-op when the
+  // model no longer learns; on a storage error nothing changes. Returns
+  // whether this call ended the learning. Thread-safe; one at a time.
+  absl::StatusOr<bool> FinishLearning(const RegisteredModel& model,
+                                      const std::vector<std::vector<double>>& values) const;
+
  private:
   // Adds a stored model to the maps.
   absl::StatusOr<std::shared_ptr<RegisteredModel>> Add(const storage::ModelRecord& record);
@@ -237,6 +277,7 @@ class ModelRegistry {
   const RegistryOptions options_;
 
   absl::Mutex register_mu_;  // one Register at a time (check, then persist)
+  mutable absl::Mutex learn_mu_;  // one FinishLearning at a time
   mutable absl::Mutex mu_;
   std::map<std::pair<std::string, std::string>, std::shared_ptr<const RegisteredModel>> by_version_
       ABSL_GUARDED_BY(mu_);

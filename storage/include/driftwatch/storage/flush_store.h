@@ -42,12 +42,14 @@ struct FlushBatch {
   };
   std::vector<Progress> progress;
   std::vector<ArrivalCounts> arrivals;  // added to the stored minute's counts
+  std::vector<PendingEventRow> pending_events;  // held while a model learns its edges
+  std::vector<int64_t> clear_pending;  // models whose held events were replayed (after the inserts)
 
   bool empty() const {
     return new_slices.empty() && minute_upserts.empty() && minute_merges.empty() &&
            rollups.empty() && dedup.empty() &&
            drop_dedup.empty() && raw_events.empty() && progress.empty() &&
-           arrivals.empty();
+           arrivals.empty() && pending_events.empty() && clear_pending.empty();
   }
 };
 

@@ -54,6 +54,9 @@ class ModelStore {
   virtual absl::StatusOr<std::vector<SliceRecord>> ListSlices(int64_t model_key) = 0;
   // The committed progress of a model; NOT_FOUND for an unknown key.
   virtual absl::StatusOr<ModelProgress> ReadProgress(int64_t model_key) = 0;
+  // Replaces a version's resolved_edges (its learned edges), durably.
+  // NOT_FOUND for an unknown key.
+  virtual absl::Status UpdateResolvedEdges(int64_t model_key, const std::string& edges) = 0;
 };
 
 }  // namespace driftwatch::storage

@@ -19,6 +19,15 @@ struct RawEventRow {
   std::string event;  // serialized driftwatch.v1.PredictionEvent
 };
 
+// An event ingest holds, whole, while its model learns summary edges
+// from its first traffic (docs/ingest.md): replayed into profiles once
+// they are learned, then cleared.
+struct PendingEventRow {
+  int64_t model_key = 0;
+  int64_t seq = 0;    // per model, in arrival order
+  std::string event;  // serialized driftwatch.v1.PredictionEvent
+};
+
 // Thread-safe.
 class RawSampleStore {
  public:
@@ -33,6 +42,9 @@ class RawSampleStore {
   // transaction. Returns how many existed; unknown ids are not an error.
   virtual absl::StatusOr<int64_t> DeleteRawEvents(int64_t model_key,
                                                   const std::vector<std::string>& event_ids) = 0;
+  // The model's held events (FlushBatch::pending_events not yet cleared),
+  // by seq.
+  virtual absl::StatusOr<std::vector<PendingEventRow>> ReadPendingEvents(int64_t model_key) = 0;
 };
 
 }  // namespace driftwatch::storage
