@@ -209,6 +209,7 @@ int RunRank(const RankOptions& options, std::ostream& out, std::ostream& err) {
       slices.push_back({{"slice", SliceJson(s.slice())},
                         {"feature", s.feature()},
                         {"value", s.value()},
+                        {"error_bound", s.error_bound()},
                         {"population_value", s.population_value()},
                         {"support", s.support()}});
     }
@@ -221,8 +222,13 @@ int RunRank(const RankOptions& options, std::ostream& out, std::ostream& err) {
       {"#", "slice", "feature", options.metric, "population", "support"}};
   int rank = 0;
   for (const v1::SliceRank& s : response.slices()) {
+    // A bound that matters is shown beside the value, as in the report:
+    // "+" for KS (the true value is at or above), "±" for W1/sd.
+    const char* sign = options.metric == "ks" ? " +" : " ±";
     rows.push_back({absl::StrCat(++rank), SliceText(s.slice()), s.feature(),
-                    absl::StrFormat("%.4f", s.value()),
+                    s.error_bound() >= 0.0005
+                        ? absl::StrFormat("%.4f%s%.4f", s.value(), sign, s.error_bound())
+                        : absl::StrFormat("%.4f", s.value()),
                     absl::StrFormat("%.4f", s.population_value()),
                     internal::FormatNumber(s.support())});
   }

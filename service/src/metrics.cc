@@ -95,6 +95,10 @@ struct Metrics::State {
         {"js", "Jensen-Shannon distance (base 2) against the default baseline"},
         {"ks", "Kolmogorov-Smirnov statistic against the default baseline"},
         {"wasserstein_norm", "Wasserstein-1 distance over the baseline standard deviation"},
+        {"ks_error_bound",
+         "How far the true KS statistic may lie above driftwatch_ks (summary bound)"},
+        {"wasserstein_norm_error_bound",
+         "How far the true W1/sd may lie from driftwatch_wasserstein_norm (summary bound)"},
         {"null_rate", "Share of null values in the current window"},
     };
     for (const auto& [name, help] : signal_families) {

@@ -430,6 +430,17 @@ TEST_F(DriftScenario, RankSlicesPutsAndroidFirst) {
   ASSERT_TRUE(ranked.ok());
   ASSERT_EQ(ranked->slices_size(), 1);
   EXPECT_EQ(ranked->slices(0).slice().values().at("platform"), "android");
+  // The rank carries the report's bound of the value it ranks by.
+  const v1::FeatureDriftReport android_x = Find(CurrentReport(Platform("android")), "x");
+  EXPECT_DOUBLE_EQ(ranked->slices(0).value(), android_x.ks().statistic());
+  EXPECT_DOUBLE_EQ(ranked->slices(0).error_bound(), android_x.ks().error_bound());
+  EXPECT_GT(ranked->slices(0).error_bound(), 0);
+  request.set_metric("wasserstein_norm");
+  ranked = engine_->RankSlices(request);
+  ASSERT_TRUE(ranked.ok());
+  EXPECT_DOUBLE_EQ(ranked->slices(0).error_bound(), android_x.wasserstein_norm_error_bound());
+  request.set_metric("psi");
+  EXPECT_EQ(engine_->RankSlices(request)->slices(0).error_bound(), 0);
   request.set_metric("median");
   EXPECT_EQ(engine_->RankSlices(request).status().code(), absl::StatusCode::kInvalidArgument);
   request.set_metric("ks");

@@ -40,6 +40,10 @@ void AddSignals(const v1::DriftReport& report, const std::string& model, const s
     if (f.has_ks()) {
       emit(f.name(), "ks", f.ks().statistic());
       emit(f.name(), "wasserstein_norm", f.wasserstein_norm());
+      // The summaries' bounds (docs/statistics.md): KS is within [ks, ks +
+      // bound], W1/sd within +- its bound; a rule can ask for both.
+      emit(f.name(), "ks_error_bound", f.ks().error_bound());
+      emit(f.name(), "wasserstein_norm_error_bound", f.wasserstein_norm_error_bound());
     }
   });
 }

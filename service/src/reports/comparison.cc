@@ -125,6 +125,20 @@ absl::StatusOr<Metric> ParseMetric(std::string_view name) {
       absl::StrCat("metric \"", Sv(name), "\" is not one of psi, js, ks, wasserstein_norm"));
 }
 
+double MetricBoundOf(const v1::FeatureDriftReport& f, Metric metric) {
+  if (!f.has_ks()) return 0.0;
+  switch (metric) {
+    case Metric::kKs:
+      return f.ks().error_bound();
+    case Metric::kWassersteinNorm:
+      return f.wasserstein_norm_error_bound();
+    case Metric::kPsi:
+    case Metric::kJs:
+      return 0.0;
+  }
+  return 0.0;
+}
+
 std::optional<double> MetricOf(const v1::FeatureDriftReport& f, Metric metric) {
   if (!HasStatistics(f)) return std::nullopt;
   switch (metric) {

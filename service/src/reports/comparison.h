@@ -30,6 +30,8 @@ enum class Metric { kPsi, kJs, kKs, kWassersteinNorm };
 absl::StatusOr<Metric> ParseMetric(std::string_view name);
 // The metric's value for one feature; nullopt when it does not apply.
 std::optional<double> MetricOf(const v1::FeatureDriftReport& f, Metric metric);
+// The summary bound of MetricOf (SliceRank.error_bound); 0 for PSI and JS.
+double MetricBoundOf(const v1::FeatureDriftReport& f, Metric metric);
 
 // Calls `fn` for every feature and score report.
 void ForEachFeature(const v1::DriftReport& report,

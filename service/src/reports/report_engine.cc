@@ -219,6 +219,9 @@ absl::StatusOr<v1::RankSlicesResponse> ReportEngine::RankSlices(
     *rank.mutable_slice() = SelectorOf(*q.model, records[id]);
     rank.set_value(worst->second);
     rank.set_feature(worst->first);
+    reports::ForEachFeature(report, [&](const v1::FeatureDriftReport& f) {
+      if (f.name() == worst->first) rank.set_error_bound(reports::MetricBoundOf(f, metric));
+    });
     rank.set_support(current.at(id).counters().weight);
     if (auto p = population.find(worst->first); p != population.end()) {
       rank.set_population_value(p->second);
