@@ -24,12 +24,16 @@ namespace {
 constexpr int kFeatures = 20;
 constexpr size_t kEvents = 1 << 14;
 
-std::shared_ptr<const dd::ProfileLayout> Layout() {
+// What the registry gives: edges from a 2,000-row reference sample at
+// `bins` (ingest.summary_bins, 64) with split tails, and a probability
+// score's 100 equal-width bins.
+std::shared_ptr<const dd::ProfileLayout> Layout(int bins = 64) {
   std::mt19937_64 rng(1);
   std::normal_distribution<double> normal;
   std::vector<double> ref(2000);
   for (double& x : ref) x = normal(rng);
-  auto edges = std::make_shared<const dd::BinEdges>(*dd::BinEdges::FromQuantiles(ref, 64));
+  auto edges =
+      std::make_shared<const dd::BinEdges>(*dd::BinEdges::ForReferenceSample(ref, bins));
   auto layout = std::make_shared<dd::ProfileLayout>();
   for (int f = 0; f < kFeatures; ++f) {
     layout->numeric_names.push_back("f" + std::to_string(f));
@@ -37,7 +41,7 @@ std::shared_ptr<const dd::ProfileLayout> Layout() {
   }
   layout->score_names.push_back("score");
   layout->score_edges.push_back(std::make_shared<const dd::BinEdges>(
-      *dd::BinEdges::EqualWidth(0, 1, 64)));
+      *dd::BinEdges::EqualWidth(0, 1, 100)));
   return layout;
 }
 
@@ -90,9 +94,10 @@ BENCHMARK(BM_ProfileEventMajor)->Arg(1)->Arg(6);
 // The production kernel (detectors::AccumulationQueue, what the ingestor
 // runs): events pushed with their 4 target profiles, `range(1)` at a time
 // (0: until the queue is full, as the ingestor does), then drained
-// feature by feature with prefetch.
+// feature by feature with prefetch; `range(2)` summary bins (what a finer
+// ingest.summary_bins costs).
 void BM_AccumulationQueue(benchmark::State& state) {
-  auto shape = dd::ProfileAccumulator::Shape::Of(Layout());
+  auto shape = dd::ProfileAccumulator::Shape::Of(Layout(static_cast<int>(state.range(2))));
   Traffic t = MakeTraffic(static_cast<int>(state.range(0)));
   std::vector<dd::ProfileAccumulator> profiles;
   for (size_t i = 0; i < t.slices_total; ++i) profiles.emplace_back(shape);
@@ -112,6 +117,12 @@ void BM_AccumulationQueue(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(per_drain));
 }
-BENCHMARK(BM_AccumulationQueue)->Args({1, 1024})->Args({6, 1024})->Args({1, 0})->Args({6, 0});
+BENCHMARK(BM_AccumulationQueue)
+    ->Args({1, 1024, 64})
+    ->Args({6, 1024, 64})
+    ->Args({1, 0, 64})
+    ->Args({6, 0, 64})
+    ->Args({1, 1024, 128})
+    ->Args({6, 1024, 128});
 
 }  // namespace
