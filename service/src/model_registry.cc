@@ -21,6 +21,10 @@ using detectors::BinEdges;
 
 absl::StatusOr<std::shared_ptr<const BinEdges>> NumericEdges(const v1::FeatureSpec& feature,
                                                              int summary_bins, bool legacy) {
+  std::vector<double> sample;
+  for (double x : feature.reference_sample()) {
+    if (std::isfinite(x)) sample.push_back(x);
+  }
   if (feature.summary_edges_size() > 0) {
     absl::StatusOr<BinEdges> edges = BinEdges::Create(
         {feature.summary_edges().begin(), feature.summary_edges().end()});
@@ -29,11 +33,18 @@ absl::StatusOr<std::shared_ptr<const BinEdges>> NumericEdges(const v1::FeatureSp
                                                      "\" summary_edges: ",
                                                      edges.status().message()));
     }
+    if (!legacy && !sample.empty()) {
+      // The user's edges stay (exact PSI where the deciles fall on them);
+      // the sample's fill in between.
+      DW_ASSIGN_OR_RETURN(BinEdges refined, BinEdges::ForReferenceSample(sample, summary_bins));
+      std::vector<double> all = edges->edges();
+      all.insert(all.end(), refined.edges().begin(), refined.edges().end());
+      std::sort(all.begin(), all.end());
+      all.erase(std::unique(all.begin(), all.end()), all.end());
+      DW_ASSIGN_OR_RETURN(BinEdges merged, BinEdges::Create(std::move(all)));
+      return std::make_shared<const BinEdges>(std::move(merged));
+    }
     return std::make_shared<const BinEdges>(std::move(*edges));
-  }
-  std::vector<double> sample;
-  for (double x : feature.reference_sample()) {
-    if (std::isfinite(x)) sample.push_back(x);
   }
   if (!sample.empty()) {
     DW_ASSIGN_OR_RETURN(BinEdges edges, legacy ? BinEdges::FromQuantiles(sample, summary_bins)

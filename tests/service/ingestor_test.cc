@@ -911,6 +911,20 @@ TEST(ModelRegistryEdges, StoredEdgesOutliveOptionsAndLegacyVersionsKeepTheirs) {
   EXPECT_EQ((*upgraded.Find(old_schema.model()))->layout()->numeric_edges[0]->edges(),
             detectors::BinEdges::FromQuantiles(sample, 64)->edges());
 
+  // Edges and a sample: the user's edges stay, the sample's fill in.
+  v1::ModelSchema both = schema;
+  both.mutable_model()->set_model_version("both");
+  both.mutable_features(0)->add_summary_edges(10.25);
+  both.mutable_features(0)->add_summary_edges(700.75);
+  ASSERT_TRUE(upgraded.Register(both).ok());
+  const std::vector<double> merged =
+      (*upgraded.Find(both.model()))->layout()->numeric_edges[0]->edges();
+  const std::vector<double> from_sample = detectors::BinEdges::ForReferenceSample(sample, 64)->edges();
+  EXPECT_EQ(merged.size(), from_sample.size() + 2);
+  EXPECT_TRUE(std::binary_search(merged.begin(), merged.end(), 10.25));
+  EXPECT_TRUE(std::binary_search(merged.begin(), merged.end(), 700.75));
+  for (double e : from_sample) EXPECT_TRUE(std::binary_search(merged.begin(), merged.end(), e));
+
   // Stored edges that do not fit the schema are data loss, named.
   storage::ModelRecord broken = legacy;
   broken.model_version = "broken";
