@@ -241,6 +241,7 @@ absl::Status Ingestor::RecoverModel(ModelIngestState& state) {
 
 void Ingestor::MaybeFinishLearning(ModelIngestState& state, int64_t now_ms,
                                    std::vector<ingest::HandOff>* handoffs) {
+  state.mu.AssertHeld();
   if (!state.learning) return;
   const RegisteredModel& model = *state.model;
   if (model.learning()) {

@@ -245,8 +245,9 @@ absl::Status RegisteredModel::AddFeature(const v1::FeatureSpec& f, const Registr
   switch (f.kind()) {
     case v1::FEATURE_KIND_NUMERIC: {
       DW_ASSIGN_OR_RETURN(auto edges, NumericEdges(f, options.summary_bins, legacy_edges));
-      *learns = !legacy_edges && options.learn_edges_values > 0 && f.summary_edges_size() == 0 &&
-                f.reference_sample_size() == 0;
+      // Without a reference sample the edges are learned from traffic
+      // (between the given summary_edges, if any: those stay).
+      *learns = !legacy_edges && options.learn_edges_values > 0 && f.reference_sample_size() == 0;
       numeric_index_[f.name()] = static_cast<int>(layout->numeric_names.size());
       layout->numeric_names.push_back(f.name());
       layout->numeric_edges.push_back(std::move(edges));
@@ -462,12 +463,28 @@ absl::StatusOr<bool> ModelRegistry::FinishLearning(
     return absl::InternalError(absl::StrCat("learning ", model.label(), ": ", values.size(),
                                             " value sets for ", wanted, " features and scores"));
   }
+  // The given summary_edges of each learning feature (empty for none, and
+  // for scores): they stay, the learned ones go between them.
+  std::vector<const v1::FeatureSpec*> numeric_specs;
+  for (const v1::FeatureSpec& f : model.schema().features()) {
+    if (f.kind() == v1::FEATURE_KIND_NUMERIC) numeric_specs.push_back(&f);
+  }
+  std::vector<std::vector<double>> given;
+  for (int f : model.learning_numeric()) {
+    const v1::FeatureSpec* spec = numeric_specs[f];
+    given.emplace_back(spec->summary_edges().begin(), spec->summary_edges().end());
+  }
+  given.resize(values.size());
   std::vector<std::shared_ptr<const BinEdges>> edges;
-  for (const std::vector<double>& v : values) {
-    absl::StatusOr<BinEdges> learned = BinEdges::ForReferenceSample(v, options_.summary_bins);
-    if (!learned.ok()) learned = BinEdges::Create(DefaultNumericEdges());  // no values at all
-    if (!learned.ok()) return learned.status();
-    edges.push_back(std::make_shared<const BinEdges>(*std::move(learned)));
+  for (size_t i = 0; i < values.size(); ++i) {
+    absl::StatusOr<BinEdges> learned = BinEdges::ForReferenceSample(values[i], options_.summary_bins);
+    std::vector<double> all = given[i];
+    if (learned.ok()) all.insert(all.end(), learned->edges().begin(), learned->edges().end());
+    if (all.empty()) all = DefaultNumericEdges();  // no values at all, no edges given
+    std::sort(all.begin(), all.end());
+    all.erase(std::unique(all.begin(), all.end()), all.end());
+    DW_ASSIGN_OR_RETURN(BinEdges merged, BinEdges::Create(std::move(all)));
+    edges.push_back(std::make_shared<const BinEdges>(std::move(merged)));
   }
   // Stored first: a profile in the learned layout is only ever committed
   // after the edges that read it.

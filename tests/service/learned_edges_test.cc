@@ -6,6 +6,7 @@
 // events give under the learned edges declared up front, byte for byte.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -206,11 +207,13 @@ TEST_F(LearnedEdgesTest, HeldUntilLearnedThenEqualToTheLearnedEdgesDeclared) {
   EXPECT_EQ(learned, detectors::BinEdges::ForReferenceSample(FirstFinite(d, kLearn), 64)->edges());
   EXPECT_EQ(CommittedEvents("learns"), 900u);
 
-  // The same events into a model declaring those edges: the same rows.
+  // The same events into a model declaring those edges (it refines them
+  // from the same first traffic, which adds none): the same rows.
   ASSERT_TRUE(registry_->Register(Schema("declared", learned)).ok());
-  EXPECT_FALSE(Model("declared")->learning());
   Apply(Batch("declared", d, 0, 400));
   Apply(Batch("declared", d, 400, 900));
+  EXPECT_FALSE(Model("declared")->learning());
+  EXPECT_EQ(Model("declared")->layout()->numeric_edges[0]->edges(), learned);
   std::vector<std::string> a = MinuteRows("learns"), b = MinuteRows("declared");
   ASSERT_EQ(a.size(), b.size());
   EXPECT_EQ(a, b);
@@ -286,6 +289,22 @@ TEST_F(LearnedEdgesTest, AnUploadedReferenceIsWhatItLearnsFrom) {
   ASSERT_TRUE(got.ok()) << got.status();
   ASSERT_GT(got->features_size(), 0);
   EXPECT_LE(got->features(0).ks().error_bound(), 0.03);
+}
+
+// Given summary_edges stay; the learned ones go between them.
+TEST_F(LearnedEdgesTest, GivenEdgesAreRefinedNotReplaced) {
+  const std::vector<double> given = {0.5, 42.25, 1000};
+  ASSERT_TRUE(registry_->Register(Schema("refines", given)).ok());
+  EXPECT_TRUE(Model("refines")->learning());
+  const Data d = Draw(600, 12);
+  EXPECT_EQ(Apply(Batch("refines", d, 0, 600)).accepted, 600u);
+  const std::vector<double> edges = Model("refines")->layout()->numeric_edges[0]->edges();
+  for (double e : given) EXPECT_TRUE(std::binary_search(edges.begin(), edges.end(), e)) << e;
+  const std::vector<double> learned =
+      detectors::BinEdges::ForReferenceSample(FirstFinite(d, kLearn), 64)->edges();
+  for (double e : learned) EXPECT_TRUE(std::binary_search(edges.begin(), edges.end(), e)) << e;
+  EXPECT_EQ(edges.size(), given.size() + learned.size());
+  EXPECT_EQ(CommittedEvents("refines"), 600u);
 }
 
 TEST_F(LearnedEdgesTest, OffWhenLearnEdgesValuesIsZero) {

@@ -40,8 +40,8 @@ absl::Status CheckNotLearning(const RegisteredModel& model) {
   if (!model.learning()) return absl::OkStatus();
   return absl::FailedPreconditionError(absl::StrCat(
       "model ", model.label(),
-      " is still learning the summary edges of the features registered with neither "
-      "summary_edges nor a reference_sample from its first traffic; its events are held and "
+      " is still learning the summary edges of its features registered without a "
+      "reference_sample from its first traffic; its events are held and "
       "enter reports once they are learned (ingest.learn_edges_values values per feature, or "
       "ingest.learn_edges_max_wait), or as soon as a baseline profile is uploaded"));
 }

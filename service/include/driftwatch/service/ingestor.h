@@ -92,10 +92,10 @@ class Ingestor {
   // A model learning its edges: learns them once it holds enough (or has
   // waited long enough), and once they are in (learned here or from an
   // uploaded reference) replays the held events. Full queues go to
-  // `handoffs`, drained by the caller once it has released state.mu.
+  // `handoffs`, drained by the caller once it has released state.mu,
+  // which must be held (asserted: the type is incomplete here).
   void MaybeFinishLearning(ingest::ModelIngestState& state, int64_t now_ms,
-                           std::vector<ingest::HandOff>* handoffs)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu);
+                           std::vector<ingest::HandOff>* handoffs);
   // The flusher's collect step: every model's share of one flush.
   // `collect` is its number, `committed` the last one whose batch is
   // durable (Flusher::CollectSeq).

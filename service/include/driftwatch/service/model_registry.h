@@ -35,9 +35,10 @@ struct RegistryOptions {
   size_t max_categories = 1000;      // per categorical feature and bucket
   int summary_bins = 64;             // numeric edges from a reference sample
   // A numeric feature (or a score of a kind without fixed edges) declared
-  // with neither summary_edges nor a reference_sample learns its edges
-  // from its first this many finite values (ingest holds the events
-  // meanwhile, docs/ingest.md); 0 gives it DefaultNumericEdges instead.
+  // without a reference_sample learns its edges from its first this many
+  // finite values, between its summary_edges if it has any (ingest holds
+  // the events meanwhile, docs/ingest.md); 0 keeps the summary_edges, or
+  // DefaultNumericEdges without them.
   uint32_t learn_edges_values = 2000;
 };
 
