@@ -73,7 +73,7 @@ void AddWindowFlags(CLI::App* app, driftwatch::cli::WindowFlags* window) {
 
 constexpr const char* kSubcommands[] = {"stats",  "report", "changepoint", "calibrate",
                                         "quality", "register", "models", "push",
-                                        "baseline", "rank"};
+                                        "baseline", "rank",   "sample"};
 
 int Run(int argc, char** argv) {
   CLI::App app{"driftctl: drift statistics offline, and the driftwatchd client"};
@@ -208,6 +208,14 @@ int Run(int argc, char** argv) {
   rank_cmd->add_flag("--json", rank.json, "print JSON");
   AddServerFlags(rank_cmd, &rank.server);
 
+  driftwatch::cli::SampleOptions sample;
+  CLI::App* sample_cmd = app.add_subcommand(
+      "sample", "which event ids a deterministic sample of --rate keeps (docs/sampling.md)");
+  sample_cmd->add_option("--rate", sample.rate, "sample rate in [0, 1]")->required();
+  sample_cmd->add_option("ids", sample.ids, "event ids (default: one per line on stdin)");
+  sample_cmd->add_flag("--kept", sample.only_kept, "print only the ids in the sample");
+  sample_cmd->add_flag("--ids-only", sample.ids_only, "print ids only (with --kept: a filter)");
+
   // CLI11 reports a mistyped subcommand as "a subcommand is required";
   // name it instead.
   const std::string first = argc > 1 ? argv[1] : "";
@@ -216,7 +224,7 @@ int Run(int argc, char** argv) {
           std::end(kSubcommands)) {
     std::cerr << "driftctl: unknown subcommand \"" << argv[1]
               << "\" (expected stats, report, changepoint, calibrate, quality, register, "
-                 "models, push, baseline or rank)\n";
+                 "models, push, baseline, rank or sample)\n";
     return kExitBadInput;
   }
   try {
@@ -256,6 +264,9 @@ int Run(int argc, char** argv) {
   }
   if (blist_cmd->parsed()) return driftwatch::cli::RunBaselineList(blist, std::cout, std::cerr);
   if (rank_cmd->parsed()) return driftwatch::cli::RunRank(rank, std::cout, std::cerr);
+  if (sample_cmd->parsed()) {
+    return driftwatch::cli::RunSample(sample, std::cin, std::cout, std::cerr);
+  }
   if (q_cmd->parsed()) return driftwatch::cli::RunQuality(quality, std::cout, std::cerr);
   if (cp_cmd->parsed()) {
     if (isatty(STDIN_FILENO)) {

@@ -7,6 +7,7 @@
 #include <iosfwd>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "driftwatch/cli/compare.h"
 
@@ -26,6 +27,18 @@ struct StatsOptions {
   bool fail_on_drift = false;
 };
 int RunStats(const StatsOptions& options, std::ostream& out, std::ostream& err);
+
+// The sampling rule of docs/sampling.md for `ids` (or stdin lines when
+// empty): prints "hash<TAB>unit<TAB>in|out<TAB>id" per id, or with
+// only_kept / ids_only just the kept ones / just ids.
+struct SampleOptions {
+  double rate = 1.0;
+  std::vector<std::string> ids;
+  bool only_kept = false;
+  bool ids_only = false;
+};
+int RunSample(const SampleOptions& options, std::istream& in, std::ostream& out,
+              std::ostream& err);
 
 struct ReportOptions {
   std::string reference;
