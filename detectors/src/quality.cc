@@ -9,6 +9,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "driftwatch/base/byte_io.h"
+#include "driftwatch/base/status_macros.h"
 
 namespace driftwatch::detectors {
 namespace {
@@ -375,5 +376,146 @@ void NdcgAccumulator::Merge(const NdcgAccumulator& other) {
 }
 
 double NdcgAccumulator::mean() const { return weight_ > 0 ? weighted_sum_ / weight_ : 0.0; }
+
+}  // namespace driftwatch::detectors
+
+namespace driftwatch::detectors {
+namespace {
+
+constexpr std::string_view kRegressionMagic = "DWRE";
+constexpr uint32_t kRegressionVersion = 1;
+constexpr std::string_view kRegressionFormat = "regression error summary";
+constexpr int kMaxClasses = 4096;
+// sklearn 1.2 log_loss(eps="auto") clips to the float64 machine epsilon.
+constexpr double kLogLossEps = 0x1.0p-52;
+
+}  // namespace
+
+void RegressionErrorSummary::Add(double prediction, double target, double weight) {
+  if (!std::isfinite(prediction) || !std::isfinite(target) || !IsValidWeight(weight)) {
+    ++invalid_;
+    return;
+  }
+  const double e = prediction - target;
+  weight_ += weight;
+  abs_sum_ += weight * std::abs(e);
+  sq_sum_ += weight * e * e;
+  err_sum_ += weight * e;
+  ++count_;
+}
+
+void RegressionErrorSummary::Merge(const RegressionErrorSummary& other) {
+  weight_ += other.weight_;
+  abs_sum_ += other.abs_sum_;
+  sq_sum_ += other.sq_sum_;
+  err_sum_ += other.err_sum_;
+  count_ += other.count_;
+  invalid_ += other.invalid_;
+}
+
+absl::StatusOr<RegressionErrorSummary::Errors> RegressionErrorSummary::Compute() const {
+  if (!(weight_ > 0)) {
+    return absl::FailedPreconditionError("regression errors: no labelled weight");
+  }
+  return Errors{abs_sum_ / weight_, std::sqrt(sq_sum_ / weight_), err_sum_ / weight_};
+}
+
+std::string RegressionErrorSummary::Serialize() const {
+  base::ByteWriter w;
+  w.Header(kRegressionMagic, kRegressionVersion);
+  w.U64(count_);
+  w.U64(invalid_);
+  for (double d : {weight_, abs_sum_, sq_sum_, err_sum_}) w.F64(d);
+  return std::move(w).Finish();
+}
+
+absl::StatusOr<RegressionErrorSummary> RegressionErrorSummary::Deserialize(
+    std::string_view bytes) {
+  base::ByteReader r(bytes);
+  if (absl::Status st = r.Header(kRegressionFormat, kRegressionMagic, kRegressionVersion);
+      !st.ok()) {
+    return st;
+  }
+  RegressionErrorSummary s;
+  if (!r.U64(&s.count_) || !r.U64(&s.invalid_) || !r.F64(&s.weight_) || !r.F64(&s.abs_sum_) ||
+      !r.F64(&s.sq_sum_) || !r.F64(&s.err_sum_) || r.remaining() != 0) {
+    return base::DataLoss(kRegressionFormat, absl::StrCat(bytes.size(), " bytes, expected 56"));
+  }
+  if (!IsValidWeight(s.weight_) || !IsValidWeight(s.abs_sum_) || !IsValidWeight(s.sq_sum_) ||
+      !std::isfinite(s.err_sum_)) {
+    return base::DataLoss(kRegressionFormat, "negative or non-finite sum");
+  }
+  return s;
+}
+
+MulticlassSummary::MulticlassSummary(int classes, int fine_bins) {
+  per_class_.assign(std::clamp(classes, 2, kMaxClasses), ScoreLabelSummary(fine_bins));
+}
+
+void MulticlassSummary::Add(std::span<const double> probabilities, int label, double weight) {
+  const int k = classes();
+  if (static_cast<int>(probabilities.size()) != k || label < 0 || label >= k ||
+      !IsValidWeight(weight)) {
+    ++invalid_;
+    return;
+  }
+  double clipped_sum = 0;
+  size_t best = 0;
+  for (size_t c = 0; c < probabilities.size(); ++c) {
+    const double p = probabilities[c];
+    if (!IsProbability(p)) {
+      ++invalid_;
+      return;
+    }
+    clipped_sum += std::clamp(p, kLogLossEps, 1 - kLogLossEps);
+    if (p > probabilities[best]) best = c;
+  }
+  for (int c = 0; c < k; ++c) per_class_[c].Add(probabilities[c], c == label ? 1.0 : 0.0, weight);
+  weight_ += weight;
+  correct_ += static_cast<int>(best) == label ? weight : 0.0;
+  const double p_true = std::clamp(probabilities[label], kLogLossEps, 1 - kLogLossEps);
+  log_loss_sum_ += -weight * std::log(p_true / clipped_sum);
+}
+
+absl::Status MulticlassSummary::Merge(const MulticlassSummary& other) {
+  if (other.classes() != classes()) {
+    return absl::InvalidArgumentError(absl::StrCat("multiclass summaries of ", classes(), " and ",
+                                                   other.classes(), " classes do not merge"));
+  }
+  for (int c = 0; c < classes(); ++c) {
+    if (other.per_class_[c].fine_bins() != per_class_[c].fine_bins()) {
+      return absl::InvalidArgumentError("multiclass summaries of different fine bins do not merge");
+    }
+  }
+  for (int c = 0; c < classes(); ++c) DW_RETURN_IF_ERROR(per_class_[c].Merge(other.per_class_[c]));
+  weight_ += other.weight_;
+  correct_ += other.correct_;
+  log_loss_sum_ += other.log_loss_sum_;
+  invalid_ += other.invalid_;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<MulticlassSummary::Metrics> MulticlassSummary::Compute() const {
+  if (!(weight_ > 0)) return absl::FailedPreconditionError("multiclass: no labelled weight");
+  Metrics m;
+  double auc_sum = 0, bound_sum = 0;
+  for (const ScoreLabelSummary& s : per_class_) {
+    absl::StatusOr<ScoreLabelSummary::Auc> auc = s.RocAuc();
+    if (!auc.ok()) continue;  // the class is absent, or alone
+    auc_sum += auc->auc;
+    bound_sum += auc->error_bound;
+    ++m.auc_classes;
+  }
+  if (m.auc_classes < 2) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "multiclass: macro AUC needs two classes with positives and negatives, have ",
+        m.auc_classes));
+  }
+  m.macro_auc = auc_sum / m.auc_classes;
+  m.macro_auc_error_bound = bound_sum / m.auc_classes;
+  m.accuracy = correct_ / weight_;
+  m.log_loss = log_loss_sum_ / weight_;
+  return m;
+}
 
 }  // namespace driftwatch::detectors

@@ -128,4 +128,78 @@ class NdcgAccumulator {
   uint64_t queries_ = 0;
 };
 
+// Mergeable error sums of a regression model: per (prediction, target,
+// weight) the weight, and the weighted sums of |e|, e^2 and e with
+// e = prediction - target. Exact (sums), as
+//   mae  = sklearn.metrics.mean_absolute_error(target, prediction, sample_weight=w)
+//   rmse = sklearn.metrics.mean_squared_error(..., squared=False)
+//   bias = numpy.average(prediction - target, weights=w)  (> 0: over-predicts)
+// A non-finite value or a weight that is negative or not finite is counted
+// invalid and skipped. Not thread-safe for mutation.
+class RegressionErrorSummary {
+ public:
+  void Add(double prediction, double target, double weight = 1.0);
+  void Merge(const RegressionErrorSummary& other);
+
+  double weight() const { return weight_; }
+  uint64_t count() const { return count_; }
+  uint64_t invalid() const { return invalid_; }
+  // FAILED_PRECONDITION when the summary holds no weight.
+  struct Errors {
+    double mae = 0, rmse = 0, bias = 0;
+  };
+  absl::StatusOr<Errors> Compute() const;
+
+  // Format "DWRE" v1 (docs/quality.md); DATA_LOSS on a bad blob.
+  std::string Serialize() const;
+  static absl::StatusOr<RegressionErrorSummary> Deserialize(std::string_view bytes);
+
+ private:
+  double weight_ = 0, abs_sum_ = 0, sq_sum_ = 0, err_sum_ = 0;
+  uint64_t count_ = 0, invalid_ = 0;
+};
+
+// Mergeable summary of a multiclass classifier over `classes` classes:
+// one-vs-rest ScoreLabelSummary per class (score = that class's
+// probability, label = whether it is the true class), plus exact weighted
+// sums for accuracy (argmax, the first of equal maxima, as numpy) and log
+// loss (sklearn 1.2's log_loss: probabilities clipped to [eps, 1 - eps]
+// with eps = 2^-52, then each row renormalised). Definitions:
+//   macro_auc = sklearn.metrics.roc_auc_score(y, P, multi_class="ovr",
+//               average="macro", sample_weight=w), binned per class, within
+//               macro_auc_error_bound = the mean of the classes' AUC bounds;
+//               classes absent (or alone) in the data are left out of the mean
+//               (sklearn refuses them), and it needs two classes present;
+//   accuracy  = sklearn.metrics.accuracy_score(y, argmax P, sample_weight=w);
+//   log_loss  = sklearn.metrics.log_loss(y, P, sample_weight=w, labels=0..K-1).
+// A row with a wrong number of probabilities, a non-finite or out of
+// [0, 1] probability, a label outside 0..K-1 or a bad weight is invalid.
+class MulticlassSummary {
+ public:
+  // classes is clamped to [2, 4096]; fine_bins as ScoreLabelSummary's.
+  explicit MulticlassSummary(int classes, int fine_bins = 1000);
+  void Add(std::span<const double> probabilities, int label, double weight = 1.0);
+  // INVALID_ARGUMENT when the class counts or fine bins differ.
+  absl::Status Merge(const MulticlassSummary& other);
+
+  int classes() const { return static_cast<int>(per_class_.size()); }
+  double weight() const { return weight_; }
+  uint64_t invalid() const { return invalid_; }
+  const ScoreLabelSummary& one_vs_rest(int c) const { return per_class_[c]; }
+
+  struct Metrics {
+    double macro_auc = 0, macro_auc_error_bound = 0;
+    int auc_classes = 0;  // classes in the AUC mean
+    double accuracy = 0, log_loss = 0;
+  };
+  // FAILED_PRECONDITION when the summary holds no weight or fewer than two
+  // classes have both positives and negatives.
+  absl::StatusOr<Metrics> Compute() const;
+
+ private:
+  std::vector<ScoreLabelSummary> per_class_;
+  double weight_ = 0, correct_ = 0, log_loss_sum_ = 0;
+  uint64_t invalid_ = 0;
+};
+
 }  // namespace driftwatch::detectors
