@@ -294,6 +294,14 @@ absl::StatusOr<std::shared_ptr<RegisteredModel>> RegisteredModel::Create(
   if (schema.model().model_id().empty()) {
     return absl::InvalidArgumentError("schema.model.model_id is empty");
   }
+  if (const double r = schema.label_join_rate(); !(r >= 0 && r <= 1)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "schema.label_join_rate must be in (0, 1] (0: every prediction), got ", r));
+  }
+  if (const double t = schema.decision_threshold(); !(t >= 0 && t < 1)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "schema.decision_threshold must be in (0, 1) (0: 0.5), got ", t));
+  }
   std::shared_ptr<RegisteredModel> model(new RegisteredModel());
   model->model_key_ = model_key;
   model->label_ = absl::StrCat(schema.model().model_id(), "@", schema.model().model_version());

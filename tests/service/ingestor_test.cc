@@ -925,6 +925,30 @@ TEST(ModelRegistryEdges, StoredEdgesOutliveOptionsAndLegacyVersionsKeepTheirs) {
   EXPECT_TRUE(std::binary_search(merged.begin(), merged.end(), 700.75));
   for (double e : from_sample) EXPECT_TRUE(std::binary_search(merged.begin(), merged.end(), e));
 
+  // The label join rate and decision threshold: defaults, and bad values
+  // refused by name.
+  EXPECT_EQ((*upgraded.Find(both.model()))->label_join_rate(), 1.0);
+  EXPECT_EQ((*upgraded.Find(both.model()))->decision_threshold(), 0.5);
+  for (double bad : {-0.1, 1.5, std::nan("")}) {
+    v1::ModelSchema s = schema;
+    s.mutable_model()->set_model_version(absl::StrCat("rate", bad));
+    s.set_label_join_rate(bad);
+    auto refused = upgraded.Register(s);
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(refused.status().message().find("label_join_rate"), std::string::npos);
+  }
+  v1::ModelSchema quarter = schema;
+  quarter.mutable_model()->set_model_version("quarter");
+  quarter.set_label_join_rate(0.25);
+  quarter.set_decision_threshold(0.7);
+  ASSERT_TRUE(upgraded.Register(quarter).ok());
+  EXPECT_EQ((*upgraded.Find(quarter.model()))->label_join_rate(), 0.25);
+  EXPECT_EQ((*upgraded.Find(quarter.model()))->decision_threshold(), 0.7);
+  v1::ModelSchema threshold = schema;
+  threshold.mutable_model()->set_model_version("threshold");
+  threshold.set_decision_threshold(1.0);
+  EXPECT_EQ(upgraded.Register(threshold).status().code(), absl::StatusCode::kInvalidArgument);
+
   // Stored edges that do not fit the schema are data loss, named.
   storage::ModelRecord broken = legacy;
   broken.model_version = "broken";

@@ -119,6 +119,13 @@ class RegisteredModel {
   const v1::ModelSchema& schema() const { return schema_; }
   const v1::ModelRef& ref() const { return schema_.model(); }  // with its version
   const std::string& label() const { return label_; }          // "id@version"
+  // label_join_rate and decision_threshold with their defaults applied.
+  double label_join_rate() const {
+    return schema_.label_join_rate() > 0 ? schema_.label_join_rate() : 1.0;
+  }
+  double decision_threshold() const {
+    return schema_.decision_threshold() > 0 ? schema_.decision_threshold() : 0.5;
+  }
   // The layout profiles are kept in. It changes once, when a version that
   // learns edges from its first traffic has learned them (the edge sets of
   // the learning features and scores; names and counts stay), before any
