@@ -39,7 +39,7 @@ echo "== driftctl push: 60k baseline events (50-30 min ago) and 60k current even
 "$DRIFTCTL" push "$OUT/live/events.csv" --server "$SERVER" --model loan-default --batch 2000
 
 echo
-echo "== driftctl push again: nothing is counted twice (open buckets: duplicates; closed ones: too_late)"
+echo "== driftctl push again: nothing is counted twice (every event is a duplicate, its bucket open or closed)"
 "$DRIFTCTL" push "$OUT/live/events.csv" --server "$SERVER" --model loan-default --batch 2000
 
 echo

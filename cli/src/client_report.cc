@@ -167,7 +167,8 @@ int RunOnlineReport(const OnlineReportOptions& options, std::ostream& out, std::
   const v1::WindowCounts& lost = report.counts();
   if (lost.duplicates() + lost.rejected() > 0) {
     // The model's, by arrival while the window's span passed (docs/reports.md).
-    out << "arrived in the window and not counted: " << lost.duplicates() << " duplicates, "
+    out << "the model's events that arrived in the window and were not counted: "
+        << lost.duplicates() << " duplicates, "
         << lost.rejected() << " rejected (" << lost.too_late() << " too late)\n";
   }
   out << "\n";
