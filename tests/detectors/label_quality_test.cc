@@ -23,7 +23,8 @@ double WeightAt(const nlohmann::json& c, size_t i) {
 }
 
 TEST(RegressionErrorSummaryTest, MatchesSklearnAndMergesAndRoundTrips) {
-  for (const auto& c : Golden()["regression"]) {
+  const nlohmann::json golden = Golden();  // kept alive for the loop
+  for (const auto& c : golden["regression"]) {
     SCOPED_TRACE(c["name"].get<std::string>());
     RegressionErrorSummary all, first, second;
     const size_t n = c["target"].size();
@@ -57,7 +58,8 @@ TEST(RegressionErrorSummaryTest, MatchesSklearnAndMergesAndRoundTrips) {
 }
 
 TEST(MulticlassSummaryTest, MatchesSklearnWithinTheBinnedAucBound) {
-  for (const auto& c : Golden()["multiclass"]) {
+  const nlohmann::json golden = Golden();
+  for (const auto& c : golden["multiclass"]) {
     SCOPED_TRACE(c["name"].get<std::string>());
     const int k = c["classes"];
     MulticlassSummary all(k), first(k), second(k);
