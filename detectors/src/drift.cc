@@ -292,10 +292,11 @@ absl::StatusOr<KsResult> KsTest(const WeightedSample& reference, const WeightedS
   return result;
 }
 
-absl::StatusOr<KsResult> KsTest(const NumericSummary& reference, const NumericSummary& current) {
-  DW_RETURN_IF_ERROR(CheckSameEdges(reference, current));
-  DW_RETURN_IF_ERROR(CheckNonEmpty(reference, "reference"));
-  DW_RETURN_IF_ERROR(CheckNonEmpty(current, "current"));
+namespace {
+
+// KsTest of two checked summaries, given what their envelopes say.
+KsResult KsOfSummaries(const NumericSummary& reference, const NumericSummary& current,
+                       const EnvelopeBounds& envelope) {
   // The CDFs are exact at the shared edges; between two edges each moves by
   // at most its bin's mass, which bounds what the edges can miss.
   std::span<const double> rb = reference.bins(), cb = current.bins();
@@ -313,7 +314,7 @@ absl::StatusOr<KsResult> KsTest(const NumericSummary& reference, const NumericSu
   // say more (how far they can part given both bins' means).
   const double bound = std::min(std::max(std::max(r_max, rb.back()) * r_scale,
                                          std::max(c_max, cb.back()) * c_scale),
-                                std::max(0.0, BoundBetween(reference, current).ks_sup - d));
+                                std::max(0.0, envelope.ks_sup - d));
   KsResult result;
   result.statistic = d;
   result.error_bound = std::min(bound, 1.0 - d);
@@ -322,6 +323,15 @@ absl::StatusOr<KsResult> KsTest(const NumericSummary& reference, const NumericSu
   result.p_value_low =
       KolmogorovSurvival(std::sqrt(result.n_effective) * (d + result.error_bound));
   return result;
+}
+
+}  // namespace
+
+absl::StatusOr<KsResult> KsTest(const NumericSummary& reference, const NumericSummary& current) {
+  DW_RETURN_IF_ERROR(CheckSameEdges(reference, current));
+  DW_RETURN_IF_ERROR(CheckNonEmpty(reference, "reference"));
+  DW_RETURN_IF_ERROR(CheckNonEmpty(current, "current"));
+  return KsOfSummaries(reference, current, BoundBetween(reference, current));
 }
 
 absl::StatusOr<ChiSquareResult> ChiSquareTest(std::span<const double> reference,
@@ -382,11 +392,12 @@ absl::StatusOr<WassersteinResult> Wasserstein(const WeightedSample& reference,
   return result;
 }
 
-absl::StatusOr<WassersteinResult> Wasserstein(const NumericSummary& reference,
-                                              const NumericSummary& current) {
-  DW_RETURN_IF_ERROR(CheckSameEdges(reference, current));
-  DW_RETURN_IF_ERROR(CheckNonEmpty(reference, "reference"));
-  DW_RETURN_IF_ERROR(CheckNonEmpty(current, "current"));
+namespace {
+
+// Wasserstein of two checked summaries, given what their envelopes say.
+WassersteinResult WassersteinOfSummaries(const NumericSummary& reference,
+                                         const NumericSummary& current,
+                                         const EnvelopeBounds& envelope) {
   // Both model CDFs are linear between consecutive breakpoints (each
   // non-empty bin's lo, mean and hi), so the integral is exact there; a
   // point mass is a jump at a breakpoint, so each segment runs from the
@@ -407,7 +418,6 @@ absl::StatusOr<WassersteinResult> Wasserstein(const NumericSummary& reference,
   }
   // Triangle inequality: |W(F_r, F_c) - W(~F_r, ~F_c)| <= |F_r - ~F_r|_1 +
   // |F_c - ~F_c|_1; and the true W1 lies in the envelopes' range.
-  const EnvelopeBounds envelope = BoundBetween(reference, current);
   result.error_bound =
       std::min(reference.CdfL1ErrorBound() + current.CdfL1ErrorBound(),
                std::max({0.0, result.distance - envelope.w1_lower,
@@ -416,6 +426,16 @@ absl::StatusOr<WassersteinResult> Wasserstein(const NumericSummary& reference,
   result.normalized = sd > 0 ? result.distance / sd : 0.0;
   result.normalized_error_bound = sd > 0 ? result.error_bound / sd : 0.0;
   return result;
+}
+
+}  // namespace
+
+absl::StatusOr<WassersteinResult> Wasserstein(const NumericSummary& reference,
+                                              const NumericSummary& current) {
+  DW_RETURN_IF_ERROR(CheckSameEdges(reference, current));
+  DW_RETURN_IF_ERROR(CheckNonEmpty(reference, "reference"));
+  DW_RETURN_IF_ERROR(CheckNonEmpty(current, "current"));
+  return WassersteinOfSummaries(reference, current, BoundBetween(reference, current));
 }
 
 absl::StatusOr<FeatureDrift> CompareNumeric(const WeightedSample& reference,
@@ -481,8 +501,11 @@ absl::StatusOr<FeatureDrift> CompareNumeric(const NumericBaseline& baseline,
   drift.n_reference = reference.counts().weight;
   drift.n_current = current.counts().weight;
   DW_ASSIGN_OR_RETURN(drift.divergences, CompareBinCounts(baseline.reference_counts, c_counts));
-  DW_ASSIGN_OR_RETURN(drift.ks, KsTest(reference, current));
-  DW_ASSIGN_OR_RETURN(drift.wasserstein, Wasserstein(reference, current));
+  DW_RETURN_IF_ERROR(CheckNonEmpty(reference, "reference"));
+  // One pass over the envelopes serves both bounds.
+  const EnvelopeBounds envelope = BoundBetween(reference, current);
+  drift.ks = KsOfSummaries(reference, current, envelope);
+  drift.wasserstein = WassersteinOfSummaries(reference, current, envelope);
   drift.edges = baseline.drift_edges->edges();
   drift.reference_proportions = Normalize(baseline.reference_counts);
   drift.current_proportions = Normalize(c_counts);

@@ -32,6 +32,16 @@ std::vector<double> DedupSorted(std::vector<double> v) {
   return v;
 }
 
+// numpy.quantile(sorted, q) (the default linear method) of sorted values.
+double SortedQuantile(std::span<const double> sorted, double q) {
+  const size_t n = sorted.size();
+  const double h = static_cast<double>(n - 1) * q;
+  if (h >= static_cast<double>(n - 1)) return sorted[n - 1];
+  const double lower = std::floor(h);
+  const size_t i = static_cast<size_t>(lower);
+  return NumpyLerp(sorted[i], sorted[i + 1], h - lower);
+}
+
 // The mass of one piece of a bin: `mass` spread uniformly over [lo, hi], or
 // a point mass at lo when hi == lo. Weight <= x, or < x with `left_limit`.
 double PieceWeight(double mass, double lo, double hi, double x, bool left_limit) {
@@ -111,24 +121,18 @@ absl::StatusOr<BinEdges> BinEdges::ForReferenceSample(std::span<const double> va
   if (values.empty()) return absl::InvalidArgumentError("cannot take quantiles of empty values");
   std::vector<double> sorted(values.begin(), values.end());
   std::sort(sorted.begin(), sorted.end());
-  const size_t n = sorted.size();
-  auto quantile = [&](double q) {
-    const double h = static_cast<double>(n - 1) * q;
-    const size_t lo = static_cast<size_t>(std::floor(h));
-    if (lo + 1 >= n) return sorted[n - 1];
-    return sorted[lo] + (h - static_cast<double>(lo)) * (sorted[lo + 1] - sorted[lo]);
-  };
   std::vector<double> edges;
-  for (int k = 1; k < bins; ++k) edges.push_back(quantile(static_cast<double>(k) / bins));
+  for (int k = 1; k < bins; ++k) {
+    edges.push_back(SortedQuantile(sorted, static_cast<double>(k) / bins));
+  }
   for (int split = 2; split <= 8; split *= 2) {
     const double q = 1.0 / (static_cast<double>(bins) * split);
-    if (static_cast<double>(n) * q < 1) break;  // finer than the sample
-    edges.push_back(quantile(q));
-    edges.push_back(quantile(1 - q));
+    if (static_cast<double>(sorted.size()) * q < 1) break;  // finer than the sample
+    edges.push_back(SortedQuantile(sorted, q));
+    edges.push_back(SortedQuantile(sorted, 1 - q));
   }
   std::sort(edges.begin(), edges.end());
-  edges.erase(std::unique(edges.begin(), edges.end()), edges.end());
-  return Create(std::move(edges));
+  return Create(DedupSorted(std::move(edges)));
 }
 
 absl::StatusOr<BinEdges> BinEdges::FromQuantiles(std::span<const double> values, int bins) {
@@ -136,19 +140,10 @@ absl::StatusOr<BinEdges> BinEdges::FromQuantiles(std::span<const double> values,
   if (values.empty()) return absl::InvalidArgumentError("cannot take quantiles of empty values");
   std::vector<double> sorted(values.begin(), values.end());
   std::sort(sorted.begin(), sorted.end());
-  const size_t n = sorted.size();
   std::vector<double> edges;
   edges.reserve(bins - 1);
   for (int k = 1; k < bins; ++k) {
-    const double q = static_cast<double>(k) / bins;
-    const double h = static_cast<double>(n - 1) * q;
-    if (h >= static_cast<double>(n - 1)) {
-      edges.push_back(sorted[n - 1]);
-      continue;
-    }
-    const double lower = std::floor(h);
-    const size_t i = static_cast<size_t>(lower);
-    edges.push_back(NumpyLerp(sorted[i], sorted[i + 1], h - lower));
+    edges.push_back(SortedQuantile(sorted, static_cast<double>(k) / bins));
   }
   return Create(DedupSorted(std::move(edges)));
 }

@@ -47,6 +47,16 @@ void CountForModel(const IngestCounts& counts, RegisteredModel::IngestCounters& 
   }
 }
 
+// Calls f(k, x) for the held event's value of each learning feature, then
+// each learning score, k counting them (NaN where the event has none).
+template <typename F>
+void ForEachLearningValue(const ingest::ModelIngestState& state, const v1::PredictionEvent& e,
+                          F f) {
+  size_t k = 0;
+  for (int i : state.learn_numeric) f(k++, i < e.numeric_size() ? e.numeric(i) : NAN);
+  for (int i : state.learn_scores) f(k++, i < e.scores_size() ? e.scores(i) : NAN);
+}
+
 // At most one reject line per model version per this long.
 constexpr int64_t kRejectLogIntervalMs = 10'000;
 
@@ -222,20 +232,16 @@ absl::Status Ingestor::RecoverModel(ModelIngestState& state) {
   state.first_held_ms = clock_->NowMs();
   state.held_watermark_ms = state.watermark_ms;  // what arrival saw is gone
   state.learning = model.learning() || !state.held.empty();
+  std::vector<uint64_t> counts(state.learn_counts.size(), 0);
   for (const std::string& bytes : state.held) {
     v1::PredictionEvent e;
     if (!e.ParseFromString(bytes)) {
       return absl::DataLossError(absl::StrCat("a held event of model ", model.label(),
                                               " does not parse"));
     }
-    size_t k = 0;
-    for (int f : state.learn_numeric) {
-      state.learn_counts[k++] += f < e.numeric_size() && std::isfinite(e.numeric(f));
-    }
-    for (int s : state.learn_scores) {
-      state.learn_counts[k++] += s < e.scores_size() && std::isfinite(e.scores(s));
-    }
+    ForEachLearningValue(state, e, [&](size_t k, double x) { counts[k] += std::isfinite(x); });
   }
+  for (size_t k = 0; k < counts.size(); ++k) state.learn_counts[k] += counts[k];
   return absl::OkStatus();
 }
 
@@ -260,13 +266,9 @@ void Ingestor::MaybeFinishLearning(ModelIngestState& state, int64_t now_ms,
     for (const std::string& bytes : state.held) {
       v1::PredictionEvent e;
       if (!e.ParseFromString(bytes)) continue;
-      size_t k = 0;
-      auto take = [&](double x) {
-        std::vector<double>& v = values[k++];
-        if (std::isfinite(x) && v.size() < wanted) v.push_back(x);
-      };
-      for (int f : state.learn_numeric) take(f < e.numeric_size() ? e.numeric(f) : NAN);
-      for (int s : state.learn_scores) take(s < e.scores_size() ? e.scores(s) : NAN);
+      ForEachLearningValue(state, e, [&](size_t k, double x) {
+        if (std::isfinite(x) && values[k].size() < wanted) values[k].push_back(x);
+      });
     }
     absl::StatusOr<bool> learned = registry_->FinishLearning(model, values);
     if (!learned.ok()) {

@@ -19,6 +19,17 @@ using base::Sv;
 
 using detectors::BinEdges;
 
+// The sorted union of two edge sets (given edges stay, finer ones go
+// between them).
+absl::StatusOr<std::shared_ptr<const BinEdges>> UnionEdges(std::vector<double> a,
+                                                           const std::vector<double>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  std::sort(a.begin(), a.end());
+  a.erase(std::unique(a.begin(), a.end()), a.end());
+  DW_ASSIGN_OR_RETURN(BinEdges merged, BinEdges::Create(std::move(a)));
+  return std::make_shared<const BinEdges>(std::move(merged));
+}
+
 absl::StatusOr<std::shared_ptr<const BinEdges>> NumericEdges(const v1::FeatureSpec& feature,
                                                              int summary_bins, bool legacy) {
   std::vector<double> sample;
@@ -37,12 +48,7 @@ absl::StatusOr<std::shared_ptr<const BinEdges>> NumericEdges(const v1::FeatureSp
       // The user's edges stay (exact PSI where the deciles fall on them);
       // the sample's fill in between.
       DW_ASSIGN_OR_RETURN(BinEdges refined, BinEdges::ForReferenceSample(sample, summary_bins));
-      std::vector<double> all = edges->edges();
-      all.insert(all.end(), refined.edges().begin(), refined.edges().end());
-      std::sort(all.begin(), all.end());
-      all.erase(std::unique(all.begin(), all.end()), all.end());
-      DW_ASSIGN_OR_RETURN(BinEdges merged, BinEdges::Create(std::move(all)));
-      return std::make_shared<const BinEdges>(std::move(merged));
+      return UnionEdges(edges->edges(), refined.edges());
     }
     return std::make_shared<const BinEdges>(std::move(*edges));
   }
@@ -94,10 +100,11 @@ absl::StatusOr<std::shared_ptr<const BinEdges>> GetEdges(base::ByteReader* r, bo
   return std::make_shared<const BinEdges>(std::move(*made));
 }
 
-}  // namespace
-
-std::string RegisteredModel::EncodeEdges() const {
-  absl::MutexLock lock(&layout_mu_);
+// The resolved_edges blob of a layout whose sets at `learning_numeric` /
+// `learning_scores` are still to be learned.
+std::string EncodeLayoutEdges(const detectors::ProfileLayout& layout,
+                              const std::vector<int>& learning_numeric,
+                              const std::vector<int>& learning_scores) {
   base::ByteWriter w;
   w.Raw(kEdgesMagic);
   auto put = [&](const auto& sets, const std::vector<int>& learning) {
@@ -106,9 +113,29 @@ std::string RegisteredModel::EncodeEdges() const {
       PutEdges(*sets[i], absl::c_linear_search(learning, static_cast<int>(i)), &w);
     }
   };
-  put(layout_->numeric_edges, learning_numeric_);
-  put(layout_->score_edges, learning_scores_);
+  put(layout.numeric_edges, learning_numeric);
+  put(layout.score_edges, learning_scores);
   return std::move(w).Finish();
+}
+
+// `layout` with `edges` (one per learning_numeric index, then per
+// learning_scores index) in place of the learning sets.
+std::shared_ptr<const detectors::ProfileLayout> WithLearnedEdges(
+    const detectors::ProfileLayout& layout, const std::vector<int>& learning_numeric,
+    const std::vector<int>& learning_scores,
+    std::vector<std::shared_ptr<const BinEdges>> edges) {
+  auto out = std::make_shared<detectors::ProfileLayout>(layout);
+  size_t next = 0;
+  for (int f : learning_numeric) out->numeric_edges[f] = std::move(edges[next++]);
+  for (int s : learning_scores) out->score_edges[s] = std::move(edges[next++]);
+  return out;
+}
+
+}  // namespace
+
+std::string RegisteredModel::EncodeEdges() const {
+  absl::MutexLock lock(&layout_mu_);
+  return EncodeLayoutEdges(*layout_, learning_numeric_, learning_scores_);
 }
 
 std::vector<int> RegisteredModel::learning_numeric() const {
@@ -124,11 +151,7 @@ std::vector<int> RegisteredModel::learning_scores() const {
 void RegisteredModel::InstallLearnedEdges(
     std::vector<std::shared_ptr<const detectors::BinEdges>> edges) const {
   absl::MutexLock lock(&layout_mu_);
-  auto layout = std::make_shared<detectors::ProfileLayout>(*layout_);
-  size_t next = 0;
-  for (int f : learning_numeric_) layout->numeric_edges[f] = std::move(edges[next++]);
-  for (int s : learning_scores_) layout->score_edges[s] = std::move(edges[next++]);
-  layout_ = std::move(layout);
+  layout_ = WithLearnedEdges(*layout_, learning_numeric_, learning_scores_, std::move(edges));
   learning_numeric_.clear();
   learning_scores_.clear();
   learning_.store(false, std::memory_order_release);
@@ -332,30 +355,28 @@ absl::StatusOr<std::shared_ptr<RegisteredModel>> RegisteredModel::Create(
     learning_numeric.clear();
     learning_scores.clear();
     // What the version was registered with wins over what this build draws.
-    uint32_t numeric = 0, scores = 0;
     if (!stored_edges.starts_with(kEdgesMagic)) {
       return absl::DataLossError(absl::StrCat("stored summary edges of model ", model->label_,
                                               " have no DWE1 header"));
     }
     base::ByteReader r(stored_edges.substr(kEdgesMagic.size()));
-    if (!r.Get(&numeric) || numeric != layout->numeric_edges.size()) {
-      return absl::DataLossError(absl::StrCat("stored summary edges of model ", model->label_,
-                                              " do not fit its schema"));
-    }
-    for (size_t i = 0; i < layout->numeric_edges.size(); ++i) {
-      bool learns = false;
-      DW_ASSIGN_OR_RETURN(layout->numeric_edges[i], GetEdges(&r, &learns));
-      if (learns) learning_numeric.push_back(static_cast<int>(i));
-    }
-    if (!r.Get(&scores) || scores != layout->score_edges.size()) {
-      return absl::DataLossError(absl::StrCat("stored summary edges of model ", model->label_,
-                                              " do not fit its scores"));
-    }
-    for (size_t i = 0; i < layout->score_edges.size(); ++i) {
-      bool learns = false;
-      DW_ASSIGN_OR_RETURN(layout->score_edges[i], GetEdges(&r, &learns));
-      if (learns) learning_scores.push_back(static_cast<int>(i));
-    }
+    // One count, then that many sets, for the numeric features, then the scores.
+    auto read = [&](std::vector<std::shared_ptr<const BinEdges>>& sets, std::vector<int>& learning,
+                    const char* what) -> absl::Status {
+      uint32_t count = 0;
+      if (!r.Get(&count) || count != sets.size()) {
+        return absl::DataLossError(absl::StrCat("stored summary edges of model ", model->label_,
+                                                " do not fit its ", what));
+      }
+      for (size_t i = 0; i < sets.size(); ++i) {
+        bool learns = false;
+        DW_ASSIGN_OR_RETURN(sets[i], GetEdges(&r, &learns));
+        if (learns) learning.push_back(static_cast<int>(i));
+      }
+      return absl::OkStatus();
+    };
+    DW_RETURN_IF_ERROR(read(layout->numeric_edges, learning_numeric, "schema"));
+    DW_RETURN_IF_ERROR(read(layout->score_edges, learning_scores, "scores"));
   }
   DW_ASSIGN_OR_RETURN(std::vector<uint32_t> caps, model->AddSliceKeys(schema, options));
   model->slices_ = std::make_unique<SliceDirectory>(model_key, std::move(caps));
@@ -486,21 +507,18 @@ absl::StatusOr<bool> ModelRegistry::FinishLearning(
   std::vector<std::shared_ptr<const BinEdges>> edges;
   for (size_t i = 0; i < values.size(); ++i) {
     absl::StatusOr<BinEdges> learned = BinEdges::ForReferenceSample(values[i], options_.summary_bins);
-    std::vector<double> all = given[i];
-    if (learned.ok()) all.insert(all.end(), learned->edges().begin(), learned->edges().end());
-    if (all.empty()) all = DefaultNumericEdges();  // no values at all, no edges given
-    std::sort(all.begin(), all.end());
-    all.erase(std::unique(all.begin(), all.end()), all.end());
-    DW_ASSIGN_OR_RETURN(BinEdges merged, BinEdges::Create(std::move(all)));
-    edges.push_back(std::make_shared<const BinEdges>(std::move(merged)));
+    std::vector<double> extra = learned.ok() ? learned->edges() : std::vector<double>();
+    // No values at all and no edges given: the default edges.
+    if (extra.empty() && given[i].empty()) extra = DefaultNumericEdges();
+    DW_ASSIGN_OR_RETURN(auto merged, UnionEdges(std::move(given[i]), extra));
+    edges.push_back(std::move(merged));
   }
   // Stored first: a profile in the learned layout is only ever committed
   // after the edges that read it.
-  auto learned = RegisteredModel::Create(model.model_key(), model.schema(), options_,
-                                         model.EncodeEdges());
-  if (!learned.ok()) return learned.status();
-  (*learned)->InstallLearnedEdges(edges);
-  DW_RETURN_IF_ERROR(store_->UpdateResolvedEdges(model.model_key(), (*learned)->EncodeEdges()));
+  const auto learned = WithLearnedEdges(*model.layout(), model.learning_numeric(),
+                                        model.learning_scores(), edges);
+  DW_RETURN_IF_ERROR(
+      store_->UpdateResolvedEdges(model.model_key(), EncodeLayoutEdges(*learned, {}, {})));
   model.InstallLearnedEdges(std::move(edges));
   return true;
 }
