@@ -2,7 +2,11 @@
 // synthetic traffic (row or columnar batches) from several concurrent client
 // streams, optionally queries Reports.GetDriftReport while it ingests, and
 // reports throughput, acked counts, wire rate, client CPU per event and
-// report latency. docs/benchmarks.md describes the scenarios.
+// report latency. With --labels it drives Ingest.StreamLabels instead: a
+// label for each event id an earlier prediction run with the same
+// --run-id, --streams, --batch and --events-per-stream sent, and reports
+// labels/s and the acks by result. docs/benchmarks.md describes the
+// scenarios.
 //
 // Cheap generation: each stream pre-generates a small pool of batches once
 // and, per send, rewrites only event ids ("<run>-<stream>-<counter>", unique
@@ -73,6 +77,9 @@ struct Options {
   bool dry_run = false;
   bool json = false;
   int64_t rpc_deadline_s = 120;
+  bool labels = false;            // Ingest.StreamLabels instead of predictions
+  std::string run_id;             // the ids' "<run>" part; empty: a fresh one
+  int64_t events_per_stream = 0;  // 0: until --duration
 };
 
 int64_t WallMs() {
@@ -308,6 +315,9 @@ struct Shared {
   std::atomic<int64_t> max_event_time_ms{0};
   std::atomic<uint64_t> sent_events{0}, sent_bytes{0}, sent_messages{0}, streams_done{0};
   std::atomic<uint64_t> accepted{0}, duplicates{0}, rejected{0}, late_accepted{0};
+  // --labels: the acks by result (duplicates and rejected above).
+  std::atomic<uint64_t> joined{0}, pending{0}, conflicting{0}, not_sampled{0}, orphan{0};
+  std::atomic<int> workers_running{0};
   std::mutex mu;  // guards errors, stop_cv waits
   std::condition_variable stop_cv;
   std::vector<std::string> errors;
@@ -329,6 +339,11 @@ struct Shared {
       stop = true;
     }
     stop_cv.notify_all();
+  }
+  // A stream thread is done (its --events-per-stream sent, or failed);
+  // the last one ends the run.
+  void WorkerDone() {
+    if (--workers_running == 0) RequestStop();
   }
   // Sleeps until `until` or a stop; false on stop.
   bool SleepUntil(Clock::time_point until) {
@@ -359,23 +374,35 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target) {
   return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
 }
 
+// The events of stream `index`'s pool come from this source, in order
+// (StreamWorker; LabelWorker replays it for the scores).
+EventSource StreamSource(const Options& opt, const SliceUniverse& u, int index) {
+  return EventSource(0x5eed0000ull + static_cast<uint64_t>(index), opt.categorical,
+                     opt.slice_tuples, u);
+}
+
+// Event `i` of pooled batch `b`, drawn next from `source`.
+SyntheticEvent NextPoolEvent(EventSource* source, const Options& opt, const SliceUniverse& u, int b,
+                             int i) {
+  // Every 8th event walks the tuple list: a pool of >= 8 x 947 events
+  // holds every slice value.
+  const int64_t k = static_cast<int64_t>(b) * opt.batch + i;
+  const int forced = k % 8 == 0 ? static_cast<int>(k / 8) : -1;
+  return source->Next(u, forced);
+}
+
 // One client stream thread: pre-generated pool, reused messages.
 class StreamWorker {
  public:
   StreamWorker(Shared* shared, int index) : s_(*shared), index_(index) {
     const Options& opt = s_.opt;
     prefix_ = absl::StrCat(s_.run_id, "-", index, "-");
-    EventSource source(0x5eed0000ull + static_cast<uint64_t>(index), opt.categorical,
-                       opt.slice_tuples, s_.universe);
+    EventSource source = StreamSource(opt, s_.universe, index);
     for (int b = 0; b < opt.pool; ++b) {
       std::vector<SyntheticEvent> events;
       events.reserve(opt.batch);
       for (int i = 0; i < opt.batch; ++i) {
-        // Every 8th event walks the tuple list: a pool of >= 8 x 947
-        // events holds every slice value.
-        const int64_t k = static_cast<int64_t>(b) * opt.batch + i;
-        const int forced = k % 8 == 0 ? static_cast<int>(k / 8) : -1;
-        events.push_back(source.Next(s_.universe, forced));
+        events.push_back(NextPoolEvent(&source, opt, s_.universe, b, i));
         for (int key = 0; key < 3; ++key) seen_[key].insert(events.back().slice[key]);
       }
       pool_.push_back(BuildBatch(opt, s_.universe, events));
@@ -404,7 +431,9 @@ class StreamWorker {
     uint64_t my_events = 0;
     uint64_t sends = 0;
     std::string scratch;  // dry run: serialized bytes
-    while (!s_.stop) {
+    const uint64_t limit = static_cast<uint64_t>(opt.events_per_stream);  // 0: none
+    auto more = [&] { return !s_.stop && (limit == 0 || my_events < limit); };
+    while (more()) {
       std::unique_ptr<grpc::ClientContext> ctx;
       std::unique_ptr<grpc::ClientWriter<v1::PredictionBatch>> writer;
       v1::IngestAck ack;
@@ -415,7 +444,7 @@ class StreamWorker {
         writer = stub->StreamPredictions(ctx.get(), &ack);
       }
       bool broken = false;
-      for (int m = 0; m < opt.messages_per_stream && !s_.stop; ++m) {
+      for (int m = 0; m < opt.messages_per_stream && more(); ++m) {
         if (stream_rate > 0) {
           const auto due = s_.start + std::chrono::duration_cast<Clock::duration>(
                                           std::chrono::duration<double>(my_events / stream_rate));
@@ -505,6 +534,142 @@ class StreamWorker {
   std::vector<v1::PredictionBatch> pool_;
   std::vector<v1::PredictionBatch> drifted_pool_;
   std::array<std::set<int>, 3> seen_;
+};
+
+// A deterministic uniform in [0, 1) from a 64-bit key (splitmix64).
+double UnitHash(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  x ^= x >> 31;
+  return static_cast<double>(x >> 11) * 0x1.0p-53;
+}
+
+// --labels: one Ingest.StreamLabels client thread. It labels the event ids
+// prediction stream `index` of run --run-id sent, "<run>-<index>-<counter>"
+// for counter 0, 1, ... (--events-per-stream of them), in LabelBatch
+// messages of --batch labels; the one message is reused and only ids,
+// values and the label time (the wall clock) are rewritten per send. A
+// label is 1 with probability the prediction's score: the worker replays
+// stream `index`'s pool (same seed, --batch, --pool, --categorical,
+// --slice-tuples) for the scores, so the labels are calibrated and AUC is
+// meaningful (not with --drift-after, whose scores it does not replay).
+class LabelWorker {
+ public:
+  LabelWorker(Shared* shared, int index) : s_(*shared), index_(index) {
+    const Options& opt = s_.opt;
+    prefix_ = absl::StrCat(s_.run_id, "-", index, "-");
+    EventSource source = StreamSource(opt, s_.universe, index);
+    scores_.reserve(static_cast<size_t>(opt.pool) * opt.batch);
+    for (int b = 0; b < opt.pool; ++b) {
+      for (int i = 0; i < opt.batch; ++i) {
+        scores_.push_back(NextPoolEvent(&source, opt, s_.universe, b, i).score);
+      }
+    }
+    batch_.mutable_model()->set_model_id(opt.model);
+    batch_.mutable_model()->set_model_version(opt.version);
+    const std::string placeholder(40, '0');  // capacity for any id of the run
+    for (int i = 0; i < opt.batch; ++i) {
+      v1::Label* label = batch_.add_labels();
+      label->set_event_id(placeholder);
+      label->set_label_time_ms(1);
+    }
+  }
+
+  void Run() {
+    const Options& opt = s_.opt;
+    std::unique_ptr<v1::Ingest::Stub> stub;
+    if (!opt.dry_run) stub = v1::Ingest::NewStub(MakeChannel(opt.target));
+    const double stream_rate = opt.rate > 0 ? opt.rate / opt.streams : 0;
+    const uint64_t limit = static_cast<uint64_t>(opt.events_per_stream);  // 0: none
+    auto more = [&] { return !s_.stop && (limit == 0 || next_ < limit); };
+    std::string scratch;  // dry run: serialized bytes
+    while (more()) {
+      std::unique_ptr<grpc::ClientContext> ctx;
+      std::unique_ptr<grpc::ClientWriter<v1::LabelBatch>> writer;
+      v1::LabelAck ack;
+      if (!opt.dry_run) {
+        ctx = std::make_unique<grpc::ClientContext>();
+        ctx->set_deadline(std::chrono::system_clock::now() +
+                          std::chrono::seconds(opt.rpc_deadline_s));
+        writer = stub->StreamLabels(ctx.get(), &ack);
+      }
+      bool broken = false;
+      for (int m = 0; m < opt.messages_per_stream && more(); ++m) {
+        if (stream_rate > 0) {
+          const auto due = s_.start + std::chrono::duration_cast<Clock::duration>(
+                                          std::chrono::duration<double>(next_ / stream_rate));
+          if (due > Clock::now() && !s_.SleepUntil(due)) break;
+        }
+        const uint64_t n = limit == 0 ? opt.batch : std::min<uint64_t>(opt.batch, limit - next_);
+        Stamp(static_cast<int>(n));
+        size_t bytes = 0;
+        if (opt.dry_run) {
+          batch_.SerializeToString(&scratch);
+          bytes = scratch.size();
+        } else {
+          if (!writer->Write(batch_)) {
+            broken = true;
+            break;
+          }
+          bytes = static_cast<size_t>(batch_.GetCachedSize());  // set by Write's serialization
+        }
+        s_.sent_events += n;
+        s_.sent_bytes += bytes;
+        ++s_.sent_messages;
+      }
+      if (opt.dry_run) continue;
+      if (!broken) writer->WritesDone();
+      const grpc::Status status = writer->Finish();
+      if (!status.ok()) {
+        s_.Fail(absl::StrCat("label stream ", index_, ": StreamLabels failed: ",
+                             static_cast<int>(status.error_code()), " ", status.error_message()));
+        return;
+      }
+      ++s_.streams_done;
+      s_.joined += ack.joined();
+      s_.pending += ack.pending();
+      s_.duplicates += ack.duplicates();
+      s_.conflicting += ack.conflicting();
+      s_.not_sampled += ack.not_sampled();
+      s_.orphan += ack.orphan();
+      s_.rejected += ack.rejected();
+      if (ack.rejected() > 0) {
+        std::string reasons;
+        for (const v1::RejectReason& r : ack.reasons()) {
+          absl::StrAppend(&reasons, " ", r.reason(), "=", r.count(), " (", r.message(), ")");
+        }
+        s_.Fail(absl::StrCat("label stream ", index_, ": ack reports rejected=", ack.rejected(),
+                             reasons));
+        return;
+      }
+    }
+  }
+
+ private:
+  // Rewrites the first `n` labels (and drops the rest: the last, short batch).
+  void Stamp(int n) {
+    auto* labels = batch_.mutable_labels();
+    if (n < labels->size()) labels->DeleteSubrange(n, labels->size() - n);
+    const int64_t now = WallMs();
+    const uint64_t salt = static_cast<uint64_t>(index_) << 48;
+    for (int i = 0; i < n; ++i) {
+      v1::Label* label = labels->Mutable(i);
+      const uint64_t counter = next_ + static_cast<uint64_t>(i);
+      WriteId(prefix_, counter, label->mutable_event_id());
+      const double score = scores_[counter % scores_.size()];
+      label->set_value(UnitHash(salt ^ counter) < score ? 1.0 : 0.0);
+      label->set_label_time_ms(now);
+    }
+    next_ += static_cast<uint64_t>(n);
+  }
+
+  Shared& s_;
+  const int index_;
+  std::string prefix_;
+  uint64_t next_ = 0;           // the next counter to label
+  std::vector<double> scores_;  // of the pool's events, in send order
+  v1::LabelBatch batch_;
 };
 
 // Issues GetDriftReport for random slices at a fixed rate, recording latency.
@@ -636,10 +801,118 @@ bool CreateBaseline(Shared& s) {
   return true;
 }
 
+// --labels: LabelWorkers on every stream until each has sent its
+// --events-per-stream labels (or --duration passes), progress every 5 s,
+// then the summary: labels/s up to the last ack and the acks by result.
+int RunLabelLoad(Shared* shared) {
+  const Options& opt = shared->opt;
+  const auto gen_started = Clock::now();
+  std::vector<std::unique_ptr<LabelWorker>> workers;
+  for (int i = 0; i < opt.streams; ++i) {
+    workers.push_back(std::make_unique<LabelWorker>(shared, i));
+  }
+  std::fprintf(stderr,
+               "run %s: labels, batch %d, %d streams, %lld labels per stream, %.1f s to "
+               "pre-generate\n",
+               shared->run_id.c_str(), opt.batch, opt.streams,
+               static_cast<long long>(opt.events_per_stream), Seconds(Clock::now() - gen_started));
+
+  const double cpu0 = CpuSeconds();
+  shared->start = Clock::now();
+  shared->workers_running = opt.streams;
+  std::vector<std::thread> threads;
+  for (auto& w : workers) {
+    threads.emplace_back([&w, shared] {
+      w->Run();
+      shared->WorkerDone();
+    });
+  }
+  const auto deadline = shared->start + std::chrono::duration_cast<Clock::duration>(
+                                            std::chrono::duration<double>(opt.duration_s));
+  auto next_progress = shared->start + std::chrono::seconds(5);
+  uint64_t last_sent = 0;
+  auto last_time = shared->start;
+  auto acked = [&] {
+    return shared->joined.load() + shared->pending.load() + shared->duplicates.load() +
+           shared->conflicting.load() + shared->not_sampled.load() + shared->orphan.load() +
+           shared->rejected.load();
+  };
+  while (shared->SleepUntil(std::min(deadline, next_progress))) {
+    const auto now = Clock::now();
+    if (now >= next_progress) {
+      const uint64_t sent = shared->sent_events.load();
+      std::fprintf(stderr, "[%5.1f s] sent %llu labels, %.0f labels/s; acked %llu\n",
+                   Seconds(now - shared->start), static_cast<unsigned long long>(sent),
+                   (sent - last_sent) / Seconds(now - last_time),
+                   static_cast<unsigned long long>(acked()));
+      last_sent = sent;
+      last_time = now;
+      next_progress += std::chrono::seconds(5);
+    }
+    if (now >= deadline) break;
+  }
+  shared->RequestStop();
+  const auto send_end = Clock::now();
+  for (auto& t : threads) t.join();
+  const auto end = Clock::now();
+  const double cpu = CpuSeconds() - cpu0;
+
+  const double elapsed = Seconds(end - shared->start);
+  const uint64_t sent = shared->sent_events.load();
+  const uint64_t total_acked = acked();
+  const double labels_per_s = (opt.dry_run ? sent : total_acked) / elapsed;
+  const double mb_per_s = shared->sent_bytes.load() / elapsed / 1e6;
+  const double cpu_ns = sent > 0 ? cpu / sent * 1e9 : 0;
+  const double bytes_per_label =
+      sent > 0 ? static_cast<double>(shared->sent_bytes.load()) / sent : 0;
+  const bool ok =
+      !shared->failed && (opt.dry_run || (total_acked == sent && shared->rejected == 0));
+  for (const std::string& e : shared->errors) std::fprintf(stderr, "ERROR: %s\n", e.c_str());
+  if (!opt.dry_run && total_acked != sent && !shared->failed) {
+    std::fprintf(stderr, "ERROR: sent %llu labels but acks account for %llu\n",
+                 static_cast<unsigned long long>(sent),
+                 static_cast<unsigned long long>(total_acked));
+  }
+  auto u = [](const std::atomic<uint64_t>& x) { return static_cast<unsigned long long>(x.load()); };
+  if (opt.json) {
+    std::printf(
+        "{\"mode\":\"labels\",\"run_id\":\"%s\",\"dry_run\":%s,\"batch\":%d,\"streams\":%d,"
+        "\"messages_per_stream\":%d,\"events_per_stream\":%lld,\"duration_s\":%.3f,"
+        "\"drain_s\":%.3f,\"labels_sent\":%llu,\"labels_per_s\":%.0f,\"joined\":%llu,"
+        "\"pending\":%llu,\"duplicates\":%llu,\"conflicting\":%llu,\"not_sampled\":%llu,"
+        "\"orphan\":%llu,\"rejected\":%llu,\"streams_completed\":%llu,"
+        "\"wire_bytes_per_label\":%.1f,\"wire_mb_per_s\":%.1f,\"client_cpu_s\":%.3f,"
+        "\"client_cpu_ns_per_label\":%.1f,\"ok\":%s}\n",
+        shared->run_id.c_str(), opt.dry_run ? "true" : "false", opt.batch, opt.streams,
+        opt.messages_per_stream, static_cast<long long>(opt.events_per_stream), elapsed,
+        Seconds(end - send_end), static_cast<unsigned long long>(sent), labels_per_s,
+        u(shared->joined), u(shared->pending), u(shared->duplicates), u(shared->conflicting),
+        u(shared->not_sampled), u(shared->orphan), u(shared->rejected), u(shared->streams_done),
+        bytes_per_label, mb_per_s, cpu, cpu_ns, ok ? "true" : "false");
+  } else {
+    std::printf("labels%s, run %s, batch %d, %d streams, %d messages/stream\n",
+                opt.dry_run ? " (dry run)" : "", shared->run_id.c_str(), opt.batch, opt.streams,
+                opt.messages_per_stream);
+    std::printf("  labels sent      %llu in %.2f s (last acks %.2f s after the sends ended)\n",
+                static_cast<unsigned long long>(sent), elapsed, Seconds(end - send_end));
+    std::printf("  labels/s         %.0f%s\n", labels_per_s,
+                opt.dry_run ? " (generated)" : " (acked)");
+    std::printf(
+        "  acks             joined %llu, pending %llu, duplicates %llu, conflicting %llu, "
+        "not sampled %llu, orphan %llu, rejected %llu, %llu streams\n",
+        u(shared->joined), u(shared->pending), u(shared->duplicates), u(shared->conflicting),
+        u(shared->not_sampled), u(shared->orphan), u(shared->rejected), u(shared->streams_done));
+    std::printf("  wire             %.1f MB/s, %.1f B/label\n", mb_per_s, bytes_per_label);
+    std::printf("  client CPU       %.2f s, %.1f ns/label (all client threads)\n", cpu, cpu_ns);
+    std::printf("  result           %s\n", ok ? "OK" : "FAILED");
+  }
+  return ok ? 0 : 1;
+}
+
 int Main(int argc, char** argv) {
   auto shared = std::make_unique<Shared>();
   Options& opt = shared->opt;
-  CLI::App app{"driftwatch_loadgen: synthetic prediction traffic for driftwatchd"};
+  CLI::App app{"driftwatch_loadgen: synthetic prediction (or label) traffic for driftwatchd"};
   app.add_option("--target", opt.target, "driftwatchd gRPC address HOST:PORT");
   app.add_option("--model", opt.model, "model id");
   app.add_option("--version", opt.version, "model version");
@@ -684,6 +957,16 @@ int Main(int argc, char** argv) {
       ->check(CLI::Range(0, 1'000'000));
   app.add_flag("--dry-run", opt.dry_run, "no server: only stamp and serialize batches");
   app.add_flag("--json", opt.json, "print the summary as one JSON object on stdout");
+  app.add_flag("--labels", opt.labels,
+               "stream labels (Ingest.StreamLabels) for the ids of an earlier prediction run "
+               "with the same --run-id, --streams, --batch and --events-per-stream");
+  app.add_option("--run-id", opt.run_id,
+                 "event ids are <run>-<stream>-<counter>; default: a fresh run id "
+                 "(--labels: required, the prediction run's)");
+  app.add_option("--events-per-stream", opt.events_per_stream,
+                 "events (or labels) each stream sends, then it ends; 0 = until --duration "
+                 "(predictions: a multiple of --batch)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1'000'000'000'000}));
   CLI11_PARSE(app, argc, argv);
 
   const int64_t window_s = ParseDurationSeconds(opt.report_window);
@@ -692,10 +975,25 @@ int Main(int argc, char** argv) {
     return 2;
   }
   if (opt.event_time_start_ms == 0) opt.event_time_start_ms = WallMs() - 6 * 3600 * 1000;
-  shared->run_id = absl::StrCat(absl::Hex(static_cast<uint32_t>(WallMs() ^ (static_cast<int64_t>(getpid()) << 20))));
+  if (opt.labels && opt.run_id.empty() && !opt.dry_run) {
+    std::fprintf(stderr, "--labels needs --run-id: the run id of the prediction run to label\n");
+    return 2;
+  }
+  if (!opt.labels && opt.events_per_stream % opt.batch != 0) {
+    std::fprintf(stderr, "--events-per-stream must be a multiple of --batch (%d)\n", opt.batch);
+    return 2;
+  }
+  if (opt.run_id.find('-') != std::string::npos || opt.run_id.size() > 24) {
+    std::fprintf(stderr, "--run-id: at most 24 characters and no '-'\n");
+    return 2;
+  }
+  shared->run_id = !opt.run_id.empty() ? opt.run_id
+                                       : absl::StrCat(absl::Hex(static_cast<uint32_t>(
+                                             WallMs() ^ (static_cast<int64_t>(getpid()) << 20))));
   opt.rpc_deadline_s = static_cast<int64_t>(opt.duration_s) + 120;
 
   if (!opt.dry_run && opt.do_register && !RegisterModel(*shared)) return 1;
+  if (opt.labels) return RunLabelLoad(shared.get());
 
   const auto gen_started = Clock::now();
   std::vector<std::unique_ptr<StreamWorker>> workers;
@@ -731,11 +1029,24 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, ", %.0f distinct slice tuples per batch", workers[0]->MeanSliceTuples());
   }
   std::fprintf(stderr, "\n");
+  if (opt.events_per_stream > 0) {
+    std::fprintf(stderr,
+                 "label these events with: --labels --run-id %s --streams %d --batch %d "
+                 "--pool %d --categorical %d --slice-tuples %d --events-per-stream %lld\n",
+                 shared->run_id.c_str(), opt.streams, opt.batch, opt.pool, opt.categorical,
+                 opt.slice_tuples, static_cast<long long>(opt.events_per_stream));
+  }
 
   const double cpu0 = CpuSeconds();
   shared->start = Clock::now();
   std::vector<std::thread> threads;
-  for (auto& w : workers) threads.emplace_back([&w] { w->Run(); });
+  shared->workers_running = opt.streams;
+  for (auto& w : workers) {
+    threads.emplace_back([&w, s = shared.get()] {
+      w->Run();
+      s->WorkerDone();
+    });
+  }
 
   ReportWorker reports(shared.get());
   std::thread report_thread;
@@ -805,16 +1116,18 @@ int Main(int argc, char** argv) {
 
   if (opt.json) {
     std::printf(
-        "{\"mode\":\"%s\",\"dry_run\":%s,\"batch\":%d,\"streams\":%d,\"messages_per_stream\":%d,"
+        "{\"mode\":\"%s\",\"run_id\":\"%s\",\"dry_run\":%s,\"batch\":%d,\"streams\":%d,"
+        "\"messages_per_stream\":%d,\"events_per_stream\":%lld,"
         "\"duration_s\":%.3f,\"drain_s\":%.3f,\"events_sent\":%llu,\"events_per_s\":%.0f,"
         "\"accepted\":%llu,\"late_accepted\":%llu,\"duplicates\":%llu,\"rejected\":%llu,"
         "\"streams_completed\":%llu,\"wire_bytes_per_event\":%.1f,\"wire_mb_per_s\":%.1f,"
         "\"client_cpu_s\":%.3f,\"client_cpu_ns_per_event\":%.1f,"
         "\"reports\":{\"ok\":%zu,\"errors\":%zu,\"p50_ms\":%.3f,\"p90_ms\":%.3f,\"p99_ms\":%.3f,"
         "\"max_ms\":%.3f},\"ok\":%s}\n",
-        opt.mode.c_str(), opt.dry_run ? "true" : "false", opt.batch, opt.streams,
-        opt.messages_per_stream, elapsed, Seconds(end - send_end),
-        static_cast<unsigned long long>(sent), events_per_s, static_cast<unsigned long long>(acked),
+        opt.mode.c_str(), shared->run_id.c_str(), opt.dry_run ? "true" : "false", opt.batch,
+        opt.streams, opt.messages_per_stream, static_cast<long long>(opt.events_per_stream),
+        elapsed, Seconds(end - send_end), static_cast<unsigned long long>(sent), events_per_s,
+        static_cast<unsigned long long>(acked),
         static_cast<unsigned long long>(shared->late_accepted.load()),
         static_cast<unsigned long long>(shared->duplicates.load()),
         static_cast<unsigned long long>(shared->rejected.load()),
@@ -822,8 +1135,9 @@ int Main(int argc, char** argv) {
         cpu, cpu_ns_per_event, rep.count, rep.errors, rep.p50, rep.p90, rep.p99, rep.max,
         ok ? "true" : "false");
   } else {
-    std::printf("mode %s%s, batch %d, %d streams, %d messages/stream\n", opt.mode.c_str(),
-                opt.dry_run ? " (dry run)" : "", opt.batch, opt.streams, opt.messages_per_stream);
+    std::printf("mode %s%s, run %s, batch %d, %d streams, %d messages/stream\n", opt.mode.c_str(),
+                opt.dry_run ? " (dry run)" : "", shared->run_id.c_str(), opt.batch, opt.streams,
+                opt.messages_per_stream);
     std::printf("  events sent      %llu in %.2f s (last acks %.2f s after the deadline)\n",
                 static_cast<unsigned long long>(sent), elapsed, Seconds(end - send_end));
     std::printf("  events/s         %.0f%s\n", events_per_s, opt.dry_run ? " (generated)" : " (acked)");

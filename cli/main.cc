@@ -71,9 +71,9 @@ void AddWindowFlags(CLI::App* app, driftwatch::cli::WindowFlags* window) {
   AddOptional(app, "--to", &window->to, "window end (Unix ms or RFC 3339)");
 }
 
-constexpr const char* kSubcommands[] = {"stats",  "report", "changepoint", "calibrate",
-                                        "quality", "register", "models", "push",
-                                        "baseline", "rank",   "sample"};
+constexpr const char* kSubcommands[] = {"stats",   "report",   "changepoint", "calibrate",
+                                        "quality", "register", "models",      "push",
+                                        "labels",  "baseline", "rank",        "sample"};
 
 int Run(int argc, char** argv) {
   CLI::App app{"driftctl: drift statistics offline, and the driftwatchd client"};
@@ -133,16 +133,33 @@ int Run(int argc, char** argv) {
                     "detector uses --mean/--sigma as mu0/sigma instead of a warm-up");
   cal_cmd->add_flag("--json", calibrate.json, "print JSON");
 
+  // `quality` is offline with --input (a scored CSV) and online with
+  // --model (the server's report as labels join); --k, --bins and --json
+  // serve both.
   driftwatch::cli::QualityOptions quality;
-  CLI::App* q_cmd = app.add_subcommand("quality", "AUC, calibration and NDCG from a scored CSV");
-  q_cmd->add_option("--input", quality.input, "scored CSV")->required();
-  q_cmd->add_option("--score-column", quality.score_column, "model score column")->required();
-  q_cmd->add_option("--label-column", quality.label_column, "label column")->required();
-  AddOptional(q_cmd, "--query-column", &quality.query_column, "query id column (for NDCG)");
+  driftwatch::cli::OnlineQualityOptions online_quality;
+  CLI::App* q_cmd = app.add_subcommand(
+      "quality", "AUC, calibration and NDCG from a scored CSV, or with --model the server's");
+  CLI::Option* q_input = q_cmd->add_option("--input", quality.input, "scored CSV");
+  CLI::Option* q_score =
+      q_cmd->add_option("--score-column", quality.score_column, "model score column");
+  CLI::Option* q_label = q_cmd->add_option("--label-column", quality.label_column, "label column");
+  CLI::Option* q_query =
+      AddOptional(q_cmd, "--query-column", &quality.query_column, "query id column (for NDCG)");
   AddOptional(q_cmd, "--k", &quality.k, "NDCG cut-off (default 10)");
   q_cmd->add_option("--bins", quality.bins, "calibration bins")->capture_default_str();
-  AddOptional(q_cmd, "--weight-column", &quality.weight_column, "row weight column");
+  CLI::Option* q_weight =
+      AddOptional(q_cmd, "--weight-column", &quality.weight_column, "row weight column");
   q_cmd->add_flag("--json", quality.json, "print JSON");
+  CLI::Option* q_model = q_cmd->add_option("--model", online_quality.model, "online: model id");
+  q_cmd->add_option("--version", online_quality.version, "online: model version");
+  q_cmd->add_option("--slice", online_quality.slice, "online: slice key=value");
+  AddWindowFlags(q_cmd, &online_quality.window);
+  q_cmd->add_option("--baseline", online_quality.baseline, "online: baseline name");
+  AddServerFlags(q_cmd, &online_quality.server);
+  for (CLI::Option* offline : {q_input, q_score, q_label, q_query, q_weight}) {
+    q_model->excludes(offline);
+  }
 
   driftwatch::cli::RegisterOptions reg;
   CLI::App* reg_cmd = app.add_subcommand("register", "register a model schema with driftwatchd");
@@ -174,6 +191,19 @@ int Run(int argc, char** argv) {
   push_cmd->add_flag("--allow-rejects", push.allow_rejects,
                      "exit 0 even when the server rejected events (else exit 4)");
   AddServerFlags(push_cmd, &push.server);
+
+  CLI::App* labels_cmd = app.add_subcommand("labels", "delayed labels");
+  labels_cmd->require_subcommand(1);
+  driftwatch::cli::LabelsPushOptions lpush;
+  CLI::App* lpush_cmd =
+      labels_cmd->add_subcommand("push", "stream a CSV or JSONL file of labels to join");
+  lpush_cmd->add_option("file", lpush.input, "FILE.csv or FILE.jsonl")->required();
+  AddModelFlags(lpush_cmd, &lpush.model, &lpush.version);
+  lpush_cmd->add_option("--batch", lpush.batch, "labels per batch")->capture_default_str();
+  lpush_cmd->add_flag("--json", lpush.json, "print the summary as JSON");
+  lpush_cmd->add_flag("--allow-rejects", lpush.allow_rejects,
+                      "exit 0 even when the server rejected labels (else exit 4)");
+  AddServerFlags(lpush_cmd, &lpush.server);
 
   CLI::App* baseline_cmd = app.add_subcommand("baseline", "create or list baselines");
   baseline_cmd->require_subcommand(1);
@@ -224,7 +254,7 @@ int Run(int argc, char** argv) {
           std::end(kSubcommands)) {
     std::cerr << "driftctl: unknown subcommand \"" << argv[1]
               << "\" (expected stats, report, changepoint, calibrate, quality, register, "
-                 "models, push, baseline, rank or sample)\n";
+                 "models, push, labels, baseline, rank or sample)\n";
     return kExitBadInput;
   }
   try {
@@ -267,7 +297,25 @@ int Run(int argc, char** argv) {
   if (sample_cmd->parsed()) {
     return driftwatch::cli::RunSample(sample, std::cin, std::cout, std::cerr);
   }
-  if (q_cmd->parsed()) return driftwatch::cli::RunQuality(quality, std::cout, std::cerr);
+  if (lpush_cmd->parsed()) {
+    return driftwatch::cli::RunLabelsPush(lpush, std::cout, std::cerr, isatty(STDERR_FILENO) != 0);
+  }
+  if (q_cmd->parsed()) {
+    if (!online_quality.model.empty()) {
+      online_quality.k = quality.k;
+      online_quality.bins = quality.bins;
+      online_quality.json = quality.json;
+      return driftwatch::cli::RunOnlineQuality(online_quality, std::cout, std::cerr);
+    }
+    for (const CLI::Option* required : {q_input, q_score, q_label}) {
+      if (required->count() == 0) {
+        std::cerr << "driftctl: quality: " << required->get_name()
+                  << " is required (or --model for the server's quality report)\n";
+        return kExitBadInput;
+      }
+    }
+    return driftwatch::cli::RunQuality(quality, std::cout, std::cerr);
+  }
   if (cp_cmd->parsed()) {
     if (isatty(STDIN_FILENO)) {
       std::cerr << "driftctl: changepoint reads the series from stdin (one number a line)\n";

@@ -2,11 +2,13 @@
 #include <chrono>
 #include <cmath>
 #include <fstream>
+#include <map>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
@@ -177,6 +179,86 @@ absl::Status FillWindow(const WindowFlags& flags, v1::Window* window) {
   SetTimestampMs(*from, window->mutable_range()->mutable_start());
   SetTimestampMs(*to, window->mutable_range()->mutable_end());
   return absl::OkStatus();
+}
+
+std::string WithHumanTimes(const std::string& message) {
+  constexpr int64_t kMinMs = 978'307'200'000;    // 2001-01-01
+  constexpr int64_t kMaxMs = 4'102'444'800'000;  // 2100-01-01
+  std::string out;
+  out.reserve(message.size() + 32);
+  size_t i = 0;
+  while (i < message.size()) {
+    if (!absl::ascii_isdigit(static_cast<unsigned char>(message[i]))) {
+      out.push_back(message[i++]);
+      continue;
+    }
+    size_t end = i;
+    while (end < message.size() && absl::ascii_isdigit(static_cast<unsigned char>(message[end])))
+      ++end;
+    const std::string_view digits(message.data() + i, end - i);
+    out.append(digits);
+    int64_t ms = 0;
+    const bool inside_word =
+        i > 0 && (absl::ascii_isalpha(static_cast<unsigned char>(message[i - 1])) ||
+                  message[i - 1] == '.' || message[i - 1] == '-');
+    const bool annotated = message.compare(end, 2, " (") == 0 && end + 2 < message.size() &&
+                           absl::ascii_isdigit(static_cast<unsigned char>(message[end + 2]));
+    if (!inside_word && !annotated && (digits.size() == 12 || digits.size() == 13) &&
+        absl::SimpleAtoi(Sv(digits), &ms) && ms >= kMinMs && ms < kMaxMs) {
+      absl::StrAppend(&out, " (", FormatTimeMs(ms), ")");
+    }
+    i = end;
+  }
+  return out;
+}
+
+std::string WindowLength(const v1::TimeRange& range) {
+  const int64_t ms = TimestampMs(range.end()) - TimestampMs(range.start());
+  const int64_t minutes = ms / 60'000, seconds = ms % 60'000 / 1000;
+  std::string out;
+  if (minutes >= 60) absl::StrAppend(&out, minutes / 60, "h");
+  if (minutes % 60 > 0) absl::StrAppend(&out, minutes % 60, "m");
+  if (seconds > 0 || out.empty()) absl::StrAppend(&out, seconds, "s");
+  return out;
+}
+
+nlohmann::ordered_json WindowJson(const v1::TimeRange& range) {
+  return {{"start", FormatTimeMs(TimestampMs(range.start()))},
+          {"end", FormatTimeMs(TimestampMs(range.end()))}};
+}
+
+absl::Status ParseSlice(const std::vector<std::string>& flags, v1::SliceSelector* slice) {
+  for (const std::string& kv : flags) {
+    const size_t eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--slice: expected KEY=VALUE, got \"", kv, "\""));
+    }
+    (*slice->mutable_values())[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  return absl::OkStatus();
+}
+
+std::string SliceText(const v1::SliceSelector& slice) {
+  if (slice.values().empty()) return "*";
+  std::map<std::string, std::string> sorted(slice.values().begin(), slice.values().end());
+  return absl::StrJoin(sorted, ",", absl::PairFormatter("="));
+}
+
+nlohmann::ordered_json SliceJson(const v1::SliceSelector& slice) {
+  nlohmann::ordered_json j = nlohmann::ordered_json::object();
+  std::map<std::string, std::string> sorted(slice.values().begin(), slice.values().end());
+  for (const auto& [k, v] : sorted) j[k] = v;
+  return j;
+}
+
+void SetModel(const std::string& model, const std::string& version, v1::ModelRef* ref) {
+  ref->set_model_id(model);
+  ref->set_model_version(version);
+}
+
+std::string DumpJson(const nlohmann::ordered_json& doc) {
+  return doc.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
 namespace {

@@ -19,6 +19,7 @@
 #include "driftwatch/v1/ingest.grpc.pb.h"
 #include "driftwatch/v1/models.grpc.pb.h"
 #include "internal/client_util.h"
+#include "internal/progress.h"
 #include "internal/summary.h"
 #include "nlohmann/json.hpp"
 
@@ -232,76 +233,6 @@ struct Totals {
   }
 };
 
-// Progress on stderr: a redrawn bar on a terminal, else a line at most
-// every two seconds.
-class Progress {
- public:
-  Progress(std::ostream& err, bool tty, uint64_t total)
-      : err_(err), tty_(tty), total_(total), start_(Clock::now()), last_(start_) {}
-
-  void Update(const Totals& t, bool final) {
-    const auto now = Clock::now();
-    if (!tty_ && !final && now - last_ < std::chrono::seconds(2)) return;
-    last_ = now;
-    const double secs = std::chrono::duration<double>(now - start_).count();
-    const double rate = secs > 0 ? static_cast<double>(t.acked_events) / secs : 0;
-    const double share = total_ == 0 ? 1 : static_cast<double>(t.acked_events) / total_;
-    if (tty_) {
-      constexpr int kWidth = 30;
-      const int filled = static_cast<int>(share * kWidth);
-      err_ << "\r[" << std::string(filled, '#') << std::string(kWidth - filled, '.') << "] "
-           << absl::StrFormat("%3.0f%% %d/%d events  %.0f ev/s", share * 100, t.acked_events,
-                              total_, rate)
-           << (final ? "\n" : "") << std::flush;
-    } else if (!final || t.acked_events != total_) {
-      err_ << absl::StrFormat("driftctl: push: %d/%d events acked (%.0f%%), %.0f ev/s\n",
-                              t.acked_events, total_, share * 100, rate);
-    }
-  }
-  double seconds() const { return std::chrono::duration<double>(Clock::now() - start_).count(); }
-
- private:
-  using Clock = std::chrono::steady_clock;
-  std::ostream& err_;
-  const bool tty_;
-  const uint64_t total_;
-  const Clock::time_point start_;
-  Clock::time_point last_;
-};
-
-// `message` with every Unix-millisecond time in it (a 12- or 13-digit
-// number between 2001 and 2100) followed by its ISO 8601 UTC form, unless
-// the server already wrote one there.
-std::string WithHumanTimes(const std::string& message) {
-  constexpr int64_t kMinMs = 978'307'200'000;    // 2001-01-01
-  constexpr int64_t kMaxMs = 4'102'444'800'000;  // 2100-01-01
-  std::string out;
-  out.reserve(message.size() + 32);
-  size_t i = 0;
-  while (i < message.size()) {
-    if (!absl::ascii_isdigit(static_cast<unsigned char>(message[i]))) {
-      out.push_back(message[i++]);
-      continue;
-    }
-    size_t end = i;
-    while (end < message.size() && absl::ascii_isdigit(static_cast<unsigned char>(message[end])))
-      ++end;
-    const std::string_view digits(message.data() + i, end - i);
-    out.append(digits);
-    int64_t ms = 0;
-    const bool inside_word = i > 0 && (absl::ascii_isalpha(static_cast<unsigned char>(message[i - 1])) ||
-                                       message[i - 1] == '.' || message[i - 1] == '-');
-    const bool annotated = message.compare(end, 2, " (") == 0 && end + 2 < message.size() &&
-                           absl::ascii_isdigit(static_cast<unsigned char>(message[end + 2]));
-    if (!inside_word && !annotated && (digits.size() == 12 || digits.size() == 13) &&
-        absl::SimpleAtoi(internal::Sv(digits), &ms) && ms >= kMinMs && ms < kMaxMs) {
-      absl::StrAppend(&out, " (", internal::FormatTimeMs(ms), ")");
-    }
-    i = end;
-  }
-  return out;
-}
-
 // One line on what to do about a reject reason (docs/ingest.md).
 std::string Advice(const std::string& reason) {
   static const auto* advice = new std::map<std::string, std::string, std::less<>>{
@@ -348,7 +279,7 @@ void WriteSummary(const Totals& t, double seconds, bool json, std::ostream& out)
       reasons.push_back({{"reason", name},
                          {"count", r.count()},
                          {"example_event_id", r.example_event_id()},
-                         {"message", WithHumanTimes(r.message())},
+                         {"message", internal::WithHumanTimes(r.message())},
                          {"advice", Advice(name)}});
     }
     nlohmann::ordered_json doc = {{"sent", t.sent},
@@ -380,7 +311,7 @@ void WriteSummary(const Totals& t, double seconds, bool json, std::ostream& out)
     for (const auto& [name, r] : t.reasons) {
       out << "  " << name << ": " << r.count() << (r.count() == 1 ? " event" : " events")
           << ", e.g. event_id \"" << r.example_event_id() << "\"\n"
-          << "    " << WithHumanTimes(r.message()) << "\n"
+          << "    " << internal::WithHumanTimes(r.message()) << "\n"
           << "    what to do: " << Advice(name) << "\n";
     }
   }
@@ -416,7 +347,7 @@ int RunPush(const PushOptions& options, std::ostream& out, std::ostream& err, bo
 
   auto stub = v1::Ingest::NewStub(conn->channel);
   Totals totals;
-  Progress progress(err, err_is_tty, rows->size());
+  internal::Progress progress(err, err_is_tty, rows->size(), {"push", "events", "acked", "ev/s"});
   const size_t batch_size = static_cast<size_t>(options.batch);
   const size_t stream_events = batch_size * static_cast<size_t>(options.stream_batches);
   for (size_t begin = 0; begin < rows->size(); begin += stream_events) {
@@ -441,15 +372,15 @@ int RunPush(const PushOptions& options, std::ostream& out, std::ostream& err, bo
     writer->WritesDone();
     grpc::Status status = writer->Finish();
     if (!status.ok()) {
-      progress.Update(totals, /*final=*/true);
+      progress.Update(totals.acked_events, /*final=*/true);
       WriteSummary(totals, progress.seconds(), options.json, out);
       return internal::ReportRpcError(err, "StreamPredictions", status);
     }
     totals.acked_events += stream_end - begin;
     totals.Add(ack);
-    progress.Update(totals, stream_end == rows->size());
+    progress.Update(totals.acked_events, stream_end == rows->size());
   }
-  if (rows->empty()) progress.Update(totals, true);
+  if (rows->empty()) progress.Update(totals.acked_events, true);
   WriteSummary(totals, progress.seconds(), options.json, out);
   if (totals.rejected > 0 && !options.allow_rejects) {
     err << "driftctl: push: the server rejected " << totals.rejected << " of " << totals.sent

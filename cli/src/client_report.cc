@@ -5,7 +5,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/str_join.h"
 #include "driftwatch/cli/commands.h"
 #include "driftwatch/v1/reports.grpc.pb.h"
 #include "internal/client_util.h"
@@ -60,64 +59,14 @@ nlohmann::ordered_json RecordJson(const v1::FeatureDriftReport& f) {
   return j;
 }
 
-absl::Status ParseSlice(const std::vector<std::string>& flags, v1::SliceSelector* slice) {
-  for (const std::string& kv : flags) {
-    const size_t eq = kv.find('=');
-    if (eq == std::string::npos || eq == 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--slice: expected KEY=VALUE, got \"", kv, "\""));
-    }
-    (*slice->mutable_values())[kv.substr(0, eq)] = kv.substr(eq + 1);
-  }
-  return absl::OkStatus();
-}
-
-std::string SliceText(const v1::SliceSelector& slice) {
-  if (slice.values().empty()) return "*";
-  std::map<std::string, std::string> sorted(slice.values().begin(), slice.values().end());
-  return absl::StrJoin(sorted, ",", absl::PairFormatter("="));
-}
-
-nlohmann::ordered_json SliceJson(const v1::SliceSelector& slice) {
-  nlohmann::ordered_json j = nlohmann::ordered_json::object();
-  std::map<std::string, std::string> sorted(slice.values().begin(), slice.values().end());
-  for (const auto& [k, v] : sorted) j[k] = v;
-  return j;
-}
-
-nlohmann::ordered_json WindowJson(const v1::TimeRange& range) {
-  return {{"start", internal::FormatTimeMs(internal::TimestampMs(range.start()))},
-          {"end", internal::FormatTimeMs(internal::TimestampMs(range.end()))}};
-}
-
-void SetModel(const std::string& model, const std::string& version, v1::ModelRef* ref) {
-  ref->set_model_id(model);
-  ref->set_model_version(version);
-}
-
-// "20m", "2h", "1h30m": the length of a resolved (bucket-aligned) window.
-std::string WindowLength(const v1::TimeRange& range) {
-  const int64_t ms = internal::TimestampMs(range.end()) - internal::TimestampMs(range.start());
-  const int64_t minutes = ms / 60'000, seconds = ms % 60'000 / 1000;
-  std::string out;
-  if (minutes >= 60) absl::StrAppend(&out, minutes / 60, "h");
-  if (minutes % 60 > 0) absl::StrAppend(&out, minutes % 60, "m");
-  if (seconds > 0 || out.empty()) absl::StrAppend(&out, seconds, "s");
-  return out;
-}
-
-std::string Dump(const nlohmann::ordered_json& doc) {
-  return doc.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
-}
-
 }  // namespace
 
 int RunOnlineReport(const OnlineReportOptions& options, std::ostream& out, std::ostream& err) {
   absl::StatusOr<internal::Connection> conn = internal::Connect(options.server);
   if (!conn.ok()) return internal::ReportError(err, conn.status());
   v1::GetDriftReportRequest request;
-  SetModel(options.model, options.version, request.mutable_model());
-  if (absl::Status s = ParseSlice(options.slice, request.mutable_slice()); !s.ok()) {
+  internal::SetModel(options.model, options.version, request.mutable_model());
+  if (absl::Status s = internal::ParseSlice(options.slice, request.mutable_slice()); !s.ok()) {
     return internal::ReportError(err, s);
   }
   if (absl::Status s = internal::FillWindow(options.window, request.mutable_window()); !s.ok()) {
@@ -139,8 +88,8 @@ int RunOnlineReport(const OnlineReportOptions& options, std::ostream& out, std::
     const v1::WindowCounts& c = report.counts();
     nlohmann::ordered_json doc = {
         {"model", {{"id", report.model().model_id()}, {"version", report.model().model_version()}}},
-        {"slice", SliceJson(report.slice())},
-        {"window", WindowJson(report.window())},
+        {"slice", internal::SliceJson(report.slice())},
+        {"window", internal::WindowJson(report.window())},
         {"baseline", report.baseline()},
         {"counts",
          {{"events", c.events()},
@@ -150,7 +99,7 @@ int RunOnlineReport(const OnlineReportOptions& options, std::ostream& out, std::
           {"rejected", c.rejected()}}},
         {"features", std::move(features)},
         {"scores", std::move(scores)}};
-    out << Dump(doc) << "\n";
+    out << internal::DumpJson(doc) << "\n";
     return kExitOk;
   }
   std::vector<FeatureReport> features;
@@ -158,10 +107,10 @@ int RunOnlineReport(const OnlineReportOptions& options, std::ostream& out, std::
   size_t drifted = 0;
   for (const FeatureReport& f : features) drifted += f.drifted;
   out << "model: " << report.model().model_id() << "@" << report.model().model_version()
-      << "  slice: " << SliceText(report.slice())
+      << "  slice: " << internal::SliceText(report.slice())
       << "  window: " << internal::FormatTimeMs(internal::TimestampMs(report.window().start()))
       << " .. " << internal::FormatTimeMs(internal::TimestampMs(report.window().end())) << " ("
-      << WindowLength(report.window()) << " of whole buckets)"
+      << internal::WindowLength(report.window()) << " of whole buckets)"
       << "  baseline: " << report.baseline() << "\nevents: " << report.counts().events()
       << "  drifted: " << drifted << " of " << features.size() << " features\n";
   const v1::WindowCounts& lost = report.counts();
@@ -189,7 +138,7 @@ int RunRank(const RankOptions& options, std::ostream& out, std::ostream& err) {
     return internal::ReportError(err, absl::InvalidArgumentError("--top must be >= 1"));
   }
   v1::RankSlicesRequest request;
-  SetModel(options.model, options.version, request.mutable_model());
+  internal::SetModel(options.model, options.version, request.mutable_model());
   if (absl::Status s = internal::FillWindow(options.window, request.mutable_window()); !s.ok()) {
     return internal::ReportError(err, s);
   }
@@ -207,7 +156,7 @@ int RunRank(const RankOptions& options, std::ostream& out, std::ostream& err) {
   if (options.json) {
     nlohmann::ordered_json slices = nlohmann::ordered_json::array();
     for (const v1::SliceRank& s : response.slices()) {
-      slices.push_back({{"slice", SliceJson(s.slice())},
+      slices.push_back({{"slice", internal::SliceJson(s.slice())},
                         {"feature", s.feature()},
                         {"value", s.value()},
                         {"error_bound", s.error_bound()},
@@ -216,7 +165,7 @@ int RunRank(const RankOptions& options, std::ostream& out, std::ostream& err) {
     }
     nlohmann::ordered_json doc = {
         {"model", options.model}, {"metric", options.metric}, {"slices", std::move(slices)}};
-    out << Dump(doc) << "\n";
+    out << internal::DumpJson(doc) << "\n";
     return kExitOk;
   }
   std::vector<std::vector<std::string>> rows = {
@@ -226,12 +175,11 @@ int RunRank(const RankOptions& options, std::ostream& out, std::ostream& err) {
     // A bound that matters is shown beside the value, as in the report:
     // "+" for KS (the true value is at or above), "±" for W1/sd.
     const char* sign = options.metric == "ks" ? " +" : " ±";
-    rows.push_back({absl::StrCat(++rank), SliceText(s.slice()), s.feature(),
-                    s.error_bound() >= 0.0005
-                        ? absl::StrFormat("%.4f%s%.4f", s.value(), sign, s.error_bound())
-                        : absl::StrFormat("%.4f", s.value()),
-                    absl::StrFormat("%.4f", s.population_value()),
-                    internal::FormatNumber(s.support())});
+    rows.push_back(
+        {absl::StrCat(++rank), internal::SliceText(s.slice()), s.feature(),
+         s.error_bound() >= 0.0005 ? absl::StrFormat("%.4f%s%.4f", s.value(), sign, s.error_bound())
+                                   : absl::StrFormat("%.4f", s.value()),
+         absl::StrFormat("%.4f", s.population_value()), internal::FormatNumber(s.support())});
   }
   internal::WriteColumns(rows, 3, out);
   if (response.slices().empty()) out << "(no slice has --min-support current weight)\n";

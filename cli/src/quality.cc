@@ -1,4 +1,5 @@
-// `driftctl quality`: AUC, calibration and NDCG@k from a scored CSV file.
+// `driftctl quality`: AUC, calibration and NDCG@k from a scored CSV file
+// (`quality --model`, the server's report, is client_quality.cc).
 #include "driftwatch/detectors/quality.h"
 
 #include <cmath>
@@ -121,6 +122,30 @@ absl::StatusOr<QualityResult> ComputeQuality(const QualityOptions& o, std::ostre
 
 }  // namespace
 
+namespace internal {
+
+nlohmann::ordered_json ReliabilityJson(const std::vector<detectors::ReliabilityBin>& bins) {
+  nlohmann::ordered_json j = nlohmann::ordered_json::array();
+  for (const detectors::ReliabilityBin& b : bins) {
+    j.push_back({{"bin", b.bin},
+                 {"mean_score", b.mean_score},
+                 {"mean_label", b.mean_label},
+                 {"count", b.count}});
+  }
+  return j;
+}
+
+void WriteReliabilityTable(const std::vector<detectors::ReliabilityBin>& bins, std::ostream& out) {
+  out << "\nreliability (non-empty bins)\n"
+      << absl::StrFormat("%4s  %10s  %10s  %10s\n", "bin", "mean_score", "mean_label", "count");
+  for (const detectors::ReliabilityBin& b : bins) {
+    out << absl::StrFormat("%4d  %10.4f  %10.4f  %10s\n", b.bin, b.mean_score, b.mean_label,
+                           FormatNumber(b.count));
+  }
+}
+
+}  // namespace internal
+
 int RunQuality(const QualityOptions& options, std::ostream& out, std::ostream& err) {
   absl::StatusOr<QualityResult> r = ComputeQuality(options, err);
   if (!r.ok()) return ReportError(err, r.status());
@@ -132,14 +157,7 @@ int RunQuality(const QualityOptions& options, std::ostream& out, std::ostream& e
       j["ece"] = r->calibration->ece;
       j["mce"] = r->calibration->mce;
       j["brier"] = r->calibration->brier;
-      nlohmann::ordered_json bins = nlohmann::ordered_json::array();
-      for (const detectors::ReliabilityBin& b : r->calibration->reliability) {
-        bins.push_back({{"bin", b.bin},
-                        {"mean_score", b.mean_score},
-                        {"mean_label", b.mean_label},
-                        {"count", b.count}});
-      }
-      j["reliability"] = std::move(bins);
+      j["reliability"] = internal::ReliabilityJson(r->calibration->reliability);
     }
     if (r->ndcg) j["ndcg"] = *r->ndcg;
     out << j.dump() << "\n";
@@ -152,14 +170,7 @@ int RunQuality(const QualityOptions& options, std::ostream& out, std::ostream& e
                            r->calibration->mce, r->calibration->brier);
   }
   if (r->ndcg) out << absl::StrFormat("ndcg@%d: %.6f\n", options.k.value_or(10), *r->ndcg);
-  if (r->calibration) {
-    out << "\nreliability (non-empty bins)\n"
-        << absl::StrFormat("%4s  %10s  %10s  %10s\n", "bin", "mean_score", "mean_label", "count");
-    for (const detectors::ReliabilityBin& b : r->calibration->reliability) {
-      out << absl::StrFormat("%4d  %10.4f  %10.4f  %10s\n", b.bin, b.mean_score, b.mean_label,
-                             internal::FormatNumber(b.count));
-    }
-  }
+  if (r->calibration) internal::WriteReliabilityTable(r->calibration->reliability, out);
   return kExitOk;
 }
 

@@ -4,6 +4,7 @@
 #include <ostream>
 
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "driftwatch/cli/commands.h"
 #include "internal/summary.h"
 #include "nlohmann/json.hpp"
@@ -78,8 +79,17 @@ std::vector<const FeatureReport*> SortedByPsi(const std::vector<FeatureReport>& 
 }
 
 int ReportError(std::ostream& err, const absl::Status& status) {
-  err << "driftctl: " << status.message() << "\n";
+  for (absl::string_view line : absl::StrSplit(status.message(), '\n')) {
+    err << "driftctl: " << line << "\n";
+  }
   return kExitBadInput;
+}
+
+// Columns a cell takes on a terminal: UTF-8 continuation bytes ("±") take none.
+static size_t DisplayWidth(const std::string& cell) {
+  return static_cast<size_t>(std::count_if(cell.begin(), cell.end(), [](char c) {
+    return (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+  }));
 }
 
 void WriteColumns(const std::vector<std::vector<std::string>>& rows, size_t text_columns,
@@ -87,12 +97,12 @@ void WriteColumns(const std::vector<std::vector<std::string>>& rows, size_t text
   std::vector<size_t> widths;
   for (const auto& row : rows) {
     if (widths.size() < row.size()) widths.resize(row.size(), 0);
-    for (size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
+    for (size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], DisplayWidth(row[i]));
   }
   for (const auto& row : rows) {
     std::string line;
     for (size_t i = 0; i < row.size(); ++i) {
-      const std::string pad(widths[i] - row[i].size(), ' ');
+      const std::string pad(widths[i] - DisplayWidth(row[i]), ' ');
       line += i < text_columns ? row[i] + pad : pad + row[i];
       if (i + 1 < row.size()) line += "  ";
     }

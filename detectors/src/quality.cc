@@ -263,6 +263,10 @@ void ScoreLabelSummary::Add(double score, double label, double weight) {
   sq_err_[b] += weight * e * e;
 }
 
+int ScoreLabelSummary::BinOf(double score) const {
+  return UniformBin(score, fine_bins_, 1.0 / fine_bins_);
+}
+
 absl::Status ScoreLabelSummary::Merge(const ScoreLabelSummary& other) {
   if (other.fine_bins_ != fine_bins_) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -515,6 +519,54 @@ absl::StatusOr<MulticlassSummary::Metrics> MulticlassSummary::Compute() const {
   m.macro_auc_error_bound = bound_sum / m.auc_classes;
   m.accuracy = correct_ / weight_;
   m.log_loss = log_loss_sum_ / weight_;
+  return m;
+}
+
+constexpr std::string_view kMulticlassMagic = "DWMC";
+constexpr uint32_t kMulticlassVersion = 1;
+constexpr std::string_view kMulticlassFormat = "multiclass summary";
+
+std::string MulticlassSummary::Serialize() const {
+  base::ByteWriter w;
+  w.Header(kMulticlassMagic, kMulticlassVersion);
+  w.U32(static_cast<uint32_t>(classes()));
+  w.U64(invalid_);
+  for (double d : {weight_, correct_, log_loss_sum_}) w.F64(d);
+  for (const ScoreLabelSummary& s : per_class_) w.Str(s.Serialize());
+  return std::move(w).Finish();
+}
+
+absl::StatusOr<MulticlassSummary> MulticlassSummary::Deserialize(std::string_view bytes) {
+  base::ByteReader r(bytes);
+  DW_RETURN_IF_ERROR(r.Header(kMulticlassFormat, kMulticlassMagic, kMulticlassVersion));
+  uint32_t classes = 0;
+  uint64_t invalid = 0;
+  double weight = 0, correct = 0, log_loss = 0;
+  if (!r.U32(&classes) || !r.U64(&invalid) || !r.F64(&weight) || !r.F64(&correct) ||
+      !r.F64(&log_loss)) {
+    return base::DataLoss(kMulticlassFormat, absl::StrCat("truncated: ", bytes.size(), " bytes"));
+  }
+  if (classes < 2 || classes > static_cast<uint32_t>(kMaxClasses)) {
+    return base::DataLoss(kMulticlassFormat, absl::StrCat(classes, " classes out of range"));
+  }
+  if (!IsValidWeight(weight) || !IsValidWeight(correct) || !IsValidWeight(log_loss)) {
+    return base::DataLoss(kMulticlassFormat, "negative or non-finite sum");
+  }
+  MulticlassSummary m(static_cast<int>(classes));
+  m.invalid_ = invalid;
+  m.weight_ = weight;
+  m.correct_ = correct;
+  m.log_loss_sum_ = log_loss;
+  for (uint32_t c = 0; c < classes; ++c) {
+    std::string blob;
+    if (!r.Str(&blob)) {
+      return base::DataLoss(kMulticlassFormat, absl::StrCat("truncated in class ", c));
+    }
+    absl::StatusOr<ScoreLabelSummary> s = ScoreLabelSummary::Deserialize(blob);
+    if (!s.ok()) return s.status();
+    m.per_class_[c] = std::move(*s);
+  }
+  if (r.remaining() != 0) return base::DataLoss(kMulticlassFormat, "trailing bytes");
   return m;
 }
 

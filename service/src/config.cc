@@ -114,6 +114,20 @@ const std::map<std::string, Setter, std::less<>>& Keys() {
       {"retention.day", Duration([](ServerConfig& c) -> int64_t& { return c.retention.day_ms; })},
       {"retention.raw_events",
        Duration([](ServerConfig& c) -> int64_t& { return c.retention.raw_events_ms; })},
+      {"labels.window", Duration([](ServerConfig& c) -> int64_t& { return c.labels.window_ms; })},
+      {"labels.max_pending",
+       Integer<uint64_t>([](ServerConfig& c) -> uint64_t& { return c.labels.max_pending; })},
+      {"labels.pending_ttl",
+       Duration([](ServerConfig& c) -> int64_t& { return c.labels.pending_ttl_ms; })},
+      {"labels.maturity_coverage",
+       Real([](ServerConfig& c) -> double& { return c.labels.maturity_coverage; })},
+      {"labels.max_clock_skew",
+       Duration([](ServerConfig& c) -> int64_t& { return c.labels.max_clock_skew_ms; })},
+      {"labels.max_join_records",
+       Integer<uint64_t>([](ServerConfig& c) -> uint64_t& { return c.labels.max_join_records; })},
+      {"labels.flush_interval",
+       Duration([](ServerConfig& c) -> int64_t& { return c.labels.flush_interval_ms; })},
+      {"labels.ndcg_k", Integer<int>([](ServerConfig& c) -> int& { return c.labels.ndcg_k; })},
       {"ingest.bucket_width",
        Duration([](ServerConfig& c) -> int64_t& { return c.ingest.bucket_width_ms; })},
       {"ingest.allowed_lateness",
@@ -280,6 +294,16 @@ absl::Status ValidateConfig(const ServerConfig& c) {
   if (c.ingest.learn_edges_max_wait_ms < 0) {
     return bad("ingest.learn_edges_max_wait", "must not be negative");
   }
+  const LabelOptions& l = c.labels;
+  if (l.window_ms < storage::kHourMs) return bad("labels.window", "must be at least 1h");
+  if (l.pending_ttl_ms <= 0) return bad("labels.pending_ttl", "must be positive");
+  if (!(l.maturity_coverage > 0 && l.maturity_coverage <= 1)) {
+    return bad("labels.maturity_coverage", l.maturity_coverage, " is outside (0, 1]");
+  }
+  if (l.max_clock_skew_ms < 0) return bad("labels.max_clock_skew", "must not be negative");
+  if (l.max_join_records < 1) return bad("labels.max_join_records", "must be at least 1");
+  if (l.flush_interval_ms <= 0) return bad("labels.flush_interval", "must be positive");
+  if (l.ndcg_k < 1) return bad("labels.ndcg_k", "must be at least 1");
   const ReportOptions& r = c.reports;
   if (r.default_window_ms <= 0) return bad("reports.default_window", "must be positive");
   if (r.bins < 2) return bad("reports.bins", "must be at least 2");

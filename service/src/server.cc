@@ -80,6 +80,7 @@ struct Server::Impl {
   std::unique_ptr<storage::Store> store;
   std::unique_ptr<ModelRegistry> registry;
   std::unique_ptr<Ingestor> ingestor;
+  std::unique_ptr<LabelJoiner> labels;
   std::unique_ptr<WindowReader> windows;
   std::unique_ptr<Baselines> baselines;
   std::unique_ptr<ReportEngine> reports;
@@ -145,10 +146,17 @@ absl::Status Server::Impl::Start() {
   ingestor = std::make_unique<Ingestor>(registry.get(), store.get(), clock, ingest);
   DW_RETURN_IF_ERROR(ingestor->Recover());
   ingestor->StartFlusher();
+  LabelOptions label_options = config.labels;
+  label_options.max_event_id_bytes = config.ingest.max_event_id_bytes;
+  label_options.max_future_skew_ms = config.ingest.max_future_skew_ms;
+  labels = std::make_unique<LabelJoiner>(store.get(), registry.get(), clock, label_options);
+  DW_RETURN_IF_ERROR(labels->Recover());
+  labels->Start();
   windows = std::make_unique<WindowReader>(store.get(), store.get(), config.ingest.bucket_width_ms);
   baselines = std::make_unique<Baselines>(store.get(), windows.get(), config.reports.bins);
   reports = std::make_unique<ReportEngine>(registry.get(), windows.get(), baselines.get(), clock,
                                            config.reports);
+  reports->AttachLabels(store.get(), config.labels);
   EvaluatorOptions evaluation;
   evaluation.window_ms = config.reports.default_window_ms;
   evaluation.max_slices = config.max_signal_slices;
@@ -177,7 +185,7 @@ absl::Status Server::Impl::Start() {
 
 absl::Status Server::Impl::Serve() {
   ingest_service = std::make_unique<grpc_api::IngestService>(
-      ingestor.get(), metrics.get(), query_priority.get(), config.max_ingest_streams);
+      ingestor.get(), labels.get(), metrics.get(), query_priority.get(), config.max_ingest_streams);
   models_service = std::make_unique<grpc_api::ModelsService>(registry.get(), reports.get());
   reports_service = std::make_unique<grpc_api::ReportsService>(reports.get(), query_priority.get(),
                                                                metrics.get());
@@ -244,6 +252,7 @@ void Server::Impl::Shutdown() {
     ingestor.reset();  // the destructor's final flush commits what is still open
     internal::LogInfo("stopped", {{"accepted_events", absl::StrCat(accepted)}});
   }
+  labels.reset();  // after ingest's last flush: its join state is tailed and committed
   metrics.reset();
   evaluator.reset();
   baselines.reset();
@@ -288,6 +297,7 @@ void Server::Wait() {
 
 ModelRegistry& Server::registry() { return *impl_->registry; }
 Ingestor& Server::ingestor() { return *impl_->ingestor; }
+LabelJoiner& Server::labels() { return *impl_->labels; }
 ReportEngine& Server::reports() { return *impl_->reports; }
 Evaluator& Server::evaluator() { return *impl_->evaluator; }
 

@@ -20,6 +20,7 @@
 #include "absl/synchronization/mutex.h"
 #include "driftwatch/base/clock.h"
 #include "driftwatch/base/status_macros.h"
+#include "driftwatch/detectors/quality_profile.h"
 #include "driftwatch/storage/store.h"
 #include "internal/migrations.h"
 #include "internal/sqlite.h"
@@ -141,6 +142,16 @@ class SqliteStore final : public Store {
   absl::StatusOr<int64_t> ApplyRetention(const RetentionPolicy& policy, int64_t now_ms) override;
   absl::StatusOr<int64_t> DeleteRawEvents(int64_t model_key,
                                           const std::vector<std::string>& event_ids) override;
+  absl::Status CommitLabels(const LabelCommit& commit) override;
+  absl::StatusOr<std::vector<JoinChunk>> ReadJoinChunks(int64_t model_key, int64_t after_seq,
+                                                        int limit) override;
+  absl::StatusOr<std::vector<LabelLogRow>> ReadLabelLog(int64_t model_key) override;
+  absl::StatusOr<std::vector<PendingLabelRow>> ReadPendingLabels(int64_t model_key) override;
+  absl::StatusOr<std::vector<QualityRow>> ReadQuality(int64_t model_key, int32_t slice_id,
+                                                      int64_t from_ms, int64_t to_ms) override;
+  absl::StatusOr<LabelCounts> ReadLabelCounts(int64_t model_key, int64_t from_ms,
+                                              int64_t to_ms) override;
+  absl::StatusOr<int64_t> ReadLabelProgress(int64_t model_key) override;
 
  private:
   // A read connection borrowed from the pool; returned on destruction.
@@ -185,6 +196,9 @@ class SqliteStore final : public Store {
   absl::Status WriteArrivals(const std::vector<ArrivalCounts>& arrivals)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   absl::Status WritePending(const FlushBatch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  absl::Status WriteJoinChunks(const std::vector<JoinChunk>& chunks)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  absl::Status MergeQuality(const QualityRow& row) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
 
   // Constant after construction.
   const SqliteOptions options_;
@@ -357,6 +371,7 @@ absl::Status SqliteStore::Commit(const FlushBatch& batch) {
   DW_RETURN_IF_ERROR(WriteProgress(batch.progress));
   DW_RETURN_IF_ERROR(WriteArrivals(batch.arrivals));
   DW_RETURN_IF_ERROR(WritePending(batch));
+  DW_RETURN_IF_ERROR(WriteJoinChunks(batch.join_chunks));
   return txn.Commit(kOp);
 }
 
@@ -777,6 +792,266 @@ absl::StatusOr<std::vector<BaselineRecord>> SqliteStore::ListBaselines(int64_t m
   return out;
 }
 
+// --- Labels ------------------------------------------------------------------
+
+absl::Status SqliteStore::WriteJoinChunks(const std::vector<JoinChunk>& chunks) {
+  constexpr absl::string_view kOp = "commit flush: insert join state";
+  for (const JoinChunk& c : chunks) {
+    DW_ASSIGN_OR_RETURN(ScopedStatement s,
+                        writer_->Prepare("INSERT INTO join_state (model_key, hour_start_ms, "
+                                         "records) VALUES (?, ?, ?)",
+                                         kOp));
+    s->BindInt64(1, c.model_key);
+    s->BindInt64(2, c.hour_start_ms);
+    s->BindBlob(3, c.records);
+    DW_RETURN_IF_ERROR(s->Run(kOp));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SqliteStore::MergeQuality(const QualityRow& row) {
+  constexpr absl::string_view kOp = "commit labels: merge quality";
+  std::string merged = row.profile;
+  {
+    DW_ASSIGN_OR_RETURN(ScopedStatement find,
+                        writer_->Prepare("SELECT profile FROM quality WHERE model_key = ? AND "
+                                         "slice_id = ? AND hour_start_ms = ?",
+                                         kOp));
+    find->BindInt64(1, row.model_key);
+    find->BindInt64(2, row.slice_id);
+    find->BindInt64(3, row.hour_start_ms);
+    DW_ASSIGN_OR_RETURN(bool found, find->Step(kOp));
+    if (found) {
+      const std::string where = absl::StrCat(kOp, ": model ", row.model_key, " slice ",
+                                             row.slice_id, " hour ", row.hour_start_ms, ": ");
+      absl::StatusOr<detectors::QualityProfile> stored =
+          detectors::QualityProfile::Deserialize(find->ColumnBlob(0));
+      if (!stored.ok()) {
+        return absl::Status(stored.status().code(),
+                            absl::StrCat(where, "stored row: ", stored.status().message()));
+      }
+      absl::StatusOr<detectors::QualityProfile> delta =
+          detectors::QualityProfile::Deserialize(row.profile);
+      if (!delta.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat(where, delta.status().message()));
+      }
+      if (absl::Status st = stored->Merge(*delta); !st.ok()) {
+        return absl::Status(st.code(), absl::StrCat(where, st.message()));
+      }
+      merged = stored->Serialize();
+    }
+  }
+  DW_ASSIGN_OR_RETURN(ScopedStatement put,
+                      writer_->Prepare("INSERT OR REPLACE INTO quality (model_key, slice_id, "
+                                       "hour_start_ms, profile) VALUES (?, ?, ?, ?)",
+                                       kOp));
+  put->BindInt64(1, row.model_key);
+  put->BindInt64(2, row.slice_id);
+  put->BindInt64(3, row.hour_start_ms);
+  put->BindBlob(4, merged);
+  return put->Run(kOp);
+}
+
+absl::Status SqliteStore::CommitLabels(const LabelCommit& commit) {
+  constexpr absl::string_view kOp = "commit labels";
+  absl::MutexLock lock(&write_mu_);
+  DW_ASSIGN_OR_RETURN(Transaction txn, Transaction::BeginImmediate(writer_.get(), kOp));
+  for (const LabelLogRow& row : commit.log) {
+    DW_ASSIGN_OR_RETURN(ScopedStatement s,
+                        writer_->Prepare("INSERT INTO label_log (model_key, commit_ms, entries) "
+                                         "VALUES (?, ?, ?)",
+                                         kOp));
+    s->BindInt64(1, row.model_key);
+    s->BindInt64(2, row.commit_ms);
+    s->BindBlob(3, row.entries);
+    DW_RETURN_IF_ERROR(s->Run(kOp));
+  }
+  for (const QualityRow& row : commit.quality_merges) DW_RETURN_IF_ERROR(MergeQuality(row));
+  for (const LabelCommit::Key& k : commit.pending_deletes) {
+    DW_ASSIGN_OR_RETURN(
+        ScopedStatement s,
+        writer_->Prepare("DELETE FROM pending_labels WHERE model_key = ? AND hash = ?", kOp));
+    s->BindInt64(1, k.model_key);
+    s->BindInt64(2, static_cast<int64_t>(k.hash));
+    DW_RETURN_IF_ERROR(s->Run(kOp));
+  }
+  for (const PendingLabelRow& p : commit.pending_upserts) {
+    DW_ASSIGN_OR_RETURN(ScopedStatement s,
+                        writer_->Prepare("INSERT OR REPLACE INTO pending_labels (model_key, hash, "
+                                         "value, label_time_ms, received_ms) VALUES (?, ?, ?, ?, ?)",
+                                         kOp));
+    s->BindInt64(1, p.model_key);
+    s->BindInt64(2, static_cast<int64_t>(p.hash));
+    s->BindDouble(3, p.value);
+    s->BindInt64(4, p.label_time_ms);
+    s->BindInt64(5, p.received_ms);
+    DW_RETURN_IF_ERROR(s->Run(kOp));
+  }
+  for (const LabelCounts& c : commit.counts) {
+    DW_ASSIGN_OR_RETURN(
+        ScopedStatement s,
+        writer_->Prepare(
+            "INSERT INTO label_counts (model_key, minute_start_ms, joined, pending, duplicates, "
+            "conflicting, not_sampled, orphan, expired, rejected) VALUES (?, ?, ?, ?, ?, ?, ?, "
+            "?, ?, ?) ON CONFLICT (model_key, minute_start_ms) DO UPDATE SET "
+            "joined = joined + excluded.joined, pending = pending + excluded.pending, "
+            "duplicates = duplicates + excluded.duplicates, "
+            "conflicting = conflicting + excluded.conflicting, "
+            "not_sampled = not_sampled + excluded.not_sampled, "
+            "orphan = orphan + excluded.orphan, expired = expired + excluded.expired, "
+            "rejected = rejected + excluded.rejected",
+            kOp));
+    s->BindInt64(1, c.model_key);
+    s->BindInt64(2, c.minute_start_ms);
+    int i = 3;
+    for (uint64_t v : {c.joined, c.pending, c.duplicates, c.conflicting, c.not_sampled, c.orphan,
+                       c.expired, c.rejected}) {
+      s->BindInt64(i++, static_cast<int64_t>(v));
+    }
+    DW_RETURN_IF_ERROR(s->Run(kOp));
+  }
+  for (const LabelCommit::Progress& p : commit.progress) {
+    DW_ASSIGN_OR_RETURN(ScopedStatement s,
+                        writer_->Prepare("INSERT INTO label_progress (model_key, join_seq) VALUES "
+                                         "(?, ?) ON CONFLICT (model_key) DO UPDATE SET join_seq = "
+                                         "max(join_seq, excluded.join_seq)",
+                                         kOp));
+    s->BindInt64(1, p.model_key);
+    s->BindInt64(2, p.join_seq);
+    DW_RETURN_IF_ERROR(s->Run(kOp));
+  }
+  for (const LabelCommit::Expire& e : commit.expire) {
+    DW_ASSIGN_OR_RETURN(
+        ScopedStatement a,
+        writer_->Prepare("DELETE FROM join_state WHERE model_key = ? AND hour_start_ms < ?", kOp));
+    a->BindInt64(1, e.model_key);
+    a->BindInt64(2, e.join_before_hour_ms);
+    DW_RETURN_IF_ERROR(a->Run(kOp));
+    DW_ASSIGN_OR_RETURN(
+        ScopedStatement b,
+        writer_->Prepare("DELETE FROM label_log WHERE model_key = ? AND commit_ms < ?", kOp));
+    b->BindInt64(1, e.model_key);
+    b->BindInt64(2, e.log_before_ms);
+    DW_RETURN_IF_ERROR(b->Run(kOp));
+  }
+  return txn.Commit(kOp);
+}
+
+absl::StatusOr<std::vector<JoinChunk>> SqliteStore::ReadJoinChunks(int64_t model_key,
+                                                                   int64_t after_seq, int limit) {
+  constexpr absl::string_view kOp = "read join state";
+  DW_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
+  DW_ASSIGN_OR_RETURN(ScopedStatement s,
+                      reader->Prepare("SELECT seq, hour_start_ms, records FROM join_state WHERE "
+                                      "model_key = ? AND seq > ? ORDER BY seq LIMIT ?",
+                                      kOp));
+  s->BindInt64(1, model_key);
+  s->BindInt64(2, after_seq);
+  s->BindInt64(3, limit);
+  std::vector<JoinChunk> out;
+  while (true) {
+    DW_ASSIGN_OR_RETURN(bool row, s->Step(kOp));
+    if (!row) break;
+    out.push_back({s->ColumnInt64(0), model_key, s->ColumnInt64(1), s->ColumnString(2)});
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<LabelLogRow>> SqliteStore::ReadLabelLog(int64_t model_key) {
+  constexpr absl::string_view kOp = "read label log";
+  DW_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
+  DW_ASSIGN_OR_RETURN(ScopedStatement s,
+                      reader->Prepare("SELECT seq, commit_ms, entries FROM label_log WHERE "
+                                      "model_key = ? ORDER BY seq",
+                                      kOp));
+  s->BindInt64(1, model_key);
+  std::vector<LabelLogRow> out;
+  while (true) {
+    DW_ASSIGN_OR_RETURN(bool row, s->Step(kOp));
+    if (!row) break;
+    out.push_back({s->ColumnInt64(0), model_key, s->ColumnInt64(1), s->ColumnString(2)});
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<PendingLabelRow>> SqliteStore::ReadPendingLabels(int64_t model_key) {
+  constexpr absl::string_view kOp = "read pending labels";
+  DW_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
+  DW_ASSIGN_OR_RETURN(ScopedStatement s,
+                      reader->Prepare("SELECT hash, value, label_time_ms, received_ms FROM "
+                                      "pending_labels WHERE model_key = ?",
+                                      kOp));
+  s->BindInt64(1, model_key);
+  std::vector<PendingLabelRow> out;
+  while (true) {
+    DW_ASSIGN_OR_RETURN(bool row, s->Step(kOp));
+    if (!row) break;
+    out.push_back({model_key, static_cast<uint64_t>(s->ColumnInt64(0)), s->ColumnDouble(1),
+                   s->ColumnInt64(2), s->ColumnInt64(3)});
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<QualityRow>> SqliteStore::ReadQuality(int64_t model_key,
+                                                                 int32_t slice_id,
+                                                                 int64_t from_ms, int64_t to_ms) {
+  constexpr absl::string_view kOp = "read quality";
+  DW_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
+  DW_ASSIGN_OR_RETURN(ScopedStatement s,
+                      reader->Prepare("SELECT hour_start_ms, profile FROM quality WHERE "
+                                      "model_key = ? AND slice_id = ? AND hour_start_ms >= ? AND "
+                                      "hour_start_ms < ? ORDER BY hour_start_ms",
+                                      kOp));
+  s->BindInt64(1, model_key);
+  s->BindInt64(2, slice_id);
+  s->BindInt64(3, from_ms);
+  s->BindInt64(4, to_ms);
+  std::vector<QualityRow> out;
+  while (true) {
+    DW_ASSIGN_OR_RETURN(bool row, s->Step(kOp));
+    if (!row) break;
+    out.push_back({model_key, slice_id, s->ColumnInt64(0), s->ColumnString(1)});
+  }
+  return out;
+}
+
+absl::StatusOr<LabelCounts> SqliteStore::ReadLabelCounts(int64_t model_key, int64_t from_ms,
+                                                         int64_t to_ms) {
+  constexpr absl::string_view kOp = "read label counts";
+  DW_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
+  DW_ASSIGN_OR_RETURN(
+      ScopedStatement s,
+      reader->Prepare("SELECT coalesce(sum(joined), 0), coalesce(sum(pending), 0), "
+                      "coalesce(sum(duplicates), 0), coalesce(sum(conflicting), 0), "
+                      "coalesce(sum(not_sampled), 0), coalesce(sum(orphan), 0), "
+                      "coalesce(sum(expired), 0), coalesce(sum(rejected), 0) FROM label_counts "
+                      "WHERE model_key = ? AND minute_start_ms >= ? AND minute_start_ms < ?",
+                      kOp));
+  s->BindInt64(1, model_key);
+  s->BindInt64(2, from_ms);
+  s->BindInt64(3, to_ms);
+  LabelCounts c;
+  c.model_key = model_key;
+  DW_ASSIGN_OR_RETURN(bool row, s->Step(kOp));
+  if (row) {
+    uint64_t* fields[] = {&c.joined,      &c.pending, &c.duplicates, &c.conflicting,
+                          &c.not_sampled, &c.orphan,  &c.expired,    &c.rejected};
+    for (int i = 0; i < 8; ++i) *fields[i] = static_cast<uint64_t>(s->ColumnInt64(i));
+  }
+  return c;
+}
+
+absl::StatusOr<int64_t> SqliteStore::ReadLabelProgress(int64_t model_key) {
+  constexpr absl::string_view kOp = "read label progress";
+  DW_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
+  DW_ASSIGN_OR_RETURN(
+      ScopedStatement s,
+      reader->Prepare("SELECT join_seq FROM label_progress WHERE model_key = ?", kOp));
+  s->BindInt64(1, model_key);
+  DW_ASSIGN_OR_RETURN(bool row, s->Step(kOp));
+  return row ? s->ColumnInt64(0) : 0;
+}
+
 // --- Deletion ----------------------------------------------------------------
 
 absl::StatusOr<int64_t> SqliteStore::ApplyRetention(const RetentionPolicy& policy, int64_t now_ms) {
@@ -837,6 +1112,17 @@ absl::StatusOr<int64_t> SqliteStore::ApplyRetention(const RetentionPolicy& polic
       s->BindInt64(2, before);
       DW_RETURN_IF_ERROR(s->Run(kOp));
       deleted += writer_->Changes();
+    }
+    if (cutoff(policy.quality_ms, &before)) {
+      for (const char* sql : {"DELETE FROM quality WHERE model_key = ? AND hour_start_ms < ?",
+                              "DELETE FROM label_counts WHERE model_key = ? AND "
+                              "minute_start_ms < ?"}) {
+        DW_ASSIGN_OR_RETURN(ScopedStatement s, writer_->Prepare(sql, kOp));
+        s->BindInt64(1, model_key);
+        s->BindInt64(2, before);
+        DW_RETURN_IF_ERROR(s->Run(kOp));
+        deleted += writer_->Changes();
+      }
     }
     if (cutoff(policy.raw_events_ms, &before)) {
       DW_ASSIGN_OR_RETURN(

@@ -212,6 +212,26 @@ class FakeStore : public storage::Store {
   absl::StatusOr<int64_t> DeleteRawEvents(int64_t, const std::vector<std::string>&) override {
     return 0;
   }
+  // The label join is tested against real SQLite (labels_test.cc); the fake
+  // keeps no label state.
+  absl::Status CommitLabels(const storage::LabelCommit&) override { return absl::OkStatus(); }
+  absl::StatusOr<std::vector<storage::JoinChunk>> ReadJoinChunks(int64_t, int64_t, int) override {
+    return std::vector<storage::JoinChunk>{};
+  }
+  absl::StatusOr<std::vector<storage::LabelLogRow>> ReadLabelLog(int64_t) override {
+    return std::vector<storage::LabelLogRow>{};
+  }
+  absl::StatusOr<std::vector<storage::PendingLabelRow>> ReadPendingLabels(int64_t) override {
+    return std::vector<storage::PendingLabelRow>{};
+  }
+  absl::StatusOr<std::vector<storage::QualityRow>> ReadQuality(int64_t, int32_t, int64_t,
+                                                               int64_t) override {
+    return std::vector<storage::QualityRow>{};
+  }
+  absl::StatusOr<storage::LabelCounts> ReadLabelCounts(int64_t, int64_t, int64_t) override {
+    return storage::LabelCounts{};
+  }
+  absl::StatusOr<int64_t> ReadLabelProgress(int64_t) override { return 0; }
 
   size_t dedup_chunks() const {
     std::lock_guard<std::mutex> lock(mu_);

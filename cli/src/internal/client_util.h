@@ -19,6 +19,7 @@
 #include "grpcpp/channel.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/support/status.h"
+#include "nlohmann/json.hpp"
 
 namespace driftwatch::cli::internal {
 
@@ -52,9 +53,31 @@ std::string FormatTimeMs(int64_t unix_ms);  // RFC 3339, UTC
 int64_t TimestampMs(const google::protobuf::Timestamp& t);
 void SetTimestampMs(int64_t unix_ms, google::protobuf::Timestamp* t);
 
+// `message` with every Unix-millisecond time in it (a 12- or 13-digit
+// number between 2001 and 2100) followed by its ISO 8601 UTC form, unless
+// the server already wrote one there: for the messages of reject reasons.
+std::string WithHumanTimes(const std::string& message);
+
 // --window LENGTH or --from/--to into a Window; leaves `window` unset when
 // no flag is given. INVALID_ARGUMENT naming the flag otherwise.
 absl::Status FillWindow(const WindowFlags& flags, v1::Window* window);
+
+// "20m", "2h", "1h30m": the length of a resolved (bucket-aligned) window.
+std::string WindowLength(const v1::TimeRange& range);
+// {"start": RFC 3339, "end": RFC 3339}.
+nlohmann::ordered_json WindowJson(const v1::TimeRange& range);
+
+// --slice KEY=VALUE flags into `slice`; INVALID_ARGUMENT naming the flag.
+absl::Status ParseSlice(const std::vector<std::string>& flags, v1::SliceSelector* slice);
+// "*" for the population, else "k1=v1,k2=v2" sorted by key.
+std::string SliceText(const v1::SliceSelector& slice);
+// {} for the population, else {"k1": "v1", ...} sorted by key.
+nlohmann::ordered_json SliceJson(const v1::SliceSelector& slice);
+
+void SetModel(const std::string& model, const std::string& version, v1::ModelRef* ref);
+
+// One line of JSON, invalid UTF-8 replaced (names come from users).
+std::string DumpJson(const nlohmann::ordered_json& doc);
 
 // A CSV file, or a JSONL file (one JSON object a line; the header is every
 // key in first-seen order, a missing key or null is an empty cell, numbers

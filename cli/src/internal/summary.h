@@ -9,6 +9,7 @@
 
 #include "absl/status/status.h"
 #include "driftwatch/cli/compare.h"
+#include "driftwatch/detectors/quality.h"
 #include "nlohmann/json.hpp"
 
 namespace driftwatch::cli::internal {
@@ -44,10 +45,17 @@ nlohmann::ordered_json FeatureJson(const FeatureReport& feature);
 
 const char* KindName(FeatureKind kind);
 
+// The reliability curve of `quality` (offline and online): one JSON record
+// {bin, mean_score, mean_label, count} per bin, and the text table after a
+// blank line. Defined in quality.cc.
+nlohmann::ordered_json ReliabilityJson(const std::vector<detectors::ReliabilityBin>& bins);
+void WriteReliabilityTable(const std::vector<detectors::ReliabilityBin>& bins, std::ostream& out);
+
 // Compact number formatting: integers without decimals, else %.4g.
 std::string FormatNumber(double x);
 
-// Prints "driftctl: <message>" on `err` and returns kExitBadInput.
+// Prints "driftctl: <line>" on `err` for each line of the message and
+// returns kExitBadInput.
 int ReportError(std::ostream& err, const absl::Status& status);
 
 }  // namespace driftwatch::cli::internal

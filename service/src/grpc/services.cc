@@ -75,9 +75,13 @@ grpc::Status Unimplemented() {
 // server treats exactly as CLIENT_STREAMING (neither reads a payload
 // before the handler runs); only server interceptors, which we do not
 // install, would see the other type.
-IngestService::IngestService(Ingestor* ingestor, internal::Metrics* metrics,
+IngestService::IngestService(Ingestor* ingestor, LabelJoiner* labels, internal::Metrics* metrics,
                              QueryPriority* priority, int max_streams)
-    : ingestor_(ingestor), metrics_(metrics), priority_(priority), max_streams_(max_streams) {
+    : ingestor_(ingestor),
+      labels_(labels),
+      metrics_(metrics),
+      priority_(priority),
+      max_streams_(max_streams) {
   constexpr int kStreamPredictions = 0;  // the method's index in ingest.proto
   MarkMethodStreamed(
       kStreamPredictions,
@@ -172,8 +176,46 @@ grpc::Status IngestService::StreamPredictionBytes(grpc::ServerContext*,
 }
 
 grpc::Status IngestService::StreamLabels(grpc::ServerContext*,
-                                         grpc::ServerReader<v1::LabelBatch>*, v1::LabelAck*) {
-  return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "label join lands with the labels issue");
+                                         grpc::ServerReader<v1::LabelBatch>* reader,
+                                         v1::LabelAck* ack) {
+  return Guard("StreamLabels", [&]() -> absl::Status {
+    LabelStreamCounts counts;
+    uint64_t last_seq = 0;
+    v1::LabelBatch batch;
+    while (reader->Read(&batch)) {
+      DW_ASSIGN_OR_RETURN(last_seq, labels_->Apply(batch, &counts));
+      batch.Clear();
+    }
+    if (last_seq > 0) {
+      absl::Status durable = labels_->WaitDurable(last_seq);
+      if (!durable.ok()) {
+        internal::LogWarn("label ack withheld", {{"error", durable.ToString()}});
+        return absl::UnavailableError(
+            absl::StrCat("labels were not committed (", durable.message(),
+                         "); retry the stream: a label already in is counted a duplicate"));
+      }
+    }
+    ack->set_joined(counts.joined);
+    ack->set_pending(counts.pending);
+    ack->set_duplicates(counts.duplicates);
+    ack->set_rejected(counts.rejected);
+    ack->set_conflicting(counts.conflicting);
+    ack->set_not_sampled(counts.not_sampled);
+    ack->set_orphan(counts.orphan);
+    ack->set_batches(counts.batches);
+    std::vector<const std::pair<const std::string, RejectStat>*> reasons;
+    for (const auto& entry : counts.reasons) reasons.push_back(&entry);
+    std::sort(reasons.begin(), reasons.end(),
+              [](const auto* a, const auto* b) { return a->first < b->first; });
+    for (const auto* entry : reasons) {
+      v1::RejectReason* r = ack->add_reasons();
+      r->set_reason(entry->first);
+      r->set_count(entry->second.count);
+      r->set_example_event_id(entry->second.example_event_id);
+      r->set_message(entry->second.message);
+    }
+    return absl::OkStatus();
+  });
 }
 
 grpc::Status ModelsService::RegisterModel(grpc::ServerContext*,
@@ -246,6 +288,17 @@ grpc::Status ReportsService::RankSlices(grpc::ServerContext*, const v1::RankSlic
   Timed timed(metrics_, "RankSlices");
   return Guard("RankSlices", [&]() -> absl::Status {
     DW_ASSIGN_OR_RETURN(*response, reports_->RankSlices(*request));
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status ReportsService::GetQualityReport(grpc::ServerContext*,
+                                              const v1::GetQualityReportRequest* request,
+                                              v1::QualityReport* response) {
+  QueryPriority::Scope first(priority_);
+  Timed timed(metrics_, "GetQualityReport");
+  return Guard("GetQualityReport", [&]() -> absl::Status {
+    DW_ASSIGN_OR_RETURN(*response, reports_->GetQualityReport(*request));
     return absl::OkStatus();
   });
 }

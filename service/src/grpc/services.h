@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "driftwatch/service/ingestor.h"
+#include "driftwatch/service/label_joiner.h"
 #include "driftwatch/service/model_registry.h"
 #include "driftwatch/service/query_priority.h"
 #include "driftwatch/service/reports.h"
@@ -26,11 +27,12 @@ namespace driftwatch::service::grpc_api {
 // At most `max_streams` streams run at once; one more fails at once with
 // RESOURCE_EXHAUSTED (an idle stream costs a server thread, nothing else:
 // its parse arena is allocated with its first message). StreamLabels
-// lands with the label joiner. Every pointer must outlive the service.
+// applies each LabelBatch through the label joiner and acks once every
+// label is committed. Every pointer must outlive the service.
 class IngestService final : public v1::Ingest::Service {
  public:
-  IngestService(Ingestor* ingestor, internal::Metrics* metrics, QueryPriority* priority,
-                int max_streams);
+  IngestService(Ingestor* ingestor, LabelJoiner* labels, internal::Metrics* metrics,
+                QueryPriority* priority, int max_streams);
 
   // Streams running now, and refused by the cap since start.
   int active_streams() const { return active_streams_.load(); }
@@ -47,6 +49,7 @@ class IngestService final : public v1::Ingest::Service {
                                      v1::IngestAck* ack);
 
   Ingestor* const ingestor_;
+  LabelJoiner* const labels_;
   internal::Metrics* const metrics_;
   QueryPriority* const priority_;
   const int max_streams_;
@@ -88,6 +91,9 @@ class ReportsService final : public v1::Reports::Service {
                               v1::DriftReport* response) override;
   grpc::Status RankSlices(grpc::ServerContext* context, const v1::RankSlicesRequest* request,
                           v1::RankSlicesResponse* response) override;
+  grpc::Status GetQualityReport(grpc::ServerContext* context,
+                                const v1::GetQualityReportRequest* request,
+                                v1::QualityReport* response) override;
 
  private:
   ReportEngine* const reports_;

@@ -7,11 +7,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "driftwatch/base/names.h"
+#include "driftwatch/base/sampling.h"
 #include "driftwatch/base/status_macros.h"
 #include "driftwatch/base/time_format.h"
 #include "driftwatch/base/strings.h"
 #include "driftwatch/storage/bucket_store.h"
 #include "ingest/validate.h"
+#include "labels/join_record.h"
 #include "internal/log.h"
 
 namespace driftwatch::service::ingest {
@@ -36,7 +38,11 @@ BatchApplier::BatchApplier(ModelIngestState& state, const BatchDecoder& decoder,
       totals_(totals),
       handoffs_(handoffs),
       view_(decoder.NewView()),
-      tuple_ids_(static_cast<size_t>(decoder.slice_tuples()) * model_.slice_key_count(), -1) {}
+      tuple_ids_(static_cast<size_t>(decoder.slice_tuples()) * model_.slice_key_count(), -1),
+      join_(model_.joins_labels()),
+      join_rate_(model_.label_join_rate()),
+      join_ranked_(model_.schema().score_kind() == v1::SCORE_KIND_RANKING),
+      join_class_probs_(model_.schema().score_kind() == v1::SCORE_KIND_MULTICLASS_PROBABILITIES) {}
 
 
 void BatchApplier::Reject(const Rejection& rejection) {
@@ -177,6 +183,30 @@ void BatchApplier::Hold(size_t i) {
   ++counts_->accepted;
 }
 
+inline void BatchApplier::KeepJoinState(size_t i, std::span<const int32_t> slices) {
+  if (!join_) return;
+  if (join_rate_ < 1.0 && !base::InSample(view_.event_id, join_rate_)) return;
+  labels::JoinRecordRef r;
+  r.event_time_ms = view_.event_time_ms;
+  r.weight = 1.0 / view_.sample_rate;
+  // Without slice keys the event is in the population only.
+  if (model_.slice_key_count() > 0) r.slices = slices;
+  r.kind = join_class_probs_ ? labels::JoinRecord::Scores::kClassProbs
+                             : labels::JoinRecord::Scores::kOne;
+  r.scores = view_.scores;
+  if (join_ranked_) {
+    r.ranked = true;
+    r.query_hash = EventIdHash(decoder_.QueryId(i));
+    r.position = static_cast<uint32_t>(std::max(0, decoder_.Position(i)));
+  }
+  const int64_t hour = storage::BucketStart(view_.event_time_ms, storage::kHourMs);
+  if (join_chunk_ == nullptr || hour != join_hour_) {
+    join_hour_ = hour;
+    join_chunk_ = &state_.join_out[hour];
+  }
+  labels::AppendChunkEntry(view_.id_hash, r, join_chunk_);
+}
+
 void BatchApplier::KeepRaw(size_t i) {
   storage::RawEventRow row;
   row.model_key = model_.model_key();
@@ -280,7 +310,9 @@ absl::Status BatchApplier::Run() {
       OpenBucket* bucket =
           Place(storage::BucketStart(view_.event_time_ms, options_.bucket_width_ms));
       if (bucket == nullptr) continue;
-      Accumulate(*bucket, ResolveSlices(i));
+      const std::span<const int32_t> slices = ResolveSlices(i);
+      Accumulate(*bucket, slices);
+      KeepJoinState(i, slices);
       if (Sampled(view_.id_hash)) KeepRaw(i);
     }
     return absl::OkStatus();
@@ -297,7 +329,9 @@ absl::Status BatchApplier::Run() {
       Hold(i);
       continue;
     }
-    Accumulate(*bucket, ResolveSlices(i));
+    const std::span<const int32_t> slices = ResolveSlices(i);
+    Accumulate(*bucket, slices);
+    KeepJoinState(i, slices);
     if (Sampled(view_.id_hash)) KeepRaw(i);
   }
   return absl::OkStatus();

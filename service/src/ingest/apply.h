@@ -69,6 +69,10 @@ class BatchApplier {
                                                std::span<const int32_t> slices)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_.mu);
   void KeepRaw(size_t i) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_.mu);
+  // If the event is in the label join's sample (label_join_rate): its join
+  // record, for the next flush (docs/formats/join_state.md).
+  ABSL_ATTRIBUTE_ALWAYS_INLINE void KeepJoinState(size_t i, std::span<const int32_t> slices)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_.mu);
   // While the model learns its edges: keeps the accepted event whole
   // instead of accumulating it.
   void Hold(size_t i) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_.mu);
@@ -112,6 +116,13 @@ class BatchApplier {
   int64_t cached_start_ = 0;
   bool cached_backfill_ = false;
   bool replay_ = false;
+  // Constant per batch: whether the model keeps join state, and how.
+  const bool join_ = false;
+  const double join_rate_ = 1.0;
+  const bool join_ranked_ = false;
+  const bool join_class_probs_ = false;
+  std::string* join_chunk_ = nullptr;  // state_.join_out[join_hour_]
+  int64_t join_hour_ = 0;
 };
 
 }  // namespace driftwatch::service::ingest

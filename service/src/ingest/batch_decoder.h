@@ -85,6 +85,23 @@ class BatchDecoder {
     return columns_->slice_dictionary(tuple).values(key);
   }
 
+  // Rankers: the query id and position event i sends ("" and 0 if none).
+  std::string_view QueryId(size_t i) const {
+    const int index = static_cast<int>(i);
+    if (columns_ != nullptr) {
+      return columns_->query_ids_size() > index ? std::string_view(columns_->query_ids(index))
+                                                : std::string_view();
+    }
+    return batch_->rows().events(index).query_id();
+  }
+  int32_t Position(size_t i) const {
+    const int index = static_cast<int>(i);
+    if (columns_ != nullptr) {
+      return columns_->positions_size() > index ? columns_->positions(index) : 0;
+    }
+    return batch_->rows().events(index).position();
+  }
+
   // Event i in row form, serialized: what the raw sample keeps.
   std::string SerializeEvent(size_t i, const EventView& view) const;
 

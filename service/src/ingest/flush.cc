@@ -166,6 +166,10 @@ void CollectFlush(ModelIngestState& state, const IngestOptions& options,
   state.backfill.clear();
   for (storage::RawEventRow& row : state.raw) batch->raw_events.push_back(std::move(row));
   state.raw.clear();
+  for (auto& [hour, records] : state.join_out) {
+    batch->join_chunks.push_back({0, key, hour, std::move(records)});
+  }
+  state.join_out.clear();
   for (auto& [minute, counts] : state.arrivals) batch->arrivals.push_back(counts);
   state.arrivals.clear();
   for (; state.held_collected < state.held.size(); ++state.held_collected) {

@@ -119,6 +119,9 @@ class ModelIngestState {
   bool progress_dirty ABSL_GUARDED_BY(mu) = false;
   std::vector<storage::SliceRecord> new_slices ABSL_GUARDED_BY(mu);
   std::vector<storage::RawEventRow> raw ABSL_GUARDED_BY(mu);
+  // Join state of kept predictions (label_join_rate), by event-time hour,
+  // for the next flush (storage::JoinChunk).
+  std::map<int64_t, std::string> join_out ABSL_GUARDED_BY(mu);
   // What this model's traffic lost per minute of arrival (server clock),
   // for the next flush.
   std::map<int64_t, storage::ArrivalCounts> arrivals ABSL_GUARDED_BY(mu);

@@ -79,15 +79,14 @@ absl::Status Corrupt(const std::string& what) {
   return absl::DataLossError(absl::StrCat("join record: ", what));
 }
 
-}  // namespace
-
-void EncodeJoinRecord(const JoinRecord& r, std::string* out) {
+template <typename Record>
+void Encode(const Record& r, std::string* out) {
   out->push_back(static_cast<char>(kVersion | (r.ranked ? kRankedBit : 0) |
                                    (static_cast<uint8_t>(r.kind) << 4)));
   PutFixed(r.event_time_ms, out);
   PutFixed(r.weight, out);
   PutVarint(r.slices.size(), out);
-  for (uint32_t s : r.slices) PutVarint(s, out);
+  for (auto s : r.slices) PutVarint(static_cast<uint32_t>(s), out);
   if (r.kind == JoinRecord::Scores::kOne) {
     PutFixed(r.scores.empty() ? NAN : r.scores[0], out);
   } else {
@@ -98,6 +97,26 @@ void EncodeJoinRecord(const JoinRecord& r, std::string* out) {
     PutFixed(r.query_hash, out);
     PutVarint(r.position, out);
   }
+}
+
+}  // namespace
+
+void EncodeJoinRecord(const JoinRecord& r, std::string* out) { Encode(r, out); }
+void EncodeJoinRecord(const JoinRecordRef& r, std::string* out) { Encode(r, out); }
+
+void AppendChunkEntry(uint64_t hash, const JoinRecordRef& record, std::string* chunk) {
+  PutFixed(hash, chunk);
+  const size_t len_at = chunk->size();
+  chunk->push_back(0);  // the length, a one-byte varint in nearly every case
+  Encode(record, chunk);
+  const size_t len = chunk->size() - len_at - 1;
+  if (len < 0x80) {
+    (*chunk)[len_at] = static_cast<char>(len);
+    return;
+  }
+  std::string varint;
+  PutVarint(len, &varint);
+  chunk->replace(len_at, 1, varint);
 }
 
 absl::StatusOr<JoinRecord> DecodeJoinRecord(std::string_view bytes) {

@@ -122,7 +122,7 @@ absl::StatusOr<Metric> ParseMetric(std::string_view name) {
   if (name == "ks") return Metric::kKs;
   if (name == "wasserstein_norm") return Metric::kWassersteinNorm;
   return absl::InvalidArgumentError(
-      absl::StrCat("metric \"", Sv(name), "\" is not one of psi, js, ks, wasserstein_norm"));
+      absl::StrCat("metric \"", Sv(name), "\" is not one of psi, js, ks, wasserstein_norm, auc_drop, ece_rise"));
 }
 
 double MetricBoundOf(const v1::FeatureDriftReport& f, Metric metric) {

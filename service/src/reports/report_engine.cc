@@ -158,6 +158,9 @@ absl::StatusOr<v1::DriftReport> ReportEngine::GetDriftReport(
 
 absl::StatusOr<v1::RankSlicesResponse> ReportEngine::RankSlices(
     const v1::RankSlicesRequest& request) const {
+  if (request.metric() == "auc_drop" || request.metric() == "ece_rise") {
+    return RankQuality(request, request.metric() == "auc_drop");
+  }
   DW_ASSIGN_OR_RETURN(std::shared_ptr<const RegisteredModel> model,
                       registry_->Find(request.model()));
   DW_RETURN_IF_ERROR(CheckNotLearning(*model));

@@ -10,7 +10,7 @@ namespace {
 // Append-only. Rowid tables throughout: profiles are multi-KB blobs and a
 // WITHOUT ROWID table stores them inside the key b-tree, which measured 3x
 // slower for flushes (docs/formats/sqlite_schema.md).
-constexpr std::array<const char*, 3> kMigrations = {
+constexpr std::array<const char*, 4> kMigrations = {
     // v1: the initial schema.
     R"sql(
 CREATE TABLE models (
@@ -87,6 +87,56 @@ CREATE TABLE arrival_counts (
   too_late INTEGER NOT NULL,
   rejected INTEGER NOT NULL,
   PRIMARY KEY (model_key, minute_start_ms)
+) STRICT;
+)sql",
+    // 4: the label join (issue 9).
+    R"sql(
+CREATE TABLE join_state (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  model_key INTEGER NOT NULL,
+  hour_start_ms INTEGER NOT NULL,
+  records BLOB NOT NULL
+) STRICT;
+CREATE INDEX join_state_by_model ON join_state (model_key, seq);
+CREATE INDEX join_state_by_hour ON join_state (model_key, hour_start_ms);
+CREATE TABLE label_log (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  model_key INTEGER NOT NULL,
+  commit_ms INTEGER NOT NULL,
+  entries BLOB NOT NULL
+) STRICT;
+CREATE INDEX label_log_by_model ON label_log (model_key, commit_ms);
+CREATE TABLE pending_labels (
+  model_key INTEGER NOT NULL,
+  hash INTEGER NOT NULL,
+  value REAL NOT NULL,
+  label_time_ms INTEGER NOT NULL,
+  received_ms INTEGER NOT NULL,
+  PRIMARY KEY (model_key, hash)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE quality (
+  model_key INTEGER NOT NULL,
+  slice_id INTEGER NOT NULL,
+  hour_start_ms INTEGER NOT NULL,
+  profile BLOB NOT NULL,
+  PRIMARY KEY (model_key, slice_id, hour_start_ms)
+) STRICT;
+CREATE TABLE label_counts (
+  model_key INTEGER NOT NULL,
+  minute_start_ms INTEGER NOT NULL,
+  joined INTEGER NOT NULL,
+  pending INTEGER NOT NULL,
+  duplicates INTEGER NOT NULL,
+  conflicting INTEGER NOT NULL,
+  not_sampled INTEGER NOT NULL,
+  orphan INTEGER NOT NULL,
+  expired INTEGER NOT NULL,
+  rejected INTEGER NOT NULL,
+  PRIMARY KEY (model_key, minute_start_ms)
+) STRICT;
+CREATE TABLE label_progress (
+  model_key INTEGER PRIMARY KEY,
+  join_seq INTEGER NOT NULL
 ) STRICT;
 )sql",
 };

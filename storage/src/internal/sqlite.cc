@@ -43,6 +43,11 @@ absl::Status SqliteStatus(int rc, absl::string_view op, absl::string_view messag
 
 Statement::~Statement() { sqlite3_finalize(stmt_); }
 
+void Statement::BindDouble(int index, double value) {
+  int rc = sqlite3_bind_double(stmt_, index, value);
+  if (rc != SQLITE_OK && bind_rc_ == SQLITE_OK) bind_rc_ = rc;
+}
+
 void Statement::BindInt64(int index, int64_t value) {
   int rc = sqlite3_bind_int64(stmt_, index, value);
   if (rc != SQLITE_OK && bind_rc_ == SQLITE_OK) bind_rc_ = rc;
@@ -76,6 +81,7 @@ absl::Status Statement::Run(absl::string_view op) {
 }
 
 int64_t Statement::ColumnInt64(int column) const { return sqlite3_column_int64(stmt_, column); }
+double Statement::ColumnDouble(int column) const { return sqlite3_column_double(stmt_, column); }
 
 std::string_view Statement::ColumnBlob(int column) const {
   // Blob pointer first, then the size (the documented safe order).

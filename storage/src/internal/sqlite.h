@@ -40,6 +40,7 @@ class Statement {
   Statement& operator=(const Statement&) = delete;
 
   void BindInt64(int index, int64_t value);
+  void BindDouble(int index, double value);
   void BindBlob(int index, std::string_view value);
   void BindText(int index, std::string_view value);
 
@@ -50,6 +51,7 @@ class Statement {
   absl::Status Run(absl::string_view op);
 
   int64_t ColumnInt64(int column) const;
+  double ColumnDouble(int column) const;
   // Valid until the next Step or Reset.
   std::string_view ColumnBlob(int column) const;
   std::string ColumnString(int column) const { return std::string(ColumnBlob(column)); }

@@ -1,9 +1,10 @@
 // driftctl's online subcommands: gRPC clients of a driftwatchd server.
 // Same contract as commands.h: parsed options in, text on `out` / `err`,
 // an exit code back, nothing thrown. Exit codes: kExitOk when every RPC
-// succeeded (a push with rejected events included), kExitRpcFailed when an
-// RPC failed (stderr: "driftctl: <RPC>: <CODE>: <message>"), kExitBadInput
-// for bad flags or files (nothing is sent then).
+// succeeded, kExitRejected when the server rejected some of a push's events
+// or labels (unless allow_rejects), kExitRpcFailed when an RPC failed
+// (stderr: "driftctl: <RPC>: <CODE>: <message>"), kExitBadInput for bad
+// flags or files (nothing is sent then).
 #pragma once
 
 #include <cstdint>
@@ -54,6 +55,22 @@ struct PushOptions {
 // `err_is_tty`: draw a progress bar (else periodic plain lines).
 int RunPush(const PushOptions& options, std::ostream& out, std::ostream& err, bool err_is_tty);
 
+// `labels push`: delayed labels (labels_file.h) streamed to
+// Ingest.StreamLabels in one stream; the server acks it after the commit.
+struct LabelsPushOptions {
+  ServerOptions server;
+  std::string input;  // .csv or .jsonl
+  std::string model;
+  std::string version;  // empty: the latest registered
+  int batch = 1000;     // labels per LabelBatch
+  bool json = false;    // summary as JSON
+  // Exit 0 although the server rejected labels (else kExitRejected).
+  bool allow_rejects = false;
+};
+// `err_is_tty`: draw a progress bar (else periodic plain lines).
+int RunLabelsPush(const LabelsPushOptions& options, std::ostream& out, std::ostream& err,
+                  bool err_is_tty);
+
 struct BaselineCreateOptions {
   ServerOptions server;
   std::string model;
@@ -92,6 +109,21 @@ struct OnlineReportOptions {
   bool json = false;
 };
 int RunOnlineReport(const OnlineReportOptions& options, std::ostream& out, std::ostream& err);
+
+// `quality --model`: Reports.GetQualityReport, printed by
+// quality_report.h.
+struct OnlineQualityOptions {
+  ServerOptions server;
+  std::string model;
+  std::string version;
+  std::vector<std::string> slice;  // key=value
+  WindowFlags window;              // unset: the server's default (24 h)
+  std::string baseline;            // empty: the server's default
+  std::optional<int> k;            // rankers: NDCG@k; unset: the server's default (10)
+  int bins = 10;                   // calibration bins (must divide 1000)
+  bool json = false;
+};
+int RunOnlineQuality(const OnlineQualityOptions& options, std::ostream& out, std::ostream& err);
 
 struct RankOptions {
   ServerOptions server;

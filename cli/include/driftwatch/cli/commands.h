@@ -17,7 +17,8 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitInternal = 1;  // a bug: an unexpected error
 inline constexpr int kExitBadInput = 2;  // bad flags, files or data
 inline constexpr int kExitDrift = 3;     // --fail-on-drift and a feature drifted
-inline constexpr int kExitRejected = 4;  // push: the server rejected events (no --allow-rejects)
+// push / labels push: the server rejected events or labels (no --allow-rejects)
+inline constexpr int kExitRejected = 4;
 
 struct StatsOptions {
   std::string reference;

@@ -94,6 +94,13 @@ class ScoreLabelSummary {
   absl::StatusOr<Auc> RocAuc() const;
 
   int fine_bins() const { return fine_bins_; }
+  // The fine bin a probability falls in (the rule Add uses).
+  int BinOf(double score) const;
+  // Per fine bin b in [0, fine_bins): weight of positives, of negatives,
+  // and the weighted score sum.
+  double positives(int b) const { return pos_[b]; }
+  double negatives(int b) const { return neg_[b]; }
+  double score_sum(int b) const { return score_sum_[b]; }
   double positive_weight() const;
   double negative_weight() const;
   uint64_t invalid() const { return invalid_; }
@@ -116,6 +123,11 @@ class ScoreLabelSummary {
 // adds it here. Exact (a mean of per-query values).
 class NdcgAccumulator {
  public:
+  NdcgAccumulator() = default;
+  // From its parts (a stored summary); the caller checks them.
+  NdcgAccumulator(double weighted_sum, double weight, uint64_t queries)
+      : weighted_sum_(weighted_sum), weight_(weight), queries_(queries) {}
+  double weighted_sum() const { return weighted_sum_; }
   void AddQuery(double ndcg, double weight = 1.0);
   void Merge(const NdcgAccumulator& other);
   double mean() const;  // 0 when empty
@@ -195,6 +207,11 @@ class MulticlassSummary {
   // FAILED_PRECONDITION when the summary holds no weight or fewer than two
   // classes have both positives and negatives.
   absl::StatusOr<Metrics> Compute() const;
+
+  // Format "DWMC" v1 (docs/quality.md): the sums, then each class's
+  // ScoreLabelSummary blob with its length. DATA_LOSS on a bad blob.
+  std::string Serialize() const;
+  static absl::StatusOr<MulticlassSummary> Deserialize(std::string_view bytes);
 
  private:
   std::vector<ScoreLabelSummary> per_class_;

@@ -111,6 +111,10 @@ class Baselines {
   absl::StatusOr<v1::ListBaselinesResponse> List(const RegisteredModel& model,
                                                  int64_t now_ms) const;
 
+  // The event-time range a pinned or trailing baseline covers at `now_ms`
+  // (quality reports read their labelled traffic there).
+  Interval Range(const v1::BaselineSpec& spec, int64_t now_ms) const;
+
   // FAILED_PRECONDITION: the baseline holds no data.
   static absl::Status NoData(const RegisteredModel& model, const BaselineDef& def);
 
@@ -118,9 +122,6 @@ class Baselines {
   // Population weight a baseline covers at `now_ms` (`uploaded`: its profile).
   absl::StatusOr<double> ReferenceWeight(const RegisteredModel& model, const v1::BaselineSpec& spec,
                                          const detectors::Profile* uploaded, int64_t now_ms) const;
-  // The event-time range a pinned or trailing baseline covers at `now_ms`.
-  Interval Range(const v1::BaselineSpec& spec, int64_t now_ms) const;
-
   // Constant after construction.
   storage::BaselineStore* const store_;
   const WindowReader* const windows_;

@@ -119,6 +119,9 @@ class RegisteredModel {
   const v1::ModelSchema& schema() const { return schema_; }
   const v1::ModelRef& ref() const { return schema_.model(); }  // with its version
   const std::string& label() const { return label_; }          // "id@version"
+  // Whether accepted predictions keep join state for their labels: the
+  // schema declares a label kind.
+  bool joins_labels() const { return schema_.label_kind() != v1::LABEL_KIND_UNSPECIFIED; }
   // label_join_rate and decision_threshold with their defaults applied.
   double label_join_rate() const {
     return schema_.label_join_rate() > 0 ? schema_.label_join_rate() : 1.0;

@@ -15,6 +15,8 @@
 #include "absl/status/statusor.h"
 #include "driftwatch/base/clock.h"
 #include "driftwatch/service/baselines.h"
+#include "driftwatch/service/label_joiner.h"
+#include "driftwatch/storage/label_store.h"
 #include "driftwatch/service/model_registry.h"
 #include "driftwatch/service/window_reader.h"
 #include "driftwatch/v1/models.pb.h"
@@ -47,6 +49,20 @@ class ReportEngine {
   absl::StatusOr<v1::DriftReport> GetDriftReport(const v1::GetDriftReportRequest& request) const;
   absl::StatusOr<v1::RankSlicesResponse> RankSlices(const v1::RankSlicesRequest& request) const;
 
+  // Quality as labels mature (docs/labels.md), from the committed quality
+  // rows of the slice over the hour-aligned window (default the last 24
+  // h). NOT_FOUND: unknown model, slice or baseline; INVALID_ARGUMENT: a
+  // bad window, bins that do not divide 1000, k other than labels.ndcg_k;
+  // FAILED_PRECONDITION: labels are not attached or the model has no label
+  // kind. A window with no labels answers its counts and estimates.
+  absl::StatusOr<v1::QualityReport> GetQualityReport(
+      const v1::GetQualityReportRequest& request) const;
+  // Where quality rows are read from; call before serving.
+  void AttachLabels(storage::LabelStore* store, LabelOptions options) {
+    labels_ = store;
+    label_options_ = std::move(options);
+  }
+
   // Baselines (see Baselines::Create). NOT_FOUND: unknown model.
   absl::StatusOr<v1::Baseline> CreateBaseline(const v1::CreateBaselineRequest& request) const;
   absl::StatusOr<v1::ListBaselinesResponse> ListBaselines(
@@ -72,6 +88,11 @@ class ReportEngine {
   const Baselines* const baselines_;
   const base::Clock* const clock_;
   const ReportOptions options_;
+  storage::LabelStore* labels_ = nullptr;  // set once, before serving
+  LabelOptions label_options_;
+
+  absl::StatusOr<v1::RankSlicesResponse> RankQuality(const v1::RankSlicesRequest& request,
+                                                     bool auc_drop) const;
 };
 
 }  // namespace driftwatch::service

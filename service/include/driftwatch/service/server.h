@@ -12,6 +12,7 @@
 #include "driftwatch/base/clock.h"
 #include "driftwatch/service/evaluator.h"
 #include "driftwatch/service/ingestor.h"
+#include "driftwatch/service/label_joiner.h"
 #include "driftwatch/service/model_registry.h"
 #include "driftwatch/service/reports.h"
 #include "driftwatch/storage/store.h"
@@ -35,6 +36,7 @@ struct ServerConfig {
   std::string log_level = "info";
   RegistryOptions registry;  // keys ingest.slice_cap, .max_categories, .summary_bins
   IngestOptions ingest;
+  LabelOptions labels;  // keys labels.*
   ReportOptions reports;
   storage::RetentionPolicy retention;
 };
@@ -86,6 +88,7 @@ class Server {
 
   ModelRegistry& registry();
   Ingestor& ingestor();
+  LabelJoiner& labels();
   ReportEngine& reports();
   Evaluator& evaluator();
 

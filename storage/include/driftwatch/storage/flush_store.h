@@ -11,6 +11,7 @@
 #include "driftwatch/detectors/profile.h"
 #include "driftwatch/storage/bucket_store.h"
 #include "driftwatch/storage/dedup_store.h"
+#include "driftwatch/storage/label_store.h"
 #include "driftwatch/storage/model_store.h"
 #include "driftwatch/storage/raw_sample_store.h"
 
@@ -44,12 +45,14 @@ struct FlushBatch {
   std::vector<ArrivalCounts> arrivals;  // added to the stored minute's counts
   std::vector<PendingEventRow> pending_events;  // held while a model learns its edges
   std::vector<int64_t> clear_pending;  // models whose held events were replayed (after the inserts)
+  std::vector<JoinChunk> join_chunks;  // join state of kept predictions (seq assigned on insert)
 
   bool empty() const {
     return new_slices.empty() && minute_upserts.empty() && minute_merges.empty() &&
            rollups.empty() && dedup.empty() &&
            drop_dedup.empty() && raw_events.empty() && progress.empty() &&
-           arrivals.empty() && pending_events.empty() && clear_pending.empty();
+           arrivals.empty() && pending_events.empty() && clear_pending.empty() &&
+           join_chunks.empty();
   }
 };
 

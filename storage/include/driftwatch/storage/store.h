@@ -17,6 +17,7 @@
 #include "driftwatch/storage/bucket_store.h"
 #include "driftwatch/storage/dedup_store.h"
 #include "driftwatch/storage/flush_store.h"
+#include "driftwatch/storage/label_store.h"
 #include "driftwatch/storage/model_store.h"
 #include "driftwatch/storage/raw_sample_store.h"
 
@@ -29,6 +30,8 @@ struct RetentionPolicy {
   int64_t hour_ms = 35 * kDayMs;
   int64_t day_ms = 400 * kDayMs;
   int64_t raw_events_ms = 7 * kDayMs;
+  // Quality rows (by event-time hour) and label counts (by arrival minute).
+  int64_t quality_ms = 35 * kDayMs;
 };
 
 class Store : public ModelStore,
@@ -36,7 +39,8 @@ class Store : public ModelStore,
               public BucketStore,
               public DedupStore,
               public BaselineStore,
-              public RawSampleStore {
+              public RawSampleStore,
+              public LabelStore {
  public:
   ~Store() override = default;
 

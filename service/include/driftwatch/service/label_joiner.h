@@ -1,0 +1,154 @@
+// The label joiner: joins delayed labels (Ingest.StreamLabels) to the
+// predictions they judge, by event id, and keeps the quality profiles of
+// the bucket and slices each *prediction* fell in (docs/labels.md).
+//
+// The join state of kept predictions is written by the ingest flush
+// (storage::JoinChunk, in the same transaction as the events) and tailed
+// here in seq order; a label is applied in memory at once and committed
+// with everything else the joiner learnt since the last commit, in one
+// LabelStore transaction; the stream's LabelAck waits for that commit.
+// After a restart the state comes back from storage: the join chunks, the
+// log of joined labels, the pending labels and how far the tail had got.
+//
+// Thread-safe: one mutex guards the state of every model (an Apply holds it
+// for one batch); the committer thread takes what is new under it and
+// commits outside it.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "driftwatch/base/clock.h"
+#include "driftwatch/service/ingest_options.h"
+#include "driftwatch/service/model_registry.h"
+#include "driftwatch/storage/label_store.h"
+#include "driftwatch/v1/ingest.pb.h"
+
+namespace driftwatch::service {
+
+struct LabelOptions {
+  // Join state is kept this long after its prediction's event time (the
+  // server clock decides), then dropped (counted `expired` if unlabelled).
+  int64_t window_ms = 7 * 24 * 3'600'000LL;
+  // Labels held for a prediction not seen yet: at most this many per
+  // model (past it a label with no prediction is `orphan` at once), each
+  // at most pending_ttl_ms (then `orphan`).
+  uint64_t max_pending = 1'000'000;
+  int64_t pending_ttl_ms = 3'600'000;
+  // A quality report is `mature` at this coverage.
+  double maturity_coverage = 0.9;
+  // A label time may precede its prediction's event time by at most this
+  // (clock skew between systems); earlier: rejected `label_before_prediction`.
+  int64_t max_clock_skew_ms = 300'000;
+  // A label time further ahead of the server clock: rejected
+  // `label_time_in_future`.
+  int64_t max_future_skew_ms = 300'000;
+  // Join records held in memory per model (~80 bytes each); past it the
+  // oldest hours leave early, counted `expired`.
+  uint64_t max_join_records = 10'000'000;
+  // How often new join state is tailed and labels committed.
+  int64_t flush_interval_ms = 200;
+  // Rankers: NDCG@k of each query (GetQualityReport's k must be this).
+  int ndcg_k = 10;
+  uint32_t max_event_id_bytes = 256;
+};
+
+// What happened to the labels of one stream. Not thread-safe.
+struct LabelStreamCounts {
+  uint64_t batches = 0, joined = 0, pending = 0, duplicates = 0, conflicting = 0,
+           not_sampled = 0, orphan = 0, rejected = 0;
+  absl::flat_hash_map<std::string, RejectStat> reasons;  // by reason name
+  void Reject(std::string_view reason, std::string_view event_id, std::string message);
+};
+
+// Monotonic totals since start, for /metrics. Thread-safe.
+struct LabelTotals {
+  std::atomic<uint64_t> joined{0}, pending{0}, duplicates{0}, conflicting{0}, not_sampled{0},
+      orphan{0}, expired{0}, rejected{0};
+  std::atomic<uint64_t> commits{0}, commit_failures{0};
+  std::atomic<uint64_t> join_records{0};    // held in memory now, over models
+  std::atomic<uint64_t> pending_labels{0};  // waiting now, over models
+  absl::Mutex reasons_mu;
+  absl::flat_hash_map<std::string, uint64_t> rejected_by_reason ABSL_GUARDED_BY(reasons_mu);
+};
+
+// The reject reasons of labels (docs/labels.md).
+inline constexpr std::string_view kLabelMissingEventId = "missing_event_id";
+inline constexpr std::string_view kLabelEventIdTooLong = "event_id_too_long";
+inline constexpr std::string_view kLabelInvalidValue = "invalid_label_value";
+inline constexpr std::string_view kLabelTimeInFuture = "label_time_in_future";
+inline constexpr std::string_view kLabelBeforePrediction = "label_before_prediction";
+inline constexpr std::string_view kLabelModelWithoutLabels = "model_has_no_label_kind";
+
+class LabelJoiner {
+ public:
+  LabelJoiner(storage::LabelStore* store, ModelRegistry* registry, const base::Clock* clock,
+              LabelOptions options);
+  ~LabelJoiner();
+  LabelJoiner(const LabelJoiner&) = delete;
+  LabelJoiner& operator=(const LabelJoiner&) = delete;
+
+  // Loads every registered model's join state from storage. Call once,
+  // before Start and any Apply.
+  absl::Status Recover();
+  // The committer thread: every flush_interval_ms tails new join state,
+  // expires what is past the window and commits.
+  void Start();
+  // Commits what is applied and stops the thread.
+  void Stop();
+
+  // Applies one batch in memory; returns the sequence number to wait for
+  // (WaitDurable) before acking. NOT_FOUND for an unknown model;
+  // FAILED_PRECONDITION for a model registered without a label kind.
+  // Invalid labels are counted by reason and the rest applied.
+  absl::StatusOr<uint64_t> Apply(const v1::LabelBatch& batch, LabelStreamCounts* counts);
+  // Blocks until everything applied up to `seq` is committed, or
+  // UNAVAILABLE after `timeout_ms` (with the last commit error).
+  absl::Status WaitDurable(uint64_t seq, int64_t timeout_ms = 60'000);
+  // Tails, expires and commits now, on the calling thread (tests; Stop).
+  absl::Status FlushNow();
+
+  const LabelOptions& options() const { return options_; }
+  LabelTotals& totals() { return totals_; }
+
+  struct ModelState;  // per model, in joiner.cc
+
+ private:
+  // Finds or creates (loading from storage) the state of `model`.
+  absl::StatusOr<ModelState*> StateOf(const std::shared_ptr<const RegisteredModel>& model)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status Load(ModelState& state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Reads new join chunks of every model (outside mu_), then applies them.
+  absl::Status Tail();
+  void Expire(ModelState& state, int64_t now_ms) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Run();
+
+  storage::LabelStore* const store_;
+  ModelRegistry* const registry_;
+  const base::Clock* const clock_;
+  const LabelOptions options_;
+  LabelTotals totals_;
+
+  absl::Mutex commit_mu_ ABSL_ACQUIRED_BEFORE(mu_);  // one tail + commit at a time
+  absl::Mutex mu_;
+  absl::flat_hash_map<int64_t, std::unique_ptr<ModelState>> states_ ABSL_GUARDED_BY(mu_);
+  uint64_t applied_seq_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t durable_seq_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Status last_error_ ABSL_GUARDED_BY(mu_);
+  // A commit that failed: retried, before anything newer, by the next one.
+  std::vector<storage::LabelCommit> unsent_ ABSL_GUARDED_BY(commit_mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool wake_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;
+};
+
+}  // namespace driftwatch::service

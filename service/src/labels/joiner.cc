@@ -1,0 +1,706 @@
+#include "driftwatch/service/label_joiner.h"
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <deque>
+#include <map>
+#include <optional>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "driftwatch/base/sampling.h"
+#include "driftwatch/base/status_macros.h"
+#include "driftwatch/base/time_format.h"
+#include "driftwatch/detectors/quality.h"
+#include "driftwatch/detectors/quality_profile.h"
+#include "driftwatch/storage/bucket_store.h"
+#include "ingest/dedup.h"
+#include "internal/log.h"
+#include "labels/join_record.h"
+
+namespace driftwatch::service {
+namespace {
+
+using detectors::QualityKind;
+using detectors::QualityProfile;
+using labels::JoinRecord;
+using storage::kHourMs;
+using storage::kMinuteMs;
+
+struct Entry {
+  int32_t hour = 0;  // event-time hour number: its arena
+  uint32_t offset = 0;
+  uint32_t len = 0;
+  bool labelled = false;
+  double label = 0;
+};
+
+struct Arena {
+  std::string bytes;             // the records, back to back
+  std::vector<uint64_t> hashes;  // in the order added
+};
+
+struct PendingLabel {
+  double value = 0;
+  int64_t label_time_ms = 0;
+  int64_t received_ms = 0;
+};
+
+// A ranker's query: its NDCG counts once every kept row of it is labelled,
+// or when its join state expires with some labelled.
+struct Query {
+  int64_t hour_start_ms = 0;    // of its first kept row
+  std::vector<uint32_t> slices;  // of its first kept row
+  double weight = 1;             // of its first kept row
+  uint32_t kept = 0;
+  std::vector<double> scores, relevance;  // of its labelled rows
+  bool counted = false;
+};
+
+std::optional<QualityKind> KindOf(const v1::ModelSchema& schema) {
+  switch (schema.label_kind()) {
+    case v1::LABEL_KIND_BINARY:
+      return QualityKind::kBinary;
+    case v1::LABEL_KIND_MULTICLASS:
+      return QualityKind::kMulticlass;
+    case v1::LABEL_KIND_REGRESSION:
+      return QualityKind::kRegression;
+    case v1::LABEL_KIND_RELEVANCE:
+      return QualityKind::kRanking;
+    default:
+      return std::nullopt;
+  }
+}
+
+void PutU64(uint64_t v, std::string* out) {
+  for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>(v >> (8 * i)));
+}
+uint64_t GetU64(std::string_view in) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v |= static_cast<uint64_t>(static_cast<unsigned char>(in[i])) << (8 * i);
+  return v;
+}
+
+}  // namespace
+
+void LabelStreamCounts::Reject(std::string_view reason, std::string_view event_id,
+                               std::string message) {
+  ++rejected;
+  RejectStat& stat = reasons[std::string(reason)];
+  if (stat.count++ == 0) {
+    stat.example_event_id = std::string(event_id);
+    stat.message = std::move(message);
+  }
+}
+
+struct LabelJoiner::ModelState {
+  std::shared_ptr<const RegisteredModel> model;
+  QualityKind kind = QualityKind::kBinary;
+  int classes = 2;
+  bool ranked = false;
+  double join_rate = 1;
+
+  absl::flat_hash_map<uint64_t, Entry> index;
+  std::map<int64_t, Arena> arenas;  // by event-time hour start
+  absl::flat_hash_map<uint64_t, PendingLabel> pending;
+  std::deque<std::pair<int64_t, uint64_t>> pending_order;  // (received, hash), oldest first
+  absl::flat_hash_map<uint64_t, Query> queries;
+  int64_t tail_seq = 0;  // join chunks up to it are applied
+
+  // Since the last commit.
+  absl::flat_hash_map<std::pair<int32_t, int64_t>, std::unique_ptr<QualityProfile>> dirty;
+  std::string log;  // [u64 hash][f64 value] per joined label
+  absl::flat_hash_map<uint64_t, std::optional<PendingLabel>> pending_changes;  // nullopt: deleted
+  std::map<int64_t, storage::LabelCounts> counts;  // by arrival minute
+  bool progress_dirty = false;
+  int64_t expire_join_before_ms = 0;
+  int64_t expire_log_before_ms = 0;
+  bool expire_dirty = false;
+
+  JoinRecord scratch;
+
+  QualityProfile& Dirty(int32_t slice, int64_t hour_start) {
+    std::unique_ptr<QualityProfile>& p = dirty[{slice, hour_start}];
+    if (p == nullptr) p = std::make_unique<QualityProfile>(kind, classes);
+    return *p;
+  }
+  storage::LabelCounts& CountsAt(int64_t now_ms) {
+    const int64_t minute = storage::BucketStart(now_ms, kMinuteMs);
+    storage::LabelCounts& c = counts[minute];
+    c.model_key = model->model_key();
+    c.minute_start_ms = minute;
+    return c;
+  }
+  // Calls fn(slice id) for the population and each of the record's slices.
+  template <typename Fn>
+  static void ForSlices(const std::vector<uint32_t>& slices, Fn&& fn) {
+    fn(0);
+    for (uint32_t s : slices) {
+      if (s != 0) fn(static_cast<int32_t>(s));
+    }
+  }
+  const JoinRecord* Record(const Entry& e) {
+    auto it = arenas.find(static_cast<int64_t>(e.hour) * kHourMs);
+    if (it == arenas.end()) return nullptr;
+    absl::StatusOr<JoinRecord> r =
+        labels::DecodeJoinRecord(std::string_view(it->second.bytes).substr(e.offset, e.len));
+    if (!r.ok()) return nullptr;
+    scratch = std::move(*r);
+    return &scratch;
+  }
+};
+
+LabelJoiner::LabelJoiner(storage::LabelStore* store, ModelRegistry* registry,
+                         const base::Clock* clock, LabelOptions options)
+    : store_(store), registry_(registry), clock_(clock), options_(std::move(options)) {}
+
+LabelJoiner::~LabelJoiner() { Stop(); }
+
+absl::Status LabelJoiner::Recover() {
+  absl::MutexLock lock(&mu_);
+  for (const std::shared_ptr<const RegisteredModel>& model : registry_->List()) {
+    if (!model->joins_labels()) continue;
+    DW_RETURN_IF_ERROR(StateOf(model).status());
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<LabelJoiner::ModelState*> LabelJoiner::StateOf(
+    const std::shared_ptr<const RegisteredModel>& model) {
+  auto it = states_.find(model->model_key());
+  if (it != states_.end()) return it->second.get();
+  auto state = std::make_unique<ModelState>();
+  state->model = model;
+  const std::optional<QualityKind> kind = KindOf(model->schema());
+  if (!kind) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("model ", model->label(),
+                     " was registered without a label_kind: it keeps no join state, so labels "
+                     "cannot join; register a new version with label_kind set"));
+  }
+  state->kind = *kind;
+  state->classes = std::max(2, model->score_count());
+  state->ranked = model->schema().score_kind() == v1::SCORE_KIND_RANKING;
+  state->join_rate = model->label_join_rate();
+  DW_RETURN_IF_ERROR(Load(*state));
+  ModelState* out = state.get();
+  states_.emplace(model->model_key(), std::move(state));
+  return out;
+}
+
+absl::Status LabelJoiner::Load(ModelState& state) {
+  const int64_t key = state.model->model_key();
+  const std::string where = absl::StrCat("recover labels of ", state.model->label(), ": ");
+  auto wrap = [&](const absl::Status& st) {
+    return absl::Status(st.code(), absl::StrCat(where, st.message()));
+  };
+  absl::StatusOr<int64_t> progress = store_->ReadLabelProgress(key);
+  if (!progress.ok()) return wrap(progress.status());
+  // Join state the joiner had applied: into the index only (its
+  // predictions are in the stored quality rows already).
+  int64_t seq = 0;
+  while (seq < *progress) {
+    absl::StatusOr<std::vector<storage::JoinChunk>> chunks = store_->ReadJoinChunks(key, seq, 256);
+    if (!chunks.ok()) return wrap(chunks.status());
+    if (chunks->empty()) break;
+    for (const storage::JoinChunk& chunk : *chunks) {
+      if (chunk.seq > *progress) break;
+      seq = chunk.seq;
+      Arena& arena = state.arenas[chunk.hour_start_ms];
+      const auto hour = static_cast<int32_t>(chunk.hour_start_ms / kHourMs);
+      absl::Status st = labels::ForEachChunkEntry(chunk.records, [&](uint64_t h, std::string_view r) {
+        if (state.index.contains(h)) return;
+        const auto offset = static_cast<uint32_t>(arena.bytes.size());
+        arena.bytes.append(r);
+        arena.hashes.push_back(h);
+        state.index[h] = Entry{hour, offset, static_cast<uint32_t>(r.size())};
+        if (state.ranked) {
+          absl::StatusOr<JoinRecord> rec = labels::DecodeJoinRecord(r);
+          if (!rec.ok()) return;
+          Query& q = state.queries[rec->query_hash];
+          if (q.kept++ == 0) {
+            q.hour_start_ms = chunk.hour_start_ms;
+            q.slices = rec->slices;
+            q.weight = rec->weight / state.join_rate;
+          }
+        }
+      });
+      if (!st.ok()) return wrap(st);
+    }
+    if (chunks->back().seq > *progress) break;
+  }
+  state.tail_seq = *progress;
+  // Which predictions are labelled, and with what.
+  absl::StatusOr<std::vector<storage::LabelLogRow>> log = store_->ReadLabelLog(key);
+  if (!log.ok()) return wrap(log.status());
+  for (const storage::LabelLogRow& row : *log) {
+    std::string_view e = row.entries;
+    for (; e.size() >= 16; e.remove_prefix(16)) {
+      const uint64_t h = GetU64(e);
+      const double value = std::bit_cast<double>(GetU64(e.substr(8)));
+      auto it = state.index.find(h);
+      if (it == state.index.end()) continue;  // expired since
+      it->second.labelled = true;
+      it->second.label = value;
+      if (state.ranked) {
+        const JoinRecord* rec = state.Record(it->second);
+        if (rec == nullptr) continue;
+        Query& q = state.queries[rec->query_hash];
+        q.scores.push_back(rec->scores.empty() ? 0 : rec->scores[0]);
+        q.relevance.push_back(value);
+        if (q.relevance.size() >= q.kept) q.counted = true;  // counted when it happened
+      }
+    }
+  }
+  absl::StatusOr<std::vector<storage::PendingLabelRow>> pending = store_->ReadPendingLabels(key);
+  if (!pending.ok()) return wrap(pending.status());
+  std::sort(pending->begin(), pending->end(),
+            [](const auto& a, const auto& b) { return a.received_ms < b.received_ms; });
+  for (const storage::PendingLabelRow& p : *pending) {
+    state.pending[p.hash] = PendingLabel{p.value, p.label_time_ms, p.received_ms};
+    state.pending_order.emplace_back(p.received_ms, p.hash);
+  }
+  totals_.join_records.fetch_add(state.index.size());
+  totals_.pending_labels.fetch_add(state.pending.size());
+  internal::LogInfo("labels recovered",
+                    {{"model", state.model->label()},
+                     {"join_records", absl::StrCat(state.index.size())},
+                     {"pending_labels", absl::StrCat(state.pending.size())}});
+  return absl::OkStatus();
+}
+
+namespace {
+
+// Joins a label to the prediction of entry `e`; false when the label time
+// is before the prediction's event time by more than the allowed skew.
+bool JoinEntry(LabelJoiner::ModelState& s, uint64_t hash, Entry& e, double value,
+               int64_t label_time_ms, const LabelOptions& options, int ndcg_k);
+
+}  // namespace
+
+absl::StatusOr<uint64_t> LabelJoiner::Apply(const v1::LabelBatch& batch,
+                                            LabelStreamCounts* counts) {
+  DW_ASSIGN_OR_RETURN(std::shared_ptr<const RegisteredModel> model,
+                      registry_->Find(batch.model()));
+  const int64_t now = clock_->NowMs();
+  absl::MutexLock lock(&mu_);
+  DW_ASSIGN_OR_RETURN(ModelState * state, StateOf(model));
+  ModelState& s = *state;
+  ++counts->batches;
+  LabelStreamCounts before = *counts;
+  storage::LabelCounts& minute = s.CountsAt(now);
+  const v1::LabelKind label_kind = model->schema().label_kind();
+  const int classes = model->score_count();
+  for (const v1::Label& label : batch.labels()) {
+    const std::string& id = label.event_id();
+    if (id.empty()) {
+      counts->Reject(kLabelMissingEventId, id, "label without an event_id");
+      continue;
+    }
+    if (id.size() > options_.max_event_id_bytes) {
+      counts->Reject(kLabelEventIdTooLong, id.substr(0, 64),
+                     absl::StrCat("event_id is ", id.size(), " bytes, over max_event_id_bytes ",
+                                  options_.max_event_id_bytes));
+      continue;
+    }
+    const double v = label.value();
+    bool valid = std::isfinite(v);
+    std::string why;
+    switch (label_kind) {
+      case v1::LABEL_KIND_BINARY:
+        valid = valid && (v == 0 || v == 1);
+        why = "a binary label must be 0 or 1";
+        break;
+      case v1::LABEL_KIND_MULTICLASS:
+        valid = valid && v >= 0 && v < classes && v == std::floor(v);
+        why = absl::StrCat("a multiclass label is a class index in 0..", classes - 1);
+        break;
+      case v1::LABEL_KIND_RELEVANCE:
+        valid = valid && v >= 0;
+        why = "a relevance label must be finite and >= 0";
+        break;
+      default:
+        why = "a regression target must be finite";
+        break;
+    }
+    if (!valid) {
+      counts->Reject(kLabelInvalidValue, id, absl::StrCat("value ", v, ": ", why));
+      continue;
+    }
+    const int64_t t = label.label_time_ms() != 0 ? label.label_time_ms() : now;
+    if (t > now + options_.max_future_skew_ms) {
+      counts->Reject(kLabelTimeInFuture, id,
+                     absl::StrCat("label_time_ms ", t, " (", base::IsoTime(t),
+                                  ") is ahead of the server clock by more than "
+                                  "labels.max_future_skew (",
+                                  options_.max_future_skew_ms, " ms)"));
+      continue;
+    }
+    const uint64_t h = ingest::EventIdHash(id);
+    if (auto it = s.index.find(h); it != s.index.end()) {
+      Entry& e = it->second;
+      if (e.labelled) {
+        (e.label == v ? counts->duplicates : counts->conflicting)++;
+        continue;
+      }
+      if (!JoinEntry(s, h, e, v, t, options_, options_.ndcg_k)) {
+        counts->Reject(kLabelBeforePrediction, id,
+                       absl::StrCat("label_time_ms ", t, " (", base::IsoTime(t),
+                                    ") is before its prediction's event time by more than "
+                                    "labels.max_clock_skew (",
+                                    options_.max_clock_skew_ms, " ms)"));
+        continue;
+      }
+      ++counts->joined;
+      continue;
+    }
+    if (s.join_rate < 1.0 && !base::InSample(id, s.join_rate)) {
+      ++counts->not_sampled;
+      continue;
+    }
+    if (auto it = s.pending.find(h); it != s.pending.end()) {
+      (it->second.value == v ? counts->duplicates : counts->conflicting)++;
+      continue;
+    }
+    if (t < now - options_.window_ms || s.pending.size() >= options_.max_pending) {
+      ++counts->orphan;
+      continue;
+    }
+    s.pending[h] = PendingLabel{v, t, now};
+    s.pending_order.emplace_back(now, h);
+    s.pending_changes[h] = PendingLabel{v, t, now};
+    totals_.pending_labels.fetch_add(1);
+    ++counts->pending;
+  }
+  // The batch's share, into the model's arrival-minute counts and totals.
+  const uint64_t joined = counts->joined - before.joined, pending = counts->pending - before.pending,
+                 dups = counts->duplicates - before.duplicates,
+                 conflicting = counts->conflicting - before.conflicting,
+                 not_sampled = counts->not_sampled - before.not_sampled,
+                 orphan = counts->orphan - before.orphan,
+                 rejected = counts->rejected - before.rejected;
+  minute.joined += joined;
+  minute.pending += pending;
+  minute.duplicates += dups;
+  minute.conflicting += conflicting;
+  minute.not_sampled += not_sampled;
+  minute.orphan += orphan;
+  minute.rejected += rejected;
+  totals_.joined.fetch_add(joined);
+  totals_.pending.fetch_add(pending);
+  totals_.duplicates.fetch_add(dups);
+  totals_.conflicting.fetch_add(conflicting);
+  totals_.not_sampled.fetch_add(not_sampled);
+  totals_.orphan.fetch_add(orphan);
+  totals_.rejected.fetch_add(rejected);
+  if (rejected > 0) {
+    absl::MutexLock reasons(&totals_.reasons_mu);
+    for (const auto& [reason, stat] : counts->reasons) {
+      auto it = before.reasons.find(reason);
+      const uint64_t prior = it == before.reasons.end() ? 0 : it->second.count;
+      if (stat.count > prior) totals_.rejected_by_reason[reason] += stat.count - prior;
+    }
+  }
+  return ++applied_seq_;
+}
+
+namespace {
+
+void CountQuery(LabelJoiner::ModelState& s, Query& q, int k) {
+  if (q.counted || q.relevance.empty()) return;
+  const double ndcg = detectors::QueryNdcg(q.scores, q.relevance, k);
+  LabelJoiner::ModelState::ForSlices(
+      q.slices, [&](int32_t slice) { s.Dirty(slice, q.hour_start_ms).AddQuery(ndcg, q.weight); });
+  q.counted = true;
+}
+
+bool JoinEntry(LabelJoiner::ModelState& s, uint64_t hash, Entry& e, double value,
+               int64_t label_time_ms, const LabelOptions& options, int ndcg_k) {
+  const JoinRecord* r = s.Record(e);
+  if (r == nullptr) return true;  // cannot happen: the arena holds every indexed record
+  if (label_time_ms < r->event_time_ms - options.max_clock_skew_ms) return false;
+  const double w = r->weight / s.join_rate;
+  const double delay = static_cast<double>(label_time_ms - r->event_time_ms);
+  const int64_t hour = storage::BucketStart(r->event_time_ms, kHourMs);
+  LabelJoiner::ModelState::ForSlices(r->slices, [&](int32_t slice) {
+    s.Dirty(slice, hour).AddLabel(r->scores, value, w, delay);
+  });
+  e.labelled = true;
+  e.label = value;
+  PutU64(hash, &s.log);
+  PutU64(std::bit_cast<uint64_t>(value), &s.log);
+  if (s.ranked) {
+    Query& q = s.queries[r->query_hash];
+    q.scores.push_back(r->scores.empty() ? 0 : r->scores[0]);
+    q.relevance.push_back(value);
+    if (q.relevance.size() >= q.kept) CountQuery(s, q, ndcg_k);
+  }
+  return true;
+}
+
+}  // namespace
+
+absl::Status LabelJoiner::Tail() {
+  std::vector<std::pair<ModelState*, int64_t>> models;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const std::shared_ptr<const RegisteredModel>& model : registry_->List()) {
+      if (!model->joins_labels()) continue;
+      absl::StatusOr<ModelState*> state = StateOf(model);
+      if (!state.ok()) {
+        internal::LogWarn("labels: cannot load a model's join state",
+                          {{"model", model->label()}, {"error", state.status().ToString()}});
+        continue;
+      }
+      models.emplace_back(*state, (*state)->tail_seq);
+    }
+  }
+  constexpr int kChunksPerRead = 64;
+  constexpr size_t kMaxDirtyProfiles = 4096;  // then commit, and go on at the next tick
+  for (auto [state, seq] : models) {
+    for (int round = 0; round < 64; ++round) {
+      absl::StatusOr<std::vector<storage::JoinChunk>> chunks =
+          store_->ReadJoinChunks(state->model->model_key(), seq, kChunksPerRead);
+      if (!chunks.ok()) return chunks.status();
+      if (chunks->empty()) break;
+      const int64_t now = clock_->NowMs();
+      absl::MutexLock lock(&mu_);
+      ModelState& s = *state;
+      uint64_t added = 0, joined = 0, rejected = 0;
+      for (const storage::JoinChunk& chunk : *chunks) {
+        Arena& arena = s.arenas[chunk.hour_start_ms];
+        const auto hour = static_cast<int32_t>(chunk.hour_start_ms / kHourMs);
+        absl::Status st = labels::ForEachChunkEntry(
+            chunk.records, [&](uint64_t h, std::string_view bytes) {
+              if (s.index.contains(h)) return;
+              absl::StatusOr<JoinRecord> rec = labels::DecodeJoinRecord(bytes);
+              if (!rec.ok()) return;
+              const auto offset = static_cast<uint32_t>(arena.bytes.size());
+              arena.bytes.append(bytes);
+              arena.hashes.push_back(h);
+              Entry& e = s.index[h] = Entry{hour, offset, static_cast<uint32_t>(bytes.size())};
+              ++added;
+              const double w = rec->weight / s.join_rate;
+              ModelState::ForSlices(rec->slices, [&](int32_t slice) {
+                s.Dirty(slice, chunk.hour_start_ms).AddPrediction(rec->scores, w);
+              });
+              if (s.ranked) {
+                Query& q = s.queries[rec->query_hash];
+                if (q.kept++ == 0) {
+                  q.hour_start_ms = chunk.hour_start_ms;
+                  q.slices = rec->slices;
+                  q.weight = w;
+                }
+              }
+              // A label that came first.
+              if (!s.pending.empty()) {
+                auto p = s.pending.find(h);
+                if (p != s.pending.end()) {
+                  if (JoinEntry(s, h, e, p->second.value, p->second.label_time_ms, options_,
+                                options_.ndcg_k)) {
+                    ++joined;
+                  } else {
+                    ++rejected;
+                  }
+                  s.pending.erase(p);
+                  s.pending_changes[h] = std::nullopt;
+                  totals_.pending_labels.fetch_sub(1);
+                }
+              }
+            });
+        if (!st.ok()) {
+          internal::LogWarn("labels: skipping a corrupt join chunk",
+                            {{"model", s.model->label()},
+                             {"seq", absl::StrCat(chunk.seq)},
+                             {"error", st.ToString()}});
+        }
+        s.tail_seq = seq = chunk.seq;
+        s.progress_dirty = true;
+      }
+      totals_.join_records.fetch_add(added);
+      if (joined + rejected > 0) {
+        storage::LabelCounts& c = s.CountsAt(now);
+        c.joined += joined;
+        c.rejected += rejected;
+        totals_.joined.fetch_add(joined);
+        totals_.rejected.fetch_add(rejected);
+        if (rejected > 0) {
+          absl::MutexLock reasons(&totals_.reasons_mu);
+          totals_.rejected_by_reason[std::string(kLabelBeforePrediction)] += rejected;
+        }
+      }
+      if (s.dirty.size() > kMaxDirtyProfiles) break;
+    }
+  }
+  return absl::OkStatus();
+}
+
+void LabelJoiner::Expire(ModelState& s, int64_t now_ms) {
+  const int64_t cutoff = now_ms - options_.window_ms;
+  uint64_t expired = 0, removed = 0;
+  auto expire_front = [&]() {
+    auto it = s.arenas.begin();
+    const int64_t hour_start = it->first;
+    for (uint64_t h : it->second.hashes) {
+      auto e = s.index.find(h);
+      if (e == s.index.end()) continue;
+      absl::StatusOr<JoinRecord> r = labels::DecodeJoinRecord(
+          std::string_view(it->second.bytes).substr(e->second.offset, e->second.len));
+      if (r.ok()) {
+        if (!e->second.labelled) {
+          ++expired;
+          const double w = r->weight / s.join_rate;
+          ModelState::ForSlices(r->slices,
+                                [&](int32_t slice) { s.Dirty(slice, hour_start).AddExpired(w); });
+        }
+        if (s.ranked) {
+          auto q = s.queries.find(r->query_hash);
+          if (q != s.queries.end() && q->second.hour_start_ms <= hour_start) {
+            CountQuery(s, q->second, options_.ndcg_k);
+            s.queries.erase(q);
+          }
+        }
+      }
+      s.index.erase(e);
+      ++removed;
+    }
+    s.expire_join_before_ms = std::max(s.expire_join_before_ms, hour_start + kHourMs);
+    s.expire_dirty = true;
+    s.arenas.erase(it);
+  };
+  while (!s.arenas.empty() && s.arenas.begin()->first + kHourMs <= cutoff) expire_front();
+  while (s.arenas.size() > 1 && s.index.size() > options_.max_join_records) expire_front();
+  if (s.expire_dirty) {
+    s.expire_log_before_ms = std::max(
+        s.expire_log_before_ms, cutoff - kHourMs - options_.max_clock_skew_ms);
+  }
+  // Labels that waited too long for their prediction.
+  uint64_t orphaned = 0;
+  while (!s.pending_order.empty() &&
+         s.pending_order.front().first < now_ms - options_.pending_ttl_ms) {
+    const auto [received, h] = s.pending_order.front();
+    s.pending_order.pop_front();
+    auto p = s.pending.find(h);
+    if (p == s.pending.end() || p->second.received_ms != received) continue;
+    s.pending.erase(p);
+    s.pending_changes[h] = std::nullopt;
+    ++orphaned;
+  }
+  if (expired + orphaned > 0) {
+    storage::LabelCounts& c = s.CountsAt(now_ms);
+    c.expired += expired;
+    c.orphan += orphaned;
+  }
+  totals_.expired.fetch_add(expired);
+  totals_.orphan.fetch_add(orphaned);
+  totals_.join_records.fetch_sub(removed);
+  totals_.pending_labels.fetch_sub(orphaned);
+}
+
+absl::Status LabelJoiner::FlushNow() {
+  absl::MutexLock commit_lock(&commit_mu_);
+  absl::Status tail = Tail();
+  if (!tail.ok()) {
+    internal::LogWarn("labels: cannot read new join state", {{"error", tail.ToString()}});
+  }
+  storage::LabelCommit commit;
+  uint64_t covered = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    const int64_t now = clock_->NowMs();
+    for (auto& [key, state] : states_) {
+      ModelState& s = *state;
+      Expire(s, now);
+      if (!s.log.empty()) {
+        commit.log.push_back({0, key, now, std::move(s.log)});
+        s.log.clear();
+      }
+      for (auto& [slice_hour, profile] : s.dirty) {
+        commit.quality_merges.push_back(
+            {key, slice_hour.first, slice_hour.second, profile->Serialize()});
+      }
+      s.dirty.clear();
+      for (auto& [h, change] : s.pending_changes) {
+        if (change) {
+          commit.pending_upserts.push_back(
+              {key, h, change->value, change->label_time_ms, change->received_ms});
+        } else {
+          commit.pending_deletes.push_back({key, h});
+        }
+      }
+      s.pending_changes.clear();
+      for (auto& [minute, c] : s.counts) commit.counts.push_back(c);
+      s.counts.clear();
+      if (s.progress_dirty) commit.progress.push_back({key, s.tail_seq});
+      s.progress_dirty = false;
+      if (s.expire_dirty) {
+        commit.expire.push_back({key, s.expire_join_before_ms, s.expire_log_before_ms});
+      }
+      s.expire_dirty = false;
+    }
+    covered = applied_seq_;
+  }
+  if (!commit.empty()) unsent_.push_back(std::move(commit));
+  absl::Status status = absl::OkStatus();
+  while (!unsent_.empty()) {
+    status = store_->CommitLabels(unsent_.front());
+    if (!status.ok()) break;
+    unsent_.erase(unsent_.begin());
+    totals_.commits.fetch_add(1);
+  }
+  absl::MutexLock lock(&mu_);
+  if (status.ok()) {
+    durable_seq_ = std::max(durable_seq_, covered);
+    last_error_ = absl::OkStatus();
+  } else {
+    totals_.commit_failures.fetch_add(1);
+    last_error_ = status;
+    internal::LogWarn("labels: commit failed (retried)", {{"error", status.ToString()}});
+  }
+  return status;
+}
+
+absl::Status LabelJoiner::WaitDurable(uint64_t seq, int64_t timeout_ms) {
+  absl::MutexLock lock(&mu_);
+  wake_ = true;
+  auto done = [this, seq]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return durable_seq_ >= seq; };
+  const bool ok =
+      mu_.AwaitWithTimeout(absl::Condition(&done), absl::Milliseconds(timeout_ms));
+  if (ok) return absl::OkStatus();
+  return absl::UnavailableError(
+      absl::StrCat("labels were not committed within ", timeout_ms, " ms",
+                   last_error_.ok() ? std::string() : absl::StrCat(": ", last_error_.message())));
+}
+
+void LabelJoiner::Start() {
+  absl::MutexLock lock(&mu_);
+  if (thread_.joinable()) return;
+  stopping_ = false;
+  thread_ = std::thread([this] { Run(); });
+}
+
+void LabelJoiner::Run() {
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      auto woken = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return wake_ || stopping_; };
+      mu_.AwaitWithTimeout(absl::Condition(&woken),
+                           absl::Milliseconds(options_.flush_interval_ms));
+      if (stopping_) return;
+      wake_ = false;
+    }
+    FlushNow().IgnoreError();  // logged; retried at the next tick
+  }
+}
+
+void LabelJoiner::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  if (thread_.joinable()) thread_.join();
+  FlushNow().IgnoreError();
+}
+
+}  // namespace driftwatch::service
