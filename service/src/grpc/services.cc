@@ -26,6 +26,22 @@ double SecondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
+// Reject reasons by name, in name order.
+void FillReasons(const absl::flat_hash_map<std::string, RejectStat>& reasons,
+                 google::protobuf::RepeatedPtrField<v1::RejectReason>* out) {
+  std::vector<const std::pair<const std::string, RejectStat>*> sorted;
+  for (const auto& entry : reasons) sorted.push_back(&entry);
+  std::sort(sorted.begin(), sorted.end(),
+            [](const auto* a, const auto* b) { return a->first < b->first; });
+  for (const auto* entry : sorted) {
+    v1::RejectReason* r = out->Add();
+    r->set_reason(entry->first);
+    r->set_count(entry->second.count);
+    r->set_example_event_id(entry->second.example_event_id);
+    r->set_message(entry->second.message);
+  }
+}
+
 void FillAck(const IngestCounts& counts, v1::IngestAck* ack) {
   ack->set_accepted(counts.accepted);
   ack->set_duplicates(counts.duplicates);
@@ -34,17 +50,7 @@ void FillAck(const IngestCounts& counts, v1::IngestAck* ack) {
   ack->set_too_late(counts.too_late);
   ack->set_backfilled(counts.backfilled);
   ack->set_batches(counts.batches);
-  std::vector<const std::pair<const std::string, RejectStat>*> reasons;
-  for (const auto& entry : counts.reasons) reasons.push_back(&entry);
-  std::sort(reasons.begin(), reasons.end(),
-            [](const auto* a, const auto* b) { return a->first < b->first; });
-  for (const auto* entry : reasons) {
-    v1::RejectReason* r = ack->add_reasons();
-    r->set_reason(entry->first);
-    r->set_count(entry->second.count);
-    r->set_example_event_id(entry->second.example_event_id);
-    r->set_message(entry->second.message);
-  }
+  FillReasons(counts.reasons, ack->mutable_reasons());
 }
 
 // Observes a query's duration when it goes out of scope.
@@ -203,17 +209,7 @@ grpc::Status IngestService::StreamLabels(grpc::ServerContext*,
     ack->set_not_sampled(counts.not_sampled);
     ack->set_orphan(counts.orphan);
     ack->set_batches(counts.batches);
-    std::vector<const std::pair<const std::string, RejectStat>*> reasons;
-    for (const auto& entry : counts.reasons) reasons.push_back(&entry);
-    std::sort(reasons.begin(), reasons.end(),
-              [](const auto* a, const auto* b) { return a->first < b->first; });
-    for (const auto* entry : reasons) {
-      v1::RejectReason* r = ack->add_reasons();
-      r->set_reason(entry->first);
-      r->set_count(entry->second.count);
-      r->set_example_event_id(entry->second.example_event_id);
-      r->set_message(entry->second.message);
-    }
+    FillReasons(counts.reasons, ack->mutable_reasons());
     return absl::OkStatus();
   });
 }

@@ -70,6 +70,13 @@ class Reader {
     return true;
   }
   bool done() const { return in_.empty(); }
+  // The next n bytes.
+  bool Bytes(uint64_t n, std::string_view* out) {
+    if (n > in_.size()) return false;
+    *out = in_.substr(0, n);
+    in_.remove_prefix(n);
+    return true;
+  }
 
  private:
   std::string_view in_;
@@ -117,6 +124,20 @@ void AppendChunkEntry(uint64_t hash, const JoinRecordRef& record, std::string* c
   std::string varint;
   PutVarint(len, &varint);
   chunk->replace(len_at, 1, varint);
+}
+
+absl::Status ForEachChunkEntry(std::string_view chunk,
+                               absl::FunctionRef<void(uint64_t, std::string_view)> fn) {
+  Reader in(chunk);
+  while (!in.done()) {
+    uint64_t hash = 0, len = 0;
+    std::string_view record;
+    if (!in.Fixed(&hash) || !in.Varint(&len) || !in.Bytes(len, &record)) {
+      return absl::DataLossError("join chunk: truncated entry");
+    }
+    fn(hash, record);
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<JoinRecord> DecodeJoinRecord(std::string_view bytes) {

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 
 namespace driftwatch::service::labels {
@@ -49,8 +50,8 @@ void EncodeJoinRecord(const JoinRecordRef& record, std::string* out);
 // [u64 event-id hash, little-endian][varint length][record].
 void AppendChunkEntry(uint64_t hash, const JoinRecordRef& record, std::string* chunk);
 // Calls fn(hash, record bytes) for each entry; DATA_LOSS on bad framing.
-template <typename Fn>
-absl::Status ForEachChunkEntry(std::string_view chunk, Fn&& fn);
+absl::Status ForEachChunkEntry(std::string_view chunk,
+                               absl::FunctionRef<void(uint64_t, std::string_view)> fn);
 
 // Appends the record's bytes to `out`. Class probabilities are rounded to
 // f32 (a relative 6e-8: a probability moves to a neighbouring calibration
@@ -60,31 +61,5 @@ void EncodeJoinRecord(const JoinRecord& record, std::string* out);
 // DATA_LOSS naming what is wrong for truncated or corrupt bytes (trailing
 // bytes included).
 absl::StatusOr<JoinRecord> DecodeJoinRecord(std::string_view bytes);
-
-template <typename Fn>
-absl::Status ForEachChunkEntry(std::string_view chunk, Fn&& fn) {
-  while (!chunk.empty()) {
-    if (chunk.size() < 9) return absl::DataLossError("join chunk: truncated entry");
-    uint64_t hash = 0;
-    for (int i = 0; i < 8; ++i) {
-      hash |= static_cast<uint64_t>(static_cast<unsigned char>(chunk[i])) << (8 * i);
-    }
-    chunk.remove_prefix(8);
-    uint64_t len = 0;
-    int shift = 0;
-    while (true) {
-      if (chunk.empty() || shift > 28) return absl::DataLossError("join chunk: bad length");
-      const auto b = static_cast<unsigned char>(chunk[0]);
-      chunk.remove_prefix(1);
-      len |= static_cast<uint64_t>(b & 0x7F) << shift;
-      shift += 7;
-      if ((b & 0x80) == 0) break;
-    }
-    if (len > chunk.size()) return absl::DataLossError("join chunk: truncated record");
-    fn(hash, chunk.substr(0, len));
-    chunk.remove_prefix(len);
-  }
-  return absl::OkStatus();
-}
 
 }  // namespace driftwatch::service::labels

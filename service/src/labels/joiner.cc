@@ -1,7 +1,6 @@
 #include "driftwatch/service/label_joiner.h"
 
 #include <algorithm>
-#include <bit>
 #include <cmath>
 #include <deque>
 #include <map>
@@ -9,6 +8,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "driftwatch/base/byte_io.h"
 #include "driftwatch/base/sampling.h"
 #include "driftwatch/base/status_macros.h"
 #include "driftwatch/base/time_format.h"
@@ -58,30 +58,6 @@ struct Query {
   bool counted = false;
 };
 
-std::optional<QualityKind> KindOf(const v1::ModelSchema& schema) {
-  switch (schema.label_kind()) {
-    case v1::LABEL_KIND_BINARY:
-      return QualityKind::kBinary;
-    case v1::LABEL_KIND_MULTICLASS:
-      return QualityKind::kMulticlass;
-    case v1::LABEL_KIND_REGRESSION:
-      return QualityKind::kRegression;
-    case v1::LABEL_KIND_RELEVANCE:
-      return QualityKind::kRanking;
-    default:
-      return std::nullopt;
-  }
-}
-
-void PutU64(uint64_t v, std::string* out) {
-  for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>(v >> (8 * i)));
-}
-uint64_t GetU64(std::string_view in) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v |= static_cast<uint64_t>(static_cast<unsigned char>(in[i])) << (8 * i);
-  return v;
-}
-
 }  // namespace
 
 void LabelStreamCounts::Reject(std::string_view reason, std::string_view event_id,
@@ -110,7 +86,7 @@ struct LabelJoiner::ModelState {
 
   // Since the last commit.
   absl::flat_hash_map<std::pair<int32_t, int64_t>, std::unique_ptr<QualityProfile>> dirty;
-  std::string log;  // [u64 hash][f64 value] per joined label
+  base::ByteWriter log;  // [u64 hash][f64 value] per joined label
   absl::flat_hash_map<uint64_t, std::optional<PendingLabel>> pending_changes;  // nullopt: deleted
   std::map<int64_t, storage::LabelCounts> counts;  // by arrival minute
   bool progress_dirty = false;
@@ -119,6 +95,27 @@ struct LabelJoiner::ModelState {
   bool expire_dirty = false;
 
   JoinRecord scratch;
+
+  // Indexes record `rec` (its bytes) of event-time hour `hour_start`;
+  // `h` must not be indexed yet. Rankers: counts the row in its query.
+  Entry& AddRecord(uint64_t h, std::string_view bytes, const JoinRecord& rec,
+                   int64_t hour_start) {
+    Arena& arena = arenas[hour_start];
+    Entry& e = index[h] = Entry{static_cast<int32_t>(hour_start / kHourMs),
+                                static_cast<uint32_t>(arena.bytes.size()),
+                                static_cast<uint32_t>(bytes.size())};
+    arena.bytes.append(bytes);
+    arena.hashes.push_back(h);
+    if (ranked) {
+      Query& q = queries[rec.query_hash];
+      if (q.kept++ == 0) {
+        q.hour_start_ms = hour_start;
+        q.slices = rec.slices;
+        q.weight = rec.weight / join_rate;
+      }
+    }
+    return e;
+  }
 
   QualityProfile& Dirty(int32_t slice, int64_t hour_start) {
     std::unique_ptr<QualityProfile>& p = dirty[{slice, hour_start}];
@@ -172,7 +169,7 @@ absl::StatusOr<LabelJoiner::ModelState*> LabelJoiner::StateOf(
   if (it != states_.end()) return it->second.get();
   auto state = std::make_unique<ModelState>();
   state->model = model;
-  const std::optional<QualityKind> kind = KindOf(model->schema());
+  const std::optional<QualityKind> kind = model->quality_kind();
   if (!kind) {
     return absl::FailedPreconditionError(
         absl::StrCat("model ", model->label(),
@@ -207,24 +204,10 @@ absl::Status LabelJoiner::Load(ModelState& state) {
     for (const storage::JoinChunk& chunk : *chunks) {
       if (chunk.seq > *progress) break;
       seq = chunk.seq;
-      Arena& arena = state.arenas[chunk.hour_start_ms];
-      const auto hour = static_cast<int32_t>(chunk.hour_start_ms / kHourMs);
       absl::Status st = labels::ForEachChunkEntry(chunk.records, [&](uint64_t h, std::string_view r) {
         if (state.index.contains(h)) return;
-        const auto offset = static_cast<uint32_t>(arena.bytes.size());
-        arena.bytes.append(r);
-        arena.hashes.push_back(h);
-        state.index[h] = Entry{hour, offset, static_cast<uint32_t>(r.size())};
-        if (state.ranked) {
-          absl::StatusOr<JoinRecord> rec = labels::DecodeJoinRecord(r);
-          if (!rec.ok()) return;
-          Query& q = state.queries[rec->query_hash];
-          if (q.kept++ == 0) {
-            q.hour_start_ms = chunk.hour_start_ms;
-            q.slices = rec->slices;
-            q.weight = rec->weight / state.join_rate;
-          }
-        }
+        absl::StatusOr<JoinRecord> rec = labels::DecodeJoinRecord(r);
+        if (rec.ok()) state.AddRecord(h, r, *rec, chunk.hour_start_ms);
       });
       if (!st.ok()) return wrap(st);
     }
@@ -235,10 +218,10 @@ absl::Status LabelJoiner::Load(ModelState& state) {
   absl::StatusOr<std::vector<storage::LabelLogRow>> log = store_->ReadLabelLog(key);
   if (!log.ok()) return wrap(log.status());
   for (const storage::LabelLogRow& row : *log) {
-    std::string_view e = row.entries;
-    for (; e.size() >= 16; e.remove_prefix(16)) {
-      const uint64_t h = GetU64(e);
-      const double value = std::bit_cast<double>(GetU64(e.substr(8)));
+    base::ByteReader e(row.entries);
+    uint64_t h = 0;
+    double value = 0;
+    while (e.U64(&h) && e.F64(&value)) {
       auto it = state.index.find(h);
       if (it == state.index.end()) continue;  // expired since
       it->second.labelled = true;
@@ -428,8 +411,8 @@ bool JoinEntry(LabelJoiner::ModelState& s, uint64_t hash, Entry& e, double value
   });
   e.labelled = true;
   e.label = value;
-  PutU64(hash, &s.log);
-  PutU64(std::bit_cast<uint64_t>(value), &s.log);
+  s.log.U64(hash);
+  s.log.F64(value);
   if (s.ranked) {
     Query& q = s.queries[r->query_hash];
     q.scores.push_back(r->scores.empty() ? 0 : r->scores[0]);
@@ -469,30 +452,17 @@ absl::Status LabelJoiner::Tail() {
       ModelState& s = *state;
       uint64_t added = 0, joined = 0, rejected = 0;
       for (const storage::JoinChunk& chunk : *chunks) {
-        Arena& arena = s.arenas[chunk.hour_start_ms];
-        const auto hour = static_cast<int32_t>(chunk.hour_start_ms / kHourMs);
         absl::Status st = labels::ForEachChunkEntry(
             chunk.records, [&](uint64_t h, std::string_view bytes) {
               if (s.index.contains(h)) return;
               absl::StatusOr<JoinRecord> rec = labels::DecodeJoinRecord(bytes);
               if (!rec.ok()) return;
-              const auto offset = static_cast<uint32_t>(arena.bytes.size());
-              arena.bytes.append(bytes);
-              arena.hashes.push_back(h);
-              Entry& e = s.index[h] = Entry{hour, offset, static_cast<uint32_t>(bytes.size())};
+              Entry& e = s.AddRecord(h, bytes, *rec, chunk.hour_start_ms);
               ++added;
               const double w = rec->weight / s.join_rate;
               ModelState::ForSlices(rec->slices, [&](int32_t slice) {
                 s.Dirty(slice, chunk.hour_start_ms).AddPrediction(rec->scores, w);
               });
-              if (s.ranked) {
-                Query& q = s.queries[rec->query_hash];
-                if (q.kept++ == 0) {
-                  q.hour_start_ms = chunk.hour_start_ms;
-                  q.slices = rec->slices;
-                  q.weight = w;
-                }
-              }
               // A label that came first.
               if (!s.pending.empty()) {
                 auto p = s.pending.find(h);
@@ -545,9 +515,7 @@ void LabelJoiner::Expire(ModelState& s, int64_t now_ms) {
     for (uint64_t h : it->second.hashes) {
       auto e = s.index.find(h);
       if (e == s.index.end()) continue;
-      absl::StatusOr<JoinRecord> r = labels::DecodeJoinRecord(
-          std::string_view(it->second.bytes).substr(e->second.offset, e->second.len));
-      if (r.ok()) {
+      if (const JoinRecord* r = s.Record(e->second); r != nullptr) {
         if (!e->second.labelled) {
           ++expired;
           const double w = r->weight / s.join_rate;
@@ -612,9 +580,9 @@ absl::Status LabelJoiner::FlushNow() {
     for (auto& [key, state] : states_) {
       ModelState& s = *state;
       Expire(s, now);
-      if (!s.log.empty()) {
-        commit.log.push_back({0, key, now, std::move(s.log)});
-        s.log.clear();
+      if (s.log.size() > 0) {
+        commit.log.push_back({0, key, now, std::move(s.log).Finish()});
+        s.log = base::ByteWriter();
       }
       for (auto& [slice_hour, profile] : s.dirty) {
         commit.quality_merges.push_back(

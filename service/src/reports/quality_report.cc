@@ -25,21 +25,6 @@ using storage::kHourMs;
 
 constexpr int64_t kDefaultQualityWindowMs = 24 * kHourMs;
 
-std::optional<QualityKind> KindOf(const RegisteredModel& model) {
-  switch (model.schema().label_kind()) {
-    case v1::LABEL_KIND_BINARY:
-      return QualityKind::kBinary;
-    case v1::LABEL_KIND_MULTICLASS:
-      return QualityKind::kMulticlass;
-    case v1::LABEL_KIND_REGRESSION:
-      return QualityKind::kRegression;
-    case v1::LABEL_KIND_RELEVANCE:
-      return QualityKind::kRanking;
-    default:
-      return std::nullopt;
-  }
-}
-
 Interval HourAligned(Interval w) {
   w.start_ms = storage::BucketStart(w.start_ms, kHourMs);
   const int64_t end = storage::BucketStart(w.end_ms, kHourMs);
@@ -99,7 +84,7 @@ absl::StatusOr<v1::QualityReport> ReportEngine::GetQualityReport(
   if (labels_ == nullptr) return absl::FailedPreconditionError("labels are not attached");
   DW_ASSIGN_OR_RETURN(std::shared_ptr<const RegisteredModel> model,
                       registry_->Find(request.model()));
-  const std::optional<QualityKind> kind = KindOf(*model);
+  const std::optional<QualityKind> kind = model->quality_kind();
   if (!kind) {
     return absl::FailedPreconditionError(
         absl::StrCat("model ", model->label(),
@@ -258,9 +243,6 @@ absl::StatusOr<v1::RankSlicesResponse> ReportEngine::RankQuality(
   *q.mutable_model() = model->ref();
   *q.mutable_window() = request.window();
   q.set_baseline(request.baseline());
-  struct Ranked {
-    v1::SliceRank rank;
-  };
   std::vector<v1::SliceRank> ranks;
   auto value_of = [&](const v1::QualityReport& r) -> std::optional<std::pair<double, double>> {
     if (auc_drop) {

@@ -114,6 +114,7 @@ class ByteWriter {
     }
   }
   void Reserve(size_t bytes) { out_.reserve(bytes); }
+  size_t size() const { return out_.size(); }
   // u32 length, then the bytes.
   void Str(std::string_view s) {
     U32(static_cast<uint32_t>(s.size()));

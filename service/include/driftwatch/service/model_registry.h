@@ -24,6 +24,7 @@
 #include "absl/synchronization/mutex.h"
 #include "driftwatch/base/clock.h"
 #include "driftwatch/detectors/profile.h"
+#include "driftwatch/detectors/quality_profile.h"
 #include "driftwatch/service/reject_reason.h"
 #include "driftwatch/storage/model_store.h"
 #include "driftwatch/v1/models.pb.h"
@@ -122,6 +123,21 @@ class RegisteredModel {
   // Whether accepted predictions keep join state for their labels: the
   // schema declares a label kind.
   bool joins_labels() const { return schema_.label_kind() != v1::LABEL_KIND_UNSPECIFIED; }
+  // The quality summary its label kind keeps; nullopt without a label kind.
+  std::optional<detectors::QualityKind> quality_kind() const {
+    switch (schema_.label_kind()) {
+      case v1::LABEL_KIND_BINARY:
+        return detectors::QualityKind::kBinary;
+      case v1::LABEL_KIND_MULTICLASS:
+        return detectors::QualityKind::kMulticlass;
+      case v1::LABEL_KIND_REGRESSION:
+        return detectors::QualityKind::kRegression;
+      case v1::LABEL_KIND_RELEVANCE:
+        return detectors::QualityKind::kRanking;
+      default:
+        return std::nullopt;
+    }
+  }
   // label_join_rate and decision_threshold with their defaults applied.
   double label_join_rate() const {
     return schema_.label_join_rate() > 0 ? schema_.label_join_rate() : 1.0;
