@@ -222,7 +222,8 @@ void WriteQualityReportText(const v1::QualityReport& r, std::ostream& out) {
       << " labelled, " << c.expired() << " expired unlabelled\n"
       << "labels arriving in the window (whole model): " << c.conflicting() << " conflicting, "
       << c.orphan() << " orphan, " << c.not_sampled() << " not sampled, " << c.duplicates()
-      << " duplicates, " << c.rejected() << " rejected; " << c.pending() << " pending now\n";
+      << " duplicates, " << c.rejected() << " rejected; " << c.pending()
+      << " waited for their prediction\n";
   if (cur.has_calibration()) internal::WriteReliabilityTable(ReliabilityBins(r), out);
 }
 

@@ -16,6 +16,7 @@
 #include <atomic>
 #include <chrono>
 #include <exception>
+#include <iterator>
 #include <map>
 #include <string_view>
 #include <thread>
@@ -46,8 +47,11 @@ void CatchUp(Counter& counter, uint64_t total) {
 
 struct Metrics::State {
   State(const Ingestor* ingestor_in, const ModelRegistry* registry_in,
-        const Evaluator* evaluator_in)
-      : ingestor(ingestor_in), models_registry(registry_in), evaluator(evaluator_in) {
+        const Evaluator* evaluator_in, const LabelJoiner* labels_in)
+      : ingestor(ingestor_in),
+        models_registry(registry_in),
+        evaluator(evaluator_in),
+        labels(labels_in) {
     events = &Family1("driftwatch_ingest_events_total",
                       "Prediction events by model version and result: accepted, duplicate or "
                       "rejected, disjoint (they sum to the events received)");
@@ -105,6 +109,52 @@ struct Metrics::State {
       signals[name] =
           &BuildGauge().Name(absl::StrCat("driftwatch_", name)).Help(help).Register(*registry);
     }
+    // Quality per slice as labels mature over the evaluator's quality
+    // window (docs/labels.md): labels {model, slice}.
+    const std::pair<const char*, const char*> quality_families[] = {
+        {"auc", "ROC AUC of the labelled predictions (binned; see driftwatch_auc_error_bound)"},
+        {"auc_error_bound", "How far the exact AUC may lie from driftwatch_auc (binned bound)"},
+        {"ece", "Expected calibration error of the labelled predictions (10 equal-width bins)"},
+        {"mce", "Maximum calibration error of the labelled predictions (10 equal-width bins)"},
+        {"brier", "Brier score of the labelled predictions (exact)"},
+        {"accuracy", "Accuracy at the model's decision threshold (argmax for multiclass)"},
+        {"label_coverage", "Labelled weight over predicted weight of the quality window"},
+        {"estimated_auc",
+         "Expected AUC of the unlabelled predictions, from their scores calibrated on the "
+         "baseline's labels (CBPE)"},
+        {"estimated_accuracy",
+         "Expected accuracy at the decision threshold of the unlabelled predictions (CBPE)"},
+        {"auc_delta", "driftwatch_auc minus the default baseline's AUC"},
+        {"ece_delta", "driftwatch_ece minus the default baseline's ECE"},
+        {"macro_auc", "Multiclass: macro one-vs-rest ROC AUC (binned)"},
+        {"log_loss", "Multiclass: log loss"},
+        {"mae", "Regression: mean absolute error"},
+        {"rmse", "Regression: root mean squared error"},
+        {"bias", "Regression: mean of prediction minus target"},
+        {"ndcg", "Ranking: mean NDCG@k over queries (labels.ndcg_k)"},
+        {"label_delay_p95_seconds",
+         "95th percentile of label time minus prediction event time (within 2.2%)"},
+    };
+    static_assert(std::size(quality_families) == std::size(kQualitySignalNames));
+    for (const auto& [name, help] : quality_families) {
+      quality_signals[name] =
+          &BuildGauge().Name(absl::StrCat("driftwatch_", name)).Help(help).Register(*registry);
+    }
+    labels_total = &Family1("driftwatch_labels_total",
+                            "Labels by model version and result at arrival: joined, pending, "
+                            "duplicate, conflicting, not_sampled, orphan or rejected; a pending "
+                            "label counts again when it leaves (joined, orphan or rejected)");
+    labels_rejected = &Family1("driftwatch_labels_rejected_total",
+                               "Rejected labels by reason (they sum to result=\"rejected\")");
+    labels_expired = &Family1("driftwatch_labels_expired_total",
+                              "Kept predictions whose join state left labels.window unlabelled");
+    label_commits = &Counter1("driftwatch_label_commits_total", "Label join commits to storage");
+    label_commit_failures = &Counter1("driftwatch_label_commit_failures_total",
+                                      "Label join commits that storage refused (retried)");
+    label_join_records = &Gauge1("driftwatch_label_join_records",
+                                 "Join records of kept predictions held in memory");
+    labels_pending = &Gauge1("driftwatch_labels_pending",
+                             "Labels waiting for their prediction (labels.max_pending)");
   }
 
   Family<Counter>& Family1(const char* name, const char* help) {
@@ -134,6 +184,13 @@ struct Metrics::State {
     flush_seconds->Set(static_cast<double>(t.last_flush_us.load()) / 1e6);
     open_buckets->Set(static_cast<double>(ingestor->open_buckets()));
     models->Set(static_cast<double>(models_registry->List().size()));
+    if (labels != nullptr) {
+      const LabelTotals& l = labels->totals();
+      CatchUp(*label_commits, l.commits.load());
+      CatchUp(*label_commit_failures, l.commit_failures.load());
+      label_join_records->Set(static_cast<double>(l.join_records.load()));
+      labels_pending->Set(static_cast<double>(l.pending_labels.load()));
+    }
     std::shared_ptr<const Evaluation> latest = evaluator->Latest();
     if (latest->generation != signals_generation) {
       SetSignals(latest->signals);
@@ -150,7 +207,13 @@ struct Metrics::State {
     Counter* late_accepted = nullptr;
     Counter* backfilled = nullptr;
     std::array<Counter*, kRejectReasonNames.size()> reasons{};
+    // Models with a label kind only.
+    std::array<Counter*, 7> label_results{};  // in kLabelResults order
+    Counter* labels_expired = nullptr;
+    std::array<Counter*, kLabelRejectReasonNames.size()> label_reasons{};
   };
+  static constexpr std::array<const char*, 7> kLabelResults = {
+      "joined", "pending", "duplicate", "conflicting", "not_sampled", "orphan", "rejected"};
   void SyncModel(const RegisteredModel& model) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     const RegisteredModel::IngestCounters& c = model.ingest_counters();
     const prometheus::Labels labels = {{"model", model.ref().model_id()},
@@ -182,6 +245,27 @@ struct Metrics::State {
       }
       CatchUp(*m.reasons[i], n);
     }
+    if (!model.quality_kind()) return;
+    const RegisteredModel::LabelCounters& l = model.label_counters();
+    if (m.labels_expired == nullptr) {
+      for (size_t i = 0; i < kLabelResults.size(); ++i) {
+        m.label_results[i] = &labels_total->Add(with("result", kLabelResults[i]));
+      }
+      m.labels_expired = &labels_expired->Add(labels);
+    }
+    const std::array<uint64_t, 7> results = {
+        l.joined.load(), l.pending.load(),     l.duplicates.load(), l.conflicting.load(),
+        l.not_sampled.load(), l.orphan.load(), l.rejected.load()};
+    for (size_t i = 0; i < results.size(); ++i) CatchUp(*m.label_results[i], results[i]);
+    CatchUp(*m.labels_expired, l.expired.load());
+    for (size_t i = 0; i < kLabelRejectReasonNames.size(); ++i) {
+      const uint64_t n = l.rejected_by_reason[i].load();
+      if (n == 0) continue;
+      if (m.label_reasons[i] == nullptr) {
+        m.label_reasons[i] = &labels_rejected->Add(with("reason", kLabelRejectReasonNames[i]));
+      }
+      CatchUp(*m.label_reasons[i], n);
+    }
   }
 
   // Replaces the drift gauges: series absent from `signals` are removed.
@@ -203,6 +287,7 @@ struct Metrics::State {
   const Ingestor* const ingestor;
   const ModelRegistry* const models_registry;
   const Evaluator* const evaluator;
+  const LabelJoiner* const labels;  // may be null
   std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
   // Per model version, read from RegisteredModel::ingest_counters.
   Family<Counter>* events;
@@ -222,6 +307,14 @@ struct Metrics::State {
   Gauge* flush_seconds;
   Gauge* models;
   std::map<std::string, Family<Gauge>*> signals;  // by signal name; constant after construction
+  std::map<std::string, Family<Gauge>*> quality_signals;  // likewise; labels {model, slice}
+  Family<Counter>* labels_total;
+  Family<Counter>* labels_rejected;
+  Family<Counter>* labels_expired;
+  Counter* label_commits;
+  Counter* label_commit_failures;
+  Gauge* label_join_records;
+  Gauge* labels_pending;
 
   absl::Mutex mu;  // Sync, and the signal series below
   // (name, model, feature, slice) -> gauge
@@ -237,8 +330,8 @@ struct Metrics::State {
 };
 
 Metrics::Metrics(const Ingestor* ingestor, const ModelRegistry* registry,
-                 const Evaluator* evaluator)
-    : state_(std::make_shared<State>(ingestor, registry, evaluator)) {}
+                 const Evaluator* evaluator, const LabelJoiner* labels)
+    : state_(std::make_shared<State>(ingestor, registry, evaluator, labels)) {}
 
 Metrics::~Metrics() { StopExposing(); }
 
@@ -311,8 +404,11 @@ void Metrics::State::SetSignals(const std::vector<detectors::Signal>& values) {
   auto previous = std::move(series);
   series.clear();
   for (const detectors::Signal& signal : values) {
-    auto family = signals.find(signal.name);
-    if (family == signals.end()) continue;
+    // A model-level quality signal has no feature; the drift ones do.
+    const bool quality = signal.feature.empty();
+    const std::map<std::string, Family<Gauge>*>& families = quality ? quality_signals : signals;
+    auto family = families.find(signal.name);
+    if (family == families.end()) continue;
     auto key = std::make_tuple(signal.name, signal.model, signal.feature, signal.slice);
     Gauge* gauge = nullptr;
     if (auto it = previous.find(key); it != previous.end()) {
@@ -320,6 +416,8 @@ void Metrics::State::SetSignals(const std::vector<detectors::Signal>& values) {
       previous.erase(it);
     } else if (auto it2 = series.find(key); it2 != series.end()) {
       gauge = it2->second;
+    } else if (quality) {
+      gauge = &family->second->Add({{"model", signal.model}, {"slice", signal.slice}});
     } else {
       gauge = &family->second->Add(
           {{"model", signal.model}, {"feature", signal.feature}, {"slice", signal.slice}});
@@ -327,7 +425,9 @@ void Metrics::State::SetSignals(const std::vector<detectors::Signal>& values) {
     gauge->Set(signal.value);
     series[key] = gauge;
   }
-  for (const auto& [key, gauge] : previous) signals.at(std::get<0>(key))->Remove(gauge);
+  for (const auto& [key, gauge] : previous) {
+    (std::get<2>(key).empty() ? quality_signals : signals).at(std::get<0>(key))->Remove(gauge);
+  }
 }
 
 }  // namespace driftwatch::service::internal

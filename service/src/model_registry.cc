@@ -453,6 +453,22 @@ absl::StatusOr<ModelRegistry::Registration> ModelRegistry::Register(v1::ModelSch
   if (schema.model().model_version().empty()) {
     return absl::InvalidArgumentError("schema.model.model_version is empty");
   }
+  // A label kind must fit the scores it judges (docs/labels.md).
+  if (schema.label_kind() != v1::LABEL_KIND_UNSPECIFIED) {
+    v1::ScoreKind needs = v1::SCORE_KIND_UNSPECIFIED;
+    switch (schema.label_kind()) {
+      case v1::LABEL_KIND_BINARY: needs = v1::SCORE_KIND_BINARY_PROBABILITY; break;
+      case v1::LABEL_KIND_MULTICLASS: needs = v1::SCORE_KIND_MULTICLASS_PROBABILITIES; break;
+      case v1::LABEL_KIND_REGRESSION: needs = v1::SCORE_KIND_REGRESSION; break;
+      case v1::LABEL_KIND_RELEVANCE: needs = v1::SCORE_KIND_RANKING; break;
+      default: break;
+    }
+    if (needs != v1::SCORE_KIND_UNSPECIFIED && schema.score_kind() != needs) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "schema.label_kind ", v1::LabelKind_Name(schema.label_kind()), " needs score_kind ",
+          v1::ScoreKind_Name(needs), ", got ", v1::ScoreKind_Name(schema.score_kind())));
+    }
+  }
   // Validate before storing: a schema the registry cannot serve is refused.
   DW_ASSIGN_OR_RETURN(std::shared_ptr<RegisteredModel> candidate,
                       RegisteredModel::Create(0, schema, options_));

@@ -162,8 +162,10 @@ absl::Status Server::Impl::Start() {
   evaluation.max_slices = config.max_signal_slices;
   evaluator = std::make_unique<Evaluator>(registry.get(), windows.get(), baselines.get(), clock,
                                           evaluation);
+  evaluator->AttachQuality(reports.get());
   query_priority = std::make_unique<QueryPriority>(config.reports.ingest_yield_ms, clock);
-  metrics = std::make_unique<internal::Metrics>(ingestor.get(), registry.get(), evaluator.get());
+  metrics = std::make_unique<internal::Metrics>(ingestor.get(), registry.get(), evaluator.get(),
+                                                labels.get());
   if (!config.metrics_listen.empty()) {
     DW_RETURN_IF_ERROR(metrics->Expose(config.metrics_listen));
     metrics_port = metrics->port();

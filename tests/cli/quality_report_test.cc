@@ -231,7 +231,7 @@ TEST(QualityReportTextTest, BinaryReadsAsATable) {
                            "(calibrated on baseline)\n"));
   EXPECT_THAT(t, HasSubstr("predictions: 1000 kept for the join, 812 labelled, 5 expired"));
   EXPECT_THAT(t, HasSubstr("3 conflicting, 1 orphan, 4 not sampled, 2 duplicates, 7 rejected; "
-                           "6 pending now"));
+                           "6 waited for their prediction"));
   // The offline reliability table, without the empty bins.
   EXPECT_THAT(t, HasSubstr("reliability (non-empty bins)\n"));
   EXPECT_THAT(t, HasSubstr("   9      0.9500      0.9400         109\n"));

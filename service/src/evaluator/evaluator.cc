@@ -84,25 +84,95 @@ absl::Status Evaluator::Evaluate() {
 
 absl::Status Evaluator::EvaluateModel(const RegisteredModel& model, int64_t now_ms,
                                       std::vector<detectors::Signal>* out) const {
+  const bool quality = reports_ != nullptr && model.quality_kind().has_value();
   absl::StatusOr<BaselineDef> def = baselines_->Load(model, options_.baseline);
-  if (absl::IsNotFound(def.status())) return absl::OkStatus();
-  DW_RETURN_IF_ERROR(def.status());
+  if (absl::IsNotFound(def.status()) && !quality) return absl::OkStatus();
+  if (!def.ok() && !absl::IsNotFound(def.status())) return def.status();
   // The same whole buckets a report of this window reads.
   const Interval window = TrailingBuckets(now_ms, options_.window_ms, windows_->bucket_width_ms());
   DW_ASSIGN_OR_RETURN(SliceProfiles current, windows_->Read(model, window, {}));
   const std::vector<int32_t> chosen = ChooseSlices(current, options_.max_slices);
-  DW_ASSIGN_OR_RETURN(SliceProfiles refs, baselines_->Profiles(model, *def, now_ms, chosen));
+  if (def.ok()) {
+    DW_ASSIGN_OR_RETURN(SliceProfiles refs, baselines_->Profiles(model, *def, now_ms, chosen));
+    const std::vector<storage::SliceRecord> records = model.slices().Records();
+    FrozenReferences frozen(def->bins);
+    for (int32_t id : chosen) {
+      auto cur = current.find(id);
+      if (cur == current.end() || cur->second.counters().events == 0) continue;
+      const Profile* reference = ReferenceFor(refs, id);
+      if (reference == nullptr || static_cast<size_t>(id) >= records.size()) continue;
+      DW_ASSIGN_OR_RETURN(const Reference* ref, frozen.For(*reference));
+      v1::DriftReport report;
+      DW_RETURN_IF_ERROR(reports::CompareProfiles(*ref, cur->second, &report));
+      AddSignals(report, model.label(), model.SliceName(records[id]), out);
+    }
+  }
+  if (quality) DW_RETURN_IF_ERROR(AddQuality(model, chosen, out));
+  return absl::OkStatus();
+}
+
+absl::Status Evaluator::AddQuality(const RegisteredModel& model,
+                                   const std::vector<int32_t>& slices,
+                                   std::vector<detectors::Signal>* out) const {
   const std::vector<storage::SliceRecord> records = model.slices().Records();
-  FrozenReferences frozen(def->bins);
-  for (int32_t id : chosen) {
-    auto cur = current.find(id);
-    if (cur == current.end() || cur->second.counters().events == 0) continue;
-    const Profile* reference = ReferenceFor(refs, id);
-    if (reference == nullptr || static_cast<size_t>(id) >= records.size()) continue;
-    DW_ASSIGN_OR_RETURN(const Reference* ref, frozen.For(*reference));
-    v1::DriftReport report;
-    DW_RETURN_IF_ERROR(reports::CompareProfiles(*ref, cur->second, &report));
-    AddSignals(report, model.label(), model.SliceName(records[id]), out);
+  v1::GetQualityReportRequest request;
+  *request.mutable_model() = model.ref();
+  request.mutable_window()->set_last_seconds(options_.quality_window_ms / 1000);
+  request.set_baseline(options_.baseline);
+  for (int32_t id : slices) {
+    if (static_cast<size_t>(id) >= records.size()) continue;
+    const storage::SliceRecord& record = records[id];
+    request.clear_slice();
+    if (id != 0) {
+      if (record.key_index < 0 || record.key_index >= model.slice_key_count()) continue;
+      (*request.mutable_slice()->mutable_values())[model.slice_keys()[record.key_index]] =
+          record.value;
+    }
+    absl::StatusOr<v1::QualityReport> r = reports_->GetQualityReport(request);
+    // No baseline yet: the realised quality without the estimate and deltas.
+    if (absl::IsNotFound(r.status())) {
+      v1::GetQualityReportRequest without = request;
+      without.clear_baseline();
+      r = reports_->GetQualityReport(without);
+    }
+    if (absl::IsNotFound(r.status()) || absl::IsFailedPrecondition(r.status())) continue;
+    if (!r.ok()) return r.status();
+    const std::string slice = model.SliceName(record);
+    auto emit = [&](std::string_view name, double value) {
+      out->push_back(detectors::Signal{model.label(), slice, "", std::string(name), value});
+    };
+    if (r->predicted_weight() <= 0) continue;
+    emit("label_coverage", r->label_coverage());
+    const v1::QualityMetrics& m = r->current();
+    if (m.has_auc()) {
+      emit("auc", m.auc());
+      emit("auc_error_bound", m.auc_error_bound());
+      if (r->baseline_metrics().has_auc()) emit("auc_delta", r->auc_delta());
+    }
+    if (m.has_calibration()) {
+      emit("ece", m.ece());
+      emit("mce", m.mce());
+      emit("brier", m.brier());
+      if (r->baseline_metrics().has_calibration()) emit("ece_delta", r->ece_delta());
+    }
+    if (r->has_accuracy()) emit("accuracy", r->accuracy());
+    if (r->has_estimate()) {
+      emit("estimated_auc", r->estimated_auc());
+      emit("estimated_accuracy", r->estimated_accuracy());
+    }
+    if (r->has_multiclass()) {
+      emit("macro_auc", r->macro_auc());
+      emit("log_loss", r->log_loss());
+    }
+    if (r->has_regression()) {
+      emit("mae", r->mae());
+      emit("rmse", r->rmse());
+      emit("bias", r->bias());
+    }
+    if (r->has_ndcg()) emit("ndcg", r->ndcg());
+    if (r->labelled_weight() > 0) {
+      emit("label_delay_p95_seconds", r->label_delay_ms().p95() / 1000.0);
+    }
   }
   return absl::OkStatus();
 }

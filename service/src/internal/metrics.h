@@ -1,6 +1,8 @@
 // The /metrics exposition: ingest counters per model version (read from
 // the registry at every scrape), flush and dedup counters (read from the
-// Ingestor), batch latency and the evaluator's latest signals as gauges.
+// Ingestor), label counters per model version and the joiner's totals,
+// batch latency and the evaluator's latest signals (drift per feature,
+// quality per slice) as gauges.
 // docs/configuration.md lists every family.
 // prometheus-cpp stays in this file's .cc; nothing outside service/src
 // sees it. Thread-safe.
@@ -13,14 +15,17 @@
 #include "absl/status/status.h"
 #include "driftwatch/service/evaluator.h"
 #include "driftwatch/service/ingestor.h"
+#include "driftwatch/service/label_joiner.h"
 #include "driftwatch/service/model_registry.h"
 
 namespace driftwatch::service::internal {
 
 class Metrics {
  public:
-  // The three must outlive this object (or StopExposing must run first).
-  Metrics(const Ingestor* ingestor, const ModelRegistry* registry, const Evaluator* evaluator);
+  // They must outlive this object (or StopExposing must run first);
+  // `labels` may be null (no label series but the per-model counters).
+  Metrics(const Ingestor* ingestor, const ModelRegistry* registry, const Evaluator* evaluator,
+          const LabelJoiner* labels = nullptr);
   ~Metrics();
 
   // Serves /metrics on `listen` ("host:port"; port 0 picks a free one).

@@ -51,6 +51,7 @@ struct PendingLabel {
 // or when its join state expires with some labelled.
 struct Query {
   int64_t hour_start_ms = 0;    // of its first kept row
+  int64_t last_hour_ms = 0;     // of its latest kept row: it counts at that hour's expiry
   std::vector<uint32_t> slices;  // of its first kept row
   double weight = 1;             // of its first kept row
   uint32_t kept = 0;
@@ -60,10 +61,11 @@ struct Query {
 
 }  // namespace
 
-void LabelStreamCounts::Reject(std::string_view reason, std::string_view event_id,
+void LabelStreamCounts::Reject(LabelRejectReason reason, std::string_view event_id,
                                std::string message) {
   ++rejected;
-  RejectStat& stat = reasons[std::string(reason)];
+  ++by_reason[static_cast<size_t>(reason)];
+  RejectStat& stat = reasons[std::string(LabelRejectReasonName(reason))];
   if (stat.count++ == 0) {
     stat.example_event_id = std::string(event_id);
     stat.message = std::move(message);
@@ -113,6 +115,7 @@ struct LabelJoiner::ModelState {
         q.slices = rec.slices;
         q.weight = rec.weight / join_rate;
       }
+      q.last_hour_ms = std::max(q.last_hour_ms, hour_start);
     }
     return e;
   }
@@ -209,7 +212,12 @@ absl::Status LabelJoiner::Load(ModelState& state) {
         absl::StatusOr<JoinRecord> rec = labels::DecodeJoinRecord(r);
         if (rec.ok()) state.AddRecord(h, r, *rec, chunk.hour_start_ms);
       });
-      if (!st.ok()) return wrap(st);
+      if (!st.ok()) {  // as the tail does: the rest of the state still loads
+        internal::LogWarn("labels: skipping a corrupt join chunk",
+                          {{"model", state.model->label()},
+                           {"seq", absl::StrCat(chunk.seq)},
+                           {"error", st.ToString()}});
+      }
     }
     if (chunks->back().seq > *progress) break;
   }
@@ -278,11 +286,11 @@ absl::StatusOr<uint64_t> LabelJoiner::Apply(const v1::LabelBatch& batch,
   for (const v1::Label& label : batch.labels()) {
     const std::string& id = label.event_id();
     if (id.empty()) {
-      counts->Reject(kLabelMissingEventId, id, "label without an event_id");
+      counts->Reject(LabelRejectReason::kMissingEventId, id, "label without an event_id");
       continue;
     }
     if (id.size() > options_.max_event_id_bytes) {
-      counts->Reject(kLabelEventIdTooLong, id.substr(0, 64),
+      counts->Reject(LabelRejectReason::kEventIdTooLong, id.substr(0, 64),
                      absl::StrCat("event_id is ", id.size(), " bytes, over max_event_id_bytes ",
                                   options_.max_event_id_bytes));
       continue;
@@ -308,12 +316,12 @@ absl::StatusOr<uint64_t> LabelJoiner::Apply(const v1::LabelBatch& batch,
         break;
     }
     if (!valid) {
-      counts->Reject(kLabelInvalidValue, id, absl::StrCat("value ", v, ": ", why));
+      counts->Reject(LabelRejectReason::kInvalidValue, id, absl::StrCat("value ", v, ": ", why));
       continue;
     }
     const int64_t t = label.label_time_ms() != 0 ? label.label_time_ms() : now;
     if (t > now + options_.max_future_skew_ms) {
-      counts->Reject(kLabelTimeInFuture, id,
+      counts->Reject(LabelRejectReason::kTimeInFuture, id,
                      absl::StrCat("label_time_ms ", t, " (", base::IsoTime(t),
                                   ") is ahead of the server clock by more than "
                                   "labels.max_future_skew (",
@@ -328,7 +336,7 @@ absl::StatusOr<uint64_t> LabelJoiner::Apply(const v1::LabelBatch& batch,
         continue;
       }
       if (!JoinEntry(s, h, e, v, t, options_, options_.ndcg_k)) {
-        counts->Reject(kLabelBeforePrediction, id,
+        counts->Reject(LabelRejectReason::kBeforePrediction, id,
                        absl::StrCat("label_time_ms ", t, " (", base::IsoTime(t),
                                     ") is before its prediction's event time by more than "
                                     "labels.max_clock_skew (",
@@ -370,20 +378,17 @@ absl::StatusOr<uint64_t> LabelJoiner::Apply(const v1::LabelBatch& batch,
   minute.not_sampled += not_sampled;
   minute.orphan += orphan;
   minute.rejected += rejected;
-  totals_.joined.fetch_add(joined);
-  totals_.pending.fetch_add(pending);
-  totals_.duplicates.fetch_add(dups);
-  totals_.conflicting.fetch_add(conflicting);
-  totals_.not_sampled.fetch_add(not_sampled);
-  totals_.orphan.fetch_add(orphan);
-  totals_.rejected.fetch_add(rejected);
-  if (rejected > 0) {
-    absl::MutexLock reasons(&totals_.reasons_mu);
-    for (const auto& [reason, stat] : counts->reasons) {
-      auto it = before.reasons.find(reason);
-      const uint64_t prior = it == before.reasons.end() ? 0 : it->second.count;
-      if (stat.count > prior) totals_.rejected_by_reason[reason] += stat.count - prior;
-    }
+  RegisteredModel::LabelCounters& c = model->label_counters();
+  c.joined.fetch_add(joined);
+  c.pending.fetch_add(pending);
+  c.duplicates.fetch_add(dups);
+  c.conflicting.fetch_add(conflicting);
+  c.not_sampled.fetch_add(not_sampled);
+  c.orphan.fetch_add(orphan);
+  c.rejected.fetch_add(rejected);
+  for (size_t i = 0; i < kLabelRejectReasonNames.size(); ++i) {
+    const uint64_t n = counts->by_reason[i] - before.by_reason[i];
+    if (n > 0) c.rejected_by_reason[i].fetch_add(n);
   }
   return ++applied_seq_;
 }
@@ -414,7 +419,10 @@ bool JoinEntry(LabelJoiner::ModelState& s, uint64_t hash, Entry& e, double value
   s.log.U64(hash);
   s.log.F64(value);
   if (s.ranked) {
-    Query& q = s.queries[r->query_hash];
+    // Its query is there until the last of its rows leaves the window.
+    auto it = s.queries.find(r->query_hash);
+    if (it == s.queries.end()) return true;
+    Query& q = it->second;
     q.scores.push_back(r->scores.empty() ? 0 : r->scores[0]);
     q.relevance.push_back(value);
     if (q.relevance.size() >= q.kept) CountQuery(s, q, ndcg_k);
@@ -493,12 +501,11 @@ absl::Status LabelJoiner::Tail() {
         storage::LabelCounts& c = s.CountsAt(now);
         c.joined += joined;
         c.rejected += rejected;
-        totals_.joined.fetch_add(joined);
-        totals_.rejected.fetch_add(rejected);
-        if (rejected > 0) {
-          absl::MutexLock reasons(&totals_.reasons_mu);
-          totals_.rejected_by_reason[std::string(kLabelBeforePrediction)] += rejected;
-        }
+        RegisteredModel::LabelCounters& m = s.model->label_counters();
+        m.joined.fetch_add(joined);
+        m.rejected.fetch_add(rejected);
+        m.rejected_by_reason[static_cast<size_t>(LabelRejectReason::kBeforePrediction)].fetch_add(
+            rejected);
       }
       if (s.dirty.size() > kMaxDirtyProfiles) break;
     }
@@ -524,7 +531,7 @@ void LabelJoiner::Expire(ModelState& s, int64_t now_ms) {
         }
         if (s.ranked) {
           auto q = s.queries.find(r->query_hash);
-          if (q != s.queries.end() && q->second.hour_start_ms <= hour_start) {
+          if (q != s.queries.end() && q->second.last_hour_ms <= hour_start) {
             CountQuery(s, q->second, options_.ndcg_k);
             s.queries.erase(q);
           }
@@ -541,7 +548,8 @@ void LabelJoiner::Expire(ModelState& s, int64_t now_ms) {
   while (s.arenas.size() > 1 && s.index.size() > options_.max_join_records) expire_front();
   if (s.expire_dirty) {
     s.expire_log_before_ms = std::max(
-        s.expire_log_before_ms, cutoff - kHourMs - options_.max_clock_skew_ms);
+        s.expire_log_before_ms,
+        cutoff - kHourMs - std::max(options_.max_clock_skew_ms, options_.max_future_skew_ms));
   }
   // Labels that waited too long for their prediction.
   uint64_t orphaned = 0;
@@ -560,8 +568,8 @@ void LabelJoiner::Expire(ModelState& s, int64_t now_ms) {
     c.expired += expired;
     c.orphan += orphaned;
   }
-  totals_.expired.fetch_add(expired);
-  totals_.orphan.fetch_add(orphaned);
+  s.model->label_counters().expired.fetch_add(expired);
+  s.model->label_counters().orphan.fetch_add(orphaned);
   totals_.join_records.fetch_sub(removed);
   totals_.pending_labels.fetch_sub(orphaned);
 }

@@ -198,10 +198,11 @@ absl::StatusOr<v1::QualityReport> ReportEngine::GetQualityReport(
         detectors::EstimatePerformance(current, calibration, model->decision_threshold());
     out.set_unlabelled_weight(e.unlabelled_weight);
     out.set_estimate_calibration(e.calibrated ? "baseline" : "identity");
-    if (std::isfinite(e.auc) || std::isfinite(e.accuracy)) {
+    // Both, or none: an AUC needs expected weight in both classes.
+    if (std::isfinite(e.auc) && std::isfinite(e.accuracy)) {
       out.set_has_estimate(true);
-      out.set_estimated_auc(std::isfinite(e.auc) ? e.auc : 0);
-      out.set_estimated_accuracy(std::isfinite(e.accuracy) ? e.accuracy : 0);
+      out.set_estimated_auc(e.auc);
+      out.set_estimated_accuracy(e.accuracy);
     }
   }
 

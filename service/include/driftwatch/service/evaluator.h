@@ -1,7 +1,11 @@
 // The evaluator: on a schedule, turns the committed buckets into signals.
 // Per model with a baseline, for the population and the busiest slices, it
 // compares the trailing window with the baseline and names what it finds
-// (psi, js, ks, wasserstein_norm, null_rate per feature and score).
+// (psi, js, ks, wasserstein_norm, null_rate per feature and score). For a
+// model with a label kind and quality attached it adds the same slices'
+// quality as labels mature over quality_window_ms (auc, ece, brier,
+// label_coverage, estimated_auc, ...: kQualitySignalNames), whether or
+// not the baseline exists.
 // /metrics reads the latest evaluation; next, signal history and the
 // rules engine read it too. It reads storage only: the ingest path never
 // calls it.
@@ -11,6 +15,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -20,6 +25,7 @@
 #include "driftwatch/detectors/signal.h"
 #include "driftwatch/service/baselines.h"
 #include "driftwatch/service/model_registry.h"
+#include "driftwatch/service/reports.h"
 #include "driftwatch/service/window_reader.h"
 
 namespace driftwatch::service {
@@ -28,6 +34,15 @@ struct EvaluatorOptions {
   int64_t window_ms = 3'600'000;  // the trailing window compared, ending now
   int max_slices = 20;            // busiest slices per model, besides "*"
   std::string baseline = std::string(kDefaultBaseline);
+  int64_t quality_window_ms = 24 * 3'600'000LL;  // quality signals: the trailing hours
+};
+
+// The names of the model-level quality signals (feature ""), by label kind.
+inline constexpr std::string_view kQualitySignalNames[] = {
+    "auc",           "auc_error_bound",    "ece",       "mce",      "brier",
+    "accuracy",      "label_coverage",     "estimated_auc", "estimated_accuracy",
+    "auc_delta",     "ece_delta",          "macro_auc", "log_loss", "mae",
+    "rmse",          "bias",               "ndcg",      "label_delay_p95_seconds",
 };
 
 // The signals of one evaluation.
@@ -50,12 +65,18 @@ class Evaluator {
   // last published one stays).
   absl::Status Evaluate();
 
+  // Adds the quality signals, read through `reports` (it must outlive the
+  // evaluator and have labels attached). Call before the first Evaluate.
+  void AttachQuality(const ReportEngine* reports) { reports_ = reports; }
+
   // The latest published evaluation; generation 0 (no signals) before the first.
   std::shared_ptr<const Evaluation> Latest() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   absl::Status EvaluateModel(const RegisteredModel& model, int64_t now_ms,
                              std::vector<detectors::Signal>* out) const;
+  absl::Status AddQuality(const RegisteredModel& model, const std::vector<int32_t>& slices,
+                          std::vector<detectors::Signal>* out) const;
 
   // Constant after construction.
   const ModelRegistry* const registry_;
@@ -63,6 +84,7 @@ class Evaluator {
   const Baselines* const baselines_;
   const base::Clock* const clock_;
   const EvaluatorOptions options_;
+  const ReportEngine* reports_ = nullptr;  // set before the first Evaluate
 
   std::atomic<uint64_t> started_{0};  // evaluations started
   mutable absl::Mutex mu_;

@@ -15,6 +15,7 @@
 // commits outside it.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -30,6 +31,7 @@
 #include "driftwatch/base/clock.h"
 #include "driftwatch/service/ingest_options.h"
 #include "driftwatch/service/model_registry.h"
+#include "driftwatch/service/reject_reason.h"
 #include "driftwatch/storage/label_store.h"
 #include "driftwatch/v1/ingest.pb.h"
 
@@ -67,27 +69,18 @@ struct LabelStreamCounts {
   uint64_t batches = 0, joined = 0, pending = 0, duplicates = 0, conflicting = 0,
            not_sampled = 0, orphan = 0, rejected = 0;
   absl::flat_hash_map<std::string, RejectStat> reasons;  // by reason name
-  void Reject(std::string_view reason, std::string_view event_id, std::string message);
+  std::array<uint64_t, kLabelRejectReasonNames.size()> by_reason{};
+  void Reject(LabelRejectReason reason, std::string_view event_id, std::string message);
 };
 
-// Monotonic totals since start, for /metrics. Thread-safe.
+// The joiner's own totals since start, for /metrics (the label counts by
+// result and reason are per model: RegisteredModel::label_counters).
+// Thread-safe.
 struct LabelTotals {
-  std::atomic<uint64_t> joined{0}, pending{0}, duplicates{0}, conflicting{0}, not_sampled{0},
-      orphan{0}, expired{0}, rejected{0};
   std::atomic<uint64_t> commits{0}, commit_failures{0};
   std::atomic<uint64_t> join_records{0};    // held in memory now, over models
   std::atomic<uint64_t> pending_labels{0};  // waiting now, over models
-  absl::Mutex reasons_mu;
-  absl::flat_hash_map<std::string, uint64_t> rejected_by_reason ABSL_GUARDED_BY(reasons_mu);
 };
-
-// The reject reasons of labels (docs/labels.md).
-inline constexpr std::string_view kLabelMissingEventId = "missing_event_id";
-inline constexpr std::string_view kLabelEventIdTooLong = "event_id_too_long";
-inline constexpr std::string_view kLabelInvalidValue = "invalid_label_value";
-inline constexpr std::string_view kLabelTimeInFuture = "label_time_in_future";
-inline constexpr std::string_view kLabelBeforePrediction = "label_before_prediction";
-inline constexpr std::string_view kLabelModelWithoutLabels = "model_has_no_label_kind";
 
 class LabelJoiner {
  public:
@@ -119,6 +112,7 @@ class LabelJoiner {
 
   const LabelOptions& options() const { return options_; }
   LabelTotals& totals() { return totals_; }
+  const LabelTotals& totals() const { return totals_; }
 
   struct ModelState;  // per model, in joiner.cc
 

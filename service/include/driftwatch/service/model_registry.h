@@ -207,6 +207,18 @@ class RegisteredModel {
     std::array<std::atomic<uint64_t>, kRejectReasonNames.size()> rejected_logged{};
   };
   IngestCounters& ingest_counters() const { return ingest_counters_; }
+  // What the label join did with this model's labels since start
+  // (docs/labels.md). At arrival a label is one of joined, pending,
+  // duplicates, conflicting, not_sampled, orphan or rejected; a pending
+  // label counts once more when it leaves: joined, orphan (its TTL ran
+  // out) or rejected (label_before_prediction). `expired` counts kept
+  // predictions that left the label window unlabelled.
+  struct LabelCounters {
+    std::atomic<uint64_t> joined{0}, pending{0}, duplicates{0}, conflicting{0}, not_sampled{0},
+        orphan{0}, rejected{0}, expired{0};
+    std::array<std::atomic<uint64_t>, kLabelRejectReasonNames.size()> rejected_by_reason{};
+  };
+  LabelCounters& label_counters() const { return label_counters_; }
   // Moves on each time a flush that merged backfill into closed buckets
   // has committed: a reference frozen from closed buckets under an older
   // generation may be stale (Baselines re-freezes it).
@@ -244,6 +256,7 @@ class RegisteredModel {
   mutable std::atomic<int64_t> closed_until_ms_{0};
   mutable std::atomic<uint64_t> backfill_generation_{0};
   mutable IngestCounters ingest_counters_;
+  mutable LabelCounters label_counters_;
 };
 
 // Thread-safe. Models are never removed, so a returned model stays valid

@@ -57,4 +57,27 @@ constexpr std::string_view RejectReasonName(RejectReason reason) {
   return kRejectReasonNames[static_cast<size_t>(reason)];
 }
 
+// Why the label join rejects a label (LabelAck.reasons[].reason, the
+// `reason` label of driftwatch_labels_rejected_total; docs/labels.md).
+enum class LabelRejectReason : uint8_t {
+  kMissingEventId,
+  kEventIdTooLong,
+  kInvalidValue,
+  kTimeInFuture,
+  kBeforePrediction,
+};
+
+// Indexed by LabelRejectReason.
+inline constexpr std::array<std::string_view, 5> kLabelRejectReasonNames = {
+    "missing_event_id", "event_id_too_long", "invalid_label_value", "label_time_in_future",
+    "label_before_prediction",
+};
+static_assert(kLabelRejectReasonNames.size() ==
+                  static_cast<size_t>(LabelRejectReason::kBeforePrediction) + 1,
+              "one name per label reason");
+
+constexpr std::string_view LabelRejectReasonName(LabelRejectReason reason) {
+  return kLabelRejectReasonNames[static_cast<size_t>(reason)];
+}
+
 }  // namespace driftwatch::service

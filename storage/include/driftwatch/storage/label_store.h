@@ -18,7 +18,7 @@
 namespace driftwatch::storage {
 
 // Join records of one model's kept predictions of one event-time hour,
-// from one flush: repeated [u64 event-id hash][u8 length][JoinRecord bytes]
+// from one flush: repeated [u64 event-id hash][varint length][JoinRecord bytes]
 // (docs/formats/join_state.md).
 struct JoinChunk {
   int64_t seq = 0;  // assigned by the store, ascending; 0 in a FlushBatch
