@@ -2,8 +2,11 @@
 # make demo: start driftwatchd on its embedded default (one SQLite file),
 # register a model, stream a synthetic workload in which only the
 # platform=android slice drifts, print the drift report and the slice
-# ranking (android on top), then stop the server cleanly. Loopback only;
-# every wait is bounded.
+# ranking (android on top); then send its delayed labels (baseline first,
+# the current period in two waves) and print the quality reports: the
+# CBPE estimate before any current label, then the realised AUC / ECE as
+# coverage rises (android worse); then stop the server cleanly. Loopback
+# only; every wait is bounded.
 set -euo pipefail
 BUILD_DIR=${1:-build}
 DRIFTWATCHD="$BUILD_DIR/service/driftwatchd"
@@ -29,13 +32,16 @@ echo "== driftwatchd (pid $PID) serving gRPC on $SERVER, /metrics on 127.0.0.1:$
 
 NOW_MS=$(($(date +%s) * 1000))
 /usr/bin/python3 scripts/gen_demo_stream.py "$OUT/live" "$NOW_MS"
+# BASELINE_START_MS, BASELINE_END_MS, CURRENT_START_MS, label counts
+. "$OUT/live/layout.env"
+ago() { echo "$(((NOW_MS - $1 + 30000) / 60000)) min ago"; }
 
 echo
-echo "== driftctl register: loan-default@v1 (3 numeric, 1 categorical, binary score, slice keys platform, app_version)"
+echo "== driftctl register: loan-default@v1 (3 numeric, 1 categorical, binary score, binary labels, slice keys platform, app_version)"
 "$DRIFTCTL" register --server "$SERVER" --schema "$OUT/live/schema.json"
 
 echo
-echo "== driftctl push: 60k baseline events (50-30 min ago) and 60k current events (last 20 min; android drifts)"
+echo "== driftctl push: 60k baseline events ($(ago "$BASELINE_START_MS") .. $(ago "$BASELINE_END_MS"), in the hour before the current one: quality is kept per hour) and 60k current events (last 20 min; android drifts)"
 "$DRIFTCTL" push "$OUT/live/events.csv" --server "$SERVER" --model loan-default --batch 2000
 
 echo
@@ -43,9 +49,13 @@ echo "== driftctl push again: nothing is counted twice (every event is a duplica
 "$DRIFTCTL" push "$OUT/live/events.csv" --server "$SERVER" --model loan-default --batch 2000
 
 echo
+echo "== driftctl labels push: the baseline period's $BASELINE_LABELS labels (delay lognormal, median 2 min; they follow the scores, so the baseline calibrates the estimate)"
+"$DRIFTCTL" labels push "$OUT/live/labels_baseline.csv" --server "$SERVER" --model loan-default --batch 5000
+
+echo
 echo "== driftctl baseline create: pinned to the first period"
 "$DRIFTCTL" baseline create --server "$SERVER" --model loan-default --name default \
-  --range "$((NOW_MS - 50 * 60000))..$((NOW_MS - 30 * 60000))"
+  --range "$BASELINE_START_MS..$BASELINE_END_MS"
 
 echo
 echo "== driftctl report --slice platform=android --window 20m"
@@ -59,13 +69,52 @@ echo
 echo "== driftctl rank: slices by PSI over the last 20 minutes"
 "$DRIFTCTL" rank --server "$SERVER" --model loan-default --window 20m --top 5
 
+# Quality is kept per event-time hour: --window 20m widens to the whole
+# hour(s) the current period lies in, which hold no baseline event.
+quality() {
+  "$DRIFTCTL" quality --server "$SERVER" --model loan-default --window 20m "$@"
+}
+
+echo
+echo "== driftctl quality --slice platform=android --window 20m (widened to whole hours): no current label yet (coverage 0); the CBPE estimate from the scores alone, calibrated on the baseline's labels"
+quality --slice platform=android
+
+echo
+echo "== driftctl quality --slice platform=ios --window 20m: no current label yet; the estimate is higher than android's (android's scores crowd towards 0.5)"
+quality --slice platform=ios
+
+echo
+echo "== driftctl labels push: current labels, wave 1 ($CURRENT_LABELS_1 labels, those known by $(ago "$WAVE_1_UNTIL_MS"))"
+"$DRIFTCTL" labels push "$OUT/live/labels_current_1.csv" --server "$SERVER" --model loan-default --batch 5000
+
+echo
+echo "== driftctl quality --slice platform=android --window 20m: after wave 1, the realised AUC / ECE are far worse than the baseline's, and worse than the estimate (CBPE cannot see that labels stopped following the scores)"
+quality --slice platform=android
+
+echo
+echo "== driftctl labels push: current labels, wave 2 (the other $CURRENT_LABELS_2 known by now; labels due after now are not known yet)"
+"$DRIFTCTL" labels push "$OUT/live/labels_current_2.csv" --server "$SERVER" --model loan-default --batch 5000
+
+echo
+echo "== driftctl quality --slice platform=android --window 20m: after wave 2, coverage up, android's AUC and ECE still bad"
+quality --slice platform=android
+
+echo
+echo "== driftctl quality --slice platform=ios --window 20m: after wave 2, ios stays as good as its baseline"
+quality --slice platform=ios
+
+echo
+echo "== driftctl rank --metric auc_drop: slices by baseline AUC - current AUC over the last 20 minutes"
+"$DRIFTCTL" rank --server "$SERVER" --model loan-default --metric auc_drop --window 20m --top 5
+
 echo
 echo "== /metrics (a few series)"
 /usr/bin/python3 - "$METRICS_PORT" <<'PY'
 import sys, urllib.request
 body = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=5).read().decode()
 for line in body.splitlines():
-    if line.startswith(("driftwatch_ingest_events_total", "driftwatch_open_buckets", "driftwatch_flushes_total")):
+    if line.startswith(("driftwatch_ingest_events_total", "driftwatch_open_buckets", "driftwatch_flushes_total",
+                           "driftwatch_labels_total")):
         print(line)
 PY
 

@@ -1,11 +1,28 @@
 #!/usr/bin/env python3
-"""Writes the live demo's model schema and event stream.
+"""Writes the live demo's model schema, event stream and delayed labels.
 
 A loan-default model with three numeric features, a categorical one, a
-binary score and two slice keys. Events fill two event-time ranges ending
-at "now": a baseline period (50 to 30 minutes ago) and a current period
-(the last 20 minutes) in which only platform=android drifts (income up,
-score up). Stdlib only, seeded.
+binary score, two slice keys and binary labels. Events fill two 20-minute
+event-time ranges: a baseline period and a current period (the last 20
+minutes before "now") in which only platform=android drifts (income up;
+scores up and squeezed towards 0.5, so the model is less sure there).
+
+Quality summaries are kept per event-time hour and quality windows are
+widened to whole hours (docs/labels.md), so the baseline period is placed
+in the hour before the one the current period starts in: the two never
+share an hour, and `quality --window 20m` sees only the current period.
+
+Labels (the true outcome, known some minutes later): label time = event
+time + a lognormal delay (median ~2 min); a label whose time would be after
+"now" is not known yet and is left out, so every label time lies in
+[event time, now]. Baseline labels of every slice, and the current labels
+of ios and web, follow the score (label ~ Bernoulli(score): calibrated);
+android's current labels barely depend on the score and are rarer than it
+says (worse AUC and ECE). Stdlib only, seeded.
+
+Writes OUT_DIR/schema.json, events.csv, labels_baseline.csv,
+labels_current_1.csv (the first ~40% of the current labels by label time),
+labels_current_2.csv (the rest) and layout.env (the periods, for demo.sh).
 
 usage: gen_demo_stream.py OUT_DIR NOW_MS
 """
@@ -18,19 +35,54 @@ import sys
 PLATFORMS = ["ios", "android", "web"]
 APP_VERSIONS = ["7.1", "7.2", "7.3", "8.0"]
 COUNTRIES = ["US", "DE", "BR", "IN", "JP"]
+MINUTE = 60_000
+HOUR = 60 * MINUTE
+EVENTS_PER_PERIOD = 60_000
+FIRST_WAVE = 0.4
+
+
+def sigmoid(x):
+    return 1 / (1 + math.exp(-x))
 
 
 def features(rng, drifted):
     age = max(18, int(rng.gauss(41, 12)))
     income = math.exp(rng.gauss(10.9 if drifted else 10.5, 0.5))
     tenure = rng.randint(0, 120)
-    score = 1 / (1 + math.exp(-rng.gauss(0.8 if drifted else 0.0, 1.0)))
-    return age, income, tenure, score
+    logit = rng.gauss(0.4, 0.5) if drifted else rng.gauss(0.0, 1.0)
+    return age, income, tenure, sigmoid(logit)
+
+
+def label_for(rng, score, degraded):
+    if degraded:
+        # The world moved under the model: the outcome hardly follows the
+        # score, and defaults are rarer than it predicts.
+        p = sigmoid(0.35 * math.log(score / (1 - score)) - 0.6)
+    else:
+        p = score
+    return 1 if rng.random() < p else 0
+
+
+def label_delay_ms(rng):
+    # lognormal minutes: median 2 min, p95 ~9 min
+    return max(1, int(rng.lognormvariate(math.log(2.0), 0.9) * MINUTE))
+
+
+def write_labels(path, rows):
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["event_id", "value", "label_time_ms"])
+        w.writerows(rows)
 
 
 def main():
     out_dir, now_ms = sys.argv[1], int(sys.argv[2])
+    current = (now_ms - 20 * MINUTE, now_ms)
+    current_hour = current[0] // HOUR * HOUR
+    baseline = (current_hour - 40 * MINUTE, current_hour - 20 * MINUTE)
+
     rng = random.Random(42)
+    label_rng = random.Random(7)
     reference = [features(rng, False) for _ in range(2000)]
     schema = {
         "model": {"modelId": "loan-default", "modelVersion": "v1"},
@@ -47,27 +99,48 @@ def main():
         "scoreKind": "SCORE_KIND_BINARY_PROBABILITY",
         "scoreNames": ["score"],
         "labelKind": "LABEL_KIND_BINARY",
+        "labelJoinRate": 1.0,
+        "decisionThreshold": 0.5,
     }
     with open(f"{out_dir}/schema.json", "w") as f:
         json.dump(schema, f)
 
-    minute = 60_000
-    periods = [(now_ms - 50 * minute, now_ms - 30 * minute, False),
-               (now_ms - 20 * minute, now_ms, True)]
+    baseline_labels, current_labels = [], []
     with open(f"{out_dir}/events.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["event_id", "event_time_ms", "age", "income", "tenure_months", "country",
                     "score", "platform", "app_version"])
         n = 0
-        for start, end, drift_period in periods:
-            for i in range(60_000):
-                t = start + (end - start) * i // 60_000
+        for (start, end), drift_period in ((baseline, False), (current, True)):
+            labels = current_labels if drift_period else baseline_labels
+            for i in range(EVENTS_PER_PERIOD):
+                t = start + (end - start) * i // EVENTS_PER_PERIOD
                 platform = rng.choices(PLATFORMS, weights=[0.45, 0.35, 0.2])[0]
-                age, income, tenure, score = features(rng, drift_period and platform == "android")
-                w.writerow([f"evt-{n:07d}", t, age, round(income, 2), tenure,
-                            rng.choice(COUNTRIES), round(score, 6), platform,
+                drifted = drift_period and platform == "android"
+                age, income, tenure, score = features(rng, drifted)
+                score = round(score, 6)
+                event_id = f"evt-{n:07d}"
+                w.writerow([event_id, t, age, round(income, 2), tenure,
+                            rng.choice(COUNTRIES), score, platform,
                             rng.choice(APP_VERSIONS)])
                 n += 1
+                label_time = t + label_delay_ms(label_rng)
+                value = label_for(label_rng, score, drifted)
+                if label_time <= now_ms:  # later ones are not known yet
+                    labels.append((event_id, value, label_time))
+
+    write_labels(f"{out_dir}/labels_baseline.csv", baseline_labels)
+    current_labels.sort(key=lambda r: r[2])
+    cut = int(len(current_labels) * FIRST_WAVE)
+    write_labels(f"{out_dir}/labels_current_1.csv", current_labels[:cut])
+    write_labels(f"{out_dir}/labels_current_2.csv", current_labels[cut:])
+
+    with open(f"{out_dir}/layout.env", "w") as f:
+        f.write(f"BASELINE_START_MS={baseline[0]}\nBASELINE_END_MS={baseline[1]}\n"
+                f"CURRENT_START_MS={current[0]}\n"
+                f"BASELINE_LABELS={len(baseline_labels)}\n"
+                f"CURRENT_LABELS_1={cut}\nCURRENT_LABELS_2={len(current_labels) - cut}\n"
+                f"WAVE_1_UNTIL_MS={current_labels[cut - 1][2]}\n")
 
 
 if __name__ == "__main__":
