@@ -227,11 +227,15 @@ int Run(int argc, char** argv) {
   driftwatch::cli::RankOptions rank;
   CLI::App* rank_cmd = app.add_subcommand("rank", "slices ranked by drift");
   AddModelFlags(rank_cmd, &rank.model, &rank.version);
-  rank_cmd->add_option("--metric", rank.metric, "psi | js | ks | wasserstein_norm")
+  rank_cmd->add_option("--metric", rank.metric,
+                       "psi | js | ks | wasserstein_norm | auc_drop | ece_rise")
       ->capture_default_str();
   rank_cmd->add_option("--feature", rank.feature, "rank by this feature (default: the worst)");
   rank_cmd->add_option("--top", rank.top, "slices to show")->capture_default_str();
-  rank_cmd->add_option("--min-support", rank.min_support, "minimum current weight")
+  rank_cmd->add_option("--min-support", rank.min_support, "minimum current weight (drift metrics)")
+      ->capture_default_str();
+  rank_cmd->add_option("--min-labels", rank.min_labels,
+                       "auc_drop / ece_rise: minimum labelled predictions per slice")
       ->capture_default_str();
   AddWindowFlags(rank_cmd, &rank.window);
   rank_cmd->add_option("--baseline", rank.baseline, "baseline name");

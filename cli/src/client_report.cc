@@ -147,6 +147,7 @@ int RunRank(const RankOptions& options, std::ostream& out, std::ostream& err) {
   request.set_feature(options.feature);
   request.set_top_k(static_cast<uint32_t>(options.top));
   request.set_min_support(options.min_support);
+  request.set_min_labels(options.min_labels);
   v1::RankSlicesResponse response;
   grpc::ClientContext context;
   conn->Arm(&context);
@@ -182,7 +183,11 @@ int RunRank(const RankOptions& options, std::ostream& out, std::ostream& err) {
          absl::StrFormat("%.4f", s.population_value()), internal::FormatNumber(s.support())});
   }
   internal::WriteColumns(rows, 3, out);
-  if (response.slices().empty()) out << "(no slice has --min-support current weight)\n";
+  if (response.slices().empty()) {
+    out << (options.metric == "auc_drop" || options.metric == "ece_rise"
+                ? "(no slice has --min-labels labelled predictions and a labelled baseline)\n"
+                : "(no slice has --min-support current weight)\n");
+  }
   return kExitOk;
 }
 

@@ -3,11 +3,15 @@
 // Covers acks, durability of acked events across kill -9, dedup after a
 // restart, the drift report against the offline exact statistics, late /
 // too-late accounting, error codes and a clean SIGTERM.
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <set>
+#include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_format.h"
@@ -490,6 +494,230 @@ TEST_F(DriftwatchdE2ETest, DriftctlPushAndReportEndToEnd) {
   r = Driftctl({"push", (dir_ / "events.csv").string(), "--model", "nope"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, HasSubstr("driftctl: GetModel: NOT_FOUND: "));
+}
+
+// Delayed labels on the real binary: some before their predictions (held,
+// across a kill -9), the rest through `driftctl labels push` shuffled with
+// duplicates, conflicting values and an orphan; a second kill -9 right
+// after that ack, and the file sent again counts nothing twice. The
+// service's quality (driftctl quality --model) equals the offline exact
+// `driftctl quality` of the joined rows within the binned bounds, for the
+// population and a slice.
+TEST_F(DriftwatchdE2ETest, DelayedLabelsSurviveKillAndMatchOfflineQuality) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  const int64_t now = NowMs();
+  const int64_t first_ms = FloorMinute(now) - 180'000;
+  v1::ModelSchema schema;
+  schema.mutable_model()->set_model_id("ctr");
+  schema.mutable_model()->set_model_version("1");
+  auto* x = schema.add_features();
+  x->set_name("x");
+  x->set_kind(v1::FEATURE_KIND_NUMERIC);
+  for (int i = 0; i < 100; ++i) x->add_reference_sample(i);
+  schema.set_score_kind(v1::SCORE_KIND_BINARY_PROBABILITY);
+  schema.add_score_names("p");
+  schema.set_label_kind(v1::LABEL_KIND_BINARY);
+  schema.add_slice_keys()->set_key("platform");
+  ASSERT_NO_FATAL_FAILURE(Register(schema));
+
+  constexpr int kN = 1500, kEarly = 300;
+  std::mt19937_64 rng(21);
+  std::uniform_real_distribution<double> u(0, 1);
+  struct Row {
+    std::string id, platform;
+    int64_t t = 0, label_t = 0;
+    double s = 0, y = 0;
+  };
+  std::vector<Row> rows;
+  for (int i = 0; i < kN; ++i) {
+    Row r;
+    r.id = "p-" + std::to_string(i);
+    r.t = first_ms + i * 100;
+    r.s = u(rng);
+    r.platform = i % 3 == 0 ? "android" : "ios";
+    r.y = u(rng) < r.s ? 1 : 0;
+    if (r.platform == "android" && u(rng) < 0.4) r.y = 1 - r.y;
+    r.label_t = r.t + static_cast<int64_t>(u(rng) * static_cast<double>(now - r.t));
+    rows.push_back(r);
+  }
+
+  // 1. Labels that come before their predictions: held, and acked.
+  {
+    v1::LabelBatch batch;
+    *batch.mutable_model() = schema.model();
+    for (int i = 0; i < kEarly; ++i) {
+      v1::Label* l = batch.add_labels();
+      l->set_event_id(rows[i].id);
+      l->set_value(rows[i].y);
+      l->set_label_time_ms(rows[i].label_t);
+    }
+    grpc::ClientContext context;
+    Arm(&context);
+    v1::LabelAck ack;
+    auto writer = ingest_->StreamLabels(&context, &ack);
+    ASSERT_TRUE(writer->Write(batch));
+    writer->WritesDone();
+    grpc::Status status = writer->Finish();
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    EXPECT_EQ(ack.pending(), static_cast<uint64_t>(kEarly));
+    EXPECT_EQ(ack.joined(), 0u);
+  }
+  server_.Signal(SIGKILL);
+  EXPECT_EQ(server_.Wait(std::chrono::seconds(10)), 128 + SIGKILL);
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+
+  // 2. The predictions.
+  std::vector<v1::PredictionBatch> batches(3);
+  for (int i = 0; i < kN; ++i) {
+    v1::PredictionBatch& b = batches[static_cast<size_t>(i) / 500];
+    *b.mutable_model() = schema.model();
+    v1::PredictionEvent* e = b.mutable_rows()->add_events();
+    e->set_event_id(rows[i].id);
+    e->set_event_time_ms(rows[i].t);
+    e->add_numeric(1);
+    e->add_scores(rows[i].s);
+    e->add_slice_values(rows[i].platform);
+  }
+  v1::IngestAck ingest_ack;
+  grpc::Status status = Stream(batches, &ingest_ack);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(ingest_ack.accepted(), static_cast<uint64_t>(kN));
+
+  // 3. The rest by driftctl, shuffled, with duplicates, conflicting values
+  //    and one orphan (label time far past the 7-day window).
+  std::vector<std::string> lines;
+  for (int i = kEarly; i < kN; ++i) {
+    lines.push_back(absl::StrFormat("%s,%g,%d", rows[i].id, rows[i].y, rows[i].label_t));
+  }
+  for (int i = 0; i < 100; ++i) {
+    const Row& r = rows[static_cast<size_t>(i) * 13];
+    lines.push_back(absl::StrFormat("%s,%g,%d", r.id, r.y, r.label_t));
+  }
+  for (int i = 0; i < 30; ++i) {
+    const Row& r = rows[static_cast<size_t>(i) * 17 + 5];
+    lines.push_back(absl::StrFormat("%s,%g,%d", r.id, 1 - r.y, r.label_t));
+  }
+  lines.push_back(absl::StrFormat("nobody,1,%d", now - 9 * 86'400'000LL));
+  std::shuffle(lines.begin(), lines.end(), rng);
+  std::string csv = "event_id,value,label_time_ms\n";
+  for (const std::string& l : lines) csv += l + "\n";
+  // The first value to arrive is kept: a conflicting line may come first.
+  int want_dups = 0, want_conflicting = 0;
+  {
+    std::map<std::string, size_t> by_id;
+    for (size_t i = 0; i < rows.size(); ++i) by_id[rows[i].id] = i;
+    std::map<std::string, double> first;
+    for (int i = 0; i < kEarly; ++i) first[rows[i].id] = rows[i].y;
+    for (const std::string& l : lines) {
+      const std::string id = l.substr(0, l.find(','));
+      if (!by_id.contains(id)) continue;
+      const double v = std::stod(l.substr(id.size() + 1));
+      auto [it, added] = first.emplace(id, v);
+      if (added) {
+        rows[by_id[id]].y = v;
+      } else {
+        (it->second == v ? want_dups : want_conflicting)++;
+      }
+    }
+  }
+  ASSERT_GE(want_conflicting, 30);
+  WriteFile("labels.csv", csv);
+  auto push = [&] {
+    testing::CommandResult r = Driftctl(
+        {"labels", "push", (dir_ / "labels.csv").string(), "--model", "ctr", "--json"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return nlohmann::json::parse(r.out, nullptr, false);
+  };
+  nlohmann::json pushed = push();
+  ASSERT_FALSE(pushed.is_discarded());
+  // Every prediction is acked, so every label for one joins at once
+  // (an early label's duplicate meets it joined, or still pending: the same).
+  EXPECT_EQ(pushed["joined"].get<int>(), kN - kEarly);
+  EXPECT_EQ(pushed["pending"].get<int>(), 0);
+  EXPECT_EQ(pushed["duplicates"].get<int>(), want_dups);
+  EXPECT_EQ(pushed["conflicting"].get<int>(), want_conflicting);
+  EXPECT_EQ(pushed["orphan"].get<int>(), 1);
+  EXPECT_EQ(pushed["rejected"].get<int>(), 0);
+  // The ack means committed: kill -9 at once.
+  server_.Signal(SIGKILL);
+  EXPECT_EQ(server_.Wait(std::chrono::seconds(10)), 128 + SIGKILL);
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+
+  // 4. Everything again: nothing is counted twice.
+  nlohmann::json again = push();
+  EXPECT_EQ(again["joined"].get<int>(), 0);
+  EXPECT_EQ(again["pending"].get<int>(), 0);
+  // Each line again: the kept first value's lines are duplicates, others conflicting.
+  EXPECT_EQ(again["duplicates"].get<int>() + again["conflicting"].get<int>(), kN - kEarly + 130);
+  EXPECT_EQ(again["conflicting"].get<int>(), want_conflicting);
+
+  // 5. Online vs offline exact, once the held labels have joined (the
+  //    joiner tails the predictions' join state every 200 ms).
+  auto online = [&](const std::string& slice) {
+    std::vector<std::string> args = {"quality", "--model", "ctr", "--window", "24h", "--json"};
+    if (!slice.empty()) {
+      args.push_back("--slice");
+      args.push_back(slice);
+    }
+    testing::CommandResult r = Driftctl(args);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return nlohmann::json::parse(r.out, nullptr, false);
+  };
+  nlohmann::json all;
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    all = online("");
+    if (!all.is_discarded() && all["labelled_weight"].get<double>() >= kN) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_DOUBLE_EQ(all["labelled_weight"].get<double>(), kN) << all.dump();
+  for (const std::string platform : {"", "android"}) {
+    SCOPED_TRACE(platform);
+    std::string joined = "s,y\n";
+    std::vector<double> delays;
+    for (const Row& r : rows) {
+      if (!platform.empty() && r.platform != platform) continue;
+      joined += Num(r.s) + "," + Num(r.y) + "\n";
+      delays.push_back(static_cast<double>(r.label_t - r.t));
+    }
+    WriteFile("joined.csv", joined);
+    testing::CommandResult off =
+        Driftctl({"quality", "--input", (dir_ / "joined.csv").string(), "--score-column", "s",
+                  "--label-column", "y", "--json"},
+                 /*online=*/false);
+    ASSERT_EQ(off.exit_code, 0) << off.err;
+    const nlohmann::json exact = nlohmann::json::parse(off.out);
+    const nlohmann::json on = online(platform.empty() ? "" : "platform=" + platform);
+    EXPECT_DOUBLE_EQ(on["n"].get<double>(), exact["n"].get<double>());
+    EXPECT_DOUBLE_EQ(on["label_coverage"].get<double>(), 1.0);
+    EXPECT_TRUE(on["mature"].get<bool>());
+    EXPECT_LE(std::abs(on["auc"].get<double>() - exact["auc"].get<double>()),
+              on["auc_error_bound"].get<double>() + 1e-12);
+    for (const char* m : {"ece", "mce", "brier"}) {
+      EXPECT_NEAR(on[m].get<double>(), exact[m].get<double>(), 1e-9) << m;
+    }
+    ASSERT_EQ(on["reliability"].size(), exact["reliability"].size());
+    for (size_t b = 0; b < exact["reliability"].size(); ++b) {
+      for (const char* k : {"mean_score", "mean_label", "count"}) {
+        EXPECT_NEAR(on["reliability"][b][k].get<double>(),
+                    exact["reliability"][b][k].get<double>(), 1e-9);
+      }
+    }
+    std::sort(delays.begin(), delays.end());
+    const double bound = on["label_delay_ms"]["relative_error_bound"].get<double>();
+    for (auto [q, key] : {std::pair{0.5, "p50"}, std::pair{0.95, "p95"}, std::pair{0.99, "p99"}}) {
+      const size_t k = std::max<size_t>(
+          1, static_cast<size_t>(std::ceil(q * static_cast<double>(delays.size()))));
+      const double want = delays[k - 1];  // numpy inverted_cdf
+      EXPECT_LE(std::abs(on["label_delay_ms"][key].get<double>() - want), bound * want + 1e-9)
+          << key;
+    }
+  }
+  const nlohmann::json counts = all["counts"];
+  EXPECT_EQ(counts["predictions"].get<int>(), kN);
+  EXPECT_EQ(counts["labelled"].get<int>(), kN);
+  // Both pushes arrived in the window.
+  EXPECT_EQ(counts["conflicting"].get<int>(), 2 * want_conflicting);
+  EXPECT_EQ(counts["orphan"].get<int>(), 2);
 }
 
 }  // namespace

@@ -274,9 +274,18 @@ absl::StatusOr<uint64_t> LabelJoiner::Apply(const v1::LabelBatch& batch,
                                             LabelStreamCounts* counts) {
   DW_ASSIGN_OR_RETURN(std::shared_ptr<const RegisteredModel> model,
                       registry_->Find(batch.model()));
+  // The join state of every prediction acked so far, first: a label sent
+  // after its prediction's ack finds it.
+  ModelState* state = nullptr;
+  int64_t seq = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    DW_ASSIGN_OR_RETURN(state, StateOf(model));
+    seq = state->tail_seq;
+  }
+  DW_RETURN_IF_ERROR(TailModel(*state, seq, 1024));
   const int64_t now = clock_->NowMs();
   absl::MutexLock lock(&mu_);
-  DW_ASSIGN_OR_RETURN(ModelState * state, StateOf(model));
   ModelState& s = *state;
   ++counts->batches;
   LabelStreamCounts before = *counts;
@@ -447,68 +456,74 @@ absl::Status LabelJoiner::Tail() {
       models.emplace_back(*state, (*state)->tail_seq);
     }
   }
+  for (auto [state, seq] : models) DW_RETURN_IF_ERROR(TailModel(*state, seq, 64));
+  return absl::OkStatus();
+}
+
+absl::Status LabelJoiner::TailModel(ModelState& s, int64_t seq, int max_rounds) {
   constexpr int kChunksPerRead = 64;
   constexpr size_t kMaxDirtyProfiles = 4096;  // then commit, and go on at the next tick
-  for (auto [state, seq] : models) {
-    for (int round = 0; round < 64; ++round) {
-      absl::StatusOr<std::vector<storage::JoinChunk>> chunks =
-          store_->ReadJoinChunks(state->model->model_key(), seq, kChunksPerRead);
-      if (!chunks.ok()) return chunks.status();
-      if (chunks->empty()) break;
-      const int64_t now = clock_->NowMs();
-      absl::MutexLock lock(&mu_);
-      ModelState& s = *state;
-      uint64_t added = 0, joined = 0, rejected = 0;
-      for (const storage::JoinChunk& chunk : *chunks) {
-        absl::Status st = labels::ForEachChunkEntry(
-            chunk.records, [&](uint64_t h, std::string_view bytes) {
-              if (s.index.contains(h)) return;
-              absl::StatusOr<JoinRecord> rec = labels::DecodeJoinRecord(bytes);
-              if (!rec.ok()) return;
-              Entry& e = s.AddRecord(h, bytes, *rec, chunk.hour_start_ms);
-              ++added;
-              const double w = rec->weight / s.join_rate;
-              ModelState::ForSlices(rec->slices, [&](int32_t slice) {
-                s.Dirty(slice, chunk.hour_start_ms).AddPrediction(rec->scores, w);
-              });
-              // A label that came first.
-              if (!s.pending.empty()) {
-                auto p = s.pending.find(h);
-                if (p != s.pending.end()) {
-                  if (JoinEntry(s, h, e, p->second.value, p->second.label_time_ms, options_,
-                                options_.ndcg_k)) {
-                    ++joined;
-                  } else {
-                    ++rejected;
-                  }
-                  s.pending.erase(p);
-                  s.pending_changes[h] = std::nullopt;
-                  totals_.pending_labels.fetch_sub(1);
-                }
-              }
+  for (int round = 0; round < max_rounds; ++round) {
+    absl::StatusOr<std::vector<storage::JoinChunk>> chunks =
+        store_->ReadJoinChunks(s.model->model_key(), seq, kChunksPerRead);
+    if (!chunks.ok()) return chunks.status();
+    if (chunks->empty()) break;
+    const int64_t now = clock_->NowMs();
+    absl::MutexLock lock(&mu_);
+    uint64_t added = 0, joined = 0, rejected = 0;
+    for (const storage::JoinChunk& chunk : *chunks) {
+      seq = chunk.seq;
+      // Tails may overlap (the committer's, a label batch's): each chunk
+      // is applied once, in seq order.
+      if (chunk.seq <= s.tail_seq) continue;
+      absl::Status st = labels::ForEachChunkEntry(
+          chunk.records, [&](uint64_t h, std::string_view bytes) {
+            if (s.index.contains(h)) return;
+            absl::StatusOr<JoinRecord> rec = labels::DecodeJoinRecord(bytes);
+            if (!rec.ok()) return;
+            Entry& e = s.AddRecord(h, bytes, *rec, chunk.hour_start_ms);
+            ++added;
+            const double w = rec->weight / s.join_rate;
+            ModelState::ForSlices(rec->slices, [&](int32_t slice) {
+              s.Dirty(slice, chunk.hour_start_ms).AddPrediction(rec->scores, w);
             });
-        if (!st.ok()) {
-          internal::LogWarn("labels: skipping a corrupt join chunk",
-                            {{"model", s.model->label()},
-                             {"seq", absl::StrCat(chunk.seq)},
-                             {"error", st.ToString()}});
-        }
-        s.tail_seq = seq = chunk.seq;
-        s.progress_dirty = true;
+            // A label that came first.
+            if (!s.pending.empty()) {
+              auto p = s.pending.find(h);
+              if (p != s.pending.end()) {
+                if (JoinEntry(s, h, e, p->second.value, p->second.label_time_ms, options_,
+                              options_.ndcg_k)) {
+                  ++joined;
+                } else {
+                  ++rejected;
+                }
+                s.pending.erase(p);
+                s.pending_changes[h] = std::nullopt;
+                totals_.pending_labels.fetch_sub(1);
+              }
+            }
+          });
+      if (!st.ok()) {
+        internal::LogWarn("labels: skipping a corrupt join chunk",
+                          {{"model", s.model->label()},
+                           {"seq", absl::StrCat(chunk.seq)},
+                           {"error", st.ToString()}});
       }
-      totals_.join_records.fetch_add(added);
-      if (joined + rejected > 0) {
-        storage::LabelCounts& c = s.CountsAt(now);
-        c.joined += joined;
-        c.rejected += rejected;
-        RegisteredModel::LabelCounters& m = s.model->label_counters();
-        m.joined.fetch_add(joined);
-        m.rejected.fetch_add(rejected);
-        m.rejected_by_reason[static_cast<size_t>(LabelRejectReason::kBeforePrediction)].fetch_add(
-            rejected);
-      }
-      if (s.dirty.size() > kMaxDirtyProfiles) break;
+      s.tail_seq = chunk.seq;
+      s.progress_dirty = true;
     }
+    totals_.join_records.fetch_add(added);
+    if (joined + rejected > 0) {
+      storage::LabelCounts& c = s.CountsAt(now);
+      c.joined += joined;
+      c.rejected += rejected;
+      RegisteredModel::LabelCounters& m = s.model->label_counters();
+      m.joined.fetch_add(joined);
+      m.rejected.fetch_add(rejected);
+      m.rejected_by_reason[static_cast<size_t>(LabelRejectReason::kBeforePrediction)].fetch_add(
+          rejected);
+    }
+    if (s.dirty.size() > kMaxDirtyProfiles) break;
   }
   return absl::OkStatus();
 }

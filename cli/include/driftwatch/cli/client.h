@@ -133,6 +133,7 @@ struct RankOptions {
   std::string feature;
   int top = 10;
   double min_support = 100;
+  uint32_t min_labels = 100;  // auc_drop / ece_rise
   WindowFlags window;
   std::string baseline;
   bool json = false;

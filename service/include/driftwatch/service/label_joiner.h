@@ -4,7 +4,9 @@
 //
 // The join state of kept predictions is written by the ingest flush
 // (storage::JoinChunk, in the same transaction as the events) and tailed
-// here in seq order; a label is applied in memory at once and committed
+// here in seq order (by the committer, and by each label batch before it
+// is applied, so a label sent after its prediction's ack finds it); a
+// label is applied in memory at once and committed
 // with everything else the joiner learnt since the last commit, in one
 // LabelStore transaction; the stream's LabelAck waits for that commit.
 // After a restart the state comes back from storage: the join chunks, the
@@ -123,6 +125,10 @@ class LabelJoiner {
   absl::Status Load(ModelState& state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Reads new join chunks of every model (outside mu_), then applies them.
   absl::Status Tail();
+  // The same for one model, from chunk `seq` on, at most `max_rounds`
+  // reads of 64 chunks. Safe to overlap with another tail.
+  absl::Status TailModel(ModelState& state, int64_t seq, int max_rounds)
+      ABSL_LOCKS_EXCLUDED(mu_);
   void Expire(ModelState& state, int64_t now_ms) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Run();
 
