@@ -103,7 +103,7 @@ CalibrationResult FinishCalibration(const CalibrationSums& sums) {
 }
 
 constexpr std::string_view kMagic = "DWSL";
-constexpr uint32_t kVersion = 1;
+constexpr uint32_t kVersion = 2;
 constexpr size_t kHeaderBytes = 4 + 4 + 4 + 8;  // magic, version, fine_bins, invalid
 constexpr std::string_view kFormatName = "score-label summary";
 
@@ -327,19 +327,35 @@ absl::StatusOr<ScoreLabelSummary::Auc> ScoreLabelSummary::RocAuc() const {
 }
 
 std::string ScoreLabelSummary::Serialize() const {
+  // v2: sparse, the non-empty bins only (a window's labels fill few of
+  // the fine bins, and every label commit rewrites its rows).
+  uint32_t nonempty = 0;
+  for (size_t i = 0; i < pos_.size(); ++i) {
+    nonempty += pos_[i] != 0 || neg_[i] != 0 || score_sum_[i] != 0 || sq_err_[i] != 0;
+  }
   base::ByteWriter w;
   w.Header(kMagic, kVersion);
   w.U32(static_cast<uint32_t>(fine_bins_));
   w.U64(invalid_);
-  for (const std::vector<double>* v : {&pos_, &neg_, &score_sum_, &sq_err_}) {
-    for (double d : *v) w.F64(d);
+  w.U32(nonempty);
+  for (size_t i = 0; i < pos_.size(); ++i) {
+    if (pos_[i] == 0 && neg_[i] == 0 && score_sum_[i] == 0 && sq_err_[i] == 0) continue;
+    w.U32(static_cast<uint32_t>(i));
+    for (double d : {pos_[i], neg_[i], score_sum_[i], sq_err_[i]}) w.F64(d);
   }
   return std::move(w).Finish();
 }
 
 absl::StatusOr<ScoreLabelSummary> ScoreLabelSummary::Deserialize(std::string_view bytes) {
   base::ByteReader r(bytes);
-  if (absl::Status st = r.Header(kFormatName, kMagic, kVersion); !st.ok()) return st;
+  // v1 (dense: every bin's four sums, bin-major by sum) is still read.
+  uint32_t version = kVersion;
+  if (absl::Status st = r.Header(kFormatName, kMagic, kVersion); !st.ok()) {
+    base::ByteReader v1(bytes);
+    if (!v1.Header(kFormatName, kMagic, uint32_t{1}).ok()) return st;
+    r = v1;
+    version = 1;
+  }
   uint32_t fine_bins;
   uint64_t invalid;
   if (!r.U32(&fine_bins) || !r.U64(&invalid)) {
@@ -349,16 +365,45 @@ absl::StatusOr<ScoreLabelSummary> ScoreLabelSummary::Deserialize(std::string_vie
     return base::DataLoss(kFormatName,
                               absl::StrCat("fine_bins = ", fine_bins, " out of range"));
   }
-  const size_t expected = kHeaderBytes + 4 * 8 * static_cast<size_t>(fine_bins);
+  ScoreLabelSummary s(static_cast<int>(fine_bins));
+  s.invalid_ = invalid;
+  if (version == 1) {
+    const size_t expected = kHeaderBytes + 4 * 8 * static_cast<size_t>(fine_bins);
+    if (bytes.size() != expected) {
+      return base::DataLoss(kFormatName,
+                                absl::StrCat(bytes.size(), " bytes, expected ", expected));
+    }
+    for (std::vector<double>* v : {&s.pos_, &s.neg_, &s.score_sum_, &s.sq_err_}) {
+      for (double& d : *v) {
+        // The length is checked above, so only the value can be wrong.
+        if (!r.F64(&d) || !IsValidWeight(d)) {
+          return base::DataLoss(kFormatName, "negative or non-finite bin value");
+        }
+      }
+    }
+    return s;
+  }
+  uint32_t nonempty = 0;
+  if (!r.U32(&nonempty)) return base::DataLoss(kFormatName, "truncated bin count");
+  if (nonempty > fine_bins) {
+    return base::DataLoss(kFormatName,
+                              absl::StrCat(nonempty, " bins of ", fine_bins, " claimed"));
+  }
+  const size_t expected = kHeaderBytes + 4 + 36 * static_cast<size_t>(nonempty);
   if (bytes.size() != expected) {
     return base::DataLoss(kFormatName,
                               absl::StrCat(bytes.size(), " bytes, expected ", expected));
   }
-  ScoreLabelSummary s(static_cast<int>(fine_bins));
-  s.invalid_ = invalid;
-  for (std::vector<double>* v : {&s.pos_, &s.neg_, &s.score_sum_, &s.sq_err_}) {
-    for (double& d : *v) {
-      // The length is checked above, so only the value can be wrong.
+  int64_t previous = -1;
+  for (uint32_t k = 0; k < nonempty; ++k) {
+    uint32_t i = 0;
+    (void)r.U32(&i);  // the length is checked above
+    if (i >= fine_bins || static_cast<int64_t>(i) <= previous) {
+      return base::DataLoss(kFormatName, absl::StrCat("bin index ", i, " out of order or range"));
+    }
+    previous = i;
+    for (std::vector<double>* v : {&s.pos_, &s.neg_, &s.score_sum_, &s.sq_err_}) {
+      double& d = (*v)[i];
       if (!r.F64(&d) || !IsValidWeight(d)) {
         return base::DataLoss(kFormatName, "negative or non-finite bin value");
       }

@@ -14,7 +14,7 @@ namespace driftwatch::detectors {
 namespace {
 
 constexpr std::string_view kMagic = "DWQP";
-constexpr uint32_t kVersion = 1;
+constexpr uint32_t kVersion = 2;
 constexpr std::string_view kFormat = "quality profile";
 
 bool ValidWeight(double w) { return std::isfinite(w) && w >= 0; }
@@ -184,8 +184,17 @@ std::string QualityProfile::Serialize() const {
   switch (kind_) {
     case QualityKind::kBinary:
       w.Str(binary_.Serialize());
-      for (double d : pred_w_) w.F64(d);
-      for (double d : pred_s_) w.F64(d);
+      {  // v2: the non-empty prediction bins only
+        uint32_t nonempty = 0;
+        for (size_t i = 0; i < pred_w_.size(); ++i) nonempty += pred_w_[i] != 0 || pred_s_[i] != 0;
+        w.U32(nonempty);
+        for (size_t i = 0; i < pred_w_.size(); ++i) {
+          if (pred_w_[i] == 0 && pred_s_[i] == 0) continue;
+          w.U32(static_cast<uint32_t>(i));
+          w.F64(pred_w_[i]);
+          w.F64(pred_s_[i]);
+        }
+      }
       break;
     case QualityKind::kMulticlass:
       w.Str(multiclass_.Serialize());
@@ -206,7 +215,14 @@ std::string QualityProfile::Serialize() const {
 
 absl::StatusOr<QualityProfile> QualityProfile::Deserialize(std::string_view bytes) {
   base::ByteReader r(bytes);
-  DW_RETURN_IF_ERROR(r.Header(kFormat, kMagic, kVersion));
+  // v1 (dense prediction bins) is still read.
+  uint32_t version = kVersion;
+  if (absl::Status st = r.Header(kFormat, kMagic, kVersion); !st.ok()) {
+    base::ByteReader v1(bytes);
+    if (!v1.Header(kFormat, kMagic, uint32_t{1}).ok()) return st;
+    r = v1;
+    version = 1;
+  }
   uint32_t kind = 0, classes = 0;
   if (!r.U32(&kind) || !r.U32(&classes)) return base::DataLoss(kFormat, "truncated");
   if (kind < 1 || kind > 4) return base::DataLoss(kFormat, absl::StrCat("unknown kind ", kind));
@@ -233,12 +249,34 @@ absl::StatusOr<QualityProfile> QualityProfile::Deserialize(std::string_view byte
         return base::DataLoss(kFormat, absl::StrCat("fine_bins ", s->fine_bins()));
       }
       p.binary_ = std::move(*s);
-      for (std::vector<double>* v : {&p.pred_w_, &p.pred_s_}) {
-        for (double& d : *v) {
-          if (!r.F64(&d) || !ValidWeight(d)) {
-            return base::DataLoss(kFormat, "truncated or bad prediction bins");
+      if (version == 1) {
+        for (std::vector<double>* v : {&p.pred_w_, &p.pred_s_}) {
+          for (double& d : *v) {
+            if (!r.F64(&d) || !ValidWeight(d)) {
+              return base::DataLoss(kFormat, "truncated or bad prediction bins");
+            }
           }
         }
+        break;
+      }
+      uint32_t nonempty = 0;
+      if (!r.U32(&nonempty) || nonempty > p.pred_w_.size()) {
+        return base::DataLoss(kFormat, "truncated or bad prediction bin count");
+      }
+      int64_t previous = -1;
+      for (uint32_t k = 0; k < nonempty; ++k) {
+        uint32_t i = 0;
+        double w = 0, sum = 0;
+        if (!r.U32(&i) || !r.F64(&w) || !r.F64(&sum)) {
+          return base::DataLoss(kFormat, "truncated prediction bins");
+        }
+        if (i >= p.pred_w_.size() || static_cast<int64_t>(i) <= previous || !ValidWeight(w) ||
+            !ValidWeight(sum)) {
+          return base::DataLoss(kFormat, absl::StrCat("bad prediction bin ", i));
+        }
+        previous = i;
+        p.pred_w_[i] = w;
+        p.pred_s_[i] = sum;
       }
       break;
     }

@@ -457,9 +457,9 @@ TEST(QualitySummaryTest, SerializeRoundTrip) {
   EXPECT_EQ(back->invalid(), 1u);
   EXPECT_EQ(back->Serialize(), bytes);
   EXPECT_EQ(back->RocAuc()->auc, s.RocAuc()->auc);
-  // Little-endian header: magic, version 1, fine_bins 200.
+  // Little-endian header: magic, version 2, fine_bins 200.
   EXPECT_EQ(bytes.substr(0, 4), "DWSL");
-  EXPECT_EQ(bytes[4], 1);
+  EXPECT_EQ(bytes[4], 2);
   EXPECT_EQ(static_cast<unsigned char>(bytes[8]), 200);
 }
 
@@ -485,11 +485,17 @@ TEST(QualitySummaryTest, DeserializeRejectsCorruptBytes) {
   bad[8] = 0;
   expect_data_loss(bad, "fine_bins = 0");
   bad = good;
-  bad[8] = 11;  // claims 11 bins, carries 10
+  bad[20] = 2;  // claims 2 non-empty bins, carries 1
   expect_data_loss(bad, "expected");
   bad = good;
+  bad[20] = 11;  // more non-empty bins than bins
+  expect_data_loss(bad, "11 bins of 10");
+  bad = good;
+  bad[24] = 10;  // bin index past the last bin
+  expect_data_loss(bad, "bin index 10");
+  bad = good;
   const double negative = -1.0;
-  std::memcpy(bad.data() + 20, &negative, sizeof(negative));  // pos_[0]
+  std::memcpy(bad.data() + 28, &negative, sizeof(negative));  // pos of the one bin
   expect_data_loss(bad, "negative or non-finite");
 }
 
