@@ -413,6 +413,81 @@ TEST_F(ServerTest, DriftSignalsBecomeGauges) {
   EXPECT_NE(body.find("driftwatch_ingest_query_yields_total 0"), std::string::npos);
 }
 
+TEST_F(ServerTest, LabelCountersAndQualityGauges) {
+  v1::ModelSchema schema = Schema();
+  schema.set_label_kind(v1::LABEL_KIND_BINARY);
+  bool created = false;
+  ASSERT_TRUE(Register(schema, &created).ok());
+  // 40 predictions, scores 0.1 / 0.9; labels for 30 of them (mostly
+  // right), one rejected, one duplicate, one conflicting.
+  v1::PredictionBatch rows = Rows({}, NowMs());
+  for (int i = 0; i < 40; ++i) {
+    v1::PredictionBatch one = Rows({"q" + std::to_string(i)}, NowMs());
+    one.mutable_rows()->mutable_events(0)->set_scores(0, i % 2 ? 0.9 : 0.1);
+    *rows.mutable_rows()->add_events() = one.rows().events(0);
+  }
+  v1::IngestAck ack;
+  ASSERT_TRUE(Stream({rows}, &ack).ok());
+  ASSERT_EQ(ack.accepted(), 40u);
+  v1::LabelBatch labels;
+  labels.mutable_model()->set_model_id("fraud");
+  for (int i = 0; i < 30; ++i) {
+    v1::Label* l = labels.add_labels();
+    l->set_event_id("q" + std::to_string(i));
+    l->set_value(i % 2 == 0 ? (i % 10 == 0 ? 1 : 0) : 1);
+    l->set_label_time_ms(NowMs());
+  }
+  *labels.add_labels() = labels.labels(1);  // duplicate
+  *labels.add_labels() = labels.labels(2);
+  labels.mutable_labels(31)->set_value(1);  // conflicting
+  labels.add_labels()->set_value(1);        // no event id: rejected
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  v1::LabelAck label_ack;
+  auto writer = ingest_->StreamLabels(&ctx, &label_ack);
+  ASSERT_TRUE(writer->Write(labels));
+  writer->WritesDone();
+  grpc::Status status = writer->Finish();
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(label_ack.joined(), 30u);
+
+  ASSERT_TRUE(server_->evaluator().Evaluate().ok());
+  const std::string body = HttpGet(server_->metrics_port(), "/metrics");
+  for (const char* line : {
+           R"(driftwatch_labels_total{model="fraud",result="joined",version="v1"} 30)",
+           R"(driftwatch_labels_total{model="fraud",result="duplicate",version="v1"} 1)",
+           R"(driftwatch_labels_total{model="fraud",result="conflicting",version="v1"} 1)",
+           R"(driftwatch_labels_total{model="fraud",result="rejected",version="v1"} 1)",
+           R"(driftwatch_labels_rejected_total{model="fraud",reason="missing_event_id",version="v1"} 1)",
+           R"(driftwatch_labels_expired_total{model="fraud",version="v1"} 0)",
+           "driftwatch_label_join_records 40",
+           "driftwatch_labels_pending 0",
+           R"(driftwatch_label_coverage{model="fraud@v1",slice="*"} 0.75)",
+           R"(driftwatch_label_coverage{model="fraud@v1",slice="platform=ios"} 0.75)",
+       }) {
+    EXPECT_NE(body.find(line), std::string::npos) << line << "\n" << body;
+  }
+  for (const char* series : {R"(driftwatch_auc{model="fraud@v1",slice="*"})",
+                             R"(driftwatch_ece{model="fraud@v1",slice="*"})",
+                             R"(driftwatch_brier{model="fraud@v1",slice="*"})",
+                             R"(driftwatch_estimated_auc{model="fraud@v1",slice="*"})",
+                             R"(driftwatch_label_delay_p95_seconds{model="fraud@v1",slice="*"})"}) {
+    EXPECT_NE(body.find(series), std::string::npos) << series << "\n" << body;
+  }
+  // The gauge is the report's value.
+  grpc::ClientContext qctx;
+  v1::GetQualityReportRequest q;
+  q.mutable_model()->set_model_id("fraud");
+  v1::QualityReport report;
+  ASSERT_TRUE(reports_->GetQualityReport(&qctx, q, &report).ok());
+  const std::string auc_line = R"(driftwatch_auc{model="fraud@v1",slice="*"} )";
+  const size_t at = body.find(auc_line);
+  ASSERT_NE(at, std::string::npos);
+  EXPECT_NEAR(std::stod(body.substr(at + auc_line.size())), report.current().auc(), 1e-6);
+  EXPECT_LT(report.current().auc(), 1.0);
+  EXPECT_GT(report.current().auc(), 0.5);
+}
+
 // --- configuration ---
 
 TEST(ConfigTest, ParsesDurations) {
