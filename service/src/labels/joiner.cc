@@ -596,6 +596,8 @@ absl::Status LabelJoiner::FlushNow() {
     internal::LogWarn("labels: cannot read new join state", {{"error", tail.ToString()}});
   }
   storage::LabelCommit commit;
+  // Serialized after mu_ is released: label batches go on meanwhile.
+  std::vector<std::unique_ptr<QualityProfile>> profiles;  // of commit.quality_merges
   uint64_t covered = 0;
   {
     absl::MutexLock lock(&mu_);
@@ -608,8 +610,8 @@ absl::Status LabelJoiner::FlushNow() {
         s.log = base::ByteWriter();
       }
       for (auto& [slice_hour, profile] : s.dirty) {
-        commit.quality_merges.push_back(
-            {key, slice_hour.first, slice_hour.second, profile->Serialize()});
+        commit.quality_merges.push_back({key, slice_hour.first, slice_hour.second, {}});
+        profiles.push_back(std::move(profile));
       }
       s.dirty.clear();
       for (auto& [h, change] : s.pending_changes) {
@@ -632,6 +634,10 @@ absl::Status LabelJoiner::FlushNow() {
     }
     covered = applied_seq_;
   }
+  for (size_t i = 0; i < profiles.size(); ++i) {
+    commit.quality_merges[i].profile = profiles[i]->Serialize();
+  }
+  profiles.clear();
   if (!commit.empty()) unsent_.push_back(std::move(commit));
   absl::Status status = absl::OkStatus();
   while (!unsent_.empty()) {
