@@ -7,6 +7,7 @@ BUILD_DIR=${1:-build}
 echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(uname -r)"
 echo "== build: $(grep CMAKE_BUILD_TYPE: "$BUILD_DIR/CMakeCache.txt" | cut -d= -f2)"
 "$BUILD_DIR/bench/detectors_bench" --benchmark_min_time=0.3
+"$BUILD_DIR/bench/service_bench"
 if [ "${SKIP_LOAD:-0}" != "1" ]; then
   ./bench/load.sh "$BUILD_DIR"
 fi
