@@ -886,29 +886,27 @@ TEST(EstimatePerformanceTest, DISABLED_ToleranceSweep) {
     double largest[4] = {}, squares[4] = {};
     for (int seed = 1; seed <= kSeeds; ++seed) {
       const CbpeRun run = RunCbpe(seed, draw);
-      const double d[4] = {run.estimate.auc - run.realised_auc,
-                           run.estimate.accuracy - run.realised_accuracy,
-                           run.estimate.auc - run.expected_auc,
-                           run.estimate.accuracy - run.expected_accuracy};
+      const double d[4] = {
+          run.estimate.auc - run.realised_auc, run.estimate.accuracy - run.realised_accuracy,
+          run.estimate.auc - run.expected_auc, run.estimate.accuracy - run.expected_accuracy};
       for (int k = 0; k < 4; ++k) {
         largest[k] = std::max(largest[k], std::abs(d[k]));
         squares[k] += d[k] * d[k];
       }
     }
-    std::printf("%s: vs realised auc %.4f/%.4f accuracy %.4f/%.4f; vs expected auc %.4f/%.4f "
-                "accuracy %.4f/%.4f\n",
-                draw == &ShiftedScore ? "shift" : "concentrated", std::sqrt(squares[0] / kSeeds),
-                largest[0], std::sqrt(squares[1] / kSeeds), largest[1],
-                std::sqrt(squares[2] / kSeeds), largest[2], std::sqrt(squares[3] / kSeeds),
-                largest[3]);
+    std::printf(
+        "%s: vs realised auc %.4f/%.4f accuracy %.4f/%.4f; vs expected auc %.4f/%.4f "
+        "accuracy %.4f/%.4f\n",
+        draw == &ShiftedScore ? "shift" : "concentrated", std::sqrt(squares[0] / kSeeds),
+        largest[0], std::sqrt(squares[1] / kSeeds), largest[1], std::sqrt(squares[2] / kSeeds),
+        largest[2], std::sqrt(squares[3] / kSeeds), largest[3]);
   }
 }
 
 TEST(EstimatePerformanceTest, ScoresConcentratedWhereTheMapIsAHalfEstimateALowerAuc) {
   // Scores within ±0.06 of 0.4, where TrueRate is 0.5 ± 0.045: the model
   // can barely rank these, and the estimate must say so.
-  const CbpeRun run =
-      RunCbpe(20261216, [](std::mt19937_64& g) { return 0.4 + 0.06 * (Uniform(g) - Uniform(g)); });
+  const CbpeRun run = RunCbpe(20261216, ConcentratedScore);
   const PerformanceEstimate& e = run.estimate;
   EXPECT_TRUE(e.calibrated);
   EXPECT_LT(e.auc, run.baseline_auc - 0.15);
