@@ -1036,14 +1036,14 @@ TEST(EstimatePerformanceTest, HandComputedIdentity) {
   EXPECT_NEAR(e.auc, 0.8, 1e-15);
   EXPECT_NEAR(e.accuracy, 0.8, 1e-15);
   EXPECT_EQ(e.unlabelled_weight, 2);
-  // A score exactly at the threshold is predicted positive.
+  // A score exactly at the threshold is predicted positive: P(1) = 0.3 is
+  // the accuracy, not 0.7.
   QualityProfile at(QualityKind::kBinary);
-  const double half = 0.5;
-  at.AddPrediction(One(half), 1);
-  EXPECT_NEAR(EstimatePerformance(at, nullptr, 0.5).accuracy, 0.5, 1e-15);
-  const double s3 = 0.3;
+  const double s3 = 0.3, s9 = 0.9;
   at.AddPrediction(One(s3), 1);
-  EXPECT_NEAR(EstimatePerformance(at, nullptr, 0.5).accuracy, (0.5 + 0.7) / 2, 1e-15);
+  EXPECT_NEAR(EstimatePerformance(at, nullptr, 0.3).accuracy, 0.3, 1e-15);
+  at.AddPrediction(One(s9), 1);
+  EXPECT_NEAR(EstimatePerformance(at, nullptr, 0.3).accuracy, (0.3 + 0.9) / 2, 1e-15);
 }
 
 TEST(EstimatePerformanceTest, EdgeCases) {
@@ -1206,6 +1206,11 @@ TEST(BinnedAccuracyTest, HandComputedAndEmpty) {
   s.Add(0.1, 0, 3);    // right
   s.Add(0.2, 1, 0.5);  // wrong
   EXPECT_DOUBLE_EQ(*BinnedAccuracy(s, 0.5), 5 / 6.5);
+  // A bin whose mean is the threshold is predicted positive.
+  ScoreLabelSummary at(kQualityFineBins);
+  at.Add(0.7, 1);
+  at.Add(0.2, 0);
+  EXPECT_DOUBLE_EQ(*BinnedAccuracy(at, 0.7), 1.0);
 }
 
 }  // namespace
