@@ -80,6 +80,9 @@ struct Options {
   bool labels = false;            // Ingest.StreamLabels instead of predictions
   std::string run_id;             // the ids' "<run>" part; empty: a fresh one
   int64_t events_per_stream = 0;  // 0: until --duration
+  // The registered model's label_join_rate; 0: registered without a label
+  // kind (no join state at all).
+  double label_join_rate = 1.0;
 };
 
 int64_t WallMs() {
@@ -163,7 +166,10 @@ v1::ModelSchema MakeSchema(const Options& opt, const SliceUniverse& universe) {
     key->set_max_values(static_cast<uint32_t>(universe.values[k].size() + 16));
   }
   schema.set_score_kind(v1::SCORE_KIND_BINARY_PROBABILITY);
-  schema.set_label_kind(v1::LABEL_KIND_BINARY);
+  if (opt.label_join_rate > 0) {
+    schema.set_label_kind(v1::LABEL_KIND_BINARY);
+    schema.set_label_join_rate(opt.label_join_rate);
+  }
   schema.add_score_names("p");
   return schema;
 }
@@ -967,6 +973,10 @@ int Main(int argc, char** argv) {
                  "events (or labels) each stream sends, then it ends; 0 = until --duration "
                  "(predictions: a multiple of --batch)")
       ->check(CLI::Range(int64_t{0}, int64_t{1'000'000'000'000}));
+  app.add_option("--label-join-rate", opt.label_join_rate,
+                 "--register: the model's label_join_rate (binary labels); 0 = no label kind, "
+                 "so predictions keep no join state")
+      ->check(CLI::Range(0.0, 1.0));
   CLI11_PARSE(app, argc, argv);
 
   const int64_t window_s = ParseDurationSeconds(opt.report_window);

@@ -263,6 +263,10 @@ void ScoreLabelSummary::Add(double score, double label, double weight) {
   sq_err_[b] += weight * e * e;
 }
 
+int FineBinOf(double score, int fine_bins) {
+  return UniformBin(score, fine_bins, 1.0 / fine_bins);
+}
+
 int ScoreLabelSummary::BinOf(double score) const {
   return UniformBin(score, fine_bins_, 1.0 / fine_bins_);
 }

@@ -27,6 +27,8 @@ int DelayBin(double delay_ms) {
 
 }  // namespace
 
+int DelayHistogram::BinOf(double delay_ms) { return DelayBin(delay_ms); }
+
 const double DelayHistogram::kRelativeErrorBound = std::exp2(0.5 / kPerOctave) - 1;
 
 void DelayHistogram::Add(double delay_ms, double weight) {

@@ -16,10 +16,12 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "driftwatch/base/clock.h"
 #include "driftwatch/base/status_macros.h"
+#include "driftwatch/detectors/quality_delta.h"
 #include "driftwatch/detectors/quality_profile.h"
 #include "driftwatch/storage/store.h"
 #include "internal/migrations.h"
@@ -822,23 +824,18 @@ absl::Status SqliteStore::MergeQuality(const QualityRow& row) {
     find->BindInt64(3, row.hour_start_ms);
     DW_ASSIGN_OR_RETURN(bool found, find->Step(kOp));
     if (found) {
-      const std::string where = absl::StrCat(kOp, ": model ", row.model_key, " slice ",
-                                             row.slice_id, " hour ", row.hour_start_ms, ": ");
-      absl::StatusOr<detectors::QualityProfile> stored =
-          detectors::QualityProfile::Deserialize(find->ColumnBlob(0));
-      if (!stored.ok()) {
-        return absl::Status(stored.status().code(),
-                            absl::StrCat(where, "stored row: ", stored.status().message()));
+      // Sparse (detectors/quality_delta.h): no dense decode of either side.
+      absl::StatusOr<std::string> m =
+          detectors::MergeQualityEncodings(find->ColumnBlob(0), row.profile);
+      if (!m.ok()) {
+        // A bad delta is the caller's; a bad stored row is data loss.
+        const bool delta_bad = absl::StartsWith(m.status().message(), "delta:");
+        return absl::Status(
+            delta_bad ? absl::StatusCode::kInvalidArgument : m.status().code(),
+            absl::StrCat(kOp, ": model ", row.model_key, " slice ", row.slice_id, " hour ",
+                         row.hour_start_ms, ": ", m.status().message()));
       }
-      absl::StatusOr<detectors::QualityProfile> delta =
-          detectors::QualityProfile::Deserialize(row.profile);
-      if (!delta.ok()) {
-        return absl::InvalidArgumentError(absl::StrCat(where, delta.status().message()));
-      }
-      if (absl::Status st = stored->Merge(*delta); !st.ok()) {
-        return absl::Status(st.code(), absl::StrCat(where, st.message()));
-      }
-      merged = stored->Serialize();
+      merged = std::move(*m);
     }
   }
   DW_ASSIGN_OR_RETURN(ScopedStatement put,

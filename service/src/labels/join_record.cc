@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "driftwatch/base/status_macros.h"
 
 namespace driftwatch::service::labels {
 namespace {
@@ -141,8 +142,18 @@ absl::Status ForEachChunkEntry(std::string_view chunk,
 }
 
 absl::StatusOr<JoinRecord> DecodeJoinRecord(std::string_view bytes) {
-  Reader in(bytes);
   JoinRecord r;
+  DW_RETURN_IF_ERROR(DecodeJoinRecordInto(bytes, &r));
+  return r;
+}
+
+absl::Status DecodeJoinRecordInto(std::string_view bytes, JoinRecord* out) {
+  Reader in(bytes);
+  JoinRecord& r = *out;
+  r.slices.clear();
+  r.scores.clear();
+  r.query_hash = 0;
+  r.position = 0;
   uint8_t head;
   if (!in.Byte(&head)) return Corrupt("empty");
   if ((head & 0x0F) != kVersion) return Corrupt(absl::StrCat("unknown version ", head & 0x0F));
@@ -182,7 +193,7 @@ absl::StatusOr<JoinRecord> DecodeJoinRecord(std::string_view bytes) {
     r.position = static_cast<uint32_t>(position);
   }
   if (!in.done()) return Corrupt("trailing bytes");
-  return r;
+  return absl::OkStatus();
 }
 
 }  // namespace driftwatch::service::labels

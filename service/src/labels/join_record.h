@@ -61,5 +61,8 @@ void EncodeJoinRecord(const JoinRecord& record, std::string* out);
 // DATA_LOSS naming what is wrong for truncated or corrupt bytes (trailing
 // bytes included).
 absl::StatusOr<JoinRecord> DecodeJoinRecord(std::string_view bytes);
+// The same into `*out`, reusing its vectors (the joiner's hot path); on an
+// error `*out` is left partly written.
+absl::Status DecodeJoinRecordInto(std::string_view bytes, JoinRecord* out);
 
 }  // namespace driftwatch::service::labels

@@ -13,6 +13,7 @@
 #include "driftwatch/base/status_macros.h"
 #include "driftwatch/base/time_format.h"
 #include "driftwatch/detectors/quality.h"
+#include "driftwatch/detectors/quality_delta.h"
 #include "driftwatch/detectors/quality_profile.h"
 #include "driftwatch/storage/bucket_store.h"
 #include "ingest/dedup.h"
@@ -23,7 +24,7 @@ namespace driftwatch::service {
 namespace {
 
 using detectors::QualityKind;
-using detectors::QualityProfile;
+using detectors::QualityDelta;
 using labels::JoinRecord;
 using storage::kHourMs;
 using storage::kMinuteMs;
@@ -87,7 +88,9 @@ struct LabelJoiner::ModelState {
   int64_t tail_seq = 0;  // join chunks up to it are applied
 
   // Since the last commit.
-  absl::flat_hash_map<std::pair<int32_t, int64_t>, std::unique_ptr<QualityProfile>> dirty;
+  // Sparse: a row changes by a few adds between commits.
+  absl::flat_hash_map<std::pair<int32_t, int64_t>, std::unique_ptr<QualityDelta>> dirty;
+  size_t dirty_adds = 0;  // over `dirty`
   base::ByteWriter log;  // [u64 hash][f64 value] per joined label
   absl::flat_hash_map<uint64_t, std::optional<PendingLabel>> pending_changes;  // nullopt: deleted
   std::map<int64_t, storage::LabelCounts> counts;  // by arrival minute
@@ -96,7 +99,8 @@ struct LabelJoiner::ModelState {
   int64_t expire_log_before_ms = 0;
   bool expire_dirty = false;
 
-  JoinRecord scratch;
+  JoinRecord scratch;       // Record's
+  JoinRecord tail_scratch;  // TailModel's (a join in it calls Record)
 
   // Indexes record `rec` (its bytes) of event-time hour `hour_start`;
   // `h` must not be indexed yet. Rankers: counts the row in its query.
@@ -120,9 +124,10 @@ struct LabelJoiner::ModelState {
     return e;
   }
 
-  QualityProfile& Dirty(int32_t slice, int64_t hour_start) {
-    std::unique_ptr<QualityProfile>& p = dirty[{slice, hour_start}];
-    if (p == nullptr) p = std::make_unique<QualityProfile>(kind, classes);
+  QualityDelta& Dirty(int32_t slice, int64_t hour_start) {
+    std::unique_ptr<QualityDelta>& p = dirty[{slice, hour_start}];
+    if (p == nullptr) p = std::make_unique<QualityDelta>(kind, classes);
+    ++dirty_adds;
     return *p;
   }
   storage::LabelCounts& CountsAt(int64_t now_ms) {
@@ -143,10 +148,11 @@ struct LabelJoiner::ModelState {
   const JoinRecord* Record(const Entry& e) {
     auto it = arenas.find(static_cast<int64_t>(e.hour) * kHourMs);
     if (it == arenas.end()) return nullptr;
-    absl::StatusOr<JoinRecord> r =
-        labels::DecodeJoinRecord(std::string_view(it->second.bytes).substr(e.offset, e.len));
-    if (!r.ok()) return nullptr;
-    scratch = std::move(*r);
+    if (!labels::DecodeJoinRecordInto(std::string_view(it->second.bytes).substr(e.offset, e.len),
+                                      &scratch)
+             .ok()) {
+      return nullptr;
+    }
     return &scratch;
   }
 };
@@ -462,7 +468,9 @@ absl::Status LabelJoiner::Tail() {
 
 absl::Status LabelJoiner::TailModel(ModelState& s, int64_t seq, int max_rounds) {
   constexpr int kChunksPerRead = 64;
-  constexpr size_t kMaxDirtyProfiles = 4096;  // then commit, and go on at the next tick
+  // Then commit, and go on at the next tick (memory between commits).
+  constexpr size_t kMaxDirtyProfiles = 4096;
+  constexpr size_t kMaxDirtyAdds = 4'000'000;
   for (int round = 0; round < max_rounds; ++round) {
     absl::StatusOr<std::vector<storage::JoinChunk>> chunks =
         store_->ReadJoinChunks(s.model->model_key(), seq, kChunksPerRead);
@@ -479,13 +487,13 @@ absl::Status LabelJoiner::TailModel(ModelState& s, int64_t seq, int max_rounds) 
       absl::Status st = labels::ForEachChunkEntry(
           chunk.records, [&](uint64_t h, std::string_view bytes) {
             if (s.index.contains(h)) return;
-            absl::StatusOr<JoinRecord> rec = labels::DecodeJoinRecord(bytes);
-            if (!rec.ok()) return;
-            Entry& e = s.AddRecord(h, bytes, *rec, chunk.hour_start_ms);
+            JoinRecord& rec = s.tail_scratch;
+            if (!labels::DecodeJoinRecordInto(bytes, &rec).ok()) return;
+            Entry& e = s.AddRecord(h, bytes, rec, chunk.hour_start_ms);
             ++added;
-            const double w = rec->weight / s.join_rate;
-            ModelState::ForSlices(rec->slices, [&](int32_t slice) {
-              s.Dirty(slice, chunk.hour_start_ms).AddPrediction(rec->scores, w);
+            const double w = rec.weight / s.join_rate;
+            ModelState::ForSlices(rec.slices, [&](int32_t slice) {
+              s.Dirty(slice, chunk.hour_start_ms).AddPrediction(rec.scores, w);
             });
             // A label that came first.
             if (!s.pending.empty()) {
@@ -523,7 +531,7 @@ absl::Status LabelJoiner::TailModel(ModelState& s, int64_t seq, int max_rounds) 
       m.rejected_by_reason[static_cast<size_t>(LabelRejectReason::kBeforePrediction)].fetch_add(
           rejected);
     }
-    if (s.dirty.size() > kMaxDirtyProfiles) break;
+    if (s.dirty.size() > kMaxDirtyProfiles || s.dirty_adds > kMaxDirtyAdds) break;
   }
   return absl::OkStatus();
 }
@@ -597,7 +605,7 @@ absl::Status LabelJoiner::FlushNow() {
   }
   storage::LabelCommit commit;
   // Serialized after mu_ is released: label batches go on meanwhile.
-  std::vector<std::unique_ptr<QualityProfile>> profiles;  // of commit.quality_merges
+  std::vector<std::unique_ptr<QualityDelta>> profiles;  // of commit.quality_merges
   uint64_t covered = 0;
   {
     absl::MutexLock lock(&mu_);
@@ -614,6 +622,7 @@ absl::Status LabelJoiner::FlushNow() {
         profiles.push_back(std::move(profile));
       }
       s.dirty.clear();
+      s.dirty_adds = 0;
       for (auto& [h, change] : s.pending_changes) {
         if (change) {
           commit.pending_upserts.push_back(

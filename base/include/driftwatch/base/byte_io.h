@@ -99,7 +99,16 @@ class ByteWriter {
     } else {
       bits = static_cast<uint64_t>(v);
     }
-    for (int i = 0; i < kWidth<T>; ++i) out_.push_back(static_cast<char>((bits >> (8 * i)) & 0xFF));
+    if constexpr (std::endian::native == std::endian::little) {
+      // The low kWidth bytes of `bits` are the encoding: one append.
+      char bytes[8];
+      std::memcpy(bytes, &bits, sizeof(bytes));
+      out_.append(bytes, kWidth<T>);
+    } else {
+      for (int i = 0; i < kWidth<T>; ++i) {
+        out_.push_back(static_cast<char>((bits >> (8 * i)) & 0xFF));
+      }
+    }
   }
   void U32(uint32_t v) { Put(v); }
   void U64(uint64_t v) { Put(v); }

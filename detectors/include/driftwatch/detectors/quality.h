@@ -74,6 +74,11 @@ double QueryNdcg(std::span<const double> scores, std::span<const double> relevan
 // AUC treats scores in one fine bin as tied, so
 // |AUC - exact| <= error_bound = sum_b pos_b neg_b / (2 P N).
 // Not thread-safe for mutation; const methods may run concurrently.
+// The fine bin of probability `score` among `fine_bins` uniform bins over
+// [0, 1] (right-closed, as numpy.digitize(right=True) on linspace edges;
+// the rule ScoreLabelSummary::Add uses). `score` must be in [0, 1].
+int FineBinOf(double score, int fine_bins);
+
 class ScoreLabelSummary {
  public:
   // fine_bins is clamped to [1, 2^20].

@@ -32,6 +32,8 @@ class DelayHistogram {
   static constexpr int kBins = 1 + kPerOctave * kOctaves;
   static const double kRelativeErrorBound;
 
+  // The bin of a delay (the rule Add uses).
+  static int BinOf(double delay_ms);
   void Add(double delay_ms, double weight);
   void Merge(const DelayHistogram& other);
   double weight() const { return weight_; }
