@@ -197,8 +197,47 @@ std::vector<Bin> MergeBins(const std::vector<Bin>& a, const std::vector<Bin>& b,
 
 }  // namespace
 
+struct QualityDelta::DenseBins {
+  std::vector<SparseBinary::PredictionBin> predictions =
+      std::vector<SparseBinary::PredictionBin>(kQualityFineBins);
+  std::vector<SparseBinary::LabelBin> labels =
+      std::vector<SparseBinary::LabelBin>(kQualityFineBins);
+  std::vector<double> delays = std::vector<double>(DelayHistogram::kBins);
+};
+
 QualityDelta::QualityDelta(QualityKind kind, int classes) : kind_(kind) {
   if (kind_ != QualityKind::kBinary) dense_.emplace(kind, classes);
+}
+QualityDelta::~QualityDelta() = default;
+QualityDelta::QualityDelta(QualityDelta&&) noexcept = default;
+QualityDelta& QualityDelta::operator=(QualityDelta&&) noexcept = default;
+
+void QualityDelta::AddToDense(const Prediction& x) {
+  SparseBinary::PredictionBin& b = dense_bins_->predictions[x.bin];
+  b.weight += x.weight;
+  b.score_sum += x.weight * x.score;
+}
+
+void QualityDelta::AddToDense(const Label& x) {
+  if (x.bin != kNoBin) {
+    SparseBinary::LabelBin& b = dense_bins_->labels[x.bin];
+    (x.label == 1.0 ? b.pos : b.neg) += x.weight;
+    b.score_sum += x.weight * x.score;
+    const double e = x.score - x.label;
+    b.sq_err += x.weight * e * e;
+  }
+  if (x.weight != 0) dense_bins_->delays[x.delay_bin] += x.weight;
+}
+
+void QualityDelta::MaybeGoDense() {
+  if (dense_bins_ != nullptr || predictions_.size() + labels_.size() < kDenseAfter) return;
+  dense_bins_ = std::make_unique<DenseBins>();
+  // Each bin's adds in their order (predictions and labels touch separate
+  // sums, so the two logs replay one after the other).
+  for (const Prediction& x : predictions_) AddToDense(x);
+  for (const Label& x : labels_) AddToDense(x);
+  predictions_ = {};
+  labels_ = {};
 }
 
 void QualityDelta::AddPrediction(std::span<const double> scores, double weight) {
@@ -208,8 +247,11 @@ void QualityDelta::AddPrediction(std::span<const double> scores, double weight) 
   predicted_weight_ += weight;
   ++predicted_;
   if (!scores.empty() && scores[0] >= 0 && scores[0] <= 1) {
-    predictions_.push_back(
-        {static_cast<uint32_t>(FineBinOf(scores[0], kQualityFineBins)), weight, scores[0]});
+    const Prediction x{static_cast<uint32_t>(FineBinOf(scores[0], kQualityFineBins)), weight,
+                       scores[0]};
+    if (dense_bins_ != nullptr) return AddToDense(x);
+    predictions_.push_back(x);
+    MaybeGoDense();
   }
 }
 
@@ -230,8 +272,11 @@ void QualityDelta::AddLabel(std::span<const double> scores, double label, double
       ++invalid_;
     }
   }
-  labels_.push_back({bin, static_cast<uint32_t>(DelayHistogram::BinOf(delay_ms)), weight,
-                     scores.empty() ? 0.0 : scores[0], label});
+  const Label x{bin, static_cast<uint32_t>(DelayHistogram::BinOf(delay_ms)), weight,
+                scores.empty() ? 0.0 : scores[0], label};
+  if (dense_bins_ != nullptr) return AddToDense(x);
+  labels_.push_back(x);
+  MaybeGoDense();
 }
 
 void QualityDelta::AddQuery(double ndcg, double weight) {
@@ -256,6 +301,20 @@ std::string QualityDelta::Serialize() const {
   p.predicted_weight = predicted_weight_;
   p.labelled_weight = labelled_weight_;
   p.expired_weight = expired_weight_;
+  if (dense_bins_ != nullptr) {
+    for (uint32_t b = 0; b < static_cast<uint32_t>(kQualityFineBins); ++b) {
+      const SparseBinary::PredictionBin& x = dense_bins_->predictions[b];
+      if (x.weight != 0 || x.score_sum != 0) p.predictions.push_back({b, x.weight, x.score_sum});
+      const SparseBinary::LabelBin& y = dense_bins_->labels[b];
+      if (y.pos != 0 || y.neg != 0 || y.score_sum != 0 || y.sq_err != 0) {
+        p.labels.push_back({b, y.pos, y.neg, y.score_sum, y.sq_err});
+      }
+    }
+    for (uint32_t b = 0; b < static_cast<uint32_t>(DelayHistogram::kBins); ++b) {
+      if (dense_bins_->delays[b] != 0) p.delays.push_back({b, dense_bins_->delays[b]});
+    }
+    return Encode(p);
+  }
   // Each bin's sums in the order of the adds, as the dense bins take them,
   // in dense scratch bins that are zeroed again as they are read out.
   struct Scratch {

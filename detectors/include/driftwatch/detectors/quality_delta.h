@@ -9,13 +9,15 @@
 // in that sparse form. Both produce, byte for byte, what QualityProfile's
 // Serialize gives for the same adds and Merge (the sums of a bin are taken
 // in the same order), which tests/detectors/quality_delta_test.cc checks.
-// Kinds other than binary go through a QualityProfile inside (their
+// A delta that grows past a few thousand adds switches to dense bins (the
+// sums keep their order). Kinds other than binary go through a QualityProfile inside (their
 // summaries are small, or, multiclass, not on a hot path yet).
 // Pure; thread-compatible.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -30,6 +32,9 @@ namespace driftwatch::detectors {
 class QualityDelta {
  public:
   explicit QualityDelta(QualityKind kind, int classes = 2);
+  ~QualityDelta();
+  QualityDelta(QualityDelta&&) noexcept;
+  QualityDelta& operator=(QualityDelta&&) noexcept;
 
   // As QualityProfile's.
   void AddPrediction(std::span<const double> scores, double weight);
@@ -54,6 +59,14 @@ class QualityDelta {
     double weight, score, label;
   };
   static constexpr uint32_t kNoBin = UINT32_MAX;
+  // Past this many logged adds a delta keeps dense bins instead (the log
+  // would outgrow them; the population's row of a busy hour gets one add
+  // per prediction).
+  static constexpr size_t kDenseAfter = 2048;
+  struct DenseBins;
+  void AddToDense(const Prediction& x);
+  void AddToDense(const Label& x);
+  void MaybeGoDense();
 
   QualityKind kind_;
   size_t adds_ = 0;
@@ -62,6 +75,7 @@ class QualityDelta {
   uint64_t predicted_ = 0, labelled_ = 0, expired_ = 0, invalid_ = 0;
   std::vector<Prediction> predictions_;
   std::vector<Label> labels_;
+  std::unique_ptr<DenseBins> dense_bins_;  // once past kDenseAfter; the logs are then empty
   // The other kinds.
   std::optional<QualityProfile> dense_;
 };
