@@ -148,6 +148,10 @@ struct Metrics::State {
                                "Rejected labels by reason (they sum to result=\"rejected\")");
     labels_expired = &Family1("driftwatch_labels_expired_total",
                               "Kept predictions whose join state left labels.window unlabelled");
+    labels_join_state_full = &Family1(
+        "driftwatch_label_join_state_full_total",
+        "Kept predictions whose join record was not held: labels.max_join_records was reached "
+        "with no older hour to drop (their labels become orphan)");
     label_commits = &Counter1("driftwatch_label_commits_total", "Label join commits to storage");
     label_commit_failures = &Counter1("driftwatch_label_commit_failures_total",
                                       "Label join commits that storage refused (retried)");
@@ -210,6 +214,7 @@ struct Metrics::State {
     // Models with a label kind only.
     std::array<Counter*, 7> label_results{};  // in kLabelResults order
     Counter* labels_expired = nullptr;
+    Counter* labels_join_state_full = nullptr;
     std::array<Counter*, kLabelRejectReasonNames.size()> label_reasons{};
   };
   static constexpr std::array<const char*, 7> kLabelResults = {
@@ -252,12 +257,14 @@ struct Metrics::State {
         m.label_results[i] = &labels_total->Add(with("result", kLabelResults[i]));
       }
       m.labels_expired = &labels_expired->Add(labels);
+      m.labels_join_state_full = &labels_join_state_full->Add(labels);
     }
     const std::array<uint64_t, 7> results = {
         l.joined.load(), l.pending.load(),     l.duplicates.load(), l.conflicting.load(),
         l.not_sampled.load(), l.orphan.load(), l.rejected.load()};
     for (size_t i = 0; i < results.size(); ++i) CatchUp(*m.label_results[i], results[i]);
     CatchUp(*m.labels_expired, l.expired.load());
+    CatchUp(*m.labels_join_state_full, l.join_state_full.load());
     for (size_t i = 0; i < kLabelRejectReasonNames.size(); ++i) {
       const uint64_t n = l.rejected_by_reason[i].load();
       if (n == 0) continue;
@@ -311,6 +318,7 @@ struct Metrics::State {
   Family<Counter>* labels_total;
   Family<Counter>* labels_rejected;
   Family<Counter>* labels_expired;
+  Family<Counter>* labels_join_state_full;
   Counter* label_commits;
   Counter* label_commit_failures;
   Gauge* label_join_records;

@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "driftwatch/base/status_macros.h"
+#include "driftwatch/base/thread_name.h"
 #include "driftwatch/service/baselines.h"
 #include "driftwatch/service/query_priority.h"
 #include "driftwatch/service/window_reader.h"
@@ -71,7 +72,8 @@ struct Server::Impl {
   void StartLoops();
   void Shutdown() ABSL_LOCKS_EXCLUDED(shutdown_mu, loop_mu, done_mu);
   // Runs `tick` every `interval_ms` on the clock until Shutdown.
-  std::thread Every(int64_t interval_ms, std::function<void()> tick) ABSL_LOCKS_EXCLUDED(loop_mu);
+  std::thread Every(const char* name, int64_t interval_ms, std::function<void()> tick)
+      ABSL_LOCKS_EXCLUDED(loop_mu);
 
   const ServerConfig config;
   const base::Clock* const clock;
@@ -104,8 +106,10 @@ struct Server::Impl {
   bool done ABSL_GUARDED_BY(done_mu) = false;
 };
 
-std::thread Server::Impl::Every(int64_t interval_ms, std::function<void()> tick) {
-  return std::thread([this, interval_ms, tick = std::move(tick)] {
+std::thread Server::Impl::Every(const char* name, int64_t interval_ms,
+                                std::function<void()> tick) {
+  return std::thread([this, name, interval_ms, tick = std::move(tick)] {
+    base::SetCurrentThreadName(name);
     absl::MutexLock lock(&loop_mu);
     while (!clock->AwaitUntil(&loop_mu, absl::Condition(&stopping),
                               clock->NowMs() + interval_ms)) {
@@ -214,12 +218,12 @@ absl::Status Server::Impl::Serve() {
 }
 
 void Server::Impl::StartLoops() {
-  loops.push_back(Every(config.signal_interval_ms, [this] {
+  loops.push_back(Every("dw-evaluator", config.signal_interval_ms, [this] {
     if (absl::Status s = evaluator->Evaluate(); !s.ok()) {
       internal::LogWarn("drift signals not refreshed", {{"error", s.ToString()}});
     }
   }));
-  loops.push_back(Every(config.retention_interval_ms, [this] {
+  loops.push_back(Every("dw-retention", config.retention_interval_ms, [this] {
     absl::StatusOr<int64_t> deleted = store->ApplyRetention(config.retention, clock->NowMs());
     if (!deleted.ok()) {
       internal::LogWarn("retention failed", {{"error", deleted.status().ToString()}});

@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "driftwatch/base/thread_name.h"
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -113,7 +114,10 @@ class SqliteStore final : public Store {
               std::unique_ptr<Connection> checkpointer)
       : options_(std::move(options)), writer_(std::move(writer)) {
     checkpoint_thread_ = std::thread(
-        [this, conn = std::move(checkpointer)]() mutable { CheckpointLoop(std::move(conn)); });
+        [this, conn = std::move(checkpointer)]() mutable {
+          base::SetCurrentThreadName("dw-checkpoint");
+          CheckpointLoop(std::move(conn));
+        });
   }
   ~SqliteStore() override {
     {

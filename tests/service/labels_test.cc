@@ -694,5 +694,37 @@ TEST_F(LabelJoinTest, JoinStateLeavesAfterTheWindowCountedExpired) {
   EXPECT_TRUE(r->mature());  // coverage 0.25, but its label window has closed
 }
 
+// Hostile volume: more kept predictions in one hour than
+// labels.max_join_records. Memory stays at the cap (no older hour to drop,
+// so the rest are not held, counted); the held ones still join, the
+// others' labels wait and then become orphan; a restart loads no more.
+TEST_F(LabelJoinTest, JoinStateStopsAtMaxJoinRecordsWithinOneHour) {
+  options_.max_join_records = 100;
+  Reopen();
+  Register(BinarySchema("churn"));
+  BinaryWorkload w(400);
+  for (Pred& p : w.preds) p.t = kNow - 20 * kMinute;  // one hour
+  Predict("churn", w.preds);
+  EXPECT_EQ(joiner_->totals().join_records.load(), 100u);
+  const RegisteredModel::LabelCounters& c =
+      (*registry_->Find(BinarySchema("churn").model()))->label_counters();
+  EXPECT_EQ(c.join_state_full.load(), 300u);
+  // A prediction not held adds no quality either (as one outside the
+  // label_join_rate sample): the quality rows hold the 100.
+  std::vector<Lab> all;
+  for (size_t i = 0; i < w.preds.size(); ++i) all.push_back({w.preds[i].id, 1, kNow});
+  LabelStreamCounts got = Label("churn", all);
+  EXPECT_EQ(got.joined, 100u);
+  EXPECT_EQ(got.pending, 300u);
+  EXPECT_EQ(Quality("churn").labelled_weight(), 100);
+  EXPECT_EQ(Quality("churn").predicted_weight(), 100);
+  Reopen();
+  EXPECT_EQ(joiner_->totals().join_records.load(), 100u);
+  clock_.Advance(options_.pending_ttl_ms + kMinute);
+  ASSERT_TRUE(joiner_->FlushNow().ok());
+  EXPECT_EQ((*registry_->Find(BinarySchema("churn").model()))->label_counters().orphan.load(),
+            300u);
+}
+
 }  // namespace
 }  // namespace driftwatch::service

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "driftwatch/base/status_macros.h"
+#include "driftwatch/base/thread_name.h"
 
 namespace driftwatch::service::ingest {
 
@@ -20,7 +21,10 @@ Flusher::~Flusher() { Stop(); }
 
 void Flusher::Start() {
   started_.store(true);
-  thread_ = std::thread([this] { Loop(); });
+  thread_ = std::thread([this] {
+    base::SetCurrentThreadName("dw-flush");
+    Loop();
+  });
 }
 
 void Flusher::Stop() {

@@ -1,20 +1,23 @@
-#include "driftwatch/service/label_joiner.h"
-
 #include <algorithm>
 #include <cmath>
 #include <deque>
+#include <limits>
 #include <map>
 #include <optional>
+#include <span>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "driftwatch/base/byte_io.h"
+#include "driftwatch/base/huge_page_allocator.h"
 #include "driftwatch/base/sampling.h"
 #include "driftwatch/base/status_macros.h"
+#include "driftwatch/base/thread_name.h"
 #include "driftwatch/base/time_format.h"
 #include "driftwatch/detectors/quality.h"
 #include "driftwatch/detectors/quality_delta.h"
 #include "driftwatch/detectors/quality_profile.h"
+#include "driftwatch/service/label_joiner.h"
 #include "driftwatch/storage/bucket_store.h"
 #include "ingest/dedup.h"
 #include "internal/log.h"
@@ -23,8 +26,8 @@
 namespace driftwatch::service {
 namespace {
 
-using detectors::QualityKind;
 using detectors::QualityDelta;
+using detectors::QualityKind;
 using labels::JoinRecord;
 using storage::kHourMs;
 using storage::kMinuteMs;
@@ -35,6 +38,13 @@ struct Entry {
   uint32_t len = 0;
   bool labelled = false;
   double label = 0;
+};
+
+// A kept prediction's add to the quality delta of one slice (binary).
+struct PredictionAdd {
+  int32_t slice;
+  double weight;
+  double score;  // NaN: no score
 };
 
 struct Arena {
@@ -51,8 +61,8 @@ struct PendingLabel {
 // A ranker's query: its NDCG counts once every kept row of it is labelled,
 // or when its join state expires with some labelled.
 struct Query {
-  int64_t hour_start_ms = 0;    // of its first kept row
-  int64_t last_hour_ms = 0;     // of its latest kept row: it counts at that hour's expiry
+  int64_t hour_start_ms = 0;     // of its first kept row
+  int64_t last_hour_ms = 0;      // of its latest kept row: it counts at that hour's expiry
   std::vector<uint32_t> slices;  // of its first kept row
   double weight = 1;             // of its first kept row
   uint32_t kept = 0;
@@ -80,20 +90,28 @@ struct LabelJoiner::ModelState {
   bool ranked = false;
   double join_rate = 1;
 
-  absl::flat_hash_map<uint64_t, Entry> index;
+  absl::flat_hash_map<uint64_t, Entry, absl::Hash<uint64_t>, std::equal_to<uint64_t>,
+                      base::HugePageAllocator<std::pair<const uint64_t, Entry>>>
+      index;
   std::map<int64_t, Arena> arenas;  // by event-time hour start
   absl::flat_hash_map<uint64_t, PendingLabel> pending;
   std::deque<std::pair<int64_t, uint64_t>> pending_order;  // (received, hash), oldest first
   absl::flat_hash_map<uint64_t, Query> queries;
   int64_t tail_seq = 0;  // join chunks up to it are applied
+  bool warned_full = false;
 
   // Since the last commit.
   // Sparse: a row changes by a few adds between commits.
   absl::flat_hash_map<std::pair<int32_t, int64_t>, std::unique_ptr<QualityDelta>> dirty;
-  size_t dirty_adds = 0;  // over `dirty`
-  base::ByteWriter log;  // [u64 hash][f64 value] per joined label
+  // Binary classifiers: the kept predictions' adds of each event-time hour
+  // in tail order, one per (record, slice), grouped into `dirty` by slice
+  // at the commit, outside mu_ (one sequential append here instead of a
+  // cache miss per slice per prediction).
+  absl::flat_hash_map<int64_t, std::vector<PredictionAdd>> prediction_log;
+  size_t dirty_adds = 0;  // over `dirty` and `prediction_log`
+  base::ByteWriter log;   // [u64 hash][f64 value] per joined label
   absl::flat_hash_map<uint64_t, std::optional<PendingLabel>> pending_changes;  // nullopt: deleted
-  std::map<int64_t, storage::LabelCounts> counts;  // by arrival minute
+  std::map<int64_t, storage::LabelCounts> counts;                              // by arrival minute
   bool progress_dirty = false;
   int64_t expire_join_before_ms = 0;
   int64_t expire_log_before_ms = 0;
@@ -104,12 +122,14 @@ struct LabelJoiner::ModelState {
 
   // Indexes record `rec` (its bytes) of event-time hour `hour_start`;
   // `h` must not be indexed yet. Rankers: counts the row in its query.
-  Entry& AddRecord(uint64_t h, std::string_view bytes, const JoinRecord& rec,
-                   int64_t hour_start) {
-    Arena& arena = arenas[hour_start];
-    Entry& e = index[h] = Entry{static_cast<int32_t>(hour_start / kHourMs),
-                                static_cast<uint32_t>(arena.bytes.size()),
-                                static_cast<uint32_t>(bytes.size())};
+  Entry& AddRecord(uint64_t h, std::string_view bytes, const JoinRecord& rec, int64_t hour_start) {
+    return FillRecord(index[h], h, bytes, rec, arenas[hour_start], hour_start);
+  }
+  // The same into a new index entry `e` and the hour's arena.
+  Entry& FillRecord(Entry& e, uint64_t h, std::string_view bytes, const JoinRecord& rec,
+                    Arena& arena, int64_t hour_start) {
+    e = Entry{static_cast<int32_t>(hour_start / kHourMs), static_cast<uint32_t>(arena.bytes.size()),
+              static_cast<uint32_t>(bytes.size())};
     arena.bytes.append(bytes);
     arena.hashes.push_back(h);
     if (ranked) {
@@ -123,6 +143,31 @@ struct LabelJoiner::ModelState {
     }
     return e;
   }
+
+  // The deltas of one event-time hour by slice id, for a run of records of
+  // that hour (a join chunk): an array lookup instead of a hash lookup.
+  // Valid while mu_ is held (a commit clears `dirty`).
+  class HourDeltas {
+   public:
+    HourDeltas(ModelState& s, int64_t hour_start) : s_(s), hour_start_(hour_start) {}
+    QualityDelta& operator()(int32_t slice) {
+      const size_t i = static_cast<size_t>(slice);
+      if (i >= kMaxCached) return s_.Dirty(slice, hour_start_);
+      if (i >= cache_.size()) cache_.resize(i + 1, nullptr);
+      if (cache_[i] == nullptr) {
+        cache_[i] = &s_.Dirty(slice, hour_start_);
+        return *cache_[i];
+      }
+      ++s_.dirty_adds;
+      return *cache_[i];
+    }
+
+   private:
+    static constexpr size_t kMaxCached = 1 << 16;
+    ModelState& s_;
+    int64_t hour_start_;
+    std::vector<QualityDelta*> cache_;
+  };
 
   QualityDelta& Dirty(int32_t slice, int64_t hour_start) {
     std::unique_ptr<QualityDelta>& p = dirty[{slice, hour_start}];
@@ -213,11 +258,19 @@ absl::Status LabelJoiner::Load(ModelState& state) {
     for (const storage::JoinChunk& chunk : *chunks) {
       if (chunk.seq > *progress) break;
       seq = chunk.seq;
-      absl::Status st = labels::ForEachChunkEntry(chunk.records, [&](uint64_t h, std::string_view r) {
-        if (state.index.contains(h)) return;
-        absl::StatusOr<JoinRecord> rec = labels::DecodeJoinRecord(r);
-        if (rec.ok()) state.AddRecord(h, r, *rec, chunk.hour_start_ms);
-      });
+      absl::Status st =
+          labels::ForEachChunkEntry(chunk.records, [&](uint64_t h, std::string_view r) {
+            if (state.index.contains(h)) return;
+            // As the tail bounds it (TailModel).
+            if (state.index.size() >= options_.max_join_records &&
+                (state.arenas.empty() || state.arenas.begin()->first >= chunk.hour_start_ms ||
+                 state.index.size() >= 2 * options_.max_join_records)) {
+              state.model->label_counters().join_state_full.fetch_add(1);
+              return;
+            }
+            absl::StatusOr<JoinRecord> rec = labels::DecodeJoinRecord(r);
+            if (rec.ok()) state.AddRecord(h, r, *rec, chunk.hour_start_ms);
+          });
       if (!st.ok()) {  // as the tail does: the rest of the state still loads
         internal::LogWarn("labels: skipping a corrupt join chunk",
                           {{"model", state.model->label()},
@@ -260,10 +313,9 @@ absl::Status LabelJoiner::Load(ModelState& state) {
   }
   totals_.join_records.fetch_add(state.index.size());
   totals_.pending_labels.fetch_add(state.pending.size());
-  internal::LogInfo("labels recovered",
-                    {{"model", state.model->label()},
-                     {"join_records", absl::StrCat(state.index.size())},
-                     {"pending_labels", absl::StrCat(state.pending.size())}});
+  internal::LogInfo("labels recovered", {{"model", state.model->label()},
+                                         {"join_records", absl::StrCat(state.index.size())},
+                                         {"pending_labels", absl::StrCat(state.pending.size())}});
   return absl::OkStatus();
 }
 
@@ -278,8 +330,7 @@ bool JoinEntry(LabelJoiner::ModelState& s, uint64_t hash, Entry& e, double value
 
 absl::StatusOr<uint64_t> LabelJoiner::Apply(const v1::LabelBatch& batch,
                                             LabelStreamCounts* counts) {
-  DW_ASSIGN_OR_RETURN(std::shared_ptr<const RegisteredModel> model,
-                      registry_->Find(batch.model()));
+  DW_ASSIGN_OR_RETURN(std::shared_ptr<const RegisteredModel> model, registry_->Find(batch.model()));
   // The join state of every prediction acked so far, first: a label sent
   // after its prediction's ack finds it.
   ModelState* state = nullptr;
@@ -380,7 +431,8 @@ absl::StatusOr<uint64_t> LabelJoiner::Apply(const v1::LabelBatch& batch,
     ++counts->pending;
   }
   // The batch's share, into the model's arrival-minute counts and totals.
-  const uint64_t joined = counts->joined - before.joined, pending = counts->pending - before.pending,
+  const uint64_t joined = counts->joined - before.joined,
+                 pending = counts->pending - before.pending,
                  dups = counts->duplicates - before.duplicates,
                  conflicting = counts->conflicting - before.conflicting,
                  not_sampled = counts->not_sampled - before.not_sampled,
@@ -426,9 +478,8 @@ bool JoinEntry(LabelJoiner::ModelState& s, uint64_t hash, Entry& e, double value
   const double w = r->weight / s.join_rate;
   const double delay = static_cast<double>(label_time_ms - r->event_time_ms);
   const int64_t hour = storage::BucketStart(r->event_time_ms, kHourMs);
-  LabelJoiner::ModelState::ForSlices(r->slices, [&](int32_t slice) {
-    s.Dirty(slice, hour).AddLabel(r->scores, value, w, delay);
-  });
+  LabelJoiner::ModelState::ForSlices(
+      r->slices, [&](int32_t slice) { s.Dirty(slice, hour).AddLabel(r->scores, value, w, delay); });
   e.labelled = true;
   e.label = value;
   s.log.U64(hash);
@@ -478,23 +529,46 @@ absl::Status LabelJoiner::TailModel(ModelState& s, int64_t seq, int max_rounds) 
     if (chunks->empty()) break;
     const int64_t now = clock_->NowMs();
     absl::MutexLock lock(&mu_);
-    uint64_t added = 0, joined = 0, rejected = 0;
+    uint64_t added = 0, joined = 0, rejected = 0, not_held = 0;
     for (const storage::JoinChunk& chunk : *chunks) {
       seq = chunk.seq;
       // Tails may overlap (the committer's, a label batch's): each chunk
       // is applied once, in seq order.
       if (chunk.seq <= s.tail_seq) continue;
-      absl::Status st = labels::ForEachChunkEntry(
-          chunk.records, [&](uint64_t h, std::string_view bytes) {
-            if (s.index.contains(h)) return;
+      Arena& arena = s.arenas[chunk.hour_start_ms];
+      ModelState::HourDeltas deltas(s, chunk.hour_start_ms);
+      std::vector<PredictionAdd>* log =
+          s.kind == QualityKind::kBinary ? &s.prediction_log[chunk.hour_start_ms] : nullptr;
+      absl::Status st =
+          labels::ForEachChunkEntry(chunk.records, [&](uint64_t h, std::string_view bytes) {
             JoinRecord& rec = s.tail_scratch;
             if (!labels::DecodeJoinRecordInto(bytes, &rec).ok()) return;
-            Entry& e = s.AddRecord(h, bytes, rec, chunk.hour_start_ms);
+            // Memory stays bounded: past max_join_records the oldest hours
+            // leave at the next commit (Expire); with none older than this
+            // one (or twice the cap reached), the record is not held.
+            if (s.index.size() >= options_.max_join_records &&
+                (s.arenas.begin()->first >= chunk.hour_start_ms ||
+                 s.index.size() >= 2 * options_.max_join_records) &&
+                !s.index.contains(h)) {
+              ++not_held;
+              return;
+            }
+            auto [it, inserted] = s.index.try_emplace(h);
+            if (!inserted) return;
+            Entry& e = s.FillRecord(it->second, h, bytes, rec, arena, chunk.hour_start_ms);
             ++added;
             const double w = rec.weight / s.join_rate;
-            ModelState::ForSlices(rec.slices, [&](int32_t slice) {
-              s.Dirty(slice, chunk.hour_start_ms).AddPrediction(rec.scores, w);
-            });
+            if (log != nullptr) {
+              const double score =
+                  rec.scores.empty() ? std::numeric_limits<double>::quiet_NaN() : rec.scores[0];
+              ModelState::ForSlices(rec.slices, [&](int32_t slice) {
+                log->push_back({slice, w, score});
+                ++s.dirty_adds;
+              });
+            } else {
+              ModelState::ForSlices(
+                  rec.slices, [&](int32_t slice) { deltas(slice).AddPrediction(rec.scores, w); });
+            }
             // A label that came first.
             if (!s.pending.empty()) {
               auto p = s.pending.find(h);
@@ -521,6 +595,17 @@ absl::Status LabelJoiner::TailModel(ModelState& s, int64_t seq, int max_rounds) 
       s.progress_dirty = true;
     }
     totals_.join_records.fetch_add(added);
+    if (not_held > 0) {
+      s.model->label_counters().join_state_full.fetch_add(not_held);
+      if (!s.warned_full) {
+        s.warned_full = true;
+        internal::LogWarn("labels: join state full; kept predictions are not held",
+                          {{"model", s.model->label()},
+                           {"max_join_records", absl::StrCat(options_.max_join_records)},
+                           {"hint", "lower the model's label_join_rate or raise "
+                                    "labels.max_join_records"}});
+      }
+    }
     if (joined + rejected > 0) {
       storage::LabelCounts& c = s.CountsAt(now);
       c.joined += joined;
@@ -597,6 +682,43 @@ void LabelJoiner::Expire(ModelState& s, int64_t now_ms) {
   totals_.pending_labels.fetch_sub(orphaned);
 }
 
+namespace {
+
+// Calls fn(slice, adds of that slice in their order) for each slice in
+// `adds` (a stable counting sort by slice id; ids are small and dense).
+template <typename Fn>
+void GroupBySlice(const std::vector<PredictionAdd>& adds, Fn&& fn) {
+  if (adds.empty()) return;
+  int32_t max_slice = 0;
+  bool negative = false;
+  for (const PredictionAdd& a : adds) {
+    max_slice = std::max(max_slice, a.slice);
+    negative = negative || a.slice < 0;
+  }
+  std::vector<PredictionAdd> sorted;
+  sorted.resize(adds.size());
+  if (negative || max_slice > (1 << 22)) {
+    sorted = adds;
+    std::stable_sort(
+        sorted.begin(), sorted.end(),
+        [](const PredictionAdd& a, const PredictionAdd& b) { return a.slice < b.slice; });
+  } else {
+    std::vector<uint32_t> start(static_cast<size_t>(max_slice) + 2, 0);
+    for (const PredictionAdd& a : adds) ++start[static_cast<size_t>(a.slice) + 1];
+    for (size_t i = 1; i < start.size(); ++i) start[i] += start[i - 1];
+    for (const PredictionAdd& a : adds) sorted[start[static_cast<size_t>(a.slice)]++] = a;
+  }
+  size_t i = 0;
+  while (i < sorted.size()) {
+    size_t j = i;
+    while (j < sorted.size() && sorted[j].slice == sorted[i].slice) ++j;
+    fn(sorted[i].slice, std::span<const PredictionAdd>(sorted.data() + i, j - i));
+    i = j;
+  }
+}
+
+}  // namespace
+
 absl::Status LabelJoiner::FlushNow() {
   absl::MutexLock commit_lock(&commit_mu_);
   absl::Status tail = Tail();
@@ -604,8 +726,16 @@ absl::Status LabelJoiner::FlushNow() {
     internal::LogWarn("labels: cannot read new join state", {{"error", tail.ToString()}});
   }
   storage::LabelCommit commit;
-  // Serialized after mu_ is released: label batches go on meanwhile.
-  std::vector<std::unique_ptr<QualityDelta>> profiles;  // of commit.quality_merges
+  // Completed and serialized after mu_ is released: label batches go on
+  // meanwhile.
+  struct Taken {
+    int64_t key;
+    QualityKind kind;
+    int classes;
+    absl::flat_hash_map<std::pair<int32_t, int64_t>, std::unique_ptr<QualityDelta>> dirty;
+    absl::flat_hash_map<int64_t, std::vector<PredictionAdd>> prediction_log;
+  };
+  std::vector<Taken> taken;
   uint64_t covered = 0;
   {
     absl::MutexLock lock(&mu_);
@@ -617,11 +747,11 @@ absl::Status LabelJoiner::FlushNow() {
         commit.log.push_back({0, key, now, std::move(s.log).Finish()});
         s.log = base::ByteWriter();
       }
-      for (auto& [slice_hour, profile] : s.dirty) {
-        commit.quality_merges.push_back({key, slice_hour.first, slice_hour.second, {}});
-        profiles.push_back(std::move(profile));
+      if (!s.dirty.empty() || !s.prediction_log.empty()) {
+        taken.push_back({key, s.kind, s.classes, std::move(s.dirty), std::move(s.prediction_log)});
       }
       s.dirty.clear();
+      s.prediction_log.clear();
       s.dirty_adds = 0;
       for (auto& [h, change] : s.pending_changes) {
         if (change) {
@@ -643,10 +773,23 @@ absl::Status LabelJoiner::FlushNow() {
     }
     covered = applied_seq_;
   }
-  for (size_t i = 0; i < profiles.size(); ++i) {
-    commit.quality_merges[i].profile = profiles[i]->Serialize();
+  for (Taken& t : taken) {
+    for (auto& [hour, adds] : t.prediction_log) {
+      GroupBySlice(adds, [&](int32_t slice, std::span<const PredictionAdd> run) {
+        std::unique_ptr<QualityDelta>& d = t.dirty[{slice, hour}];
+        if (d == nullptr) d = std::make_unique<QualityDelta>(t.kind, t.classes);
+        for (const PredictionAdd& a : run) {
+          d->AddPrediction(std::span<const double>(&a.score, 1), a.weight);
+        }
+      });
+    }
+    t.prediction_log.clear();
+    for (auto& [slice_hour, delta] : t.dirty) {
+      commit.quality_merges.push_back(
+          {t.key, slice_hour.first, slice_hour.second, delta->Serialize()});
+    }
   }
-  profiles.clear();
+  taken.clear();
   if (!commit.empty()) unsent_.push_back(std::move(commit));
   absl::Status status = absl::OkStatus();
   while (!unsent_.empty()) {
@@ -671,8 +814,7 @@ absl::Status LabelJoiner::WaitDurable(uint64_t seq, int64_t timeout_ms) {
   absl::MutexLock lock(&mu_);
   wake_ = true;
   auto done = [this, seq]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return durable_seq_ >= seq; };
-  const bool ok =
-      mu_.AwaitWithTimeout(absl::Condition(&done), absl::Milliseconds(timeout_ms));
+  const bool ok = mu_.AwaitWithTimeout(absl::Condition(&done), absl::Milliseconds(timeout_ms));
   if (ok) return absl::OkStatus();
   return absl::UnavailableError(
       absl::StrCat("labels were not committed within ", timeout_ms, " ms",
@@ -683,7 +825,10 @@ void LabelJoiner::Start() {
   absl::MutexLock lock(&mu_);
   if (thread_.joinable()) return;
   stopping_ = false;
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    base::SetCurrentThreadName("dw-labels");
+    Run();
+  });
 }
 
 void LabelJoiner::Run() {
@@ -691,8 +836,7 @@ void LabelJoiner::Run() {
     {
       absl::MutexLock lock(&mu_);
       auto woken = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return wake_ || stopping_; };
-      mu_.AwaitWithTimeout(absl::Condition(&woken),
-                           absl::Milliseconds(options_.flush_interval_ms));
+      mu_.AwaitWithTimeout(absl::Condition(&woken), absl::Milliseconds(options_.flush_interval_ms));
       if (stopping_) return;
       wake_ = false;
     }

@@ -216,6 +216,9 @@ class RegisteredModel {
   struct LabelCounters {
     std::atomic<uint64_t> joined{0}, pending{0}, duplicates{0}, conflicting{0}, not_sampled{0},
         orphan{0}, rejected{0}, expired{0};
+    // Kept predictions whose join record did not fit (labels.max_join_records
+    // reached within the newest hour): their labels will be `orphan`.
+    std::atomic<uint64_t> join_state_full{0};
     std::array<std::atomic<uint64_t>, kLabelRejectReasonNames.size()> rejected_by_reason{};
   };
   LabelCounters& label_counters() const { return label_counters_; }
