@@ -386,6 +386,56 @@ std::string QualityDelta::Serialize() const {
   return Encode(p);
 }
 
+namespace internal {
+
+struct QualityEncodingAccess {
+  // Adds a decoded binary profile into `p` as QualityProfile::Merge does.
+  static void Add(const SparseBinary& x, QualityProfile& p) {
+    p.predicted_weight_ += x.predicted_weight;
+    p.labelled_weight_ += x.labelled_weight;
+    p.expired_weight_ += x.expired_weight;
+    p.predicted_ += x.predicted;
+    p.labelled_ += x.labelled;
+    p.expired_ += x.expired;
+    ScoreLabelSummary& s = p.binary_;
+    for (const SparseBinary::LabelBin& b : x.labels) {
+      s.pos_[b.bin] += b.pos;
+      s.neg_[b.bin] += b.neg;
+      s.score_sum_[b.bin] += b.score_sum;
+      s.sq_err_[b.bin] += b.sq_err;
+    }
+    s.invalid_ += x.invalid;
+    for (const SparseBinary::PredictionBin& b : x.predictions) {
+      p.pred_w_[b.bin] += b.weight;
+      p.pred_s_[b.bin] += b.score_sum;
+    }
+    // DelayHistogram::Merge adds the other's total, which ReadFrom summed
+    // in the encoding's order.
+    DelayHistogram& d = p.delay_;
+    if (x.delays.empty()) return;
+    if (d.bins_.empty()) d.bins_.assign(DelayHistogram::kBins, 0.0);
+    double total = 0;
+    for (const SparseBinary::DelayBin& b : x.delays) {
+      d.bins_[b.bin] += 0.0 + b.weight;  // ReadFrom's 0 + v
+      total += b.weight;
+    }
+    d.weight_ += total;
+  }
+};
+
+}  // namespace internal
+
+absl::Status MergeEncodingInto(std::string_view bytes, QualityProfile* into) {
+  SparseBinary x;
+  if (into->kind() == QualityKind::kBinary && into->classes() == 2 && Decode(bytes, &x)) {
+    internal::QualityEncodingAccess::Add(x, *into);
+    return absl::OkStatus();
+  }
+  absl::StatusOr<QualityProfile> other = QualityProfile::Deserialize(bytes);
+  if (!other.ok()) return other.status();
+  return into->Merge(*other);
+}
+
 absl::StatusOr<std::string> MergeQualityEncodings(std::string_view stored,
                                                   std::string_view delta) {
   SparseBinary a, b;

@@ -244,5 +244,46 @@ TEST(QualityDeltaTest, CorruptEncodingsAreRejectedAsTheDensePathRejectsThem) {
   EXPECT_GT(rejected, static_cast<int>(good_a.size()));  // at least every truncation, both ways
 }
 
+// A report's merge of rows into one profile: the same profile (bytes, and
+// the delay quantiles, which read the histogram's total) as Deserialize
+// then Merge, for every kind; bad rows are the same errors and change
+// nothing.
+TEST(QualityDeltaTest, MergeEncodingIntoEqualsDeserializeAndMerge) {
+  for (auto [kind, classes] : {std::pair{QualityKind::kBinary, 2},
+                               {QualityKind::kMulticlass, 3},
+                               {QualityKind::kRegression, 2},
+                               {QualityKind::kRanking, 2}}) {
+    QualityProfile fast(kind, classes), slow(kind, classes);
+    for (uint32_t seed = 0; seed < 8; ++seed) {
+      Adds adds(kind, classes, 300 + seed);
+      adds.Run(seed == 3 ? 0 : 40 * (seed + 1) * (seed + 1));
+      const std::string row = adds.delta().Serialize();
+      ASSERT_TRUE(MergeEncodingInto(row, &fast).ok());
+      absl::StatusOr<QualityProfile> p = QualityProfile::Deserialize(row);
+      ASSERT_TRUE(p.ok());
+      ASSERT_TRUE(slow.Merge(*p).ok());
+      ASSERT_EQ(fast.Serialize(), slow.Serialize()) << "kind " << static_cast<int>(kind);
+      for (double q : {0.0, 0.25, 0.5, 0.95, 0.99, 1.0}) {
+        EXPECT_EQ(fast.delay().Quantile(q), slow.delay().Quantile(q));
+      }
+      EXPECT_EQ(fast.delay().weight(), slow.delay().weight());
+    }
+  }
+  // Bad rows.
+  Adds a(QualityKind::kBinary, 2, 501);
+  a.Run(80);
+  const std::string good = a.delta().Serialize();
+  QualityProfile into(QualityKind::kBinary);
+  ASSERT_TRUE(MergeEncodingInto(good, &into).ok());
+  const std::string before = into.Serialize();
+  for (size_t n = 0; n < good.size(); n += 3) {
+    absl::Status st = MergeEncodingInto(std::string_view(good).substr(0, n), &into);
+    ASSERT_EQ(st.code(), absl::StatusCode::kDataLoss) << n;
+  }
+  EXPECT_EQ(MergeEncodingInto(QualityDelta(QualityKind::kRanking).Serialize(), &into).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(into.Serialize(), before);
+}
+
 }  // namespace
 }  // namespace driftwatch::detectors

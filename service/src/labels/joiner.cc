@@ -774,7 +774,8 @@ absl::Status LabelJoiner::FlushNow() {
     covered = applied_seq_;
   }
   for (Taken& t : taken) {
-    for (auto& [hour, adds] : t.prediction_log) {
+    for (auto& [hour_start, adds] : t.prediction_log) {
+      const int64_t hour = hour_start;  // a lambda cannot capture a binding in C++20
       GroupBySlice(adds, [&](int32_t slice, std::span<const PredictionAdd> run) {
         std::unique_ptr<QualityDelta>& d = t.dirty[{slice, hour}];
         if (d == nullptr) d = std::make_unique<QualityDelta>(t.kind, t.classes);

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "driftwatch/base/status_macros.h"
 #include "driftwatch/detectors/quality.h"
+#include "driftwatch/detectors/quality_delta.h"
 #include "driftwatch/detectors/quality_profile.h"
 #include "driftwatch/service/reports.h"
 #include "driftwatch/storage/bucket_store.h"
@@ -39,12 +40,13 @@ absl::StatusOr<QualityProfile> ReadMerged(storage::LabelStore* store, const Regi
   DW_ASSIGN_OR_RETURN(std::vector<storage::QualityRow> rows,
                       store->ReadQuality(model.model_key(), slice, window.start_ms, window.end_ms));
   for (const storage::QualityRow& row : rows) {
-    absl::StatusOr<QualityProfile> p = QualityProfile::Deserialize(row.profile);
-    if (!p.ok()) {
+    // Sparse rows add straight into the merged bins (no dense temporary).
+    absl::Status st = detectors::MergeEncodingInto(row.profile, &merged);
+    if (st.code() == absl::StatusCode::kDataLoss) {
       return absl::DataLossError(absl::StrCat("quality row of slice ", slice, " hour ",
-                                              row.hour_start_ms, ": ", p.status().message()));
+                                              row.hour_start_ms, ": ", st.message()));
     }
-    DW_RETURN_IF_ERROR(merged.Merge(*p));
+    DW_RETURN_IF_ERROR(st);
   }
   return merged;
 }

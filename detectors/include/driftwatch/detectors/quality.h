@@ -74,6 +74,10 @@ double QueryNdcg(std::span<const double> scores, std::span<const double> relevan
 // AUC treats scores in one fine bin as tied, so
 // |AUC - exact| <= error_bound = sum_b pos_b neg_b / (2 P N).
 // Not thread-safe for mutation; const methods may run concurrently.
+namespace internal {
+struct QualityEncodingAccess;  // quality_delta.cc: merges sparse encodings in place
+}  // namespace internal
+
 // The fine bin of probability `score` among `fine_bins` uniform bins over
 // [0, 1] (right-closed, as numpy.digitize(right=True) on linspace edges;
 // the rule ScoreLabelSummary::Add uses). `score` must be in [0, 1].
@@ -122,6 +126,7 @@ class ScoreLabelSummary {
   std::vector<double> score_sum_;  // sum of w * score
   std::vector<double> sq_err_;     // sum of w * (score - label)^2
   uint64_t invalid_ = 0;
+  friend struct internal::QualityEncodingAccess;
 };
 
 // Mergeable NDCG: the service scores a query once its labels are in and

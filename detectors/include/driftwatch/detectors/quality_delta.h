@@ -86,4 +86,11 @@ class QualityDelta {
 // when either is malformed; INVALID_ARGUMENT when kinds or classes differ.
 absl::StatusOr<std::string> MergeQualityEncodings(std::string_view stored, std::string_view delta);
 
+// Merges encoded profile `bytes` into `*into`, as Deserialize then Merge
+// would (the same sums in the same order), without a temporary dense
+// profile when `bytes` is a binary v2 encoding (a report merges a row per
+// hour). On an error (Deserialize's DATA_LOSS, Merge's INVALID_ARGUMENT)
+// `*into` is unchanged.
+absl::Status MergeEncodingInto(std::string_view bytes, QualityProfile* into);
+
 }  // namespace driftwatch::detectors

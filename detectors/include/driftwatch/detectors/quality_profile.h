@@ -48,6 +48,7 @@ class DelayHistogram {
  private:
   std::vector<double> bins_;  // empty until the first Add
   double weight_ = 0;
+  friend struct internal::QualityEncodingAccess;
 };
 
 enum class QualityKind : uint8_t {
@@ -120,6 +121,7 @@ class QualityProfile {
   RegressionErrorSummary regression_;
   NdcgAccumulator ndcg_;
   DelayHistogram delay_;
+  friend struct internal::QualityEncodingAccess;
 };
 
 // Confidence-based performance estimation (NannyML's CBPE, on binned
