@@ -1,0 +1,104 @@
+// Alerting rules: what a rules file (or Alerts.PutRule) says, parsed and
+// validated. One schema for both; errors name the rule and, for a file,
+// the line (docs/alerting.md). Pure: text in, rules out.
+//
+//   rules:
+//     - name: feature_drift                 # the alert's `alertname`
+//       model: "*"                          # or "loan", or "loan@v3"
+//       slices: ['platform=~"android|ios"']  # default: every slice and "*"
+//       condition:                          # a threshold, or all / any / at_least
+//         all:
+//           - 'psi > 0.25'                  # any feature: one alert per feature
+//           - expr: 'score_psi > 0.2'
+//             resolve: 0.1                  # hysteresis: holds while > 0.1 once active
+//       for: 5m
+//       keep_firing_for: 10m
+//       min_support: 500                    # the `volume` signal in the window
+//       severity: page
+//       labels: {team: risk}
+//       annotations: {summary: 'PSI {{ $value }} on {{ $labels.feature }}'}
+//       runbook_url: runbooks/feature-drift.md   # required
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <regex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace driftwatch::alerting {
+
+// A label matcher as Prometheus writes them: name="v", name!="v",
+// name=~"regex", name!~"regex" (regexes match the whole value).
+struct Matcher {
+  enum class Op { kEq, kNe, kRe, kNre };
+  std::string name;
+  Op op = Op::kEq;
+  std::string value;
+  std::shared_ptr<const std::regex> regex;  // kRe, kNre
+
+  bool Matches(std::string_view v) const;
+  std::string ToString() const;
+};
+
+// `signal{matchers} op threshold`, e.g. psi{feature=~"income|age"} > 0.25.
+// Only `feature` may be matched; a condition on a per-feature signal
+// without a feature equality leaves the feature free.
+struct Threshold {
+  enum class Op { kGt, kGe, kLt, kLe };
+  std::string signal;
+  std::vector<Matcher> feature;  // matchers on the feature name
+  Op op = Op::kGt;
+  double value = 0;
+  // Hysteresis: once the alert is pending or firing the condition holds
+  // while the value is still beyond this (op > / >=: above it).
+  std::optional<double> resolve;
+
+  bool Holds(double v, bool active) const;
+  std::string ToString() const;
+};
+
+struct Condition {
+  enum class Kind { kThreshold, kAll, kAny, kAtLeast };
+  Kind kind = Kind::kThreshold;
+  Threshold threshold;              // kThreshold
+  int at_least = 0;                 // kAtLeast: how many children must hold
+  std::vector<Condition> children;  // kAll, kAny, kAtLeast
+  int line = 0;                     // in the rules file (1-based; 0: not from a file)
+};
+
+struct Rule {
+  std::string name;
+  std::string model = "*";      // "*", "<id>" (any version) or "<id>@<version>"
+  std::vector<Matcher> slices;  // on slice key=value; empty: every slice and "*"
+  bool population = true;       // whether "*" (the whole model) is evaluated
+  Condition condition;
+  int64_t for_ms = 0;
+  int64_t keep_firing_for_ms = 0;
+  double min_support = 0;  // of `support_signal` in the (model, slice)
+  std::string support_signal = "volume";
+  std::string severity = "warning";
+  std::map<std::string, std::string> labels;
+  std::map<std::string, std::string> annotations;
+  std::string runbook_url;
+  int line = 0;
+};
+
+// Parses a rules document (`source` names it in errors, e.g. the file
+// path). INVALID_ARGUMENT naming the rule and line for anything wrong:
+// unknown keys, a missing runbook_url, a bad expression, duplicate names.
+absl::StatusOr<std::vector<Rule>> ParseRules(std::string_view yaml, std::string_view source);
+
+// One condition expression: `signal{feature=~"a|b"} > 0.25`.
+absl::StatusOr<Threshold> ParseThreshold(std::string_view expr);
+// One matcher: `platform=~"android|ios"` (quotes optional for =, !=).
+absl::StatusOr<Matcher> ParseMatcher(std::string_view text);
+// "90s", "5m", "2h", "1d", "0": milliseconds.
+absl::StatusOr<int64_t> ParseDurationMs(std::string_view text);
+
+}  // namespace driftwatch::alerting
