@@ -73,7 +73,8 @@ void AddWindowFlags(CLI::App* app, driftwatch::cli::WindowFlags* window) {
 
 constexpr const char* kSubcommands[] = {"stats",   "report",   "changepoint", "calibrate",
                                         "quality", "register", "models",      "push",
-                                        "labels",  "baseline", "rank",        "sample"};
+                                        "labels",  "baseline", "rank",        "sample",
+                                        "rules"};
 
 int Run(int argc, char** argv) {
   CLI::App app{"driftctl: drift statistics offline, and the driftwatchd client"};
@@ -250,6 +251,13 @@ int Run(int argc, char** argv) {
   sample_cmd->add_flag("--kept", sample.only_kept, "print only the ids in the sample");
   sample_cmd->add_flag("--ids-only", sample.ids_only, "print ids only (with --kept: a filter)");
 
+  driftwatch::cli::RulesCheckOptions rules_check;
+  CLI::App* rules_cmd = app.add_subcommand("rules", "alerting rules files (docs/alerting.md)");
+  rules_cmd->require_subcommand(1);
+  CLI::App* rcheck_cmd =
+      rules_cmd->add_subcommand("check", "parse rules files as driftwatchd does; list the rules");
+  rcheck_cmd->add_option("files", rules_check.files, "rules files")->required();
+
   // CLI11 reports a mistyped subcommand as "a subcommand is required";
   // name it instead.
   const std::string first = argc > 1 ? argv[1] : "";
@@ -258,7 +266,7 @@ int Run(int argc, char** argv) {
           std::end(kSubcommands)) {
     std::cerr << "driftctl: unknown subcommand \"" << argv[1]
               << "\" (expected stats, report, changepoint, calibrate, quality, register, "
-                 "models, push, labels, baseline, rank or sample)\n";
+                 "models, push, labels, baseline, rank, sample or rules)\n";
     return kExitBadInput;
   }
   try {
@@ -298,6 +306,7 @@ int Run(int argc, char** argv) {
   }
   if (blist_cmd->parsed()) return driftwatch::cli::RunBaselineList(blist, std::cout, std::cerr);
   if (rank_cmd->parsed()) return driftwatch::cli::RunRank(rank, std::cout, std::cerr);
+  if (rcheck_cmd->parsed()) return driftwatch::cli::RunRulesCheck(rules_check, std::cout, std::cerr);
   if (sample_cmd->parsed()) {
     return driftwatch::cli::RunSample(sample, std::cin, std::cout, std::cerr);
   }

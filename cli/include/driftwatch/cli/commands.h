@@ -41,6 +41,13 @@ struct SampleOptions {
 int RunSample(const SampleOptions& options, std::istream& in, std::ostream& out,
               std::ostream& err);
 
+// driftctl rules check FILE...: each file parsed as driftwatchd parses
+// rules files (docs/alerting.md); the rules listed, or the first error.
+struct RulesCheckOptions {
+  std::vector<std::string> files;
+};
+int RunRulesCheck(const RulesCheckOptions& options, std::ostream& out, std::ostream& err);
+
 struct ReportOptions {
   std::string reference;
   std::string current;
