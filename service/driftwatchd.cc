@@ -35,6 +35,7 @@ constexpr KeyFlag kKeyFlags[] = {
     {"--metrics-listen", "metrics_listen", "/metrics address host:port; empty disables"},
     {"--data-dir", "data_dir", "directory holding driftwatch.db"},
     {"--port-file", "port_file", "write \"grpc=PORT metrics=PORT\" here once serving"},
+    {"--rules-file", "rules_file", "alerting rules (docs/alerting.md), e.g. deploy/rules.yaml"},
     {"--sqlite-synchronous", "sqlite_synchronous", "full | normal"},
     {"--signal-interval", "signal_interval", "evaluator period (drift signals and gauges), e.g. 15s"},
     {"--signal-slices", "signal_slices", "busiest slices per model the evaluator covers"},

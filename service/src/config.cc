@@ -95,6 +95,7 @@ const std::map<std::string, Setter, std::less<>>& Keys() {
       {"metrics_listen", String(&ServerConfig::metrics_listen)},
       {"data_dir", String(&ServerConfig::data_dir)},
       {"port_file", String(&ServerConfig::port_file)},
+      {"rules_file", String(&ServerConfig::rules_file)},
       {"sqlite_synchronous",
        [](ServerConfig& c, std::string_view key, std::string_view v) -> absl::Status {
          if (v == "full" || v == "normal") {

@@ -87,6 +87,7 @@ struct Server::Impl {
   std::unique_ptr<Baselines> baselines;
   std::unique_ptr<ReportEngine> reports;
   std::unique_ptr<Evaluator> evaluator;
+  std::unique_ptr<AlertRules> alert_rules;
   std::unique_ptr<QueryPriority> query_priority;
   std::unique_ptr<internal::Metrics> metrics;
   std::unique_ptr<grpc_api::IngestService> ingest_service;
@@ -167,6 +168,8 @@ absl::Status Server::Impl::Start() {
   evaluator = std::make_unique<Evaluator>(registry.get(), windows.get(), baselines.get(), clock,
                                           evaluation);
   evaluator->AttachQuality(reports.get());
+  alert_rules = std::make_unique<AlertRules>();
+  if (!config.rules_file.empty()) DW_RETURN_IF_ERROR(alert_rules->LoadFile(config.rules_file));
   query_priority = std::make_unique<QueryPriority>(config.reports.ingest_yield_ms, clock);
   metrics = std::make_unique<internal::Metrics>(ingestor.get(), registry.get(), evaluator.get(),
                                                 labels.get());
@@ -195,7 +198,7 @@ absl::Status Server::Impl::Serve() {
   models_service = std::make_unique<grpc_api::ModelsService>(registry.get(), reports.get());
   reports_service = std::make_unique<grpc_api::ReportsService>(reports.get(), query_priority.get(),
                                                                metrics.get());
-  alerts_service = std::make_unique<grpc_api::AlertsService>();
+  alerts_service = std::make_unique<grpc_api::AlertsService>(alert_rules.get());
   grpc::ServerBuilder builder;
   builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(), &grpc_port);
   builder.SetMaxReceiveMessageSize(kMaxReceiveMessageBytes);
@@ -222,6 +225,7 @@ void Server::Impl::StartLoops() {
     if (absl::Status s = evaluator->Evaluate(); !s.ok()) {
       internal::LogWarn("drift signals not refreshed", {{"error", s.ToString()}});
     }
+    alert_rules->Evaluate(*evaluator->Latest(), clock->NowMs());
   }));
   loops.push_back(Every("dw-retention", config.retention_interval_ms, [this] {
     absl::StatusOr<int64_t> deleted = store->ApplyRetention(config.retention, clock->NowMs());
@@ -306,5 +310,6 @@ Ingestor& Server::ingestor() { return *impl_->ingestor; }
 LabelJoiner& Server::labels() { return *impl_->labels; }
 ReportEngine& Server::reports() { return *impl_->reports; }
 Evaluator& Server::evaluator() { return *impl_->evaluator; }
+AlertRules& Server::alert_rules() { return *impl_->alert_rules; }
 
 }  // namespace driftwatch::service

@@ -20,7 +20,9 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <set>
 #include <string>
+#include <tuple>
 #include <thread>
 #include <vector>
 
@@ -133,6 +135,7 @@ class ServerTest : public ::testing::Test {
     config.ingest.flush_interval_ms = 50;
     config.ingest.raw_sample_rate = 1.0;
     config.signal_interval_ms = 50;
+    config.rules_file = rules_file_;
     absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(config, &clock_);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
@@ -176,6 +179,7 @@ class ServerTest : public ::testing::Test {
 
   TempDir dir_;
   base::SystemClock clock_;
+  std::string rules_file_;  // config.rules_file of the next start
   std::unique_ptr<Server> server_;
   std::unique_ptr<v1::Ingest::Stub> ingest_;
   std::unique_ptr<v1::Models::Stub> models_;
@@ -280,6 +284,11 @@ TEST_F(ServerTest, EmptyStreamAcksZeroAndUnbuiltServicesSayUnimplemented) {
   grpc::ClientContext alerts_ctx;
   v1::ListAlertsResponse alerts;
   grpc::Status status = alerts_->ListAlerts(&alerts_ctx, v1::ListAlertsRequest(), &alerts);
+  EXPECT_TRUE(status.ok()) << status.error_message();  // no rules file: no alerts
+  EXPECT_EQ(alerts.alerts_size(), 0);
+  grpc::ClientContext rule_ctx;
+  v1::Rule rule;
+  status = alerts_->PutRule(&rule_ctx, v1::PutRuleRequest(), &rule);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
   EXPECT_EQ(status.error_message(), "alerting lands with the alerting issue");
 }
@@ -411,6 +420,109 @@ TEST_F(ServerTest, DriftSignalsBecomeGauges) {
             std::string::npos)
       << body;
   EXPECT_NE(body.find("driftwatch_ingest_query_yields_total 0"), std::string::npos);
+}
+
+// The rules file's rules run on the evaluator's signals, and
+// Alerts.ListAlerts lists what they raised, with the label contract and the
+// runbook; a broken rules file stops the start naming file, line and rule.
+TEST_F(ServerTest, RulesFileRaisesAlertsOnTheEvaluatorsSignals) {
+  rules_file_ = dir_.File("rules.yaml");
+  {
+    std::ofstream f(rules_file_);
+    f << "rules:\n"
+         "  - name: amount_drift\n"
+         "    condition: 'psi{feature=\"amount\"} > 0.2'\n"
+         "    severity: page\n"
+         "    annotations: {summary: 'PSI {{ $value }} on {{ $labels.feature }}'}\n"
+         "    runbook_url: runbooks/feature-drift.md\n"
+         "  - name: never\n"
+         "    condition: 'psi > 1000'\n"
+         "    runbook_url: runbooks/feature-drift.md\n";
+  }
+  Restart();
+  EXPECT_EQ(server_->alert_rules().rule_count(), 2u);
+  bool created = false;
+  ASSERT_TRUE(Register(Schema(), &created).ok());
+  v1::CreateBaselineRequest request;
+  request.mutable_model()->set_model_id("fraud");
+  request.mutable_baseline()->set_name("default");
+  v1::ReferenceProfile* ref = request.mutable_baseline()->mutable_profile();
+  v1::NumericColumn* amount = ref->add_numeric();
+  amount->set_name("amount");
+  for (int i = 0; i < 100; ++i) {
+    amount->add_values(i);
+    ref->add_scores(0.25);
+  }
+  grpc::ClientContext ctx;
+  v1::Baseline baseline;
+  ASSERT_TRUE(models_->CreateBaseline(&ctx, request, &baseline).ok());
+  std::vector<std::string> ids;
+  for (int i = 0; i < 50; ++i) ids.push_back("r" + std::to_string(i));
+  v1::IngestAck ack;
+  ASSERT_TRUE(Stream({Rows(ids, NowMs())}, &ack).ok());  // every amount is 42: drifted
+
+  ASSERT_TRUE(server_->evaluator().Evaluate().ok());
+  server_->alert_rules().Evaluate(*server_->evaluator().Latest(), NowMs());
+  grpc::ClientContext list_ctx;
+  v1::ListAlertsResponse alerts;
+  grpc::Status status = alerts_->ListAlerts(&list_ctx, v1::ListAlertsRequest(), &alerts);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  // The population and the rows' one slice; `never` raised nothing.
+  ASSERT_EQ(alerts.alerts_size(), 2);
+  std::set<std::string> slices;
+  for (const v1::Alert& x : alerts.alerts()) slices.insert(x.labels().at("slice"));
+  EXPECT_EQ(slices, (std::set<std::string>{"*", "platform=ios"}));
+  const v1::Alert& a =
+      alerts.alerts(0).labels().at("slice") == "*" ? alerts.alerts(0) : alerts.alerts(1);
+  EXPECT_EQ(a.rule(), "amount_drift");
+  EXPECT_EQ(a.state(), v1::ALERT_STATE_FIRING);
+  EXPECT_EQ(a.labels().at("alertname"), "amount_drift");
+  EXPECT_EQ(a.labels().at("model"), "fraud");
+  EXPECT_EQ(a.labels().at("model_version"), "v1");
+  EXPECT_EQ(a.labels().at("slice"), "*");
+  EXPECT_EQ(a.labels().at("feature"), "amount");
+  EXPECT_EQ(a.labels().at("severity"), "page");
+  EXPECT_EQ(a.annotations().at("runbook_url"), "runbooks/feature-drift.md");
+  EXPECT_GT(a.value(), 0.2);
+  EXPECT_EQ(a.fingerprint().size(), 16u);
+  // Only resolved ones: none; another model: none; a bad state: refused.
+  for (auto [model, state, want] : {std::tuple{"", v1::ALERT_STATE_RESOLVED, 0},
+                                    {"other", v1::ALERT_STATE_FIRING, 0},
+                                    {"fraud", v1::ALERT_STATE_FIRING, 2}}) {
+    grpc::ClientContext c;
+    v1::ListAlertsRequest q;
+    q.mutable_model()->set_model_id(model);
+    q.add_states(state);
+    v1::ListAlertsResponse r;
+    ASSERT_TRUE(alerts_->ListAlerts(&c, q, &r).ok());
+    EXPECT_EQ(r.alerts_size(), want) << model;
+  }
+  grpc::ClientContext bad_ctx;
+  v1::ListAlertsRequest bad;
+  bad.add_states(v1::ALERT_STATE_INACTIVE);
+  v1::ListAlertsResponse none;
+  EXPECT_EQ(alerts_->ListAlerts(&bad_ctx, bad, &none).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+
+  // A broken rules file: the server does not start.
+  server_->Shutdown();
+  server_.reset();
+  {
+    std::ofstream f(rules_file_);
+    f << "rules:\n  - name: broken\n    condition: 'psi > 0.2'\n";
+  }
+  ServerConfig config;
+  config.listen = "127.0.0.1:0";
+  config.metrics_listen = "";
+  config.data_dir = dir_.File("data");
+  config.rules_file = rules_file_;
+  absl::StatusOr<std::unique_ptr<Server>> refused = Server::Start(config, &clock_);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find(rules_file_ + ":2: rule \"broken\""),
+            absl::string_view::npos)
+      << refused.status();
+  rules_file_.clear();
+  StartServer();
 }
 
 TEST_F(ServerTest, LabelCountersAndQualityGauges) {

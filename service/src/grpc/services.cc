@@ -299,9 +299,46 @@ grpc::Status ReportsService::GetQualityReport(grpc::ServerContext*,
   });
 }
 
-grpc::Status AlertsService::ListAlerts(grpc::ServerContext*, const v1::ListAlertsRequest*,
-                                       v1::ListAlertsResponse*) {
-  return Unimplemented();
+grpc::Status AlertsService::ListAlerts(grpc::ServerContext*, const v1::ListAlertsRequest* request,
+                                       v1::ListAlertsResponse* response) {
+  std::vector<alerting::AlertState> states;
+  for (int s : request->states()) {
+    switch (static_cast<v1::AlertState>(s)) {
+      case v1::ALERT_STATE_PENDING: states.push_back(alerting::AlertState::kPending); break;
+      case v1::ALERT_STATE_FIRING: states.push_back(alerting::AlertState::kFiring); break;
+      case v1::ALERT_STATE_RESOLVED: states.push_back(alerting::AlertState::kResolved); break;
+      default:
+        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                            absl::StrCat("states: ", s, " is not pending, firing or resolved"));
+    }
+  }
+  const std::string& model = request->model().model_id();
+  const std::string& version = request->model().model_version();
+  auto stamp = [](int64_t ms, google::protobuf::Timestamp* t) {
+    t->set_seconds(ms / 1000);
+    t->set_nanos(static_cast<int32_t>(ms % 1000) * 1'000'000);
+  };
+  for (const alerting::Alert& a : rules_->List(states)) {
+    auto label = [&a](const char* name) {
+      auto it = a.labels.find(name);
+      return it == a.labels.end() ? std::string() : it->second;
+    };
+    if (!model.empty() && label("model") != model) continue;
+    if (!version.empty() && label("model_version") != version) continue;
+    v1::Alert* out = response->add_alerts();
+    out->set_fingerprint(a.fingerprint);
+    out->set_rule(a.rule);
+    out->mutable_labels()->insert(a.labels.begin(), a.labels.end());
+    out->mutable_annotations()->insert(a.annotations.begin(), a.annotations.end());
+    out->set_state(a.state == alerting::AlertState::kPending  ? v1::ALERT_STATE_PENDING
+                   : a.state == alerting::AlertState::kFiring ? v1::ALERT_STATE_FIRING
+                                                              : v1::ALERT_STATE_RESOLVED);
+    stamp(a.active_at_ms, out->mutable_active_at());
+    if (a.fired_at_ms != 0) stamp(a.fired_at_ms, out->mutable_fired_at());
+    if (a.resolved_at_ms != 0) stamp(a.resolved_at_ms, out->mutable_resolved_at());
+    out->set_value(a.value);
+  }
+  return grpc::Status::OK;
 }
 grpc::Status AlertsService::PutRule(grpc::ServerContext*, const v1::PutRuleRequest*, v1::Rule*) {
   return Unimplemented();

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "driftwatch/service/alert_rules.h"
 #include "driftwatch/service/ingestor.h"
 #include "driftwatch/service/label_joiner.h"
 #include "driftwatch/service/model_registry.h"
@@ -101,9 +102,11 @@ class ReportsService final : public v1::Reports::Service {
   internal::Metrics* const metrics_;
 };
 
-// Alerting lands with the rules issue: every method answers UNIMPLEMENTED.
+// ListAlerts answers from the rules engine; the other methods land with
+// the rest of issue 10 and answer UNIMPLEMENTED.
 class AlertsService final : public v1::Alerts::Service {
  public:
+  explicit AlertsService(const AlertRules* rules) : rules_(rules) {}
   grpc::Status ListAlerts(grpc::ServerContext*, const v1::ListAlertsRequest*,
                           v1::ListAlertsResponse*) override;
   grpc::Status PutRule(grpc::ServerContext*, const v1::PutRuleRequest*, v1::Rule*) override;
@@ -117,6 +120,9 @@ class AlertsService final : public v1::Alerts::Service {
                              v1::ExpireSilenceResponse*) override;
   grpc::Status ListSilences(grpc::ServerContext*, const v1::ListSilencesRequest*,
                             v1::ListSilencesResponse*) override;
+
+ private:
+  const AlertRules* const rules_;
 };
 
 }  // namespace driftwatch::service::grpc_api

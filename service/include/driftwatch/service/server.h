@@ -10,6 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "driftwatch/base/clock.h"
+#include "driftwatch/service/alert_rules.h"
 #include "driftwatch/service/evaluator.h"
 #include "driftwatch/service/ingestor.h"
 #include "driftwatch/service/label_joiner.h"
@@ -32,6 +33,8 @@ struct ServerConfig {
   // one more fails with RESOURCE_EXHAUSTED. Each running stream holds a
   // gRPC server thread, and up to 8 MiB of parse arena once it has sent.
   int max_ingest_streams = 64;
+  // Alerting rules (docs/alerting.md), read at start; empty: no rules.
+  std::string rules_file;
   std::string log_format = "text";  // text | json
   std::string log_level = "info";
   RegistryOptions registry;  // keys ingest.slice_cap, .max_categories, .summary_bins
@@ -91,6 +94,7 @@ class Server {
   LabelJoiner& labels();
   ReportEngine& reports();
   Evaluator& evaluator();
+  AlertRules& alert_rules();
 
  private:
   Server() = default;
