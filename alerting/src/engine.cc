@@ -7,8 +7,10 @@
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "driftwatch/base/byte_io.h"
 
 namespace driftwatch::alerting {
 namespace {
@@ -161,6 +163,57 @@ std::string ExpandTemplate(std::string_view text, const Labels& labels, double v
   }
   out.append(text.substr(i));
   return out;
+}
+
+std::string EncodeAlert(const Alert& a) {
+  base::ByteWriter w;
+  w.Header(std::string_view("DWAL"), uint32_t{1});
+  auto str = [&w](const std::string& s) { w.Str(s); };
+  str(a.rule);
+  str(a.fingerprint);
+  w.U32(static_cast<uint32_t>(a.state));
+  for (int64_t t : {a.active_at_ms, a.fired_at_ms, a.resolved_at_ms, a.last_held_at_ms}) {
+    w.U64(static_cast<uint64_t>(t));
+  }
+  w.F64(a.value);
+  for (const std::map<std::string, std::string>* m : {&a.labels, &a.annotations}) {
+    w.U32(static_cast<uint32_t>(m->size()));
+    for (const auto& [k, v] : *m) {
+      str(k);
+      str(v);
+    }
+  }
+  return std::move(w).Finish();
+}
+
+absl::StatusOr<Alert> DecodeAlert(std::string_view bytes) {
+  base::ByteReader r(bytes);
+  if (absl::Status st = r.Header("alert", std::string_view("DWAL"), uint32_t{1}); !st.ok()) {
+    return st;
+  }
+  auto bad = [](const char* what) { return absl::DataLossError(absl::StrCat("alert: ", what)); };
+  Alert a;
+  uint32_t state = 0;
+  if (!r.Str(&a.rule) || !r.Str(&a.fingerprint) || !r.U32(&state)) return bad("truncated");
+  if (state > static_cast<uint32_t>(AlertState::kResolved)) return bad("unknown state");
+  a.state = static_cast<AlertState>(state);
+  for (int64_t* t : {&a.active_at_ms, &a.fired_at_ms, &a.resolved_at_ms, &a.last_held_at_ms}) {
+    uint64_t v = 0;
+    if (!r.U64(&v)) return bad("truncated times");
+    *t = static_cast<int64_t>(v);
+  }
+  if (!r.F64(&a.value)) return bad("truncated value");
+  for (std::map<std::string, std::string>* m : {&a.labels, &a.annotations}) {
+    uint32_t n = 0;
+    if (!r.U32(&n) || n > r.remaining() / 8) return bad("bad map size");
+    for (uint32_t i = 0; i < n; ++i) {
+      std::string k, v;
+      if (!r.Str(&k) || !r.Str(&v)) return bad("truncated map");
+      (*m)[k] = v;
+    }
+  }
+  if (r.remaining() != 0) return bad("trailing bytes");
+  return a;
 }
 
 void RuleEngine::SetRules(std::vector<Rule> rules) { rules_ = std::move(rules); }

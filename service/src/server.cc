@@ -168,8 +168,9 @@ absl::Status Server::Impl::Start() {
   evaluator = std::make_unique<Evaluator>(registry.get(), windows.get(), baselines.get(), clock,
                                           evaluation);
   evaluator->AttachQuality(reports.get());
-  alert_rules = std::make_unique<AlertRules>();
+  alert_rules = std::make_unique<AlertRules>(store.get());
   if (!config.rules_file.empty()) DW_RETURN_IF_ERROR(alert_rules->LoadFile(config.rules_file));
+  DW_RETURN_IF_ERROR(alert_rules->Restore());
   query_priority = std::make_unique<QueryPriority>(config.reports.ingest_yield_ms, clock);
   metrics = std::make_unique<internal::Metrics>(ingestor.get(), registry.get(), evaluator.get(),
                                                 labels.get());

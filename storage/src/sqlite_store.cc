@@ -153,6 +153,9 @@ class SqliteStore final : public Store {
                                                         int limit) override;
   absl::StatusOr<std::vector<LabelLogRow>> ReadLabelLog(int64_t model_key) override;
   absl::StatusOr<std::vector<PendingLabelRow>> ReadPendingLabels(int64_t model_key) override;
+  absl::Status SaveAlerts(const std::vector<AlertRow>& upserts,
+                          const std::vector<std::string>& deleted_fingerprints) override;
+  absl::StatusOr<std::vector<AlertRow>> ReadAlerts() override;
   absl::StatusOr<std::vector<QualityRow>> ReadQuality(int64_t model_key, int32_t slice_id,
                                                       int64_t from_ms, int64_t to_ms) override;
   absl::StatusOr<LabelCounts> ReadLabelCounts(int64_t model_key, int64_t from_ms,
@@ -971,6 +974,47 @@ absl::StatusOr<std::vector<LabelLogRow>> SqliteStore::ReadLabelLog(int64_t model
     DW_ASSIGN_OR_RETURN(bool row, s->Step(kOp));
     if (!row) break;
     out.push_back({s->ColumnInt64(0), model_key, s->ColumnInt64(1), s->ColumnString(2)});
+  }
+  return out;
+}
+
+absl::Status SqliteStore::SaveAlerts(const std::vector<AlertRow>& upserts,
+                                     const std::vector<std::string>& deleted_fingerprints) {
+  constexpr absl::string_view kOp = "save alerts";
+  if (upserts.empty() && deleted_fingerprints.empty()) return absl::OkStatus();
+  absl::MutexLock lock(&write_mu_);
+  DW_ASSIGN_OR_RETURN(Transaction txn, Transaction::BeginImmediate(writer_.get(), kOp));
+  for (const AlertRow& row : upserts) {
+    DW_ASSIGN_OR_RETURN(ScopedStatement s,
+                        writer_->Prepare("INSERT OR REPLACE INTO alerts (fingerprint, rule, alert) "
+                                         "VALUES (?, ?, ?)",
+                                         kOp));
+    s->BindText(1, row.fingerprint);
+    s->BindText(2, row.rule);
+    s->BindBlob(3, row.alert);
+    DW_RETURN_IF_ERROR(s->Run(kOp));
+  }
+  for (const std::string& fp : deleted_fingerprints) {
+    DW_ASSIGN_OR_RETURN(ScopedStatement s,
+                        writer_->Prepare("DELETE FROM alerts WHERE fingerprint = ?", kOp));
+    s->BindText(1, fp);
+    DW_RETURN_IF_ERROR(s->Run(kOp));
+  }
+  return txn.Commit(kOp);
+}
+
+absl::StatusOr<std::vector<AlertRow>> SqliteStore::ReadAlerts() {
+  constexpr absl::string_view kOp = "read alerts";
+  DW_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
+  DW_ASSIGN_OR_RETURN(ScopedStatement s,
+                      reader->Prepare("SELECT fingerprint, rule, alert FROM alerts "
+                                      "ORDER BY fingerprint",
+                                      kOp));
+  std::vector<AlertRow> out;
+  while (true) {
+    DW_ASSIGN_OR_RETURN(bool row, s->Step(kOp));
+    if (!row) break;
+    out.push_back({s->ColumnString(0), s->ColumnString(1), s->ColumnString(2)});
   }
   return out;
 }

@@ -233,3 +233,39 @@ TEST(RuleEngineTest, TemplatesFillLabelsAndValueAndLeaveTheRest) {
 
 }  // namespace
 }  // namespace driftwatch::alerting
+
+namespace driftwatch::alerting {
+namespace {
+
+TEST(AlertCodecTest, RoundTripsAndRejectsCorruptBytes) {
+  Alert a;
+  a.rule = "feature_drift";
+  a.labels = {{"alertname", "feature_drift"}, {"slice", "platform=ios"}, {"feature", "age"}};
+  a.fingerprint = FingerprintHex(a.labels);
+  a.state = AlertState::kFiring;
+  a.active_at_ms = 1'796'000'000'000;
+  a.fired_at_ms = a.active_at_ms + 60'000;
+  a.last_held_at_ms = a.fired_at_ms + 15'000;
+  a.value = 0.31;
+  a.annotations = {{"runbook_url", "runbooks/feature-drift.md"}, {"summary", "PSI 0.31"}};
+  const std::string bytes = EncodeAlert(a);
+  absl::StatusOr<Alert> back = DecodeAlert(bytes);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->rule, a.rule);
+  EXPECT_EQ(back->labels, a.labels);
+  EXPECT_EQ(back->annotations, a.annotations);
+  EXPECT_EQ(back->fingerprint, a.fingerprint);
+  EXPECT_EQ(back->state, a.state);
+  EXPECT_EQ(back->active_at_ms, a.active_at_ms);
+  EXPECT_EQ(back->fired_at_ms, a.fired_at_ms);
+  EXPECT_EQ(back->resolved_at_ms, 0);
+  EXPECT_EQ(back->last_held_at_ms, a.last_held_at_ms);
+  EXPECT_EQ(back->value, a.value);
+  for (size_t n = 0; n < bytes.size(); ++n) {
+    EXPECT_EQ(DecodeAlert(bytes.substr(0, n)).status().code(), absl::StatusCode::kDataLoss) << n;
+  }
+  EXPECT_FALSE(DecodeAlert(bytes + "x").ok());
+}
+
+}  // namespace
+}  // namespace driftwatch::alerting

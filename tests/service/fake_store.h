@@ -27,6 +27,19 @@ class FakeStore : public storage::Store {
     return commits_;
   }
 
+  absl::Status SaveAlerts(const std::vector<storage::AlertRow>& upserts,
+                          const std::vector<std::string>& deleted) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const storage::AlertRow& r : upserts) alerts_[r.fingerprint] = r;
+    for (const std::string& fp : deleted) alerts_.erase(fp);
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::vector<storage::AlertRow>> ReadAlerts() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<storage::AlertRow> out;
+    for (const auto& [fp, r] : alerts_) out.push_back(r);
+    return out;
+  }
   absl::StatusOr<storage::ModelRecord> PutModel(const storage::ModelRecord& model) override {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto& [key, m] : models_) {
@@ -260,6 +273,7 @@ class FakeStore : public storage::Store {
   std::map<std::pair<int64_t, int64_t>, storage::ArrivalCounts> arrivals_;
   std::map<std::pair<int64_t, int64_t>, storage::PendingEventRow> pending_;
   std::map<std::pair<int64_t, std::string>, storage::BaselineRecord> baselines_;
+  std::map<std::string, storage::AlertRow> alerts_;
 };
 
 }  // namespace driftwatch::testing

@@ -20,6 +20,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <map>
 #include <set>
 #include <string>
 #include <tuple>
@@ -523,6 +524,79 @@ TEST_F(ServerTest, RulesFileRaisesAlertsOnTheEvaluatorsSignals) {
       << refused.status();
   rules_file_.clear();
   StartServer();
+}
+
+// A restart keeps alert state: a firing alert is listed as firing before
+// any evaluation and does not fire again; a pending one keeps its `for`.
+TEST_F(ServerTest, AlertStateSurvivesARestart) {
+  rules_file_ = dir_.File("rules.yaml");
+  {
+    std::ofstream f(rules_file_);
+    f << "rules:\n"
+         "  - {name: now, condition: 'psi{feature=\"amount\"} > 0.2', runbook_url: r.md}\n"
+         "  - {name: later, condition: 'psi{feature=\"amount\"} > 0.2', for: 1h, "
+         "runbook_url: r.md}\n";
+  }
+  Restart();
+  bool created = false;
+  ASSERT_TRUE(Register(Schema(), &created).ok());
+  v1::CreateBaselineRequest request;
+  request.mutable_model()->set_model_id("fraud");
+  request.mutable_baseline()->set_name("default");
+  v1::ReferenceProfile* ref = request.mutable_baseline()->mutable_profile();
+  v1::NumericColumn* amount = ref->add_numeric();
+  amount->set_name("amount");
+  for (int i = 0; i < 100; ++i) {
+    amount->add_values(i);
+    ref->add_scores(0.25);
+  }
+  grpc::ClientContext ctx;
+  v1::Baseline baseline;
+  ASSERT_TRUE(models_->CreateBaseline(&ctx, request, &baseline).ok());
+  std::vector<std::string> ids;
+  for (int i = 0; i < 50; ++i) ids.push_back("k" + std::to_string(i));
+  v1::IngestAck ack;
+  ASSERT_TRUE(Stream({Rows(ids, NowMs())}, &ack).ok());
+  ASSERT_TRUE(server_->evaluator().Evaluate().ok());
+  server_->alert_rules().Evaluate(*server_->evaluator().Latest(), NowMs());
+  auto list = [this]() {
+    grpc::ClientContext c;
+    v1::ListAlertsResponse r;
+    EXPECT_TRUE(alerts_->ListAlerts(&c, v1::ListAlertsRequest(), &r).ok());
+    std::map<std::string, v1::Alert> by_fp;
+    for (const v1::Alert& a : r.alerts()) by_fp[a.fingerprint()] = a;
+    return by_fp;
+  };
+  const std::map<std::string, v1::Alert> before = list();
+  ASSERT_EQ(before.size(), 4u);  // 2 rules x (population, platform=ios)
+  int firing = 0;
+  for (const auto& [fp, a] : before) {
+    firing += a.state() == v1::ALERT_STATE_FIRING;
+    EXPECT_EQ(a.state(), a.rule() == "now" ? v1::ALERT_STATE_FIRING : v1::ALERT_STATE_PENDING);
+  }
+  EXPECT_EQ(firing, 2);
+
+  Restart();
+  const std::map<std::string, v1::Alert> after = list();  // before any evaluation
+  ASSERT_EQ(after.size(), before.size());
+  for (const auto& [fp, a] : before) {
+    ASSERT_TRUE(after.contains(fp)) << fp;
+    EXPECT_EQ(after.at(fp).state(), a.state());
+    EXPECT_EQ(after.at(fp).active_at().DebugString(), a.active_at().DebugString());
+    EXPECT_EQ(after.at(fp).fired_at().DebugString(), a.fired_at().DebugString());
+  }
+  // Evaluated again after the restart: still firing and pending, nothing
+  // fired anew (fired_at and active_at as before).
+  ASSERT_TRUE(server_->evaluator().Evaluate().ok());
+  server_->alert_rules().Evaluate(*server_->evaluator().Latest(), NowMs() + 60'000);
+  const std::map<std::string, v1::Alert> again = list();
+  ASSERT_EQ(again.size(), before.size());
+  for (const auto& [fp, a] : before) {
+    EXPECT_EQ(again.at(fp).state(), a.state()) << a.rule();
+    EXPECT_EQ(again.at(fp).active_at().DebugString(), a.active_at().DebugString());
+    EXPECT_EQ(again.at(fp).fired_at().DebugString(), a.fired_at().DebugString());
+  }
+  rules_file_.clear();
 }
 
 TEST_F(ServerTest, LabelCountersAndQualityGauges) {

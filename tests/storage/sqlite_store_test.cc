@@ -97,7 +97,7 @@ class SqliteStoreTest : public ::testing::Test {
 // --- Opening and migrations --------------------------------------------------
 
 TEST_F(SqliteStoreTest, FreshFileIsMigratedInWalMode) {
-  EXPECT_EQ(RawSql(path_, "SELECT group_concat(version) FROM schema_migrations"), "1,2,3,4");
+  EXPECT_EQ(RawSql(path_, "SELECT group_concat(version) FROM schema_migrations"), "1,2,3,4,5");
   EXPECT_EQ(RawSql(path_, "PRAGMA journal_mode"), "wal");
   EXPECT_EQ(RawSql(path_,
                    "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN "
@@ -114,7 +114,7 @@ TEST_F(SqliteStoreTest, ReopenIsIdempotentAndKeepsData) {
   int64_t key = AddModel();
   Reopen();
   Reopen();
-  EXPECT_EQ(RawSql(path_, "SELECT count(*) FROM schema_migrations"), "4");
+  EXPECT_EQ(RawSql(path_, "SELECT count(*) FROM schema_migrations"), "5");
   EXPECT_EQ(GetModel(key).model_id, "fraud");
 }
 
@@ -127,9 +127,24 @@ TEST_F(SqliteStoreTest, NewerSchemaVersionIsRejected) {
   ASSERT_FALSE(store.ok());
   EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(store.status().message(), HasSubstr("version 7"));
-  EXPECT_THAT(store.status().message(), HasSubstr("supports (4)"));
+  EXPECT_THAT(store.status().message(), HasSubstr("supports (5)"));
   // Nothing was changed on disk.
-  EXPECT_EQ(RawSql(path_, "SELECT group_concat(version) FROM schema_migrations"), "1,2,3,4,7");
+  EXPECT_EQ(RawSql(path_, "SELECT group_concat(version) FROM schema_migrations"), "1,2,3,4,5,7");
+}
+
+// v5: alert state rows, upserted and deleted in one transaction, kept
+// across a reopen.
+TEST_F(SqliteStoreTest, AlertRowsUpsertDeleteAndSurviveAReopen) {
+  ASSERT_TRUE(store_->SaveAlerts({{"aaaa", "r1", "one"}, {"bbbb", "r2", "two"}}, {}).ok());
+  ASSERT_TRUE(store_->SaveAlerts({{"aaaa", "r1", "uno"}}, {"bbbb", "never-there"}).ok());
+  Reopen();
+  absl::StatusOr<std::vector<AlertRow>> rows = store_->ReadAlerts();
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  ASSERT_EQ(rows->size(), 1u);
+  EXPECT_EQ((*rows)[0].fingerprint, "aaaa");
+  EXPECT_EQ((*rows)[0].rule, "r1");
+  EXPECT_EQ((*rows)[0].alert, "uno");
+  EXPECT_TRUE(store_->SaveAlerts({}, {}).ok());
 }
 
 TEST_F(SqliteStoreTest, NonDatabaseFileIsDataLoss) {

@@ -10,7 +10,7 @@ namespace {
 // Append-only. Rowid tables throughout: profiles are multi-KB blobs and a
 // WITHOUT ROWID table stores them inside the key b-tree, which measured 3x
 // slower for flushes (docs/formats/sqlite_schema.md).
-constexpr std::array<const char*, 4> kMigrations = {
+constexpr std::array<const char*, 5> kMigrations = {
     // v1: the initial schema.
     R"sql(
 CREATE TABLE models (
@@ -137,6 +137,14 @@ CREATE TABLE label_counts (
 CREATE TABLE label_progress (
   model_key INTEGER PRIMARY KEY,
   join_seq INTEGER NOT NULL
+) STRICT;
+)sql",
+    // v5: the rules engine's alert state.
+    R"sql(
+CREATE TABLE alerts (
+  fingerprint TEXT PRIMARY KEY,
+  rule TEXT NOT NULL,
+  alert BLOB NOT NULL
 ) STRICT;
 )sql",
 };

@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "driftwatch/alerting/labels.h"
 #include "driftwatch/alerting/rules.h"
 #include "driftwatch/detectors/signal.h"
@@ -83,6 +84,11 @@ class RuleEngine {
   std::vector<Rule> rules_;
   std::map<std::string, Alert> alerts_;  // by fingerprint
 };
+
+// An alert as bytes, for the alert store ("DWAL" v1: docs/alerting.md).
+// DecodeAlert: DATA_LOSS naming what is wrong.
+std::string EncodeAlert(const Alert& alert);
+absl::StatusOr<Alert> DecodeAlert(std::string_view bytes);
 
 // `{{ $labels.name }}` and `{{ $value }}` filled in (unknown labels: "").
 std::string ExpandTemplate(std::string_view text, const Labels& labels, double value);

@@ -2,13 +2,16 @@
 // of the evaluator's evaluations (the dw-evaluator thread), and the alerts
 // that Alerts.ListAlerts answers (docs/alerting.md).
 //
-// Issue 10 in progress: alert state lives in memory only here (a restart
-// starts from no alerts), the file is read at start, and PutRule /
-// DeleteRule, silences and WatchAlerts are not wired yet.
+// Alert state is saved to the AlertStore after every evaluation that
+// changed it and restored at start, so a restart neither forgets a pending
+// `for` nor fires a firing alert again. Issue 10 in progress: the file is
+// read at start only, and PutRule / DeleteRule, silences and WatchAlerts
+// are not wired yet.
 // Thread-safe.
 #pragma once
 
 #include <cstdint>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -17,11 +20,16 @@
 #include "absl/synchronization/mutex.h"
 #include "driftwatch/alerting/engine.h"
 #include "driftwatch/service/evaluator.h"
+#include "driftwatch/storage/alert_store.h"
 
 namespace driftwatch::service {
 
 class AlertRules {
  public:
+  // `store` (may be null: nothing persists) must outlive this.
+  explicit AlertRules(storage::AlertStore* store = nullptr) : store_(store) {}
+  // Puts back the saved alerts. Call once, before the first Evaluate.
+  absl::Status Restore() ABSL_LOCKS_EXCLUDED(mu_);
   // Reads and validates a rules file; INVALID_ARGUMENT naming file, line
   // and rule, NOT_FOUND when it cannot be read. The rules in force stay as
   // they were on an error.
@@ -36,7 +44,10 @@ class AlertRules {
   uint64_t evaluations() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
+  storage::AlertStore* const store_;
   mutable absl::Mutex mu_;
+  // Fingerprints with a saved row.
+  std::set<std::string> persisted_ ABSL_GUARDED_BY(mu_);
   alerting::RuleEngine engine_ ABSL_GUARDED_BY(mu_);
   uint64_t last_generation_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t evaluations_ ABSL_GUARDED_BY(mu_) = 0;

@@ -13,6 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "driftwatch/base/clock.h"
+#include "driftwatch/storage/alert_store.h"
 #include "driftwatch/storage/baseline_store.h"
 #include "driftwatch/storage/bucket_store.h"
 #include "driftwatch/storage/dedup_store.h"
@@ -40,7 +41,8 @@ class Store : public ModelStore,
               public DedupStore,
               public BaselineStore,
               public RawSampleStore,
-              public LabelStore {
+              public LabelStore,
+              public AlertStore {
  public:
   ~Store() override = default;
 
