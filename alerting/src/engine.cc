@@ -20,6 +20,7 @@ struct Group {
   std::string model;                                                        // "id@version"
   std::string slice;                                                        // "*" or "k=v[,k=v]"
   absl::flat_hash_map<std::string, std::map<std::string, double>> by_name;  // name -> feature -> v
+  std::set<std::string> per_feature;  // names with a value for some feature
 };
 
 bool ModelMatches(const std::string& selector, const std::string& model) {
@@ -66,12 +67,7 @@ bool FeatureMatches(const Threshold& t, const std::string& feature) {
 
 // Whether `t` reads a per-feature signal in this group.
 bool PerFeature(const Threshold& t, const Group& g) {
-  auto it = g.by_name.find(t.signal);
-  if (it == g.by_name.end()) return !t.feature.empty();
-  for (const auto& [feature, v] : it->second) {
-    if (!feature.empty()) return true;
-  }
-  return !t.feature.empty();
+  return !t.feature.empty() || g.per_feature.contains(t.signal);
 }
 
 std::optional<double> ValueOf(const Threshold& t, const Group& g, const std::string& feature) {
@@ -236,6 +232,7 @@ std::vector<AlertChange> RuleEngine::Evaluate(const std::vector<detectors::Signa
       g.slice = s.slice;
     }
     g.by_name[s.name][s.feature] = s.value;
+    if (!s.feature.empty()) g.per_feature.insert(s.name);
   }
 
   struct Held {
@@ -244,9 +241,7 @@ std::vector<AlertChange> RuleEngine::Evaluate(const std::vector<detectors::Signa
     double value;
   };
   std::map<std::string, Held> held;  // by fingerprint
-  std::set<std::string> live_rules;
   for (const Rule& rule : rules_) {
-    live_rules.insert(rule.name);
     for (const auto& group : groups) {
       const Group& g = group.second;  // not a binding: lambdas below capture it
       if (!ModelMatches(rule.model, g.model) || !SliceMatches(rule, g.slice)) continue;

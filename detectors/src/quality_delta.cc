@@ -2,9 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <type_traits>
-#include <cstring>
-#include <bit>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -101,55 +98,15 @@ std::string Encode(const SparseBinary& p) {
 // kind, another version, or bytes QualityProfile::Deserialize would reject
 // (the caller then takes the dense path, which reads the older versions and
 // names what is wrong). Never accepts what Deserialize rejects.
-// A little-endian field reader for Decode, the report's inner loop (a
-// row per hour, up to 1000 bins each): one load per field.
-class Reader {
- public:
-  explicit Reader(std::string_view in) : in_(in) {}
-  template <typename T>
-  bool Get(T* v) {
-    if (in_.size() < sizeof(T)) return false;
-    if constexpr (std::endian::native == std::endian::little) {
-      std::memcpy(v, in_.data(), sizeof(T));
-    } else {
-      uint64_t bits = 0;
-      for (size_t i = 0; i < sizeof(T); ++i) {
-        bits |= uint64_t{static_cast<unsigned char>(in_[i])} << (8 * i);
-      }
-      if constexpr (std::is_same_v<T, double>) {
-        *v = std::bit_cast<double>(bits);
-      } else {
-        *v = static_cast<T>(bits);
-      }
-    }
-    in_.remove_prefix(sizeof(T));
-    return true;
-  }
-  bool U32(uint32_t* v) { return Get(v); }
-  bool U64(uint64_t* v) { return Get(v); }
-  bool F64(double* v) { return Get(v); }
-  bool Header(std::string_view magic, uint32_t version) {
-    uint32_t got = 0;
-    if (in_.size() < magic.size() || in_.substr(0, magic.size()) != magic) return false;
-    in_.remove_prefix(magic.size());
-    return U32(&got) && got == version;
-  }
-  size_t remaining() const { return in_.size(); }
-
- private:
-  std::string_view in_;
-};
-
 bool Decode(std::string_view bytes, SparseBinary* p) {
-  Reader r(bytes);
-  if (!r.Header(kProfileMagic, kProfileVersion)) return false;
+  base::ByteReader r(bytes);
+  if (!r.Header("quality profile", kProfileMagic, kProfileVersion).ok()) return false;
   uint32_t kind = 0, classes = 0;
   if (!r.U32(&kind) || !r.U32(&classes)) return false;
   // Deserialize reads a binary profile of any class count as 2 classes.
   if (kind != static_cast<uint32_t>(QualityKind::kBinary) || classes != 2) return false;
   if (!r.U64(&p->predicted) || !r.U64(&p->labelled) || !r.U64(&p->expired) ||
-      !r.F64(&p->predicted_weight) || !r.F64(&p->labelled_weight) ||
-      !r.F64(&p->expired_weight)) {
+      !r.F64(&p->predicted_weight) || !r.F64(&p->labelled_weight) || !r.F64(&p->expired_weight)) {
     return false;
   }
   if (!ValidWeight(p->predicted_weight) || !ValidWeight(p->labelled_weight) ||
@@ -161,12 +118,12 @@ bool Decode(std::string_view bytes, SparseBinary* p) {
     uint32_t size = 0;
     if (!r.U32(&size) || size > r.remaining()) return false;
     blob = bytes.substr(bytes.size() - r.remaining(), size);
-    r = Reader(bytes.substr(bytes.size() - r.remaining() + size));
+    r = base::ByteReader(bytes.substr(bytes.size() - r.remaining() + size));
   }
   {
-    Reader s(blob);
+    base::ByteReader s(blob);
     uint32_t fine_bins = 0, nonempty = 0;
-    if (!s.Header(kSummaryMagic, kSummaryVersion)) return false;
+    if (!s.Header("score-label summary", kSummaryMagic, kSummaryVersion).ok()) return false;
     if (!s.U32(&fine_bins) || !s.U64(&p->invalid) || !s.U32(&nonempty)) return false;
     if (fine_bins != static_cast<uint32_t>(kQualityFineBins) || nonempty > fine_bins) return false;
     if (blob.size() != kSummaryHeaderBytes + 4 + 36 * static_cast<size_t>(nonempty)) return false;
@@ -212,9 +169,9 @@ bool Decode(std::string_view bytes, SparseBinary* p) {
   return r.remaining() == 0;
 }
 
-// Merge-joins two ascending bin lists; `add(out, a, b)` sums the parts of a
-// bin present on both sides, `one(out, x, is_b)` one that only a side has
-// (as the dense merge does: stored + 0 or 0 + delta).
+// Merge-joins two ascending bin lists; `add(a, b, bin)` sums a bin's parts,
+// with a zero bin for the side that lacks it (as the dense merge adds
+// stored + 0 or 0 + delta).
 template <typename Bin, typename Add>
 std::vector<Bin> MergeBins(const std::vector<Bin>& a, const std::vector<Bin>& b, Add add) {
   std::vector<Bin> out;
@@ -478,8 +435,7 @@ absl::Status MergeEncodingInto(std::string_view bytes, QualityProfile* into) {
   return into->Merge(*other);
 }
 
-absl::StatusOr<std::string> MergeQualityEncodings(std::string_view stored,
-                                                  std::string_view delta) {
+absl::StatusOr<std::string> MergeQualityEncodings(std::string_view stored, std::string_view delta) {
   SparseBinary a, b;
   if (Decode(stored, &a) && Decode(delta, &b)) {
     SparseBinary m;
@@ -496,10 +452,10 @@ absl::StatusOr<std::string> MergeQualityEncodings(std::string_view stored,
     m.labels = MergeBins(a.labels, b.labels, [](const L& x, const L& y, uint32_t bin) {
       return L{bin, x.pos + y.pos, x.neg + y.neg, x.score_sum + y.score_sum, x.sq_err + y.sq_err};
     });
-    m.predictions = MergeBins(a.predictions, b.predictions,
-                              [](const P& x, const P& y, uint32_t bin) {
-                                return P{bin, x.weight + y.weight, x.score_sum + y.score_sum};
-                              });
+    m.predictions =
+        MergeBins(a.predictions, b.predictions, [](const P& x, const P& y, uint32_t bin) {
+          return P{bin, x.weight + y.weight, x.score_sum + y.score_sum};
+        });
     m.delays = MergeBins(a.delays, b.delays, [](const D& x, const D& y, uint32_t bin) {
       return D{bin, x.weight + y.weight};
     });

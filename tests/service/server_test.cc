@@ -156,6 +156,30 @@ class ServerTest : public ::testing::Test {
     StartServer();
   }
 
+  // Registers the test schema with a baseline of amounts 0..99, then
+  // streams 50 events whose ids start with `prefix`, every amount 42.
+  void RegisterAndDrift(const std::string& prefix) {
+    bool created = false;
+    ASSERT_TRUE(Register(Schema(), &created).ok());
+    v1::CreateBaselineRequest request;
+    request.mutable_model()->set_model_id("fraud");
+    request.mutable_baseline()->set_name("default");
+    v1::ReferenceProfile* ref = request.mutable_baseline()->mutable_profile();
+    v1::NumericColumn* amount = ref->add_numeric();
+    amount->set_name("amount");
+    for (int i = 0; i < 100; ++i) {
+      amount->add_values(i);
+      ref->add_scores(0.25);
+    }
+    grpc::ClientContext ctx;
+    v1::Baseline baseline;
+    ASSERT_TRUE(models_->CreateBaseline(&ctx, request, &baseline).ok());
+    std::vector<std::string> ids;
+    for (int i = 0; i < 50; ++i) ids.push_back(prefix + std::to_string(i));
+    v1::IngestAck ack;
+    ASSERT_TRUE(Stream({Rows(ids, NowMs())}, &ack).ok());
+  }
+
   grpc::Status Register(const v1::ModelSchema& schema, bool* created) {
     grpc::ClientContext ctx;
     v1::RegisterModelRequest request;
@@ -442,25 +466,7 @@ TEST_F(ServerTest, RulesFileRaisesAlertsOnTheEvaluatorsSignals) {
   }
   Restart();
   EXPECT_EQ(server_->alert_rules().rule_count(), 2u);
-  bool created = false;
-  ASSERT_TRUE(Register(Schema(), &created).ok());
-  v1::CreateBaselineRequest request;
-  request.mutable_model()->set_model_id("fraud");
-  request.mutable_baseline()->set_name("default");
-  v1::ReferenceProfile* ref = request.mutable_baseline()->mutable_profile();
-  v1::NumericColumn* amount = ref->add_numeric();
-  amount->set_name("amount");
-  for (int i = 0; i < 100; ++i) {
-    amount->add_values(i);
-    ref->add_scores(0.25);
-  }
-  grpc::ClientContext ctx;
-  v1::Baseline baseline;
-  ASSERT_TRUE(models_->CreateBaseline(&ctx, request, &baseline).ok());
-  std::vector<std::string> ids;
-  for (int i = 0; i < 50; ++i) ids.push_back("r" + std::to_string(i));
-  v1::IngestAck ack;
-  ASSERT_TRUE(Stream({Rows(ids, NowMs())}, &ack).ok());  // every amount is 42: drifted
+  ASSERT_NO_FATAL_FAILURE(RegisterAndDrift("r"));  // every amount is 42: drifted
 
   ASSERT_TRUE(server_->evaluator().Evaluate().ok());
   server_->alert_rules().Evaluate(*server_->evaluator().Latest(), NowMs());
@@ -538,25 +544,7 @@ TEST_F(ServerTest, AlertStateSurvivesARestart) {
          "runbook_url: r.md}\n";
   }
   Restart();
-  bool created = false;
-  ASSERT_TRUE(Register(Schema(), &created).ok());
-  v1::CreateBaselineRequest request;
-  request.mutable_model()->set_model_id("fraud");
-  request.mutable_baseline()->set_name("default");
-  v1::ReferenceProfile* ref = request.mutable_baseline()->mutable_profile();
-  v1::NumericColumn* amount = ref->add_numeric();
-  amount->set_name("amount");
-  for (int i = 0; i < 100; ++i) {
-    amount->add_values(i);
-    ref->add_scores(0.25);
-  }
-  grpc::ClientContext ctx;
-  v1::Baseline baseline;
-  ASSERT_TRUE(models_->CreateBaseline(&ctx, request, &baseline).ok());
-  std::vector<std::string> ids;
-  for (int i = 0; i < 50; ++i) ids.push_back("k" + std::to_string(i));
-  v1::IngestAck ack;
-  ASSERT_TRUE(Stream({Rows(ids, NowMs())}, &ack).ok());
+  ASSERT_NO_FATAL_FAILURE(RegisterAndDrift("k"));  // every amount is 42: drifted
   ASSERT_TRUE(server_->evaluator().Evaluate().ok());
   server_->alert_rules().Evaluate(*server_->evaluator().Latest(), NowMs());
   auto list = [this]() {

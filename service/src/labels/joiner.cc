@@ -144,31 +144,6 @@ struct LabelJoiner::ModelState {
     return e;
   }
 
-  // The deltas of one event-time hour by slice id, for a run of records of
-  // that hour (a join chunk): an array lookup instead of a hash lookup.
-  // Valid while mu_ is held (a commit clears `dirty`).
-  class HourDeltas {
-   public:
-    HourDeltas(ModelState& s, int64_t hour_start) : s_(s), hour_start_(hour_start) {}
-    QualityDelta& operator()(int32_t slice) {
-      const size_t i = static_cast<size_t>(slice);
-      if (i >= kMaxCached) return s_.Dirty(slice, hour_start_);
-      if (i >= cache_.size()) cache_.resize(i + 1, nullptr);
-      if (cache_[i] == nullptr) {
-        cache_[i] = &s_.Dirty(slice, hour_start_);
-        return *cache_[i];
-      }
-      ++s_.dirty_adds;
-      return *cache_[i];
-    }
-
-   private:
-    static constexpr size_t kMaxCached = 1 << 16;
-    ModelState& s_;
-    int64_t hour_start_;
-    std::vector<QualityDelta*> cache_;
-  };
-
   QualityDelta& Dirty(int32_t slice, int64_t hour_start) {
     std::unique_ptr<QualityDelta>& p = dirty[{slice, hour_start}];
     if (p == nullptr) p = std::make_unique<QualityDelta>(kind, classes);
@@ -536,7 +511,6 @@ absl::Status LabelJoiner::TailModel(ModelState& s, int64_t seq, int max_rounds) 
       // is applied once, in seq order.
       if (chunk.seq <= s.tail_seq) continue;
       Arena& arena = s.arenas[chunk.hour_start_ms];
-      ModelState::HourDeltas deltas(s, chunk.hour_start_ms);
       std::vector<PredictionAdd>* log =
           s.kind == QualityKind::kBinary ? &s.prediction_log[chunk.hour_start_ms] : nullptr;
       absl::Status st =
@@ -566,8 +540,9 @@ absl::Status LabelJoiner::TailModel(ModelState& s, int64_t seq, int max_rounds) 
                 ++s.dirty_adds;
               });
             } else {
-              ModelState::ForSlices(
-                  rec.slices, [&](int32_t slice) { deltas(slice).AddPrediction(rec.scores, w); });
+              ModelState::ForSlices(rec.slices, [&](int32_t slice) {
+                s.Dirty(slice, chunk.hour_start_ms).AddPrediction(rec.scores, w);
+              });
             }
             // A label that came first.
             if (!s.pending.empty()) {
@@ -602,8 +577,9 @@ absl::Status LabelJoiner::TailModel(ModelState& s, int64_t seq, int max_rounds) 
         internal::LogWarn("labels: join state full; kept predictions are not held",
                           {{"model", s.model->label()},
                            {"max_join_records", absl::StrCat(options_.max_join_records)},
-                           {"hint", "lower the model's label_join_rate or raise "
-                                    "labels.max_join_records"}});
+                           {"hint",
+                            "lower the model's label_join_rate or raise "
+                            "labels.max_join_records"}});
       }
     }
     if (joined + rejected > 0) {

@@ -167,8 +167,12 @@ class ByteReader {
   bool Get(T* v) {
     if (in_.size() < static_cast<size_t>(kWidth<T>)) return false;
     uint64_t bits = 0;
-    for (int i = 0; i < kWidth<T>; ++i) {
-      bits |= uint64_t{static_cast<unsigned char>(in_[i])} << (8 * i);
+    if constexpr (std::endian::native == std::endian::little) {
+      std::memcpy(&bits, in_.data(), kWidth<T>);  // the low bytes: one load
+    } else {
+      for (int i = 0; i < kWidth<T>; ++i) {
+        bits |= uint64_t{static_cast<unsigned char>(in_[i])} << (8 * i);
+      }
     }
     if constexpr (std::is_same_v<T, bool>) {
       if (bits > 1) return false;
