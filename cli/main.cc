@@ -74,7 +74,7 @@ void AddWindowFlags(CLI::App* app, driftwatch::cli::WindowFlags* window) {
 constexpr const char* kSubcommands[] = {"stats",   "report",   "changepoint", "calibrate",
                                         "quality", "register", "models",      "push",
                                         "labels",  "baseline", "rank",        "sample",
-                                        "rules"};
+                                        "rules",   "alerts",   "silence",     "signals"};
 
 int Run(int argc, char** argv) {
   CLI::App app{"driftctl: drift statistics offline, and the driftwatchd client"};
@@ -257,6 +257,72 @@ int Run(int argc, char** argv) {
   CLI::App* rcheck_cmd =
       rules_cmd->add_subcommand("check", "parse rules files as driftwatchd does; list the rules");
   rcheck_cmd->add_option("files", rules_check.files, "rules files")->required();
+  driftwatch::cli::RulesTestOptions rules_test;
+  CLI::App* rtest_cmd = rules_cmd->add_subcommand(
+      "test", "run a rules file's unit tests: synthetic signals in, expected alerts checked");
+  rtest_cmd->add_option("rules", rules_test.rules_file, "the rules file")->required();
+  rtest_cmd->add_option("tests", rules_test.test_files, "test files")->required();
+
+  driftwatch::cli::RulesListOptions rules_list;
+  CLI::App* rlist_cmd = rules_cmd->add_subcommand("list", "the rules in force on the server");
+  rlist_cmd->add_flag("--json", rules_list.json, "print JSON");
+  AddServerFlags(rlist_cmd, &rules_list.server);
+  driftwatch::cli::RulesPutOptions rules_put;
+  CLI::App* rput_cmd = rules_cmd->add_subcommand(
+      "put", "put one rule (a YAML map in the rules file's schema) through the API");
+  rput_cmd->add_option("file", rules_put.file, "FILE.yaml holding one rule")->required();
+  AddServerFlags(rput_cmd, &rules_put.server);
+  driftwatch::cli::RulesDeleteOptions rules_delete;
+  CLI::App* rdel_cmd = rules_cmd->add_subcommand("delete", "delete a rule put through the API");
+  rdel_cmd->add_option("name", rules_delete.name, "rule name")->required();
+  AddServerFlags(rdel_cmd, &rules_delete.server);
+
+  driftwatch::cli::AlertsOptions alerts;
+  CLI::App* alerts_cmd = app.add_subcommand("alerts", "the server's alerts (docs/alerting.md)");
+  alerts_cmd->add_option("--model", alerts.model, "only this model's");
+  alerts_cmd->add_option("--version", alerts.version, "only this version's");
+  alerts_cmd->add_option("--state", alerts.states, "pending, firing, resolved (repeatable)");
+  alerts_cmd->add_flag("--watch", alerts.watch, "stream every state change until interrupted");
+  alerts_cmd->add_flag("--skip-current", alerts.skip_current,
+                       "--watch: only changes from now, not the current alerts first");
+  alerts_cmd->add_flag("--json", alerts.json, "print JSON");
+  AddServerFlags(alerts_cmd, &alerts.server);
+
+  CLI::App* silence_cmd = app.add_subcommand("silence", "silences: add, list, expire");
+  silence_cmd->require_subcommand(1);
+  driftwatch::cli::SilenceAddOptions silence_add;
+  CLI::App* sadd_cmd = silence_cmd->add_subcommand("add", "silence the alerts matching");
+  sadd_cmd->add_option("--matcher", silence_add.matchers,
+                       "label matcher: alertname=feature_drift, slice=~\"platform=.*\" "
+                       "(repeatable; all must match)")
+      ->required();
+  sadd_cmd->add_option("--duration", silence_add.duration, "how long")->capture_default_str();
+  AddOptional(sadd_cmd, "--start", &silence_add.start, "start (Unix ms or RFC 3339; default now)");
+  sadd_cmd->add_option("--created-by", silence_add.created_by, "who silences")->required();
+  sadd_cmd->add_option("--comment", silence_add.comment, "why");
+  AddServerFlags(sadd_cmd, &silence_add.server);
+  driftwatch::cli::SilenceListOptions silence_list;
+  CLI::App* slist_cmd = silence_cmd->add_subcommand("list", "active and pending silences");
+  slist_cmd->add_flag("--all", silence_list.all, "expired ones too");
+  slist_cmd->add_flag("--json", silence_list.json, "print JSON");
+  AddServerFlags(slist_cmd, &silence_list.server);
+  driftwatch::cli::SilenceExpireOptions silence_expire;
+  CLI::App* sexp_cmd = silence_cmd->add_subcommand("expire", "end silences now");
+  sexp_cmd->add_option("ids", silence_expire.ids, "silence ids")->required();
+  AddServerFlags(sexp_cmd, &silence_expire.server);
+
+  driftwatch::cli::SignalsOptions signals;
+  CLI::App* signals_cmd =
+      app.add_subcommand("signals", "one signal's history, as the rules read it");
+  AddModelFlags(signals_cmd, &signals.model, &signals.version);
+  signals_cmd->add_option("--signal", signals.signal, "psi, score_psi, auc, volume, ...")
+      ->required();
+  signals_cmd->add_option("--feature", signals.feature, "the feature (per-feature signals)");
+  signals_cmd->add_option("--slice", signals.slice, "key=value, or * for the whole model")
+      ->capture_default_str();
+  AddOptional(signals_cmd, "--range", &signals.range, "the last RANGE (default 6h)");
+  signals_cmd->add_flag("--json", signals.json, "print JSON");
+  AddServerFlags(signals_cmd, &signals.server);
 
   // CLI11 reports a mistyped subcommand as "a subcommand is required";
   // name it instead.
@@ -266,7 +332,7 @@ int Run(int argc, char** argv) {
           std::end(kSubcommands)) {
     std::cerr << "driftctl: unknown subcommand \"" << argv[1]
               << "\" (expected stats, report, changepoint, calibrate, quality, register, "
-                 "models, push, labels, baseline, rank, sample or rules)\n";
+                 "models, push, labels, baseline, rank, sample, rules, alerts, silence or signals)\n";
     return kExitBadInput;
   }
   try {
@@ -307,6 +373,19 @@ int Run(int argc, char** argv) {
   if (blist_cmd->parsed()) return driftwatch::cli::RunBaselineList(blist, std::cout, std::cerr);
   if (rank_cmd->parsed()) return driftwatch::cli::RunRank(rank, std::cout, std::cerr);
   if (rcheck_cmd->parsed()) return driftwatch::cli::RunRulesCheck(rules_check, std::cout, std::cerr);
+  if (rtest_cmd->parsed()) return driftwatch::cli::RunRulesTest(rules_test, std::cout, std::cerr);
+  if (rlist_cmd->parsed()) return driftwatch::cli::RunRulesList(rules_list, std::cout, std::cerr);
+  if (rput_cmd->parsed()) return driftwatch::cli::RunRulesPut(rules_put, std::cout, std::cerr);
+  if (rdel_cmd->parsed()) return driftwatch::cli::RunRulesDelete(rules_delete, std::cout, std::cerr);
+  if (alerts_cmd->parsed()) return driftwatch::cli::RunAlerts(alerts, std::cout, std::cerr);
+  if (sadd_cmd->parsed()) return driftwatch::cli::RunSilenceAdd(silence_add, std::cout, std::cerr);
+  if (slist_cmd->parsed()) {
+    return driftwatch::cli::RunSilenceList(silence_list, std::cout, std::cerr);
+  }
+  if (sexp_cmd->parsed()) {
+    return driftwatch::cli::RunSilenceExpire(silence_expire, std::cout, std::cerr);
+  }
+  if (signals_cmd->parsed()) return driftwatch::cli::RunSignals(signals, std::cout, std::cerr);
   if (sample_cmd->parsed()) {
     return driftwatch::cli::RunSample(sample, std::cin, std::cout, std::cerr);
   }

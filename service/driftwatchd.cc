@@ -2,6 +2,8 @@
 // --config FILE (docs/configuration.md) with every key also a flag; flags
 // win over the file, and the defaults serve with neither.
 //
+// SIGHUP re-reads rules_file (a bad file is logged and counted; the rules
+// in force stay).
 // Exit codes: 0 after a clean shutdown (SIGINT / SIGTERM), 1 when the
 // server cannot start (a port taken, storage unusable), 2 on a bad
 // command line or configuration.
@@ -37,8 +39,15 @@ constexpr KeyFlag kKeyFlags[] = {
     {"--port-file", "port_file", "write \"grpc=PORT metrics=PORT\" here once serving"},
     {"--rules-file", "rules_file", "alerting rules (docs/alerting.md), e.g. deploy/rules.yaml"},
     {"--sqlite-synchronous", "sqlite_synchronous", "full | normal"},
-    {"--signal-interval", "signal_interval", "evaluator period (drift signals and gauges), e.g. 15s"},
-    {"--signal-slices", "signal_slices", "busiest slices per model the evaluator covers"},
+    {"--evaluator-interval", "evaluator.interval",
+     "evaluator period (signals, their history, gauges, rules), e.g. 15s"},
+    {"--evaluator-window", "evaluator.window",
+     "event time each evaluation compares with the baseline, ending at the watermark"},
+    {"--evaluator-slices", "evaluator.slices", "busiest slices per model the evaluator covers"},
+    {"--signal-interval", "signal_interval", "old name of --evaluator-interval"},
+    {"--signal-slices", "signal_slices", "old name of --evaluator-slices"},
+    {"--alerts-resolved-retention", "alerts.resolved_retention",
+     "how long resolved alerts stay listable, e.g. 24h"},
     {"--retention-interval", "retention.interval", "how often retention runs"},
     {"--retention-minute", "retention.minute", "keep minute buckets this long"},
     {"--retention-hour", "retention.hour", "keep hour buckets this long"},
@@ -91,6 +100,7 @@ int main(int argc, char** argv) {
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -145,8 +155,12 @@ int main(int argc, char** argv) {
   }
 
   std::thread signal_watcher([&stop_signals, s = server->get()] {
-    int signal_number = 0;
-    sigwait(&stop_signals, &signal_number);
+    while (true) {
+      int signal_number = 0;
+      sigwait(&stop_signals, &signal_number);
+      if (signal_number != SIGHUP) break;
+      (void)s->ReloadRules();  // logged and counted by the server
+    }
     s->Shutdown();
   });
   (*server)->Wait();

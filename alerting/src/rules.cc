@@ -47,6 +47,12 @@ std::string_view Trim(std::string_view s) {
 bool StartsWith(std::string_view s, std::string_view p) { return s.starts_with(p); }
 bool EndsWith(std::string_view s, std::string_view p) { return s.ends_with(p); }
 
+template <typename Fn>
+void ForEachThresholdOf(const Condition& c, Fn&& fn) {
+  if (c.kind == Condition::Kind::kThreshold) fn(c.threshold);
+  for (const Condition& child : c.children) ForEachThresholdOf(child, fn);
+}
+
 bool IsNameChar(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
 
 // A quoted string at the front of `s` ("..." or '...', with \" and \\).
@@ -161,25 +167,70 @@ bool Threshold::Holds(double v, bool active) const {
   return Compare(op, v, value);
 }
 
-std::string Threshold::ToString() const {
+std::string Series::ToString() const {
   std::string out = signal;
   if (!feature.empty()) {
     std::vector<std::string> parts;
     for (const Matcher& m : feature) parts.push_back(m.ToString());
     absl::StrAppend(&out, "{", absl::StrJoin(parts, ","), "}");
   }
-  absl::StrAppend(&out, " ", OpText(op), " ", value);
+  if (transform == Transform::kChange) return Cat("change(", out, ")");
+  if (transform == Transform::kRatio) return Cat("ratio(", out, ")");
   return out;
 }
 
-absl::StatusOr<Threshold> ParseThreshold(std::string_view expr) {
-  std::string_view s = Trim(expr);
-  auto bad = [&](std::string_view why) { return Bad(Cat("condition \"", expr, "\": ", why)); };
+std::string Threshold::ToString() const {
+  return Cat(Series::ToString(), " ", OpText(op), " ", value);
+}
+
+std::string ChangePoint::ToString() const {
+  std::string out = Cat("changepoint(", Series::ToString(), ", ");
+  switch (method) {
+    case Method::kEwma:
+      absl::StrAppend(&out, "ewma lambda=", ewma.lambda, " L=", ewma.L, " warmup=", ewma.warmup);
+      break;
+    case Method::kCusum:
+      absl::StrAppend(&out, "cusum k=", cusum.k, " h=", cusum.h, " warmup=", cusum.warmup);
+      break;
+    case Method::kPageHinkley:
+      absl::StrAppend(&out, "page-hinkley delta=", page_hinkley.delta,
+                      " threshold=", page_hinkley.threshold,
+                      " min_instances=", page_hinkley.min_instances);
+      break;
+  }
+  if (target_arl0) absl::StrAppend(&out, " target_arl0=", *target_arl0);
+  if (hold_ms > 0) absl::StrAppend(&out, " hold=", hold_ms / 1000, "s");
+  return out + ")";
+}
+
+namespace {
+
+// Parses the series at the front of `*s` and advances past it.
+absl::Status TakeSeries(std::string_view expr, std::string_view* sp, Series* out) {
+  std::string_view& s = *sp;
+  s = Trim(s);
+  for (auto [word, transform] : {std::pair{std::string_view("change("), Transform::kChange},
+                                 std::pair{std::string_view("ratio("), Transform::kRatio}}) {
+    if (!StartsWith(s, word)) continue;
+    std::string_view inner = s.substr(word.size());
+    if (absl::Status st = TakeSeries(expr, &inner, out); !st.ok()) return st;
+    if (out->transform != Transform::kValue) {
+      return Bad("change() and ratio() do not nest");
+    }
+    inner = Trim(inner);
+    if (inner.empty() || inner.front() != ')') {
+      return Bad(Cat("expected ) after ", out->signal));
+    }
+    out->transform = transform;
+    s = inner.substr(1);
+    return absl::OkStatus();
+  }
   size_t n = 0;
   while (n < s.size() && IsNameChar(s[n])) ++n;
-  if (n == 0) return bad("expected a signal name (psi, score_psi, auc, ...)");
-  Threshold t;
-  t.signal = std::string(s.substr(0, n));
+  if (n == 0) {
+    return Bad("expected a signal name (psi, score_psi, auc, ...)");
+  }
+  out->signal = std::string(s.substr(0, n));
   s = Trim(s.substr(n));
   if (!s.empty() && s.front() == '{') {
     size_t close = std::string_view::npos;
@@ -200,7 +251,7 @@ absl::StatusOr<Threshold> ParseThreshold(std::string_view expr) {
         break;
       }
     }
-    if (close == std::string_view::npos) return bad("unclosed {");
+    if (close == std::string_view::npos) return Bad("unclosed {");
     std::string_view inside = s.substr(1, close - 1);
     // Split on commas outside quotes.
     size_t start = 0;
@@ -224,16 +275,39 @@ absl::StatusOr<Threshold> ParseThreshold(std::string_view expr) {
         start = i + 1;
         if (part.empty()) continue;
         absl::StatusOr<Matcher> m = ParseMatcher(part);
-        if (!m.ok()) return bad(Msg(m.status()));
+        if (!m.ok()) return m.status();
         if (m->name != "feature") {
-          return bad(Cat("only the feature can be matched in a condition (got ", m->name,
+          return Bad(Cat("only the feature can be matched in a condition (got ", m->name,
                          "); select slices with the rule's slices"));
         }
-        t.feature.push_back(std::move(*m));
+        out->feature.push_back(std::move(*m));
       }
     }
     s = Trim(s.substr(close + 1));
   }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<Series> ParseSeries(std::string_view expr) {
+  std::string_view s = expr;
+  Series out;
+  if (absl::Status st = TakeSeries(expr, &s, &out); !st.ok()) {
+    return Bad(Cat("series \"", expr, "\": ", Msg(st)));
+  }
+  if (!Trim(s).empty()) return Bad(Cat("series \"", expr, "\": unexpected \"", Trim(s), "\""));
+  return out;
+}
+
+absl::StatusOr<Threshold> ParseThreshold(std::string_view expr) {
+  std::string_view s = Trim(expr);
+  auto bad = [&](std::string_view why) { return Bad(Cat("condition \"", expr, "\": ", why)); };
+  Threshold t;
+  if (absl::Status st = TakeSeries(expr, &s, &t); !st.ok()) {
+    return Bad(Cat("condition \"", expr, "\": ", Msg(st)));
+  }
+  s = Trim(s);
   if (StartsWith(s, ">=")) {
     t.op = Threshold::Op::kGe;
     s.remove_prefix(2);
@@ -298,39 +372,57 @@ class RuleParser {
  public:
   explicit RuleParser(std::string_view source) : source_(source) {}
 
-  absl::StatusOr<std::vector<Rule>> Parse(std::string_view yaml) {
+  absl::StatusOr<RulesFile> Parse(std::string_view yaml) {
     YAML::Node root;
     try {
       root = YAML::Load(std::string(yaml));
     } catch (const YAML::Exception& e) {
       return Bad(Cat(source_, ":", e.mark.line + 1, ": not YAML: ", e.msg));
     }
-    std::vector<Rule> rules;
-    if (!root || root.IsNull()) return rules;
+    RulesFile file;
+    if (!root || root.IsNull()) return file;
     if (!root.IsMap()) return Bad(Cat(source_, ": expected a map with `rules:`"));
     for (const auto& kv : root) {
       const std::string key = kv.first.as<std::string>();
-      if (key != "rules") {
+      if (key != "rules" && key != "inhibit_rules") {
         return Bad(Cat(source_, ":", Line(kv.first), ": unknown top-level key \"", key,
-                       "\" (expected rules)"));
+                       "\" (expected rules, inhibit_rules)"));
       }
     }
-    const YAML::Node list = root["rules"];
-    if (!list || list.IsNull()) return rules;
-    if (!list.IsSequence()) {
-      return Bad(Cat(source_, ":", Line(list), ": rules must be a list"));
-    }
-    std::set<std::string> names;
-    for (const YAML::Node& node : list) {
-      absl::StatusOr<Rule> rule = ParseRule(node);
-      if (!rule.ok()) return rule.status();
-      if (!names.insert(rule->name).second) {
-        return Bad(Cat(source_, ":", rule->line, ": rule \"", rule->name,
-                       "\": a rule of that name is already defined"));
+    if (const YAML::Node list = root["rules"]; list && !list.IsNull()) {
+      if (!list.IsSequence()) return Bad(Cat(source_, ":", Line(list), ": rules must be a list"));
+      std::set<std::string> names;
+      for (const YAML::Node& node : list) {
+        absl::StatusOr<Rule> rule = ParseRule(node);
+        if (!rule.ok()) return rule.status();
+        if (!names.insert(rule->name).second) {
+          return Bad(Cat(source_, ":", rule->line, ": rule \"", rule->name,
+                         "\": a rule of that name is already defined"));
+        }
+        file.rules.push_back(std::move(*rule));
       }
-      rules.push_back(std::move(*rule));
     }
-    return rules;
+    if (const YAML::Node list = root["inhibit_rules"]; list && !list.IsNull()) {
+      if (!list.IsSequence()) {
+        return Bad(Cat(source_, ":", Line(list), ": inhibit_rules must be a list"));
+      }
+      for (const YAML::Node& node : list) {
+        absl::StatusOr<InhibitRule> rule = ParseInhibitRule(node);
+        if (!rule.ok()) return rule.status();
+        file.inhibit_rules.push_back(std::move(*rule));
+      }
+    }
+    return file;
+  }
+
+  absl::StatusOr<Rule> ParseOne(std::string_view yaml) {
+    YAML::Node root;
+    try {
+      root = YAML::Load(std::string(yaml));
+    } catch (const YAML::Exception& e) {
+      return Bad(Cat(source_, ":", e.mark.line + 1, ": not YAML: ", e.msg));
+    }
+    return ParseRule(root);
   }
 
  private:
@@ -415,6 +507,11 @@ class RuleParser {
           if (!value.ok()) return value.status();
           (key == "labels" ? rule.labels : rule.annotations)[name] = *value;
         }
+      } else if (key == "fdr_q") {
+        absl::StatusOr<double> d = Number(rule, v, key);
+        if (!d.ok()) return d.status();
+        if (!(*d > 0 && *d < 1)) return Error(rule, v, "fdr_q must be in (0, 1)");
+        rule.fdr_q = *d;
       } else if (key == "runbook_url") {
         absl::StatusOr<std::string> s = Scalar(rule, v, key);
         if (!s.ok()) return s.status();
@@ -424,9 +521,30 @@ class RuleParser {
       }
     }
     if (!has_condition) return Error(rule, node, "condition is required");
+    rule.yaml = YAML::Dump(node);
     if (rule.runbook_url.empty()) {
       return Error(rule, node,
                    "runbook_url is required: every alert links to what on-call does about it");
+    }
+    if (rule.fdr_q) {
+      bool any = false;
+      absl::Status bad = absl::OkStatus();
+      ForEachThresholdOf(rule.condition, [&](const Threshold& t) {
+        if (!IsPValue(t.signal)) return;
+        any = true;
+        if (t.op != Threshold::Op::kLt && t.op != Threshold::Op::kLe) {
+          bad = Error(rule, node["fdr_q"], Cat("fdr_q: ", t.ToString(),
+                                               " must be a < or <= on the p-value"));
+        }
+        if (t.transform != Transform::kValue) {
+          bad = Error(rule, node["fdr_q"], "fdr_q: a p-value is compared as it is");
+        }
+      });
+      if (!bad.ok()) return bad;
+      if (!any) {
+        return Error(rule, node["fdr_q"],
+                     "fdr_q needs a threshold on a p-value signal (ks_p, chi2_p)");
+      }
     }
     for (const char* reserved :
          {"alertname", "model", "model_version", "slice", "feature", "severity"}) {
@@ -448,6 +566,176 @@ class RuleParser {
     return d;
   }
 
+  absl::StatusOr<InhibitRule> ParseInhibitRule(const YAML::Node& node) const {
+    InhibitRule rule;
+    rule.line = Line(node);
+    auto error = [&](const YAML::Node& at, std::string_view why) {
+      return Bad(Cat(source_, ":", Line(at), ": inhibit rule: ", why));
+    };
+    if (!node.IsMap()) return error(node, "an inhibit rule is a map");
+    for (const auto& kv : node) {
+      const std::string key = kv.first.as<std::string>();
+      const YAML::Node& v = kv.second;
+      if (key == "source_matchers" || key == "target_matchers") {
+        if (!v.IsSequence()) return error(v, Cat(key, " must be a list of matchers"));
+        for (const YAML::Node& m : v) {
+          if (!m.IsScalar()) return error(m, "a matcher is one string, e.g. severity=\"page\"");
+          absl::StatusOr<Matcher> matcher = ParseMatcher(m.as<std::string>());
+          if (!matcher.ok()) return error(m, Msg(matcher.status()));
+          (key == "source_matchers" ? rule.source : rule.target).push_back(std::move(*matcher));
+        }
+      } else if (key == "equal") {
+        if (!v.IsSequence()) return error(v, "equal must be a list of label names");
+        for (const YAML::Node& n : v) {
+          if (!n.IsScalar()) return error(n, "equal must be a list of label names");
+          rule.equal.push_back(n.as<std::string>());
+        }
+      } else {
+        return error(kv.first, Cat("unknown key \"", key,
+                                   "\" (source_matchers, target_matchers, equal)"));
+      }
+    }
+    if (rule.source.empty() || rule.target.empty()) {
+      return error(node, "source_matchers and target_matchers are both required");
+    }
+    return rule;
+  }
+
+  absl::StatusOr<Condition> ParseChangePoint(const Rule& rule, const YAML::Node& v) {
+    Condition c;
+    c.kind = Condition::Kind::kChangePoint;
+    c.line = Line(v);
+    ChangePoint& cp = c.change_point;
+    absl::StatusOr<std::string> e = Scalar(rule, v["change_point"], "change_point");
+    if (!e.ok()) return e.status();
+    absl::StatusOr<Series> series = ParseSeries(*e);
+    if (!series.ok()) return Error(rule, v["change_point"], Msg(series.status()));
+    static_cast<Series&>(cp) = std::move(*series);
+    std::string method = "cusum";
+    if (v["method"]) {
+      absl::StatusOr<std::string> m = Scalar(rule, v["method"], "method");
+      if (!m.ok()) return m.status();
+      method = *m;
+    }
+    if (method == "ewma") {
+      cp.method = ChangePoint::Method::kEwma;
+    } else if (method == "cusum") {
+      cp.method = ChangePoint::Method::kCusum;
+    } else if (method == "page-hinkley") {
+      cp.method = ChangePoint::Method::kPageHinkley;
+    } else {
+      return Error(rule, v["method"],
+                   Cat("method must be ewma, cusum or page-hinkley, got \"", method, "\""));
+    }
+    // The parameters `driftctl changepoint` takes, by method.
+    struct Param {
+      const char* name;
+      ChangePoint::Method method;
+    };
+    using M = ChangePoint::Method;
+    const Param params[] = {{"lambda", M::kEwma},        {"L", M::kEwma},
+                            {"k", M::kCusum},            {"h", M::kCusum},
+                            {"min_instances", M::kPageHinkley}, {"delta", M::kPageHinkley},
+                            {"threshold", M::kPageHinkley},     {"alpha", M::kPageHinkley},
+                            {"mode", M::kPageHinkley}};
+    for (const auto& kv : v) {
+      const std::string key = kv.first.as<std::string>();
+      const YAML::Node& n = kv.second;
+      if (key == "change_point" || key == "method") continue;
+      if (key == "warmup" || key == "mu0" || key == "sigma") {
+        if (cp.method == M::kPageHinkley) {
+          return Error(rule, kv.first, Cat(key, " does not apply to method page-hinkley"));
+        }
+        absl::StatusOr<double> d = Number(rule, n, key);
+        if (!d.ok()) return d.status();
+        if (key == "warmup") {
+          if (*d < 2 || *d != std::floor(*d) || *d > 1e6) {
+            return Error(rule, n, "warmup must be a whole number >= 2");
+          }
+          cp.ewma.warmup = cp.cusum.warmup = static_cast<int>(*d);
+        } else if (key == "mu0") {
+          cp.ewma.mu0 = cp.cusum.mu0 = *d;
+        } else {
+          if (*d <= 0) return Error(rule, n, "sigma must be > 0");
+          cp.ewma.sigma = cp.cusum.sigma = *d;
+        }
+        continue;
+      }
+      if (key == "target_arl0") {
+        absl::StatusOr<double> d = Number(rule, n, key);
+        if (!d.ok()) return d.status();
+        if (*d < 2 || *d > 1e6) return Error(rule, n, "target_arl0 must be in [2, 1e6]");
+        cp.target_arl0 = *d;
+        continue;
+      }
+      if (key == "hold") {
+        absl::StatusOr<std::string> h = Scalar(rule, n, key);
+        if (!h.ok()) return h.status();
+        absl::StatusOr<int64_t> ms = ParseDurationMs(*h);
+        if (!ms.ok()) return Error(rule, n, Cat("hold: ", Msg(ms.status())));
+        cp.hold_ms = *ms;
+        continue;
+      }
+      const Param* p = nullptr;
+      for (const Param& q : params) {
+        if (key == q.name) p = &q;
+      }
+      if (p == nullptr) {
+        return Error(rule, kv.first,
+                     Cat("unknown key \"", key,
+                         "\" in a change_point condition (method, lambda, L, k, h, warmup, mu0, "
+                         "sigma, min_instances, delta, threshold, alpha, mode, target_arl0, hold)"));
+      }
+      if (p->method != cp.method) {
+        return Error(rule, kv.first, Cat(key, " does not apply to method ", method));
+      }
+      if (key == "mode") {
+        absl::StatusOr<std::string> m = Scalar(rule, n, key);
+        if (!m.ok()) return m.status();
+        if (*m == "both") {
+          cp.page_hinkley.mode = detectors::PageHinkleyMode::kBoth;
+        } else if (*m == "up") {
+          cp.page_hinkley.mode = detectors::PageHinkleyMode::kUp;
+        } else if (*m == "down") {
+          cp.page_hinkley.mode = detectors::PageHinkleyMode::kDown;
+        } else {
+          return Error(rule, n, "mode must be both, up or down");
+        }
+        continue;
+      }
+      absl::StatusOr<double> d = Number(rule, n, key);
+      if (!d.ok()) return d.status();
+      if (key == "lambda") cp.ewma.lambda = *d;
+      if (key == "L") cp.ewma.L = *d;
+      if (key == "k") cp.cusum.k = *d;
+      if (key == "h") cp.cusum.h = *d;
+      if (key == "min_instances") {
+        if (*d < 1 || *d != std::floor(*d) || *d > 1e6) {
+          return Error(rule, n, "min_instances must be a whole number >= 1");
+        }
+        cp.page_hinkley.min_instances = static_cast<int>(*d);
+      }
+      if (key == "delta") cp.page_hinkley.delta = *d;
+      if (key == "threshold") cp.page_hinkley.threshold = *d;
+      if (key == "alpha") cp.page_hinkley.alpha = *d;
+    }
+    // The detectors' own validation, naming the parameter.
+    absl::Status valid = absl::OkStatus();
+    switch (cp.method) {
+      case M::kEwma:
+        valid = detectors::Ewma::Create(cp.ewma).status();
+        break;
+      case M::kCusum:
+        valid = detectors::Cusum::Create(cp.cusum).status();
+        break;
+      case M::kPageHinkley:
+        valid = detectors::PageHinkley::Create(cp.page_hinkley).status();
+        break;
+    }
+    if (!valid.ok()) return Error(rule, v, Msg(valid));
+    return c;
+  }
+
   absl::StatusOr<Condition> ParseCondition(const Rule& rule, const YAML::Node& v, int depth) {
     if (depth > 16) return Error(rule, v, "conditions nest more than 16 deep");
     Condition c;
@@ -459,6 +747,7 @@ class RuleParser {
       return c;
     }
     if (!v.IsMap()) return Error(rule, v, "a condition is an expression, or all / any / at_least");
+    if (v["change_point"]) return ParseChangePoint(rule, v);
     if (v["expr"]) {
       for (const auto& kv : v) {
         const std::string key = kv.first.as<std::string>();
@@ -507,7 +796,7 @@ class RuleParser {
         return Error(rule, kv.first,
                      Cat("unknown key \"", key,
                          "\" in a condition (all, any, at_least "
-                         "+ of, expr + resolve)"));
+                         "+ of, expr + resolve, change_point)"));
       }
     }
     if (!list || !list.IsSequence() || list.size() == 0) {
@@ -533,12 +822,45 @@ class RuleParser {
 
 }  // namespace
 
-absl::StatusOr<std::vector<Rule>> ParseRules(std::string_view yaml, std::string_view source) {
+absl::StatusOr<RulesFile> ParseRulesFile(std::string_view yaml, std::string_view source) {
   try {
-    return RuleParser(source).Parse(yaml);
+    absl::StatusOr<RulesFile> file = RuleParser(source).Parse(yaml);
+    if (file.ok()) {
+      for (Rule& r : file->rules) r.source = std::string(source);
+    }
+    return file;
   } catch (const YAML::Exception& e) {
     return Bad(Cat(source, ":", e.mark.line + 1, ": ", e.msg));
   }
 }
+
+absl::StatusOr<std::vector<Rule>> ParseRules(std::string_view yaml, std::string_view source) {
+  absl::StatusOr<RulesFile> file = ParseRulesFile(yaml, source);
+  if (!file.ok()) return file.status();
+  return std::move(file->rules);
+}
+
+absl::StatusOr<Rule> ParseRule(std::string_view yaml, std::string_view source) {
+  try {
+    absl::StatusOr<Rule> rule = RuleParser(source).ParseOne(yaml);
+    if (rule.ok()) rule->source = std::string(source);
+    return rule;
+  } catch (const YAML::Exception& e) {
+    return Bad(Cat(source, ":", e.mark.line + 1, ": ", e.msg));
+  }
+}
+
+bool MatchesAll(const std::vector<Matcher>& matchers,
+                const std::map<std::string, std::string>& labels) {
+  for (const Matcher& m : matchers) {
+    auto it = labels.find(m.name);
+    if (!m.Matches(it == labels.end() ? std::string_view() : std::string_view(it->second))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool IsPValue(std::string_view signal) { return signal.ends_with("_p"); }
 
 }  // namespace driftwatch::alerting

@@ -104,9 +104,18 @@ const std::map<std::string, Setter, std::less<>>& Keys() {
          }
          return BadValue(key, v, "expected one of full, normal");
        }},
+      {"evaluator.interval",
+       Duration([](ServerConfig& c) -> int64_t& { return c.signal_interval_ms; })},
+      {"evaluator.window",
+       Duration([](ServerConfig& c) -> int64_t& { return c.evaluator_window_ms; })},
+      {"evaluator.slices",
+       Integer<int>([](ServerConfig& c) -> int& { return c.max_signal_slices; })},
+      // The names before issue 10, still read.
       {"signal_interval",
        Duration([](ServerConfig& c) -> int64_t& { return c.signal_interval_ms; })},
       {"signal_slices", Integer<int>([](ServerConfig& c) -> int& { return c.max_signal_slices; })},
+      {"alerts.resolved_retention",
+       Duration([](ServerConfig& c) -> int64_t& { return c.alerts_resolved_retention_ms; })},
       {"retention.interval",
        Duration([](ServerConfig& c) -> int64_t& { return c.retention_interval_ms; })},
       {"retention.minute",
@@ -263,8 +272,12 @@ absl::Status ValidateConfig(const ServerConfig& c) {
   };
   if (c.listen.empty()) return bad("listen", "must not be empty (host:port)");
   if (c.data_dir.empty()) return bad("data_dir", "must not be empty");
-  if (c.signal_interval_ms <= 0) return bad("signal_interval", "must be positive");
-  if (c.max_signal_slices < 0) return bad("signal_slices", "must not be negative");
+  if (c.signal_interval_ms <= 0) return bad("evaluator.interval", "must be positive");
+  if (c.evaluator_window_ms <= 0) return bad("evaluator.window", "must be positive");
+  if (c.max_signal_slices < 0) return bad("evaluator.slices", "must not be negative");
+  if (c.alerts_resolved_retention_ms < 0) {
+    return bad("alerts.resolved_retention", "must not be negative");
+  }
   if (c.retention_interval_ms <= 0) return bad("retention.interval", "must be positive");
   const IngestOptions& in = c.ingest;
   if (in.bucket_width_ms <= 0 || storage::kHourMs % in.bucket_width_ms != 0) {

@@ -47,11 +47,35 @@ void CatchUp(Counter& counter, uint64_t total) {
 
 struct Metrics::State {
   State(const Ingestor* ingestor_in, const ModelRegistry* registry_in,
-        const Evaluator* evaluator_in, const LabelJoiner* labels_in)
+        const Evaluator* evaluator_in, const LabelJoiner* labels_in, const AlertRules* alerts_in)
       : ingestor(ingestor_in),
         models_registry(registry_in),
         evaluator(evaluator_in),
-        labels(labels_in) {
+        labels(labels_in),
+        alert_rules(alerts_in) {
+    evaluation_seconds = &BuildHistogram()
+                              .Name("driftwatch_evaluation_duration_seconds")
+                              .Help("Time of one evaluator run: signals, history and rules")
+                              .Register(*registry)
+                              .Add({}, Histogram::BucketBoundaries{0.001, 0.005, 0.01, 0.05, 0.1,
+                                                                   0.5, 1, 5, 10, 30});
+    evaluation_failures = &Counter1("driftwatch_evaluation_failures_total",
+                                    "Evaluator runs that published no signals (storage errors)");
+    alerts = &BuildGauge()
+                  .Name("driftwatch_alerts")
+                  .Help("Alerts by state (pending, firing, resolved), rule and severity")
+                  .Register(*registry);
+    rule_evaluations = &Counter1("driftwatch_rule_evaluations_total",
+                                 "Rules engine evaluations (one per evaluator run with rules)");
+    rule_evaluation_failures =
+        &Counter1("driftwatch_rule_evaluation_failures_total",
+                  "Rules evaluations whose alert state could not be saved (retried)");
+    rule_load_errors = &Counter1("driftwatch_rule_load_errors_total",
+                                 "Rules files refused at a reload (SIGHUP); the old rules stay");
+    rule_evaluation_seconds = &Gauge1("driftwatch_rule_evaluation_seconds",
+                                      "Time of the latest rules evaluation");
+    rules = &Gauge1("driftwatch_rules", "Rules in force (file and API)");
+    silences_active = &Gauge1("driftwatch_silences_active", "Silences in force now");
     events = &Family1("driftwatch_ingest_events_total",
                       "Prediction events by model version and result: accepted, duplicate or "
                       "rejected, disjoint (they sum to the events received)");
@@ -104,6 +128,8 @@ struct Metrics::State {
         {"wasserstein_norm_error_bound",
          "How far the true W1/sd may lie from driftwatch_wasserstein_norm (summary bound)"},
         {"null_rate", "Share of null values in the current window"},
+        {"ks_p", "Kolmogorov-Smirnov p-value (asymptotic, from driftwatch_ks)"},
+        {"chi2_p", "Chi-squared p-value of a categorical feature against the default baseline"},
     };
     for (const auto& [name, help] : signal_families) {
       signals[name] =
@@ -132,11 +158,30 @@ struct Metrics::State {
         {"rmse", "Regression: root mean squared error"},
         {"bias", "Regression: mean of prediction minus target"},
         {"ndcg", "Ranking: mean NDCG@k over queries (labels.ndcg_k)"},
-        {"label_delay_p95_seconds",
+        {"label_delay_p95",
          "95th percentile of label time minus prediction event time (within 2.2%)"},
     };
     static_assert(std::size(quality_families) == std::size(kQualitySignalNames));
     for (const auto& [name, help] : quality_families) {
+      // Prometheus names carry their unit.
+      const std::string metric = std::string_view(name) == "label_delay_p95"
+                                     ? std::string("label_delay_p95_seconds")
+                                     : std::string(name);
+      quality_signals[name] =
+          &BuildGauge().Name(absl::StrCat("driftwatch_", metric)).Help(help).Register(*registry);
+    }
+    // The model's first score and its traffic, per slice: labels {model, slice}.
+    const std::pair<const char*, const char*> model_families[] = {
+        {"score_psi", "PSI of the model's (first) score against the default baseline"},
+        {"score_js", "Jensen-Shannon divergence of the model's (first) score"},
+        {"score_ks", "Kolmogorov-Smirnov statistic of the model's (first) score"},
+        {"score_ks_p", "Kolmogorov-Smirnov p-value of the model's (first) score"},
+        {"score_wasserstein_norm", "Wasserstein-1 over the baseline sd of the (first) score"},
+        {"score_mean", "Weighted mean of the model's (first) score in the current window"},
+        {"score_null_rate", "Share of events without a (first) score in the current window"},
+        {"volume", "Events per bucket in the current window"},
+    };
+    for (const auto& [name, help] : model_families) {
       quality_signals[name] =
           &BuildGauge().Name(absl::StrCat("driftwatch_", name)).Help(help).Register(*registry);
     }
@@ -195,6 +240,7 @@ struct Metrics::State {
       label_join_records->Set(static_cast<double>(l.join_records.load()));
       labels_pending->Set(static_cast<double>(l.pending_labels.load()));
     }
+    if (alert_rules != nullptr) SyncAlerts(alert_rules->Stats());
     std::shared_ptr<const Evaluation> latest = evaluator->Latest();
     if (latest->generation != signals_generation) {
       SetSignals(latest->signals);
@@ -278,6 +324,27 @@ struct Metrics::State {
   // Replaces the drift gauges: series absent from `signals` are removed.
   void SetSignals(const std::vector<detectors::Signal>& signals) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
 
+  void SyncAlerts(const AlertRulesStats& st) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    CatchUp(*rule_evaluations, st.evaluations);
+    CatchUp(*rule_evaluation_failures, st.evaluation_failures);
+    CatchUp(*rule_load_errors, st.rule_load_errors);
+    rule_evaluation_seconds->Set(st.last_evaluation_seconds);
+    rules->Set(static_cast<double>(st.rules));
+    silences_active->Set(static_cast<double>(st.active_silences));
+    // Series of (state, rule, severity) that no longer have an alert go to
+    // 0 rather than away, so a resolved count is visible as it drops.
+    for (auto& [key, gauge] : alert_series) gauge->Set(0);
+    for (const auto& [key, n] : st.alerts) {
+      auto [it, added] = alert_series.try_emplace(key, nullptr);
+      if (added) {
+        it->second = &alerts->Add({{"state", std::get<0>(key)},
+                                   {"rule", std::get<1>(key)},
+                                   {"severity", std::get<2>(key)}});
+      }
+      it->second->Set(static_cast<double>(n));
+    }
+  }
+
   // What the exposer scrapes: the registry, synced first.
   class Scrape final : public prometheus::Collectable {
    public:
@@ -295,6 +362,17 @@ struct Metrics::State {
   const ModelRegistry* const models_registry;
   const Evaluator* const evaluator;
   const LabelJoiner* const labels;  // may be null
+  const AlertRules* const alert_rules;  // may be null
+  Histogram* evaluation_seconds;
+  Counter* evaluation_failures;
+  Family<Gauge>* alerts;
+  std::map<std::tuple<std::string, std::string, std::string>, Gauge*> alert_series;
+  Counter* rule_evaluations;
+  Counter* rule_evaluation_failures;
+  Counter* rule_load_errors;
+  Gauge* rule_evaluation_seconds;
+  Gauge* rules;
+  Gauge* silences_active;
   std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
   // Per model version, read from RegisteredModel::ingest_counters.
   Family<Counter>* events;
@@ -338,8 +416,13 @@ struct Metrics::State {
 };
 
 Metrics::Metrics(const Ingestor* ingestor, const ModelRegistry* registry,
-                 const Evaluator* evaluator, const LabelJoiner* labels)
-    : state_(std::make_shared<State>(ingestor, registry, evaluator, labels)) {}
+                 const Evaluator* evaluator, const LabelJoiner* labels, const AlertRules* alerts)
+    : state_(std::make_shared<State>(ingestor, registry, evaluator, labels, alerts)) {}
+
+void Metrics::ObserveEvaluation(double seconds, bool ok) {
+  state_->evaluation_seconds->Observe(seconds);
+  if (!ok) state_->evaluation_failures->Increment();
+}
 
 Metrics::~Metrics() { StopExposing(); }
 

@@ -88,6 +88,7 @@ struct Server::Impl {
   std::unique_ptr<ReportEngine> reports;
   std::unique_ptr<Evaluator> evaluator;
   std::unique_ptr<AlertRules> alert_rules;
+  std::unique_ptr<SignalHistory> signal_history;
   std::unique_ptr<QueryPriority> query_priority;
   std::unique_ptr<internal::Metrics> metrics;
   std::unique_ptr<grpc_api::IngestService> ingest_service;
@@ -163,17 +164,19 @@ absl::Status Server::Impl::Start() {
                                            config.reports);
   reports->AttachLabels(store.get(), config.labels);
   EvaluatorOptions evaluation;
-  evaluation.window_ms = config.reports.default_window_ms;
+  evaluation.window_ms = config.evaluator_window_ms;
   evaluation.max_slices = config.max_signal_slices;
   evaluator = std::make_unique<Evaluator>(registry.get(), windows.get(), baselines.get(), clock,
                                           evaluation);
   evaluator->AttachQuality(reports.get());
-  alert_rules = std::make_unique<AlertRules>(store.get());
-  if (!config.rules_file.empty()) DW_RETURN_IF_ERROR(alert_rules->LoadFile(config.rules_file));
-  DW_RETURN_IF_ERROR(alert_rules->Restore());
+  alert_rules = std::make_unique<AlertRules>(
+      store.get(), clock,
+      AlertRulesOptions{.resolved_retention_ms = config.alerts_resolved_retention_ms});
+  DW_RETURN_IF_ERROR(alert_rules->Start(config.rules_file));
+  signal_history = std::make_unique<SignalHistory>(store.get(), registry.get(), clock);
   query_priority = std::make_unique<QueryPriority>(config.reports.ingest_yield_ms, clock);
   metrics = std::make_unique<internal::Metrics>(ingestor.get(), registry.get(), evaluator.get(),
-                                                labels.get());
+                                                labels.get(), alert_rules.get());
   if (!config.metrics_listen.empty()) {
     DW_RETURN_IF_ERROR(metrics->Expose(config.metrics_listen));
     metrics_port = metrics->port();
@@ -197,8 +200,8 @@ absl::Status Server::Impl::Serve() {
   ingest_service = std::make_unique<grpc_api::IngestService>(
       ingestor.get(), labels.get(), metrics.get(), query_priority.get(), config.max_ingest_streams);
   models_service = std::make_unique<grpc_api::ModelsService>(registry.get(), reports.get());
-  reports_service = std::make_unique<grpc_api::ReportsService>(reports.get(), query_priority.get(),
-                                                               metrics.get());
+  reports_service = std::make_unique<grpc_api::ReportsService>(
+      reports.get(), query_priority.get(), metrics.get(), signal_history.get());
   alerts_service = std::make_unique<grpc_api::AlertsService>(alert_rules.get());
   grpc::ServerBuilder builder;
   builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(), &grpc_port);
@@ -223,12 +226,30 @@ absl::Status Server::Impl::Serve() {
 
 void Server::Impl::StartLoops() {
   loops.push_back(Every("dw-evaluator", config.signal_interval_ms, [this] {
-    if (absl::Status s = evaluator->Evaluate(); !s.ok()) {
-      internal::LogWarn("drift signals not refreshed", {{"error", s.ToString()}});
+    const auto started = std::chrono::steady_clock::now();
+    const absl::Status evaluated = evaluator->Evaluate();
+    if (!evaluated.ok()) {
+      internal::LogWarn("drift signals not refreshed", {{"error", evaluated.ToString()}});
     }
-    alert_rules->Evaluate(*evaluator->Latest(), clock->NowMs());
+    const std::shared_ptr<const Evaluation> latest = evaluator->Latest();
+    if (absl::Status s = signal_history->Record(*latest); !s.ok()) {
+      internal::LogWarn("signal history not written", {{"error", s.ToString()}});
+    }
+    alert_rules->Evaluate(*latest, clock->NowMs());
+    metrics->ObserveEvaluation(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(),
+        evaluated.ok());
   }));
   loops.push_back(Every("dw-retention", config.retention_interval_ms, [this] {
+    // The signal history follows the buckets: evaluations while minutes
+    // are kept, hourly means while hours are, daily means while days are.
+    absl::StatusOr<int64_t> compacted = signal_history->Compact(
+        {config.retention.minute_ms, config.retention.hour_ms, config.retention.day_ms},
+        clock->NowMs());
+    if (!compacted.ok()) {
+      internal::LogWarn("signal history compaction failed",
+                        {{"error", compacted.status().ToString()}});
+    }
     absl::StatusOr<int64_t> deleted = store->ApplyRetention(config.retention, clock->NowMs());
     if (!deleted.ok()) {
       internal::LogWarn("retention failed", {{"error", deleted.status().ToString()}});
@@ -312,5 +333,7 @@ LabelJoiner& Server::labels() { return *impl_->labels; }
 ReportEngine& Server::reports() { return *impl_->reports; }
 Evaluator& Server::evaluator() { return *impl_->evaluator; }
 AlertRules& Server::alert_rules() { return *impl_->alert_rules; }
+SignalHistory& Server::signal_history() { return *impl_->signal_history; }
+absl::Status Server::ReloadRules() { return impl_->alert_rules->ReloadFile(); }
 
 }  // namespace driftwatch::service

@@ -8,6 +8,7 @@
 // commit in progress. Every read is a single SELECT, hence one snapshot.
 #include <chrono>
 #include <filesystem>
+#include <limits>
 #include <memory>
 #include <string>
 #include <system_error>
@@ -17,6 +18,9 @@
 
 #include "driftwatch/base/thread_name.h"
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -156,6 +160,21 @@ class SqliteStore final : public Store {
   absl::Status SaveAlerts(const std::vector<AlertRow>& upserts,
                           const std::vector<std::string>& deleted_fingerprints) override;
   absl::StatusOr<std::vector<AlertRow>> ReadAlerts() override;
+  absl::Status SaveRule(const RuleRow& rule) override;
+  absl::Status DeleteRule(const std::string& name) override;
+  absl::StatusOr<std::vector<RuleRow>> ReadRules() override;
+  absl::Status SaveSilence(const SilenceRow& silence) override;
+  absl::StatusOr<std::vector<SilenceRow>> ReadSilences() override;
+  absl::StatusOr<int64_t> DeleteSilencesEndedBefore(int64_t before_ms) override;
+  absl::Status AppendSignals(int64_t t_ms, const std::vector<SignalPoint>& points) override;
+  absl::StatusOr<std::vector<SignalSample>> ReadSignalSeries(const std::string& model,
+                                                             const std::string& signal,
+                                                             const std::string& feature,
+                                                             const std::string& slice,
+                                                             int64_t from_ms,
+                                                             int64_t to_ms) override;
+  absl::StatusOr<int64_t> CompactSignals(const SignalRetention& retention,
+                                         int64_t now_ms) override;
   absl::StatusOr<std::vector<QualityRow>> ReadQuality(int64_t model_key, int32_t slice_id,
                                                       int64_t from_ms, int64_t to_ms) override;
   absl::StatusOr<LabelCounts> ReadLabelCounts(int64_t model_key, int64_t from_ms,
@@ -214,6 +233,8 @@ class SqliteStore final : public Store {
 
   absl::Mutex write_mu_;
   std::unique_ptr<Connection> writer_ ABSL_GUARDED_BY(write_mu_);
+  // signal_series ids by model \x1f signal \x1f feature \x1f slice.
+  absl::flat_hash_map<std::string, int64_t> series_ids_ ABSL_GUARDED_BY(write_mu_);
 
   absl::Mutex pool_mu_;
   std::vector<std::unique_ptr<Connection>> idle_readers_ ABSL_GUARDED_BY(pool_mu_);
@@ -1017,6 +1038,243 @@ absl::StatusOr<std::vector<AlertRow>> SqliteStore::ReadAlerts() {
     out.push_back({s->ColumnString(0), s->ColumnString(1), s->ColumnString(2)});
   }
   return out;
+}
+
+absl::Status SqliteStore::SaveRule(const RuleRow& rule) {
+  constexpr absl::string_view kOp = "save rule";
+  absl::MutexLock lock(&write_mu_);
+  DW_ASSIGN_OR_RETURN(ScopedStatement s,
+                      writer_->Prepare("INSERT OR REPLACE INTO rules (name, yaml, updated_at_ms) "
+                                       "VALUES (?, ?, ?)",
+                                       kOp));
+  s->BindText(1, rule.name);
+  s->BindText(2, rule.yaml);
+  s->BindInt64(3, rule.updated_at_ms);
+  return s->Run(kOp);
+}
+
+absl::Status SqliteStore::DeleteRule(const std::string& name) {
+  constexpr absl::string_view kOp = "delete rule";
+  absl::MutexLock lock(&write_mu_);
+  DW_ASSIGN_OR_RETURN(ScopedStatement s, writer_->Prepare("DELETE FROM rules WHERE name = ?", kOp));
+  s->BindText(1, name);
+  DW_RETURN_IF_ERROR(s->Run(kOp));
+  if (writer_->Changes() == 0) {
+    return absl::NotFoundError(absl::StrCat("no rule \"", name, "\" was put through the API"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<RuleRow>> SqliteStore::ReadRules() {
+  constexpr absl::string_view kOp = "read rules";
+  DW_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
+  DW_ASSIGN_OR_RETURN(
+      ScopedStatement s,
+      reader->Prepare("SELECT name, yaml, updated_at_ms FROM rules ORDER BY name", kOp));
+  std::vector<RuleRow> out;
+  while (true) {
+    DW_ASSIGN_OR_RETURN(bool row, s->Step(kOp));
+    if (!row) break;
+    out.push_back({s->ColumnString(0), s->ColumnString(1), s->ColumnInt64(2)});
+  }
+  return out;
+}
+
+absl::Status SqliteStore::SaveSilence(const SilenceRow& silence) {
+  constexpr absl::string_view kOp = "save silence";
+  absl::MutexLock lock(&write_mu_);
+  DW_ASSIGN_OR_RETURN(
+      ScopedStatement s,
+      writer_->Prepare("INSERT OR REPLACE INTO silences (id, matchers, starts_at_ms, ends_at_ms, "
+                       "created_by, comment, updated_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       kOp));
+  const std::string matchers = absl::StrJoin(silence.matchers, "\n");  // bound, not copied
+  s->BindText(1, silence.id);
+  s->BindText(2, matchers);
+  s->BindInt64(3, silence.starts_at_ms);
+  s->BindInt64(4, silence.ends_at_ms);
+  s->BindText(5, silence.created_by);
+  s->BindText(6, silence.comment);
+  s->BindInt64(7, silence.updated_at_ms);
+  return s->Run(kOp);
+}
+
+absl::StatusOr<std::vector<SilenceRow>> SqliteStore::ReadSilences() {
+  constexpr absl::string_view kOp = "read silences";
+  DW_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
+  DW_ASSIGN_OR_RETURN(ScopedStatement s,
+                      reader->Prepare("SELECT id, matchers, starts_at_ms, ends_at_ms, created_by, "
+                                      "comment, updated_at_ms FROM silences ORDER BY starts_at_ms, id",
+                                      kOp));
+  std::vector<SilenceRow> out;
+  while (true) {
+    DW_ASSIGN_OR_RETURN(bool row, s->Step(kOp));
+    if (!row) break;
+    SilenceRow r;
+    r.id = s->ColumnString(0);
+    const std::string matchers = s->ColumnString(1);
+    if (!matchers.empty()) r.matchers = absl::StrSplit(matchers, '\n');
+    r.starts_at_ms = s->ColumnInt64(2);
+    r.ends_at_ms = s->ColumnInt64(3);
+    r.created_by = s->ColumnString(4);
+    r.comment = s->ColumnString(5);
+    r.updated_at_ms = s->ColumnInt64(6);
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+absl::StatusOr<int64_t> SqliteStore::DeleteSilencesEndedBefore(int64_t before_ms) {
+  constexpr absl::string_view kOp = "delete expired silences";
+  absl::MutexLock lock(&write_mu_);
+  DW_ASSIGN_OR_RETURN(ScopedStatement s,
+                      writer_->Prepare("DELETE FROM silences WHERE ends_at_ms < ?", kOp));
+  s->BindInt64(1, before_ms);
+  DW_RETURN_IF_ERROR(s->Run(kOp));
+  return writer_->Changes();
+}
+
+absl::Status SqliteStore::AppendSignals(int64_t t_ms, const std::vector<SignalPoint>& points) {
+  constexpr absl::string_view kOp = "append signals";
+  if (points.empty()) return absl::OkStatus();
+  absl::MutexLock lock(&write_mu_);
+  DW_ASSIGN_OR_RETURN(Transaction txn, Transaction::BeginImmediate(writer_.get(), kOp));
+  std::vector<std::pair<std::string, int64_t>> added;  // cached only once committed
+  DW_ASSIGN_OR_RETURN(
+      ScopedStatement insert,
+      writer_->Prepare("INSERT OR REPLACE INTO signal_points (series_id, t_ms, resolution, value, "
+                       "baseline) VALUES (?, ?, 0, ?, ?)",
+                       kOp));
+  for (const SignalPoint& p : points) {
+    std::string key = absl::StrCat(p.model, "\x1f", p.signal, "\x1f", p.feature, "\x1f", p.slice);
+    int64_t id = 0;
+    if (auto it = series_ids_.find(key); it != series_ids_.end()) {
+      id = it->second;
+    } else {
+      DW_ASSIGN_OR_RETURN(ScopedStatement up,
+                          writer_->Prepare("INSERT INTO signal_series (model, signal, feature, "
+                                           "slice) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                                           kOp));
+      up->BindText(1, p.model);
+      up->BindText(2, p.signal);
+      up->BindText(3, p.feature);
+      up->BindText(4, p.slice);
+      DW_RETURN_IF_ERROR(up->Run(kOp));
+      DW_ASSIGN_OR_RETURN(ScopedStatement get,
+                          writer_->Prepare("SELECT series_id FROM signal_series WHERE model = ? "
+                                           "AND signal = ? AND feature = ? AND slice = ?",
+                                           kOp));
+      get->BindText(1, p.model);
+      get->BindText(2, p.signal);
+      get->BindText(3, p.feature);
+      get->BindText(4, p.slice);
+      DW_ASSIGN_OR_RETURN(bool row, get->Step(kOp));
+      if (!row) return absl::InternalError("append signals: series id not found after insert");
+      id = get->ColumnInt64(0);
+      added.emplace_back(std::move(key), id);
+    }
+    insert->Reset();
+    insert->BindInt64(1, id);
+    insert->BindInt64(2, t_ms);
+    insert->BindDouble(3, p.value);
+    insert->BindDouble(4, p.baseline);  // NaN is stored as NULL
+    DW_RETURN_IF_ERROR(insert->Run(kOp));
+  }
+  DW_RETURN_IF_ERROR(txn.Commit(kOp));
+  for (auto& [key, id] : added) series_ids_.emplace(std::move(key), id);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<SignalSample>> SqliteStore::ReadSignalSeries(
+    const std::string& model, const std::string& signal, const std::string& feature,
+    const std::string& slice, int64_t from_ms, int64_t to_ms) {
+  constexpr absl::string_view kOp = "read signal series";
+  DW_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
+  DW_ASSIGN_OR_RETURN(
+      ScopedStatement s,
+      reader->Prepare("SELECT p.t_ms, p.value, p.baseline, p.resolution FROM signal_series AS r "
+                      "JOIN signal_points AS p ON p.series_id = r.series_id WHERE r.model = ? AND "
+                      "r.signal = ? AND r.feature = ? AND r.slice = ? AND p.t_ms >= ? AND "
+                      "p.t_ms < ? ORDER BY p.t_ms",
+                      kOp));
+  s->BindText(1, model);
+  s->BindText(2, signal);
+  s->BindText(3, feature);
+  s->BindText(4, slice);
+  s->BindInt64(5, from_ms);
+  s->BindInt64(6, to_ms);
+  std::vector<SignalSample> out;
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  while (true) {
+    DW_ASSIGN_OR_RETURN(bool row, s->Step(kOp));
+    if (!row) break;
+    out.push_back({s->ColumnInt64(0), s->ColumnIsNull(1) ? nan : s->ColumnDouble(1),
+                   s->ColumnIsNull(2) ? nan : s->ColumnDouble(2),
+                   static_cast<int>(s->ColumnInt64(3))});
+  }
+  return out;
+}
+
+absl::StatusOr<int64_t> SqliteStore::CompactSignals(const SignalRetention& retention,
+                                                    int64_t now_ms) {
+  constexpr absl::string_view kOp = "compact signals";
+  constexpr int64_t kHour = 3'600'000, kDay = 86'400'000;
+  absl::MutexLock lock(&write_mu_);
+  DW_ASSIGN_OR_RETURN(Transaction txn, Transaction::BeginImmediate(writer_.get(), kOp));
+  int64_t removed = 0;
+  // Evaluations older than raw_ms become their hour's mean, hourly means
+  // older than hour_ms their day's; the cut-offs are aligned down to the
+  // period so that no period is ever averaged twice from a part.
+  const struct {
+    int from, to;
+    int64_t age_ms, period;
+  } steps[] = {{0, 1, retention.raw_ms, kHour}, {1, 2, retention.hour_ms, kDay}};
+  for (const auto& step : steps) {
+    if (step.age_ms <= 0) continue;
+    const int64_t before = (now_ms - step.age_ms) / step.period * step.period;
+    int64_t n_before = 0;
+    {
+      DW_ASSIGN_OR_RETURN(ScopedStatement c,
+                          writer_->Prepare("SELECT count(*) FROM signal_points WHERE resolution = "
+                                           "? AND t_ms < ?",
+                                           kOp));
+      c->BindInt64(1, step.from);
+      c->BindInt64(2, before);
+      DW_ASSIGN_OR_RETURN(bool row, c->Step(kOp));
+      n_before = row ? c->ColumnInt64(0) : 0;
+    }
+    if (n_before == 0) continue;
+    DW_ASSIGN_OR_RETURN(
+        ScopedStatement agg,
+        writer_->Prepare("INSERT OR REPLACE INTO signal_points (series_id, t_ms, resolution, value, "
+                         "baseline) SELECT series_id, (t_ms / ?1) * ?1, ?2, avg(value), "
+                         "avg(baseline) FROM signal_points WHERE resolution = ?3 AND t_ms < ?4 "
+                         "GROUP BY series_id, t_ms / ?1",
+                         kOp));
+    agg->BindInt64(1, step.period);
+    agg->BindInt64(2, step.to);
+    agg->BindInt64(3, step.from);
+    agg->BindInt64(4, before);
+    DW_RETURN_IF_ERROR(agg->Run(kOp));
+    const int64_t written = writer_->Changes();
+    DW_ASSIGN_OR_RETURN(ScopedStatement del,
+                        writer_->Prepare("DELETE FROM signal_points WHERE resolution = ? AND "
+                                         "t_ms < ?",
+                                         kOp));
+    del->BindInt64(1, step.from);
+    del->BindInt64(2, before);
+    DW_RETURN_IF_ERROR(del->Run(kOp));
+    removed += writer_->Changes() - written;
+  }
+  if (retention.day_ms > 0) {
+    DW_ASSIGN_OR_RETURN(ScopedStatement del,
+                        writer_->Prepare("DELETE FROM signal_points WHERE t_ms < ?", kOp));
+    del->BindInt64(1, now_ms - retention.day_ms);
+    DW_RETURN_IF_ERROR(del->Run(kOp));
+    removed += writer_->Changes();
+  }
+  DW_RETURN_IF_ERROR(txn.Commit(kOp));
+  return removed;
 }
 
 absl::StatusOr<std::vector<PendingLabelRow>> SqliteStore::ReadPendingLabels(int64_t model_key) {

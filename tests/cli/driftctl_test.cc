@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "driftwatch/alerting/rules.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -345,6 +346,78 @@ TEST_F(DriftctlTest, FiftyFeatureReportStaysSmall) {
       Run({"report", "--reference", "ref.csv", "--current", "cur.csv", "--out", "report.html"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_LT(fs::file_size(dir_ / "report.html"), 1000000u);
+}
+
+// driftctl rules test: the shipped tests of the default rules pass and
+// cover every rule; a wrong expectation fails (exit 5) saying what
+// differs; a broken test file is bad input (exit 2) naming file and line.
+const fs::path kSourceDir = fs::path(DRIFTWATCH_GOLDEN_DIR) / ".." / "..";
+const std::string kRules = (kSourceDir / "deploy" / "rules.yaml").string();
+const std::string kRuleTests = (kSourceDir / "deploy" / "rules_test.yaml").string();
+
+TEST_F(DriftctlTest, TheDefaultRulesPassTheirTestsWhichCoverEveryRule) {
+  const Result r = Run({"rules", "test", kRules, kRuleTests});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_THAT(r.out, Not(HasSubstr("FAIL")));
+  EXPECT_THAT(r.out, HasSubstr(" passed, 0 failed\n"));
+  absl::StatusOr<std::vector<driftwatch::alerting::Rule>> rules =
+      driftwatch::alerting::ParseRules(Slurp(kRules), kRules);
+  ASSERT_TRUE(rules.ok()) << rules.status();
+  const std::string tests = Slurp(kRuleTests);
+  for (const driftwatch::alerting::Rule& rule : *rules) {
+    EXPECT_THAT(tests, HasSubstr("alertname: " + rule.name + "\n")) << "no test of " << rule.name;
+  }
+}
+
+TEST_F(DriftctlTest, AWrongExpectationFailsWithExit5AndSaysWhatDiffers) {
+  // volume_drop waits 15m: at 14m it is still pending.
+  const std::string tests = (dir_ / "wrong.yaml").string();
+  Write("wrong.yaml", R"(tests:
+  - name: volume drop fires at once
+    input_series:
+      - series: 'volume{model="loan@v1",slice="*"}'
+        values: '3000x30'
+        baseline: 10000
+    alert_rule_test:
+      - eval_time: 14m
+        alertname: volume_drop
+        exp_alerts:
+          - exp_labels: {slice: '*', severity: page}
+      - eval_time: 20m
+        alertname: volume_drop
+        exp_alerts:
+          - exp_labels: {slice: '*', severity: page}
+)");
+  const Result r = Run({"rules", "test", kRules, tests});
+  EXPECT_EQ(r.exit_code, 5) << r.out << r.err;
+  EXPECT_THAT(r.out, HasSubstr("FAIL volume drop fires at once\n"));
+  EXPECT_THAT(r.out,
+              HasSubstr("  " + tests + ":8: volume_drop at 14m: expected 1 firing alert, got 0\n"));
+  EXPECT_THAT(r.out, HasSubstr("    missing:    {severity=\"page\", slice=\"*\"}\n"));
+  EXPECT_THAT(r.out, HasSubstr("    pending:    {alertname=\"volume_drop\", model=\"loan\", "
+                               "model_version=\"v1\", severity=\"page\", slice=\"*\"} value 0.3, "
+                               "since 0s\n"));
+  EXPECT_THAT(r.out, Not(HasSubstr(":12:")));  // the 20m check passed
+  EXPECT_THAT(r.out, HasSubstr("1 test case: 0 passed, 1 failed\n"));
+}
+
+TEST_F(DriftctlTest, ABrokenTestFileExits2NamingFileAndLine) {
+  const std::string tests = (dir_ / "broken.yaml").string();
+  Write("broken.yaml", R"(tests:
+  - name: typo
+    input_series:
+      - series: 'volume{model="loan@v1"}'
+        vals: '1000x3'
+    alert_rule_test:
+      - {eval_time: 1m, alertname: volume_drop}
+)");
+  Result r = Run({"rules", "test", kRules, tests});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err,
+              HasSubstr(tests + ":5: test \"typo\": unknown key \"vals\" in an input series"));
+  r = Run({"rules", "test", kRules, (dir_ / "missing.yaml").string()});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("cannot read"));
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <random>
 #include <set>
+#include <functional>
 #include <map>
 #include <string>
 #include <thread>
@@ -18,6 +19,7 @@
 #include "driftwatch/detectors/histogram.h"
 #include "driftwatch/v1/ingest.grpc.pb.h"
 #include "driftwatch/v1/models.grpc.pb.h"
+#include "driftwatch/v1/alerts.grpc.pb.h"
 #include "driftwatch/v1/reports.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "grpcpp/create_channel.h"
@@ -95,10 +97,13 @@ class DriftwatchdE2ETest : public ::testing::Test {
     const fs::path port_file = dir_ / "ports";
     fs::remove(port_file);
     std::string error;
-    ASSERT_TRUE(server_.Start(
-        {DRIFTWATCHD_PATH, "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
-         "--data-dir", (dir_ / "data").string(), "--port-file", port_file.string()},
-        (dir_ / "server.out").string(), (dir_ / "server.err").string(), &error))
+    std::vector<std::string> args = {DRIFTWATCHD_PATH,  "--listen",   "127.0.0.1:0",
+                                     "--metrics-listen", "127.0.0.1:0", "--data-dir",
+                                     (dir_ / "data").string(), "--port-file",
+                                     port_file.string()};
+    args.insert(args.end(), extra_args_.begin(), extra_args_.end());
+    ASSERT_TRUE(server_.Start(args, (dir_ / "server.out").string(),
+                              (dir_ / "server.err").string(), &error))
         << error;
     std::optional<std::string> ports = testing::WaitForFileLine(port_file, kStartTimeout, &server_);
     ASSERT_TRUE(ports.has_value()) << "driftwatchd did not write its port file; stderr:\n"
@@ -111,6 +116,7 @@ class DriftwatchdE2ETest : public ::testing::Test {
     models_ = v1::Models::NewStub(channel_);
     ingest_ = v1::Ingest::NewStub(channel_);
     reports_ = v1::Reports::NewStub(channel_);
+    alerts_ = v1::Alerts::NewStub(channel_);
 #endif
   }
 
@@ -181,6 +187,8 @@ class DriftwatchdE2ETest : public ::testing::Test {
   std::unique_ptr<v1::Models::Stub> models_;
   std::unique_ptr<v1::Ingest::Stub> ingest_;
   std::unique_ptr<v1::Reports::Stub> reports_;
+  std::unique_ptr<v1::Alerts::Stub> alerts_;
+  std::vector<std::string> extra_args_;  // appended to driftwatchd's command line
 };
 
 const nlohmann::json& Feature(const nlohmann::json& doc, const std::string& name) {
@@ -718,6 +726,140 @@ TEST_F(DriftwatchdE2ETest, DelayedLabelsSurviveKillAndMatchOfflineQuality) {
   // Both pushes arrived in the window.
   EXPECT_EQ(counts["conflicting"].get<int>(), 2 * want_conflicting);
   EXPECT_EQ(counts["orphan"].get<int>(), 2);
+}
+
+// Alerts on the real driftwatchd: a drifting android slice raises exactly
+// one alert per rule and label set, with its runbook; ios and web none.
+// kill -9 while one alert is firing and the other pending: after the
+// restart the same fingerprints in the same states, nothing fired again.
+// Then the traffic returns to the baseline and the firing alert resolves.
+TEST_F(DriftwatchdE2ETest, AlertsSurviveKillAndResolveWhenTrafficReturns) {
+  WriteFile("rules.yaml", R"(rules:
+  - name: drift_now
+    slices: ['platform=~".+"']
+    condition: {expr: 'psi > 0.25', resolve: 0.1}
+    min_support: 50
+    severity: page
+    runbook_url: runbooks/feature-drift.md
+  - name: drift_slow
+    slices: ['platform=~".+"']
+    condition: 'psi > 0.25'
+    for: 1h
+    min_support: 50
+    runbook_url: runbooks/feature-drift.md
+)");
+  extra_args_ = {"--rules-file",        (dir_ / "rules.yaml").string(), "--evaluator-interval",
+                 "200ms",               "--evaluator-window",           "2m",
+                 "--allowed-lateness",  "10m"};
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  v1::ModelSchema schema;
+  schema.mutable_model()->set_model_id("loan");
+  schema.mutable_model()->set_model_version("v1");
+  auto* x = schema.add_features();
+  x->set_name("x");
+  x->set_kind(v1::FEATURE_KIND_NUMERIC);
+  schema.set_score_kind(v1::SCORE_KIND_BINARY_PROBABILITY);
+  schema.add_score_names("p");
+  schema.add_slice_keys()->set_key("platform");
+  ASSERT_NO_FATAL_FAILURE(Register(schema));
+  std::mt19937_64 rng(5);
+  std::normal_distribution<double> normal(0, 1);
+  {
+    v1::CreateBaselineRequest request;
+    *request.mutable_model() = schema.model();
+    request.mutable_baseline()->set_name("default");
+    v1::ReferenceProfile* ref = request.mutable_baseline()->mutable_profile();
+    v1::NumericColumn* col = ref->add_numeric();
+    col->set_name("x");
+    for (int i = 0; i < 3000; ++i) {
+      col->add_values(normal(rng));
+      ref->add_scores(0.5);
+    }
+    grpc::ClientContext context;
+    Arm(&context);
+    v1::Baseline baseline;
+    grpc::Status status = models_->CreateBaseline(&context, request, &baseline);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+  }
+  // Three platforms, 300 events each over a minute; android's x shifted.
+  auto traffic = [&](int64_t start_ms, bool android_drifts, const std::string& prefix) {
+    v1::PredictionBatch b;
+    *b.mutable_model() = schema.model();
+    for (int i = 0; i < 900; ++i) {
+      const std::string platform = i % 3 == 0 ? "android" : i % 3 == 1 ? "ios" : "web";
+      v1::PredictionEvent* e = b.mutable_rows()->add_events();
+      e->set_event_id(prefix + std::to_string(i));
+      e->set_event_time_ms(start_ms + i * 60);
+      e->add_numeric(normal(rng) + (android_drifts && platform == "android" ? 2.0 : 0.0));
+      e->add_scores(0.5);
+      e->add_slice_values(platform);
+    }
+    v1::IngestAck ack;
+    grpc::Status status = Stream({b}, &ack);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    ASSERT_EQ(ack.accepted(), 900u);
+  };
+  auto list = [&](std::vector<v1::AlertState> states) {
+    v1::ListAlertsRequest request;
+    for (v1::AlertState s : states) request.add_states(s);
+    grpc::ClientContext context;
+    Arm(&context);
+    v1::ListAlertsResponse response;
+    grpc::Status status = alerts_->ListAlerts(&context, request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    std::map<std::string, v1::Alert> by_fp;
+    for (const v1::Alert& a : response.alerts()) by_fp[a.fingerprint()] = a;
+    return by_fp;
+  };
+  auto wait_for = [&](const std::function<bool()>& done) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (!done()) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));  // a real server's clock
+    }
+    return true;
+  };
+  const int64_t t0 = FloorMinute(NowMs()) - 120'000;
+  ASSERT_NO_FATAL_FAILURE(traffic(t0, /*android_drifts=*/true, "d-"));
+  ASSERT_TRUE(wait_for([&] { return list({}).size() == 2; }))
+      << testing::ReadWholeFile(dir_ / "server.err");
+  const std::map<std::string, v1::Alert> before = list({});
+  for (const auto& [fp, a] : before) {
+    EXPECT_EQ(a.labels().at("slice"), "platform=android");
+    EXPECT_EQ(a.labels().at("feature"), "x");
+    EXPECT_EQ(a.labels().at("model"), "loan");
+    EXPECT_EQ(a.annotations().at("runbook_url"), "runbooks/feature-drift.md");
+    EXPECT_EQ(a.state(),
+              a.rule() == "drift_now" ? v1::ALERT_STATE_FIRING : v1::ALERT_STATE_PENDING);
+  }
+
+  // kill -9 with one firing and one pending; same alerts after the restart.
+  server_.Signal(SIGKILL);
+  EXPECT_EQ(server_.Wait(std::chrono::seconds(10)), 128 + SIGKILL);
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  for (int round = 0; round < 2; ++round) {
+    const std::map<std::string, v1::Alert> after = list({});
+    ASSERT_EQ(after.size(), before.size()) << round;
+    for (const auto& [fp, a] : before) {
+      ASSERT_TRUE(after.contains(fp)) << fp;
+      EXPECT_EQ(after.at(fp).state(), a.state());
+      EXPECT_EQ(after.at(fp).active_at().DebugString(), a.active_at().DebugString());
+      EXPECT_EQ(after.at(fp).fired_at().DebugString(), a.fired_at().DebugString());  // not again
+    }
+    std::this_thread::sleep_for(std::chrono::seconds(1));  // five evaluations later, the same
+  }
+
+  // The traffic returns to the baseline (the 2-minute window then holds
+  // only clean events): the firing alert resolves, the pending one goes.
+  ASSERT_NO_FATAL_FAILURE(traffic(t0 + 180'000, /*android_drifts=*/false, "c-"));
+  ASSERT_TRUE(wait_for([&] { return list({}).empty(); }))
+      << testing::ReadWholeFile(dir_ / "server.err");
+  const std::map<std::string, v1::Alert> resolved = list({v1::ALERT_STATE_RESOLVED});
+  ASSERT_EQ(resolved.size(), 1u);
+  const v1::Alert& r = resolved.begin()->second;
+  EXPECT_EQ(r.rule(), "drift_now");
+  EXPECT_TRUE(before.contains(r.fingerprint()));
+  EXPECT_TRUE(r.has_resolved_at());
 }
 
 }  // namespace

@@ -40,6 +40,68 @@ class FakeStore : public storage::Store {
     for (const auto& [fp, r] : alerts_) out.push_back(r);
     return out;
   }
+  absl::Status SaveRule(const storage::RuleRow& rule) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    rules_[rule.name] = rule;
+    return absl::OkStatus();
+  }
+  absl::Status DeleteRule(const std::string& name) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (rules_.erase(name) == 0) return absl::NotFoundError("no rule " + name);
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::vector<storage::RuleRow>> ReadRules() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<storage::RuleRow> out;
+    for (const auto& [name, r] : rules_) out.push_back(r);
+    return out;
+  }
+  absl::Status SaveSilence(const storage::SilenceRow& silence) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    silences_[silence.id] = silence;
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::vector<storage::SilenceRow>> ReadSilences() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<storage::SilenceRow> out;
+    for (const auto& [id, r] : silences_) out.push_back(r);
+    return out;
+  }
+  absl::StatusOr<int64_t> DeleteSilencesEndedBefore(int64_t before_ms) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    int64_t n = 0;
+    for (auto it = silences_.begin(); it != silences_.end();) {
+      if (it->second.ends_at_ms < before_ms) {
+        it = silences_.erase(it);
+        ++n;
+      } else {
+        ++it;
+      }
+    }
+    return n;
+  }
+  absl::Status AppendSignals(int64_t t_ms, const std::vector<storage::SignalPoint>& points) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const storage::SignalPoint& p : points) {
+      signals_[{p.model, p.signal, p.feature, p.slice}][t_ms] = {t_ms, p.value, p.baseline, 0};
+    }
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::vector<storage::SignalSample>> ReadSignalSeries(
+      const std::string& model, const std::string& signal, const std::string& feature,
+      const std::string& slice, int64_t from_ms, int64_t to_ms) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<storage::SignalSample> out;
+    auto it = signals_.find({model, signal, feature, slice});
+    if (it == signals_.end()) return out;
+    for (const auto& [t, sample] : it->second) {
+      if (t >= from_ms && t < to_ms) out.push_back(sample);
+    }
+    return out;
+  }
+  absl::StatusOr<int64_t> CompactSignals(const storage::SignalRetention&, int64_t) override {
+    return 0;
+  }
   absl::StatusOr<storage::ModelRecord> PutModel(const storage::ModelRecord& model) override {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto& [key, m] : models_) {
@@ -274,6 +336,11 @@ class FakeStore : public storage::Store {
   std::map<std::pair<int64_t, int64_t>, storage::PendingEventRow> pending_;
   std::map<std::pair<int64_t, std::string>, storage::BaselineRecord> baselines_;
   std::map<std::string, storage::AlertRow> alerts_;
+  std::map<std::string, storage::RuleRow> rules_;
+  std::map<std::string, storage::SilenceRow> silences_;
+  std::map<std::tuple<std::string, std::string, std::string, std::string>,
+           std::map<int64_t, storage::SignalSample>>
+      signals_;
 };
 
 }  // namespace driftwatch::testing

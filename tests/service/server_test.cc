@@ -294,7 +294,7 @@ TEST_F(ServerTest, UnknownModelEndsTheStreamWithNotFound) {
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
 }
 
-TEST_F(ServerTest, EmptyStreamAcksZeroAndUnbuiltServicesSayUnimplemented) {
+TEST_F(ServerTest, EmptyStreamAcksZeroAndAnEmptyRuleIsRefused) {
   v1::IngestAck ack;
   ASSERT_TRUE(Stream({}, &ack).ok());
   EXPECT_EQ(ack.batches(), 0u);
@@ -314,8 +314,8 @@ TEST_F(ServerTest, EmptyStreamAcksZeroAndUnbuiltServicesSayUnimplemented) {
   grpc::ClientContext rule_ctx;
   v1::Rule rule;
   status = alerts_->PutRule(&rule_ctx, v1::PutRuleRequest(), &rule);
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_EQ(status.error_message(), "alerting lands with the alerting issue");
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("yaml: give one rule"), std::string::npos);
 }
 
 std::string HttpGet(int port, const std::string& path) {
@@ -584,6 +584,177 @@ TEST_F(ServerTest, AlertStateSurvivesARestart) {
     EXPECT_EQ(again.at(fp).active_at().DebugString(), a.active_at().DebugString());
     EXPECT_EQ(again.at(fp).fired_at().DebugString(), a.fired_at().DebugString());
   }
+  rules_file_.clear();
+}
+
+// Rules put through the API (persisted, the rules file's schema), silences
+// and inhibition marks, WatchAlerts streaming the changes, SIGHUP-style
+// reloads of the rules file, the signal history, and the alert metrics.
+TEST_F(ServerTest, ApiRulesSilencesWatchReloadAndSignalHistory) {
+  rules_file_ = dir_.File("rules.yaml");
+  {
+    std::ofstream f(rules_file_);
+    f << "rules:\n"
+         "  - {name: from_file, condition: 'psi > 1000', runbook_url: r.md}\n";
+  }
+  Restart();
+  // PutRule: the same schema, errors naming "api"; a name of the file refused.
+  auto put = [this](const std::string& yaml, v1::Rule* rule) {
+    grpc::ClientContext c;
+    v1::PutRuleRequest q;
+    q.set_yaml(yaml);
+    return alerts_->PutRule(&c, q, rule);
+  };
+  v1::Rule rule;
+  grpc::Status status = put("name: amount_drift\n"
+                            "condition: 'psi{feature=\"amount\"} > 0.2'\n"
+                            "runbook_url: runbooks/feature-drift.md\n",
+                            &rule);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(rule.source(), "api");
+  EXPECT_EQ(rule.runbook_url(), "runbooks/feature-drift.md");
+  status = put("name: no_runbook\ncondition: 'psi > 0.2'\n", &rule);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("api:1: rule \"no_runbook\": runbook_url is required"),
+            std::string::npos)
+      << status.error_message();
+  status = put("name: from_file\ncondition: 'psi > 0.2'\nrunbook_url: r.md\n", &rule);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+
+  // A watcher from the start.
+  grpc::ClientContext watch_ctx;
+  v1::WatchAlertsRequest watch_request;
+  auto reader = alerts_->WatchAlerts(&watch_ctx, watch_request);
+  ASSERT_NO_FATAL_FAILURE(RegisterAndDrift("w"));
+  ASSERT_TRUE(server_->evaluator().Evaluate().ok());
+  server_->alert_rules().Evaluate(*server_->evaluator().Latest(), NowMs());
+  std::set<std::string> watched;
+  v1::Alert event;
+  while (watched.size() < 2 && reader->Read(&event)) {
+    EXPECT_EQ(event.rule(), "amount_drift");
+    EXPECT_EQ(event.state(), v1::ALERT_STATE_FIRING);
+    watched.insert(event.labels().at("slice"));
+  }
+  EXPECT_EQ(watched, (std::set<std::string>{"*", "platform=ios"}));
+  watch_ctx.TryCancel();
+  (void)reader->Finish();
+
+  // A silence on the population's alert: still firing, marked silenced.
+  grpc::ClientContext silence_ctx;
+  v1::CreateSilenceRequest silence_request;
+  v1::Matcher* m = silence_request.mutable_silence()->add_matchers();
+  m->set_name("slice");
+  m->set_value("*");
+  m->set_is_equal(true);
+  silence_request.mutable_silence()->mutable_ends_at()->set_seconds(NowMs() / 1000 + 3600);
+  silence_request.mutable_silence()->set_created_by("test");
+  v1::Silence silence;
+  status = alerts_->CreateSilence(&silence_ctx, silence_request, &silence);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(silence.state(), "active");
+  auto list = [this]() {
+    grpc::ClientContext c;
+    v1::ListAlertsResponse r;
+    EXPECT_TRUE(alerts_->ListAlerts(&c, v1::ListAlertsRequest(), &r).ok());
+    std::map<std::string, v1::Alert> by_slice;
+    for (const v1::Alert& a : r.alerts()) by_slice[a.labels().at("slice")] = a;
+    return by_slice;
+  };
+  std::map<std::string, v1::Alert> alerts = list();
+  ASSERT_EQ(alerts.size(), 2u);
+  EXPECT_TRUE(alerts["*"].silenced());
+  ASSERT_EQ(alerts["*"].silenced_by_size(), 1);
+  EXPECT_EQ(alerts["*"].silenced_by(0), silence.id());
+  EXPECT_EQ(alerts["*"].state(), v1::ALERT_STATE_FIRING);
+  EXPECT_FALSE(alerts["platform=ios"].silenced());
+  // A silence of everything is refused.
+  grpc::ClientContext all_ctx;
+  v1::CreateSilenceRequest everything = silence_request;
+  everything.mutable_silence()->mutable_matchers(0)->set_value("");
+  v1::Silence none;
+  EXPECT_EQ(alerts_->CreateSilence(&all_ctx, everything, &none).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+
+  // The signal history holds what the rules read.
+  ASSERT_TRUE(server_->signal_history().Record(*server_->evaluator().Latest()).ok());
+  grpc::ClientContext series_ctx;
+  v1::GetSignalSeriesRequest series_request;
+  series_request.mutable_model()->set_model_id("fraud");
+  series_request.set_signal("psi");
+  series_request.set_feature("amount");
+  v1::SignalSeries series;
+  status = reports_->GetSignalSeries(&series_ctx, series_request, &series);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_GE(series.samples_size(), 1);
+  EXPECT_GT(series.samples(series.samples_size() - 1).value(), 0.2);
+  EXPECT_EQ(series.slice(), "*");
+  EXPECT_EQ(series.model().model_version(), "v1");
+
+  // Metrics: alerts by state, rule and severity; rules in force; silences.
+  std::string body = HttpGet(server_->metrics_port(), "/metrics");
+  EXPECT_NE(body.find(R"(driftwatch_alerts{rule="amount_drift",severity="warning",state="firing"} 2)"),
+            std::string::npos)
+      << body;
+  EXPECT_NE(body.find("driftwatch_rules 2"), std::string::npos);
+  EXPECT_NE(body.find("driftwatch_silences_active 1"), std::string::npos);
+  EXPECT_NE(body.find("driftwatch_evaluation_duration_seconds_count"), std::string::npos);
+
+  // A restart keeps the API's rule and the silence.
+  Restart();
+  EXPECT_EQ(server_->alert_rules().rule_count(), 2u);
+  alerts = list();
+  ASSERT_EQ(alerts.size(), 2u);
+  EXPECT_TRUE(alerts["*"].silenced());
+  grpc::ClientContext expire_ctx;
+  v1::ExpireSilenceRequest expire;
+  expire.set_id(silence.id());
+  v1::ExpireSilenceResponse expired;
+  ASSERT_TRUE(alerts_->ExpireSilence(&expire_ctx, expire, &expired).ok());
+  EXPECT_FALSE(list()["*"].silenced());
+
+  // Reload (SIGHUP): a broken file is refused and counted, the rules stay;
+  // a good one adds an inhibit rule that mutes the feature alerts.
+  {
+    std::ofstream f(rules_file_);
+    f << "rules:\n  - {name: broken, condition: 'psi >'}\n";
+  }
+  EXPECT_FALSE(server_->ReloadRules().ok());
+  EXPECT_EQ(server_->alert_rules().rule_count(), 2u);
+  body = HttpGet(server_->metrics_port(), "/metrics");
+  EXPECT_NE(body.find("driftwatch_rule_load_errors_total 1"), std::string::npos) << body;
+  {
+    std::ofstream f(rules_file_);
+    f << "rules:\n"
+         "  - {name: model_wide, condition: 'volume > 0', severity: page, runbook_url: r.md}\n"
+         "inhibit_rules:\n"
+         "  - source_matchers: ['alertname=\"model_wide\"']\n"
+         "    target_matchers: ['alertname=\"amount_drift\"']\n"
+         "    equal: [model, slice]\n";
+  }
+  ASSERT_TRUE(server_->ReloadRules().ok());
+  ASSERT_TRUE(server_->evaluator().Evaluate().ok());
+  server_->alert_rules().Evaluate(*server_->evaluator().Latest(), NowMs() + 1000);
+  alerts.clear();
+  {
+    grpc::ClientContext c;
+    v1::ListAlertsResponse r;
+    ASSERT_TRUE(alerts_->ListAlerts(&c, v1::ListAlertsRequest(), &r).ok());
+    for (const v1::Alert& a : r.alerts()) {
+      EXPECT_EQ(a.inhibited(), a.rule() == "amount_drift") << a.rule();
+    }
+    EXPECT_EQ(r.alerts_size(), 4);  // 2 rules x (population, platform=ios)
+  }
+  // DeleteRule: the API's rule goes; a file rule cannot be deleted there.
+  grpc::ClientContext del_ctx;
+  v1::DeleteRuleRequest del;
+  del.set_name("amount_drift");
+  v1::DeleteRuleResponse deleted;
+  ASSERT_TRUE(alerts_->DeleteRule(&del_ctx, del, &deleted).ok());
+  grpc::ClientContext del2_ctx;
+  del.set_name("model_wide");
+  EXPECT_EQ(alerts_->DeleteRule(&del2_ctx, del, &deleted).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(server_->alert_rules().rule_count(), 1u);
   rules_file_.clear();
 }
 

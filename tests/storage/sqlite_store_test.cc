@@ -1,5 +1,6 @@
 // Behaviour of the SQLite store against real files: migrations, models,
 // every row kind of a flush, rollups, retention and error mapping.
+#include <cmath>
 #include <sqlite3.h>  // only to inspect or tamper with files behind the store
 
 #include <fstream>
@@ -97,7 +98,7 @@ class SqliteStoreTest : public ::testing::Test {
 // --- Opening and migrations --------------------------------------------------
 
 TEST_F(SqliteStoreTest, FreshFileIsMigratedInWalMode) {
-  EXPECT_EQ(RawSql(path_, "SELECT group_concat(version) FROM schema_migrations"), "1,2,3,4,5");
+  EXPECT_EQ(RawSql(path_, "SELECT group_concat(version) FROM schema_migrations"), "1,2,3,4,5,6");
   EXPECT_EQ(RawSql(path_, "PRAGMA journal_mode"), "wal");
   EXPECT_EQ(RawSql(path_,
                    "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN "
@@ -114,22 +115,22 @@ TEST_F(SqliteStoreTest, ReopenIsIdempotentAndKeepsData) {
   int64_t key = AddModel();
   Reopen();
   Reopen();
-  EXPECT_EQ(RawSql(path_, "SELECT count(*) FROM schema_migrations"), "5");
+  EXPECT_EQ(RawSql(path_, "SELECT count(*) FROM schema_migrations"), "6");
   EXPECT_EQ(GetModel(key).model_id, "fraud");
 }
 
 TEST_F(SqliteStoreTest, NewerSchemaVersionIsRejected) {
   store_.reset();
-  RawSql(path_, "INSERT INTO schema_migrations (version, applied_at_ms) VALUES (7, 0)");
+  RawSql(path_, "INSERT INTO schema_migrations (version, applied_at_ms) VALUES (9, 0)");
   SqliteOptions options;
   options.path = path_;
   auto store = OpenSqliteStore(options);
   ASSERT_FALSE(store.ok());
   EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(store.status().message(), HasSubstr("version 7"));
-  EXPECT_THAT(store.status().message(), HasSubstr("supports (5)"));
+  EXPECT_THAT(store.status().message(), HasSubstr("version 9"));
+  EXPECT_THAT(store.status().message(), HasSubstr("supports (6)"));
   // Nothing was changed on disk.
-  EXPECT_EQ(RawSql(path_, "SELECT group_concat(version) FROM schema_migrations"), "1,2,3,4,5,7");
+  EXPECT_EQ(RawSql(path_, "SELECT group_concat(version) FROM schema_migrations"), "1,2,3,4,5,6,9");
 }
 
 // v5: alert state rows, upserted and deleted in one transaction, kept
@@ -145,6 +146,82 @@ TEST_F(SqliteStoreTest, AlertRowsUpsertDeleteAndSurviveAReopen) {
   EXPECT_EQ((*rows)[0].rule, "r1");
   EXPECT_EQ((*rows)[0].alert, "uno");
   EXPECT_TRUE(store_->SaveAlerts({}, {}).ok());
+}
+
+// v6: rules put through the API and silences, kept across a reopen.
+TEST_F(SqliteStoreTest, RulesAndSilencesSurviveAReopen) {
+  ASSERT_TRUE(store_->SaveRule({"b_rule", "name: b_rule", 10}).ok());
+  ASSERT_TRUE(store_->SaveRule({"a_rule", "name: a_rule", 11}).ok());
+  ASSERT_TRUE(store_->SaveRule({"a_rule", "name: a_rule # v2", 12}).ok());
+  ASSERT_TRUE(store_->DeleteRule("b_rule").ok());
+  EXPECT_EQ(store_->DeleteRule("b_rule").code(), absl::StatusCode::kNotFound);
+  SilenceRow silence{"s1", {"alertname=\"feature_drift\"", "slice=~\"platform=.*\""}, 100, 200,
+                     "alice", "deploying", 100};
+  ASSERT_TRUE(store_->SaveSilence(silence).ok());
+  ASSERT_TRUE(store_->SaveSilence({"s2", {}, 100, 150, "bob", "", 100}).ok());
+  Reopen();
+  absl::StatusOr<std::vector<RuleRow>> rules = store_->ReadRules();
+  ASSERT_TRUE(rules.ok()) << rules.status();
+  ASSERT_EQ(rules->size(), 1u);
+  EXPECT_EQ((*rules)[0].yaml, "name: a_rule # v2");
+  EXPECT_EQ((*rules)[0].updated_at_ms, 12);
+  absl::StatusOr<std::vector<SilenceRow>> silences = store_->ReadSilences();
+  ASSERT_TRUE(silences.ok()) << silences.status();
+  ASSERT_EQ(silences->size(), 2u);
+  EXPECT_EQ((*silences)[0].matchers, silence.matchers);
+  EXPECT_EQ((*silences)[0].comment, "deploying");
+  EXPECT_TRUE((*silences)[1].matchers.empty());
+  absl::StatusOr<int64_t> gone = store_->DeleteSilencesEndedBefore(160);
+  ASSERT_TRUE(gone.ok());
+  EXPECT_EQ(*gone, 1);
+}
+
+// v6: the signal history, read back by series and range, downsampled to
+// hourly then daily means and dropped past its retention.
+TEST_F(SqliteStoreTest, SignalHistoryIsReadByRangeAndDownsampled) {
+  constexpr int64_t kHour = 3'600'000, kDay = 24 * kHour;
+  const int64_t t0 = 400 * kDay;  // day-aligned
+  const double nan = std::nan("");
+  // Two series, one point per 15 min for two days.
+  for (int64_t t = t0; t < t0 + 2 * kDay; t += kHour / 4) {
+    const double v = static_cast<double>((t - t0) / (kHour / 4) % 4);  // 0 1 2 3 per hour
+    ASSERT_TRUE(store_
+                    ->AppendSignals(t, {{"loan@v1", "psi", "income", "platform=android", v, nan},
+                                        {"loan@v1", "volume", "", "*", 100 + v, 50}})
+                    .ok());
+  }
+  absl::StatusOr<std::vector<SignalSample>> got =
+      store_->ReadSignalSeries("loan@v1", "psi", "income", "platform=android", t0, t0 + kHour);
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_EQ(got->size(), 4u);
+  EXPECT_EQ((*got)[3].t_ms, t0 + 3 * kHour / 4);
+  EXPECT_EQ((*got)[3].value, 3);
+  EXPECT_TRUE(std::isnan((*got)[3].baseline));
+  EXPECT_EQ((*got)[3].resolution, 0);
+  // Raw points older than one day become hourly means.
+  SignalRetention retention{kDay, 10 * kDay, 100 * kDay};
+  ASSERT_TRUE(store_->CompactSignals(retention, t0 + 2 * kDay + kHour / 2).ok());
+  got = store_->ReadSignalSeries("loan@v1", "volume", "", "*", t0, t0 + 2 * kDay);
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_EQ(got->size(), 24u + 4 * 24u);  // the first day hourly, the second as it was
+  EXPECT_EQ((*got)[0].t_ms, t0);
+  EXPECT_EQ((*got)[0].resolution, 1);
+  EXPECT_DOUBLE_EQ((*got)[0].value, 101.5);  // mean of 100..103
+  EXPECT_DOUBLE_EQ((*got)[0].baseline, 50);
+  EXPECT_EQ((*got)[24].resolution, 0);
+  // Compacting again changes nothing; later, hourly means older than the
+  // hour retention become daily means, and the oldest go.
+  ASSERT_TRUE(store_->CompactSignals(retention, t0 + 2 * kDay + kHour / 2).ok());
+  got = store_->ReadSignalSeries("loan@v1", "volume", "", "*", t0, t0 + 2 * kDay);
+  EXPECT_EQ(got->size(), 24u + 4 * 24u);
+  ASSERT_TRUE(store_->CompactSignals(retention, t0 + 12 * kDay + kHour).ok());
+  got = store_->ReadSignalSeries("loan@v1", "volume", "", "*", t0, t0 + 2 * kDay);
+  ASSERT_EQ(got->size(), 2u);
+  EXPECT_EQ((*got)[0].resolution, 2);
+  EXPECT_DOUBLE_EQ((*got)[0].value, 101.5);
+  ASSERT_TRUE(store_->CompactSignals(retention, t0 + 200 * kDay).ok());
+  got = store_->ReadSignalSeries("loan@v1", "volume", "", "*", 0, t0 + 300 * kDay);
+  EXPECT_TRUE(got->empty());
 }
 
 TEST_F(SqliteStoreTest, NonDatabaseFileIsDataLoss) {

@@ -1,6 +1,9 @@
 #include "driftwatch/service/evaluator.h"
 
 #include <algorithm>
+#include <limits>
+#include <map>
+#include <optional>
 #include <utility>
 
 #include "driftwatch/base/status_macros.h"
@@ -26,26 +29,43 @@ std::vector<int32_t> ChooseSlices(const SliceProfiles& current, int max_slices) 
   return chosen;
 }
 
-// The signals one slice's report carries.
+// The signals one slice's report carries: per feature, and the model's
+// first score at feature "" (score_*), so that a rule can join "feature
+// PSI high AND score PSI high" on one slice.
 void AddSignals(const v1::DriftReport& report, const std::string& model, const std::string& slice,
                 std::vector<detectors::Signal>* out) {
-  auto emit = [&](const std::string& feature, const char* name, double value) {
-    out->push_back(detectors::Signal{model, slice, feature, name, value});
+  auto emit = [&](const std::string& feature, const char* name, double value,
+                  double baseline = std::numeric_limits<double>::quiet_NaN()) {
+    out->push_back(detectors::Signal{model, slice, feature, name, value, baseline});
   };
-  reports::ForEachFeature(report, [&](const v1::FeatureDriftReport& f) {
-    emit(f.name(), "null_rate", f.null_rate());
-    if (!reports::HasStatistics(f)) return;
+  for (const v1::FeatureDriftReport& f : report.features()) {
+    emit(f.name(), "null_rate", f.null_rate(), f.reference_null_rate());
+    if (!reports::HasStatistics(f)) continue;
     emit(f.name(), "psi", f.psi());
     emit(f.name(), "js", f.js());
     if (f.has_ks()) {
       emit(f.name(), "ks", f.ks().statistic());
+      emit(f.name(), "ks_p", f.ks().p_value());
       emit(f.name(), "wasserstein_norm", f.wasserstein_norm());
       // The summaries' bounds (docs/statistics.md): KS is within [ks, ks +
       // bound], W1/sd within +- its bound; a rule can ask for both.
       emit(f.name(), "ks_error_bound", f.ks().error_bound());
       emit(f.name(), "wasserstein_norm_error_bound", f.wasserstein_norm_error_bound());
     }
-  });
+    if (f.has_chi2()) emit(f.name(), "chi2_p", f.chi2().p_value());
+  }
+  if (report.scores_size() > 0) {
+    const v1::FeatureDriftReport& f = report.scores(0);
+    emit("", "score_null_rate", f.null_rate(), f.reference_null_rate());
+    if (f.n_current() > 0) emit("", "score_mean", f.mean(), f.reference_mean());
+    if (reports::HasStatistics(f)) {
+      emit("", "score_psi", f.psi());
+      emit("", "score_js", f.js());
+      emit("", "score_ks", f.ks().statistic());
+      emit("", "score_ks_p", f.ks().p_value());
+      emit("", "score_wasserstein_norm", f.wasserstein_norm());
+    }
+  }
 }
 
 }  // namespace
@@ -88,18 +108,51 @@ absl::Status Evaluator::EvaluateModel(const RegisteredModel& model, int64_t now_
   absl::StatusOr<BaselineDef> def = baselines_->Load(model, options_.baseline);
   if (absl::IsNotFound(def.status()) && !quality) return absl::OkStatus();
   if (!def.ok() && !absl::IsNotFound(def.status())) return def.status();
-  // The same whole buckets a report of this window reads.
-  const Interval window = TrailingBuckets(now_ms, options_.window_ms, windows_->bucket_width_ms());
+  // The same whole buckets a report of this window reads, ending at the
+  // model's watermark (event time): a replay or a backfill is judged on its
+  // own events, not on the wall clock's empty hour.
+  const int64_t watermark = model.progress().watermark_ms;
+  const int64_t width = windows_->bucket_width_ms();
+  const Interval window =
+      TrailingBuckets(watermark > 0 ? watermark : now_ms, options_.window_ms, width);
+  const double buckets =
+      width > 0 ? std::max<double>(1, static_cast<double>(window.end_ms - window.start_ms) / width)
+                : 1;
   DW_ASSIGN_OR_RETURN(SliceProfiles current, windows_->Read(model, window, {}));
   const std::vector<int32_t> chosen = ChooseSlices(current, options_.max_slices);
+  // Events per bucket, by slice; against the baseline's own rate where
+  // the baseline is a range of the model's traffic.
+  std::map<int32_t, double> baseline_volume;
+  std::optional<SliceProfiles> refs;
   if (def.ok()) {
-    DW_ASSIGN_OR_RETURN(SliceProfiles refs, baselines_->Profiles(model, *def, now_ms, chosen));
-    const std::vector<storage::SliceRecord> records = model.slices().Records();
+    DW_ASSIGN_OR_RETURN(refs, baselines_->Profiles(model, *def, now_ms, chosen));
+    if (def->spec.source_case() != v1::BaselineSpec::kProfile) {
+      const Interval range = baselines_->Range(def->spec, now_ms);
+      const double ref_buckets =
+          width > 0 ? static_cast<double>(range.end_ms - range.start_ms) / width : 0;
+      for (const auto& [id, profile] : *refs) {
+        if (ref_buckets >= 1) {
+          baseline_volume[id] = static_cast<double>(profile.counters().events) / ref_buckets;
+        }
+      }
+    }
+  }
+  const std::vector<storage::SliceRecord> records = model.slices().Records();
+  for (int32_t id : chosen) {
+    if (static_cast<size_t>(id) >= records.size()) continue;
+    auto cur = current.find(id);
+    const double events = cur == current.end() ? 0 : cur->second.counters().events;
+    auto b = baseline_volume.find(id);
+    out->push_back(detectors::Signal{
+        model.label(), model.SliceName(records[id]), "", "volume", events / buckets,
+        b == baseline_volume.end() ? std::numeric_limits<double>::quiet_NaN() : b->second});
+  }
+  if (def.ok()) {
     FrozenReferences frozen(def->bins);
     for (int32_t id : chosen) {
       auto cur = current.find(id);
       if (cur == current.end() || cur->second.counters().events == 0) continue;
-      const Profile* reference = ReferenceFor(refs, id);
+      const Profile* reference = ReferenceFor(*refs, id);
       if (reference == nullptr || static_cast<size_t>(id) >= records.size()) continue;
       DW_ASSIGN_OR_RETURN(const Reference* ref, frozen.For(*reference));
       v1::DriftReport report;
@@ -138,26 +191,32 @@ absl::Status Evaluator::AddQuality(const RegisteredModel& model,
     if (absl::IsNotFound(r.status()) || absl::IsFailedPrecondition(r.status())) continue;
     if (!r.ok()) return r.status();
     const std::string slice = model.SliceName(record);
-    auto emit = [&](std::string_view name, double value) {
-      out->push_back(detectors::Signal{model.label(), slice, "", std::string(name), value});
+    auto emit = [&](std::string_view name, double value,
+                    double baseline = std::numeric_limits<double>::quiet_NaN()) {
+      out->push_back(
+          detectors::Signal{model.label(), slice, "", std::string(name), value, baseline});
     };
+    const v1::QualityMetrics& b = r->baseline_metrics();
+    const double nan = std::numeric_limits<double>::quiet_NaN();
     if (r->predicted_weight() <= 0) continue;
     emit("label_coverage", r->label_coverage());
     const v1::QualityMetrics& m = r->current();
     if (m.has_auc()) {
-      emit("auc", m.auc());
+      emit("auc", m.auc(), b.has_auc() ? b.auc() : nan);
       emit("auc_error_bound", m.auc_error_bound());
       if (r->baseline_metrics().has_auc()) emit("auc_delta", r->auc_delta());
     }
     if (m.has_calibration()) {
-      emit("ece", m.ece());
-      emit("mce", m.mce());
-      emit("brier", m.brier());
+      emit("ece", m.ece(), b.has_calibration() ? b.ece() : nan);
+      emit("mce", m.mce(), b.has_calibration() ? b.mce() : nan);
+      emit("brier", m.brier(), b.has_calibration() ? b.brier() : nan);
       if (r->baseline_metrics().has_calibration()) emit("ece_delta", r->ece_delta());
     }
     if (r->has_accuracy()) emit("accuracy", r->accuracy());
     if (r->has_estimate()) {
-      emit("estimated_auc", r->estimated_auc());
+      // Against the baseline's realised AUC: change(estimated_auc) is the
+      // drop expected before the labels arrive.
+      emit("estimated_auc", r->estimated_auc(), b.has_auc() ? b.auc() : nan);
       emit("estimated_accuracy", r->estimated_accuracy());
     }
     if (r->has_multiclass()) {
@@ -171,7 +230,7 @@ absl::Status Evaluator::AddQuality(const RegisteredModel& model,
     }
     if (r->has_ndcg()) emit("ndcg", r->ndcg());
     if (r->labelled_weight() > 0) {
-      emit("label_delay_p95_seconds", r->label_delay_ms().p95() / 1000.0);
+      emit("label_delay_p95", r->label_delay_ms().p95() / 1000.0);
     }
   }
   return absl::OkStatus();

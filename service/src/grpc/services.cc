@@ -68,9 +68,6 @@ class Timed {
   const std::chrono::steady_clock::time_point started_;
 };
 
-grpc::Status Unimplemented() {
-  return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "alerting lands with the alerting issue");
-}
 
 }  // namespace
 
@@ -299,6 +296,92 @@ grpc::Status ReportsService::GetQualityReport(grpc::ServerContext*,
   });
 }
 
+grpc::Status ReportsService::GetSignalSeries(grpc::ServerContext*,
+                                             const v1::GetSignalSeriesRequest* request,
+                                             v1::SignalSeries* response) {
+  QueryPriority::Scope first(priority_);
+  Timed timed(metrics_, "GetSignalSeries");
+  return Guard("GetSignalSeries", [&]() -> absl::Status {
+    DW_ASSIGN_OR_RETURN(*response, signals_->GetSeries(*request));
+    return absl::OkStatus();
+  });
+}
+
+namespace {
+
+void Stamp(int64_t ms, google::protobuf::Timestamp* t) {
+  t->set_seconds(ms / 1000);
+  t->set_nanos(static_cast<int32_t>(ms % 1000) * 1'000'000);
+}
+
+int64_t FromStamp(const google::protobuf::Timestamp& t) {
+  return t.seconds() * 1000 + t.nanos() / 1'000'000;
+}
+
+v1::AlertState ToProto(alerting::AlertState s) {
+  switch (s) {
+    case alerting::AlertState::kInactive:
+      return v1::ALERT_STATE_INACTIVE;
+    case alerting::AlertState::kPending:
+      return v1::ALERT_STATE_PENDING;
+    case alerting::AlertState::kFiring:
+      return v1::ALERT_STATE_FIRING;
+    case alerting::AlertState::kResolved:
+      return v1::ALERT_STATE_RESOLVED;
+  }
+  return v1::ALERT_STATE_UNSPECIFIED;
+}
+
+void ToProto(const alerting::Alert& a, v1::Alert* out) {
+  out->set_fingerprint(a.fingerprint);
+  out->set_rule(a.rule);
+  out->mutable_labels()->insert(a.labels.begin(), a.labels.end());
+  out->mutable_annotations()->insert(a.annotations.begin(), a.annotations.end());
+  out->set_state(ToProto(a.state));
+  Stamp(a.active_at_ms, out->mutable_active_at());
+  if (a.fired_at_ms != 0) Stamp(a.fired_at_ms, out->mutable_fired_at());
+  if (a.resolved_at_ms != 0) Stamp(a.resolved_at_ms, out->mutable_resolved_at());
+  out->set_value(a.value);
+  out->set_silenced(!a.silenced_by.empty());
+  out->set_inhibited(a.inhibited);
+  for (const std::string& id : a.silenced_by) out->add_silenced_by(id);
+}
+
+bool ModelMatches(const v1::ModelRef& model, const alerting::Alert& a) {
+  auto label = [&a](const char* name) {
+    auto it = a.labels.find(name);
+    return it == a.labels.end() ? std::string() : it->second;
+  };
+  if (!model.model_id().empty() && label("model") != model.model_id()) return false;
+  return model.model_version().empty() || label("model_version") == model.model_version();
+}
+
+void ToProto(const alerting::Silence& s, int64_t now_ms, v1::Silence* out) {
+  out->set_id(s.id);
+  for (const alerting::Matcher& m : s.matchers) {
+    v1::Matcher* pm = out->add_matchers();
+    pm->set_name(m.name);
+    pm->set_value(m.value);
+    pm->set_is_regex(m.op == alerting::Matcher::Op::kRe || m.op == alerting::Matcher::Op::kNre);
+    pm->set_is_equal(m.op == alerting::Matcher::Op::kEq || m.op == alerting::Matcher::Op::kRe);
+  }
+  Stamp(s.starts_at_ms, out->mutable_starts_at());
+  Stamp(s.ends_at_ms, out->mutable_ends_at());
+  out->set_created_by(s.created_by);
+  out->set_comment(s.comment);
+  out->set_state(std::string(s.StateAt(now_ms)));
+}
+
+void ToProto(const alerting::Rule& r, v1::Rule* out) {
+  out->set_name(r.name);
+  out->set_source(r.source);
+  out->set_yaml(r.yaml);
+  out->set_severity(r.severity);
+  out->set_runbook_url(r.runbook_url);
+}
+
+}  // namespace
+
 grpc::Status AlertsService::ListAlerts(grpc::ServerContext*, const v1::ListAlertsRequest* request,
                                        v1::ListAlertsResponse* response) {
   std::vector<alerting::AlertState> states;
@@ -312,56 +395,119 @@ grpc::Status AlertsService::ListAlerts(grpc::ServerContext*, const v1::ListAlert
                             absl::StrCat("states: ", s, " is not pending, firing or resolved"));
     }
   }
-  const std::string& model = request->model().model_id();
-  const std::string& version = request->model().model_version();
-  auto stamp = [](int64_t ms, google::protobuf::Timestamp* t) {
-    t->set_seconds(ms / 1000);
-    t->set_nanos(static_cast<int32_t>(ms % 1000) * 1'000'000);
-  };
   for (const alerting::Alert& a : rules_->List(states)) {
-    auto label = [&a](const char* name) {
-      auto it = a.labels.find(name);
-      return it == a.labels.end() ? std::string() : it->second;
-    };
-    if (!model.empty() && label("model") != model) continue;
-    if (!version.empty() && label("model_version") != version) continue;
-    v1::Alert* out = response->add_alerts();
-    out->set_fingerprint(a.fingerprint);
-    out->set_rule(a.rule);
-    out->mutable_labels()->insert(a.labels.begin(), a.labels.end());
-    out->mutable_annotations()->insert(a.annotations.begin(), a.annotations.end());
-    out->set_state(a.state == alerting::AlertState::kPending  ? v1::ALERT_STATE_PENDING
-                   : a.state == alerting::AlertState::kFiring ? v1::ALERT_STATE_FIRING
-                                                              : v1::ALERT_STATE_RESOLVED);
-    stamp(a.active_at_ms, out->mutable_active_at());
-    if (a.fired_at_ms != 0) stamp(a.fired_at_ms, out->mutable_fired_at());
-    if (a.resolved_at_ms != 0) stamp(a.resolved_at_ms, out->mutable_resolved_at());
-    out->set_value(a.value);
+    if (ModelMatches(request->model(), a)) ToProto(a, response->add_alerts());
   }
   return grpc::Status::OK;
 }
-grpc::Status AlertsService::PutRule(grpc::ServerContext*, const v1::PutRuleRequest*, v1::Rule*) {
-  return Unimplemented();
+
+grpc::Status AlertsService::WatchAlerts(grpc::ServerContext* context,
+                                        const v1::WatchAlertsRequest* request,
+                                        grpc::ServerWriter<v1::Alert>* writer) {
+  // Changes after this seq are streamed; the current alerts (as listed
+  // after it was read) come first, so none is missed in between.
+  uint64_t seq = rules_->last_seq();
+  if (!request->skip_current()) {
+    for (const alerting::Alert& a : rules_->List({})) {
+      if (!ModelMatches(request->model(), a)) continue;
+      v1::Alert out;
+      ToProto(a, &out);
+      if (!writer->Write(out)) return grpc::Status::OK;
+    }
+  }
+  while (!context->IsCancelled()) {
+    bool missed = false;
+    uint64_t next = seq;
+    std::vector<AlertEvent> events =
+        rules_->WaitForChanges(seq, absl::Milliseconds(500), &next, &missed);
+    if (missed) {
+      return grpc::Status(grpc::StatusCode::DATA_LOSS,
+                          "WatchAlerts: this watcher fell behind the change backlog; "
+                          "list the alerts again and re-watch");
+    }
+    for (const AlertEvent& e : events) {
+      if (!ModelMatches(request->model(), e.alert)) continue;
+      v1::Alert out;
+      ToProto(e.alert, &out);
+      if (!writer->Write(out)) return grpc::Status::OK;
+    }
+    seq = next;
+  }
+  return grpc::Status::OK;
 }
-grpc::Status AlertsService::DeleteRule(grpc::ServerContext*, const v1::DeleteRuleRequest*,
+
+grpc::Status AlertsService::PutRule(grpc::ServerContext*, const v1::PutRuleRequest* request,
+                                    v1::Rule* response) {
+  return Guard("PutRule", [&]() -> absl::Status {
+    if (request->yaml().empty()) {
+      return absl::InvalidArgumentError("yaml: give one rule in the rules file's schema");
+    }
+    if (request->yaml().size() > 64 * 1024) {
+      return absl::InvalidArgumentError("yaml: a rule is at most 64 KiB");
+    }
+    DW_ASSIGN_OR_RETURN(alerting::Rule rule, rules_->PutRule(request->yaml()));
+    ToProto(rule, response);
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status AlertsService::DeleteRule(grpc::ServerContext*, const v1::DeleteRuleRequest* request,
                                        v1::DeleteRuleResponse*) {
-  return Unimplemented();
+  return Guard("DeleteRule", [&]() -> absl::Status { return rules_->DeleteRule(request->name()); });
 }
+
 grpc::Status AlertsService::ListRules(grpc::ServerContext*, const v1::ListRulesRequest*,
-                                      v1::ListRulesResponse*) {
-  return Unimplemented();
+                                      v1::ListRulesResponse* response) {
+  for (const alerting::Rule& r : rules_->Rules()) ToProto(r, response->add_rules());
+  return grpc::Status::OK;
 }
-grpc::Status AlertsService::CreateSilence(grpc::ServerContext*, const v1::CreateSilenceRequest*,
-                                          v1::Silence*) {
-  return Unimplemented();
+
+grpc::Status AlertsService::CreateSilence(grpc::ServerContext*,
+                                          const v1::CreateSilenceRequest* request,
+                                          v1::Silence* response) {
+  return Guard("CreateSilence", [&]() -> absl::Status {
+    const v1::Silence& in = request->silence();
+    alerting::Silence s;
+    for (const v1::Matcher& pm : in.matchers()) {
+      alerting::Matcher m;
+      m.name = pm.name();
+      m.value = pm.value();
+      m.op = pm.is_regex() ? (pm.is_equal() ? alerting::Matcher::Op::kRe
+                                             : alerting::Matcher::Op::kNre)
+                           : (pm.is_equal() ? alerting::Matcher::Op::kEq
+                                            : alerting::Matcher::Op::kNe);
+      // Through the parser, so a bad regex is refused the same way.
+      DW_ASSIGN_OR_RETURN(m, alerting::ParseMatcher(m.ToString()));
+      s.matchers.push_back(std::move(m));
+    }
+    if (in.has_starts_at()) s.starts_at_ms = FromStamp(in.starts_at());
+    if (!in.has_ends_at()) return absl::InvalidArgumentError("ends_at: a silence must end");
+    s.ends_at_ms = FromStamp(in.ends_at());
+    s.created_by = in.created_by();
+    s.comment = in.comment();
+    if (s.created_by.empty()) {
+      return absl::InvalidArgumentError("created_by: say who silences (and why, in comment)");
+    }
+    DW_ASSIGN_OR_RETURN(alerting::Silence created, rules_->CreateSilence(std::move(s)));
+    ToProto(created, rules_->NowMs(), response);
+    return absl::OkStatus();
+  });
 }
-grpc::Status AlertsService::ExpireSilence(grpc::ServerContext*, const v1::ExpireSilenceRequest*,
+
+grpc::Status AlertsService::ExpireSilence(grpc::ServerContext*,
+                                          const v1::ExpireSilenceRequest* request,
                                           v1::ExpireSilenceResponse*) {
-  return Unimplemented();
+  return Guard("ExpireSilence",
+               [&]() -> absl::Status { return rules_->ExpireSilence(request->id()); });
 }
+
 grpc::Status AlertsService::ListSilences(grpc::ServerContext*, const v1::ListSilencesRequest*,
-                                         v1::ListSilencesResponse*) {
-  return Unimplemented();
+                                         v1::ListSilencesResponse* response) {
+  const int64_t now_ms = rules_->NowMs();
+  for (const alerting::Silence& s : rules_->Silences()) {
+    ToProto(s, now_ms, response->add_silences());
+  }
+  return grpc::Status::OK;
 }
 
 }  // namespace driftwatch::service::grpc_api

@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "driftwatch/service/alert_rules.h"
+#include "driftwatch/service/signal_history.h"
 #include "driftwatch/service/ingestor.h"
 #include "driftwatch/service/label_joiner.h"
 #include "driftwatch/service/model_registry.h"
@@ -84,8 +85,9 @@ class ModelsService final : public v1::Models::Service {
 // Reports: each query holds QueryPriority for its duration and is timed.
 class ReportsService final : public v1::Reports::Service {
  public:
-  ReportsService(ReportEngine* reports, QueryPriority* priority, internal::Metrics* metrics)
-      : reports_(reports), priority_(priority), metrics_(metrics) {}
+  ReportsService(ReportEngine* reports, QueryPriority* priority, internal::Metrics* metrics,
+                 const SignalHistory* signals)
+      : reports_(reports), priority_(priority), metrics_(metrics), signals_(signals) {}
 
   grpc::Status GetDriftReport(grpc::ServerContext* context,
                               const v1::GetDriftReportRequest* request,
@@ -95,18 +97,21 @@ class ReportsService final : public v1::Reports::Service {
   grpc::Status GetQualityReport(grpc::ServerContext* context,
                                 const v1::GetQualityReportRequest* request,
                                 v1::QualityReport* response) override;
+  grpc::Status GetSignalSeries(grpc::ServerContext* context,
+                               const v1::GetSignalSeriesRequest* request,
+                               v1::SignalSeries* response) override;
 
  private:
   ReportEngine* const reports_;
   QueryPriority* const priority_;
   internal::Metrics* const metrics_;
+  const SignalHistory* const signals_;
 };
 
-// ListAlerts answers from the rules engine; the other methods land with
-// the rest of issue 10 and answer UNIMPLEMENTED.
+// Alerts, rules and silences, from the rules engine (docs/alerting.md).
 class AlertsService final : public v1::Alerts::Service {
  public:
-  explicit AlertsService(const AlertRules* rules) : rules_(rules) {}
+  explicit AlertsService(AlertRules* rules) : rules_(rules) {}
   grpc::Status ListAlerts(grpc::ServerContext*, const v1::ListAlertsRequest*,
                           v1::ListAlertsResponse*) override;
   grpc::Status PutRule(grpc::ServerContext*, const v1::PutRuleRequest*, v1::Rule*) override;
@@ -120,9 +125,11 @@ class AlertsService final : public v1::Alerts::Service {
                              v1::ExpireSilenceResponse*) override;
   grpc::Status ListSilences(grpc::ServerContext*, const v1::ListSilencesRequest*,
                             v1::ListSilencesResponse*) override;
+  grpc::Status WatchAlerts(grpc::ServerContext*, const v1::WatchAlertsRequest*,
+                           grpc::ServerWriter<v1::Alert>*) override;
 
  private:
-  const AlertRules* const rules_;
+  AlertRules* const rules_;
 };
 
 }  // namespace driftwatch::service::grpc_api

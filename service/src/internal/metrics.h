@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "driftwatch/service/alert_rules.h"
 #include "driftwatch/service/evaluator.h"
 #include "driftwatch/service/ingestor.h"
 #include "driftwatch/service/label_joiner.h"
@@ -25,7 +26,7 @@ class Metrics {
   // They must outlive this object (or StopExposing must run first);
   // `labels` may be null (no label series but the per-model counters).
   Metrics(const Ingestor* ingestor, const ModelRegistry* registry, const Evaluator* evaluator,
-          const LabelJoiner* labels = nullptr);
+          const LabelJoiner* labels = nullptr, const AlertRules* alerts = nullptr);
   ~Metrics();
 
   // Serves /metrics on `listen` ("host:port"; port 0 picks a free one).
@@ -42,6 +43,8 @@ class Metrics {
   void OnQueryYield();
   // One report query (GetDriftReport, RankSlices) answered in `seconds`.
   void ObserveQuery(const std::string& method, double seconds);
+  // One evaluator run (signals and rules) took `seconds`; `ok`: it published.
+  void ObserveEvaluation(double seconds, bool ok);
 
  private:
   struct State;

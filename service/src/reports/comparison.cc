@@ -57,6 +57,11 @@ absl::Status CompareNumericFeature(const std::string& name,
   // Weighted, as every other proportion (and `driftctl stats`) is.
   const double all = c.missing_weight + c.weight;
   out->set_null_rate(all > 0 ? c.missing_weight / all : 0);
+  const detectors::NumericCounts& r = reference.counts();
+  const double ref_all = r.missing_weight + r.weight;
+  out->set_reference_null_rate(ref_all > 0 ? r.missing_weight / ref_all : 0);
+  out->set_mean(current.mean());
+  out->set_reference_mean(reference.mean());
   out->set_invalid_rate(InvalidRate(counters));
   if (!frozen.has_value() || c.count == 0 || !(c.weight > 0)) return absl::OkStatus();
   absl::StatusOr<FeatureDrift> drift = detectors::CompareNumeric(*frozen, current);
@@ -79,6 +84,8 @@ absl::Status CompareCategoricalFeature(const std::string& name,
   out->set_n_current(current.total_weight());
   const double total = current.total_weight();
   out->set_null_rate(total > 0 ? current.missing_weight() / total : 0);
+  const double ref_total = reference.total_weight();
+  out->set_reference_null_rate(ref_total > 0 ? reference.missing_weight() / ref_total : 0);
   out->set_invalid_rate(InvalidRate(counters));
   if (!(reference.total_weight() > 0) || !(total > 0)) return absl::OkStatus();
   absl::StatusOr<FeatureDrift> drift = detectors::CompareCategorical(reference, current);

@@ -10,7 +10,7 @@ namespace {
 // Append-only. Rowid tables throughout: profiles are multi-KB blobs and a
 // WITHOUT ROWID table stores them inside the key b-tree, which measured 3x
 // slower for flushes (docs/formats/sqlite_schema.md).
-constexpr std::array<const char*, 5> kMigrations = {
+constexpr std::array<const char*, 6> kMigrations = {
     // v1: the initial schema.
     R"sql(
 CREATE TABLE models (
@@ -146,6 +146,40 @@ CREATE TABLE alerts (
   rule TEXT NOT NULL,
   alert BLOB NOT NULL
 ) STRICT;
+)sql",
+    // v6: rules from the API, silences, and the signal history.
+    R"sql(
+CREATE TABLE rules (
+  name TEXT PRIMARY KEY,
+  yaml TEXT NOT NULL,
+  updated_at_ms INTEGER NOT NULL
+) STRICT;
+CREATE TABLE silences (
+  id TEXT PRIMARY KEY,
+  matchers TEXT NOT NULL,
+  starts_at_ms INTEGER NOT NULL,
+  ends_at_ms INTEGER NOT NULL,
+  created_by TEXT NOT NULL,
+  comment TEXT NOT NULL,
+  updated_at_ms INTEGER NOT NULL
+) STRICT;
+CREATE TABLE signal_series (
+  series_id INTEGER PRIMARY KEY,
+  model TEXT NOT NULL,
+  signal TEXT NOT NULL,
+  feature TEXT NOT NULL,
+  slice TEXT NOT NULL,
+  UNIQUE (model, signal, feature, slice)
+) STRICT;
+CREATE TABLE signal_points (
+  series_id INTEGER NOT NULL,
+  t_ms INTEGER NOT NULL,
+  resolution INTEGER NOT NULL,
+  value REAL,
+  baseline REAL,
+  PRIMARY KEY (series_id, t_ms)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX signal_points_by_resolution ON signal_points (resolution, t_ms);
 )sql",
 };
 

@@ -140,4 +140,70 @@ struct RankOptions {
 };
 int RunRank(const RankOptions& options, std::ostream& out, std::ostream& err);
 
+
+// driftctl alerts: Alerts.ListAlerts, or with --watch Alerts.WatchAlerts
+// (one line per state change until interrupted).
+struct AlertsOptions {
+  ServerOptions server;
+  std::string model;    // empty: every model
+  std::string version;
+  std::vector<std::string> states;  // pending, firing, resolved; empty: pending and firing
+  bool watch = false;
+  bool skip_current = false;  // --watch: only changes from now on
+  bool json = false;
+};
+int RunAlerts(const AlertsOptions& options, std::ostream& out, std::ostream& err);
+
+// driftctl silence add|list|expire.
+struct SilenceAddOptions {
+  ServerOptions server;
+  std::vector<std::string> matchers;  // name="v", name=~"re", ...
+  std::string duration = "2h";
+  std::optional<std::string> start;   // default now
+  std::string created_by;
+  std::string comment;
+};
+int RunSilenceAdd(const SilenceAddOptions& options, std::ostream& out, std::ostream& err);
+struct SilenceListOptions {
+  ServerOptions server;
+  bool all = false;  // expired ones too
+  bool json = false;
+};
+int RunSilenceList(const SilenceListOptions& options, std::ostream& out, std::ostream& err);
+struct SilenceExpireOptions {
+  ServerOptions server;
+  std::vector<std::string> ids;
+};
+int RunSilenceExpire(const SilenceExpireOptions& options, std::ostream& out, std::ostream& err);
+
+// driftctl rules list|put|delete: the rules in force, and the API's.
+struct RulesListOptions {
+  ServerOptions server;
+  bool json = false;
+};
+int RunRulesList(const RulesListOptions& options, std::ostream& out, std::ostream& err);
+struct RulesPutOptions {
+  ServerOptions server;
+  std::string file;  // one rule: the YAML map of one entry of `rules:`
+};
+int RunRulesPut(const RulesPutOptions& options, std::ostream& out, std::ostream& err);
+struct RulesDeleteOptions {
+  ServerOptions server;
+  std::string name;
+};
+int RunRulesDelete(const RulesDeleteOptions& options, std::ostream& out, std::ostream& err);
+
+// driftctl signals: one signal's history (Reports.GetSignalSeries).
+struct SignalsOptions {
+  ServerOptions server;
+  std::string model;
+  std::string version;
+  std::string signal;
+  std::string feature;
+  std::string slice = "*";
+  std::optional<std::string> range;  // the last RANGE; default the server's (6h)
+  bool json = false;
+};
+int RunSignals(const SignalsOptions& options, std::ostream& out, std::ostream& err);
+
 }  // namespace driftwatch::cli

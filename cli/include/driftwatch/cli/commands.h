@@ -19,6 +19,7 @@ inline constexpr int kExitBadInput = 2;  // bad flags, files or data
 inline constexpr int kExitDrift = 3;     // --fail-on-drift and a feature drifted
 // push / labels push: the server rejected events or labels (no --allow-rejects)
 inline constexpr int kExitRejected = 4;
+inline constexpr int kExitTestsFailed = 5;  // rules test: a test case failed
 
 struct StatsOptions {
   std::string reference;
@@ -47,6 +48,16 @@ struct RulesCheckOptions {
   std::vector<std::string> files;
 };
 int RunRulesCheck(const RulesCheckOptions& options, std::ostream& out, std::ostream& err);
+
+// driftctl rules test RULES TESTS...: runs the rules file's unit tests
+// (docs/alerting.md "Testing rules"): PASS / FAIL per test case, what
+// differs, then a summary. kExitTestsFailed when a case failed;
+// kExitBadInput when a file cannot be read or does not parse.
+struct RulesTestOptions {
+  std::string rules_file;
+  std::vector<std::string> test_files;
+};
+int RunRulesTest(const RulesTestOptions& options, std::ostream& out, std::ostream& err);
 
 struct ReportOptions {
   std::string reference;

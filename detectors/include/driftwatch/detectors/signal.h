@@ -1,10 +1,11 @@
 // A signal: one named value of one evaluation, e.g. the PSI of feature
 // `income` in slice `platform=android` of model `loan@v1`. The evaluator
-// produces them; /metrics, reports and (next) the rules engine read them.
+// produces them; /metrics, signal history and the rules engine read them.
 // A plain value type, so alerting can use it without the service.
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <string>
 
 namespace driftwatch::detectors {
@@ -15,6 +16,10 @@ struct Signal {
   std::string feature;  // the feature or score; empty for model-level signals
   std::string name;     // psi, js, ks, wasserstein_norm, null_rate, ...
   double value = 0;
+  // The same quantity on the baseline, where it has one (score_mean,
+  // null_rate, volume, auc, ...); NaN otherwise. Rules read it through
+  // change(signal) and ratio(signal).
+  double baseline = std::numeric_limits<double>::quiet_NaN();
 };
 
 }  // namespace driftwatch::detectors

@@ -42,7 +42,7 @@ inline constexpr std::string_view kQualitySignalNames[] = {
     "auc",           "auc_error_bound",    "ece",       "mce",      "brier",
     "accuracy",      "label_coverage",     "estimated_auc", "estimated_accuracy",
     "auc_delta",     "ece_delta",          "macro_auc", "log_loss", "mae",
-    "rmse",          "bias",               "ndcg",      "label_delay_p95_seconds",
+    "rmse",          "bias",               "ndcg",      "label_delay_p95",
 };
 
 // The signals of one evaluation.

@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "driftwatch/base/clock.h"
 #include "driftwatch/service/alert_rules.h"
+#include "driftwatch/service/signal_history.h"
 #include "driftwatch/service/evaluator.h"
 #include "driftwatch/service/ingestor.h"
 #include "driftwatch/service/label_joiner.h"
@@ -26,15 +27,20 @@ struct ServerConfig {
   std::string data_dir = "./driftwatch-data";     // holds driftwatch.db
   std::string port_file;  // when set, "grpc=PORT metrics=PORT" is written there once serving
   bool sqlite_synchronous_full = true;
-  int64_t signal_interval_ms = 15'000;  // how often the evaluator runs
+  int64_t signal_interval_ms = 15'000;  // evaluator.interval: how often the evaluator runs
+  // evaluator.window: the trailing event time each evaluation compares with
+  // the baseline, ending at the model's watermark.
+  int64_t evaluator_window_ms = 3'600'000;
   int64_t retention_interval_ms = 600'000;
-  int max_signal_slices = 20;  // busiest slices per model the evaluator covers
+  int max_signal_slices = 20;  // evaluator.slices: busiest slices per model it covers
   // Concurrent Ingest.StreamPredictions streams (key ingest.max_streams);
   // one more fails with RESOURCE_EXHAUSTED. Each running stream holds a
   // gRPC server thread, and up to 8 MiB of parse arena once it has sent.
   int max_ingest_streams = 64;
-  // Alerting rules (docs/alerting.md), read at start; empty: no rules.
+  // Alerting rules (docs/alerting.md), read at start and on SIGHUP
+  // (Server::ReloadRules); empty: only rules put through the API.
   std::string rules_file;
+  int64_t alerts_resolved_retention_ms = 24 * 3'600'000LL;  // alerts.resolved_retention
   std::string log_format = "text";  // text | json
   std::string log_level = "info";
   RegistryOptions registry;  // keys ingest.slice_cap, .max_categories, .summary_bins
@@ -95,6 +101,9 @@ class Server {
   ReportEngine& reports();
   Evaluator& evaluator();
   AlertRules& alert_rules();
+  SignalHistory& signal_history();
+  // Re-reads rules_file (SIGHUP); the rules in force stay on an error.
+  absl::Status ReloadRules();
 
  private:
   Server() = default;
