@@ -5,8 +5,12 @@
 # ranking (android on top); then send its delayed labels (baseline first,
 # the current period in two waves) and print the quality reports: the
 # CBPE estimate before any current label, then the realised AUC / ECE as
-# coverage rises (android worse); then stop the server cleanly. Loopback
-# only; every wait is bounded.
+# coverage rises (android worse). The default alerting rules
+# (deploy/rules.yaml, their `for` waits shortened for the demo) run all the
+# while: the alerts are printed as they fire (rule, slice, feature, value,
+# runbook), then the traffic returns to the baseline and the drift alerts
+# resolve. Then stop the server cleanly. Loopback only; every wait is
+# bounded.
 set -euo pipefail
 BUILD_DIR=${1:-build}
 DRIFTWATCHD="$BUILD_DIR/service/driftwatchd"
@@ -16,11 +20,21 @@ rm -rf "$OUT/live"
 mkdir -p "$OUT/live"
 PORTS="$OUT/live/ports"
 
+# The default rules as shipped, but firing at once: a demo cannot wait the
+# 15-60 minutes of their `for` (processing time).
+sed -E 's/^( +)(for|keep_firing_for): .*/\1\2: 0s/' deploy/rules.yaml >"$OUT/live/rules.yaml"
+# A 2 s evaluation, over the last 3 minutes of event time (the drift
+# report below reads 20 minutes).
 "$DRIFTWATCHD" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \
   --data-dir "$OUT/live/data" --port-file "$PORTS" --log-format text \
+  --rules-file "$OUT/live/rules.yaml" --evaluator-interval 2s --evaluator-window 3m \
   >"$OUT/live/driftwatchd.log" 2>&1 &
 PID=$!
-cleanup() { kill "$PID" 2>/dev/null || true; }
+WATCH_PID=
+cleanup() {
+  [ -n "$WATCH_PID" ] && kill "$WATCH_PID" 2>/dev/null
+  kill "$PID" 2>/dev/null || true
+}
 trap cleanup EXIT
 
 for _ in $(seq 1 100); do [ -s "$PORTS" ] && break; sleep 0.1; done
@@ -29,6 +43,23 @@ GRPC_PORT=$(sed -E 's/.*grpc=([0-9]+).*/\1/' "$PORTS")
 METRICS_PORT=$(sed -E 's/.*metrics=([0-9]+).*/\1/' "$PORTS")
 SERVER="127.0.0.1:$GRPC_PORT"
 echo "== driftwatchd (pid $PID) serving gRPC on $SERVER, /metrics on 127.0.0.1:$METRICS_PORT, data in $OUT/live/data"
+
+# Every alert state change, as driftctl alerts --watch prints it.
+"$DRIFTCTL" alerts --watch --skip-current --server "$SERVER" >"$OUT/live/alerts.log" 2>&1 &
+WATCH_PID=$!
+# Waits (at most $2 s) until the watch log has a line matching $1.
+wait_alerts() {
+  for _ in $(seq 1 $(($2 * 10))); do grep -qE "$1" "$OUT/live/alerts.log" && return 0; sleep 0.1; done
+  echo "(no alert matching '$1' within $2 s)"
+}
+# The watch log's lines matching $1 not yet printed, as a table.
+PRINTED=0
+print_alerts() {
+  sleep 3  # two more evaluations: the other rules' alerts of the same step
+  echo "  state  rule  model  slice  feature  severity  since  value  runbook"
+  tail -n +$((PRINTED + 1)) "$OUT/live/alerts.log" | grep -E "$1" | sed 's/^/  /' || true
+  PRINTED=$(wc -l <"$OUT/live/alerts.log")
+}
 
 NOW_MS=$(($(date +%s) * 1000))
 /usr/bin/python3 scripts/gen_demo_stream.py "$OUT/live" "$NOW_MS"
@@ -41,7 +72,7 @@ echo "== driftctl register: loan-default@v1 (3 numeric, 1 categorical, binary sc
 "$DRIFTCTL" register --server "$SERVER" --schema "$OUT/live/schema.json"
 
 echo
-echo "== driftctl push: 60k baseline events ($(ago "$BASELINE_START_MS") .. $(ago "$BASELINE_END_MS"), in the hour before the current one: quality is kept per hour) and 60k current events (last 20 min; android drifts)"
+echo "== driftctl push: 60k baseline events ($(ago "$BASELINE_START_MS") .. $(ago "$BASELINE_END_MS"), in the hour before the current one: quality is kept per hour) and 60k current events (the 20 min ending 5 min ago; android drifts)"
 "$DRIFTCTL" push "$OUT/live/events.csv" --server "$SERVER" --model loan-default --batch 2000
 
 echo
@@ -56,6 +87,11 @@ echo
 echo "== driftctl baseline create: pinned to the first period"
 "$DRIFTCTL" baseline create --server "$SERVER" --model loan-default --name default \
   --range "$BASELINE_START_MS..$BASELINE_END_MS"
+
+echo
+echo "== alerts firing (the default rules; driftctl alerts --watch): android's drift, its score drift, and its estimated AUC drop before any current label, each with its runbook; ios and web raise none"
+wait_alerts '^firing' 30
+print_alerts '^firing'
 
 echo
 echo "== driftctl report --slice platform=android --window 20m"
@@ -104,8 +140,31 @@ echo "== driftctl quality --slice platform=ios --window 20m: after wave 2, ios s
 quality --slice platform=ios
 
 echo
+echo "== alerts firing once the labels came: the realised AUC drop and the calibration drift (android)"
+wait_alerts '^firing +(auc_drop|calibration_drift)' 30
+print_alerts '^firing'
+
+echo
 echo "== driftctl rank --metric auc_drop: slices by baseline AUC - current AUC over the last 20 minutes"
 "$DRIFTCTL" rank --server "$SERVER" --model loan-default --metric auc_drop --window 20m --top 5
+
+echo
+echo "== driftctl push: the traffic returns to the baseline (15k events over the last 4.5 minutes, android as before the drift)"
+"$DRIFTCTL" push "$OUT/live/events_recovered.csv" --server "$SERVER" --model loan-default --batch 2000
+
+echo
+echo "== alerts resolved: the 3-minute evaluation window now holds only the recovered traffic, so the drift alerts resolve; the label-based ones read the day's labels and stay until those recover"
+wait_alerts '^resolved' 30
+print_alerts '^resolved'
+
+echo
+echo "== driftctl alerts: what is still firing"
+"$DRIFTCTL" alerts --server "$SERVER"
+
+echo
+echo "== driftctl signals: android's income PSI as the rules saw it, one sample per evaluation"
+"$DRIFTCTL" signals --server "$SERVER" --model loan-default --signal psi --feature income \
+  --slice platform=android --range 10m | tail -n 6
 
 echo
 echo "== /metrics (a few series)"
@@ -114,9 +173,12 @@ import sys, urllib.request
 body = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=5).read().decode()
 for line in body.splitlines():
     if line.startswith(("driftwatch_ingest_events_total", "driftwatch_open_buckets", "driftwatch_flushes_total",
-                           "driftwatch_labels_total")):
+                           "driftwatch_labels_total", "driftwatch_alerts{")):
         print(line)
 PY
+
+kill "$WATCH_PID" 2>/dev/null || true
+WATCH_PID=
 
 echo
 echo "== stopping driftwatchd (SIGTERM: flush and exit)"

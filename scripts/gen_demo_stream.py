@@ -3,9 +3,11 @@
 
 A loan-default model with three numeric features, a categorical one, a
 binary score, two slice keys and binary labels. Events fill two 20-minute
-event-time ranges: a baseline period and a current period (the last 20
-minutes before "now") in which only platform=android drifts (income up;
-scores up and squeezed towards 0.5, so the model is less sure there).
+event-time ranges: a baseline period and a current period (the 20
+minutes ending 5 minutes before "now") in which only platform=android
+drifts (income up; scores up and squeezed towards 0.5, so the model is
+less sure there). A third file holds the last 4.5 minutes before "now"
+with the drift gone, which the demo sends last so that its alerts resolve.
 
 Quality summaries are kept per event-time hour and quality windows are
 widened to whole hours (docs/labels.md), so the baseline period is placed
@@ -38,6 +40,7 @@ COUNTRIES = ["US", "DE", "BR", "IN", "JP"]
 MINUTE = 60_000
 HOUR = 60 * MINUTE
 EVENTS_PER_PERIOD = 60_000
+RECOVERY_EVENTS = 15_000
 FIRST_WAVE = 0.4
 
 
@@ -77,7 +80,7 @@ def write_labels(path, rows):
 
 def main():
     out_dir, now_ms = sys.argv[1], int(sys.argv[2])
-    current = (now_ms - 20 * MINUTE, now_ms)
+    current = (now_ms - 25 * MINUTE, now_ms - 5 * MINUTE)
     current_hour = current[0] // HOUR * HOUR
     baseline = (current_hour - 40 * MINUTE, current_hour - 20 * MINUTE)
 
@@ -128,6 +131,22 @@ def main():
                 value = label_for(label_rng, score, drifted)
                 if label_time <= now_ms:  # later ones are not known yet
                     labels.append((event_id, value, label_time))
+
+    # The traffic back to normal: the 4.5 minutes before now, android as
+    # the baseline. Sent last, they move the watermark past the drift, and
+    # the demo's 3-minute evaluator window (ending at the watermark) then
+    # holds only them, so the drift alerts resolve.
+    recovery = (now_ms - 5 * MINUTE, now_ms - 30_000)
+    with open(f"{out_dir}/events_recovered.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["event_id", "event_time_ms", "age", "income", "tenure_months", "country",
+                    "score", "platform", "app_version"])
+        for i in range(RECOVERY_EVENTS):
+            t = recovery[0] + (recovery[1] - recovery[0]) * i // RECOVERY_EVENTS
+            platform = rng.choices(PLATFORMS, weights=[0.45, 0.35, 0.2])[0]
+            age, income, tenure, score = features(rng, False)
+            w.writerow([f"rec-{i:07d}", t, age, round(income, 2), tenure, rng.choice(COUNTRIES),
+                        round(score, 6), platform, rng.choice(APP_VERSIONS)])
 
     write_labels(f"{out_dir}/labels_baseline.csv", baseline_labels)
     current_labels.sort(key=lambda r: r[2])

@@ -179,7 +179,9 @@ struct Metrics::State {
         {"score_wasserstein_norm", "Wasserstein-1 over the baseline sd of the (first) score"},
         {"score_mean", "Weighted mean of the model's (first) score in the current window"},
         {"score_null_rate", "Share of events without a (first) score in the current window"},
-        {"volume", "Events per bucket in the current window"},
+        {"volume", "Events per bucket in the current window (up to the watermark)"},
+        {"events", "Events in the evaluator's window"},
+        {"labelled", "Labelled predictions (weight) in the quality window"},
     };
     for (const auto& [name, help] : model_families) {
       quality_signals[name] =

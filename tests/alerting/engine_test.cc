@@ -163,15 +163,15 @@ TEST(RuleEngineTest, SlicesModelsAndSupportSelectWhatIsEvaluated) {
     runbook_url: x
 )"));
   const Signals signals = {S("null_rate", 0.5, "income"),
-                           S("volume", 1000),  // android: yes
+                           S("events", 1000),  // android: yes
                            S("null_rate", 0.5, "income", "platform=web"),
-                           S("volume", 50, "", "platform=web"),  // support
+                           S("events", 50, "", "platform=web"),  // support
                            S("null_rate", 0.5, "income", "platform=ios"),
-                           S("volume", 1000, "", "platform=ios"),
+                           S("events", 1000, "", "platform=ios"),
                            S("null_rate", 0.5, "income", "*"),
-                           S("volume", 1000, "", "*"),  // population
+                           S("events", 1000, "", "*"),  // population
                            S("null_rate", 0.5, "income", "platform=android", "fraud@v1"),
-                           S("volume", 1000, "", "platform=android", "fraud@v1")};
+                           S("events", 1000, "", "platform=android", "fraud@v1")};
   std::vector<AlertChange> c = engine.Evaluate(signals, kT0);
   ASSERT_EQ(c.size(), 1u);
   EXPECT_EQ(c[0].alert.labels.at("slice"), "platform=android");

@@ -429,7 +429,7 @@ TEST(RuleTestsRunTest, BaselinesFeedChangeAndSupportGatesScoreDrift) {
   - name: score drift needs a volume of 100
     input_series:
       - {series: score_psi, values: '0.3x4'}
-      - {series: volume, values: '50 50 150 150'}
+      - {series: events, values: '50 50 150 150'}
     alert_rule_test:
       - {eval_time: 1m, alertname: score_drift, exp_alerts: []}
       - eval_time: 2m

@@ -115,8 +115,12 @@ absl::Status Evaluator::EvaluateModel(const RegisteredModel& model, int64_t now_
   const int64_t width = windows_->bucket_width_ms();
   const Interval window =
       TrailingBuckets(watermark > 0 ? watermark : now_ms, options_.window_ms, width);
+  // The window's last bucket holds the watermark and is only partly
+  // filled: volume is events per bucket of the time up to the watermark.
+  const int64_t covered_end =
+      watermark > 0 ? std::min(window.end_ms, watermark + 1) : window.end_ms;
   const double buckets =
-      width > 0 ? std::max<double>(1, static_cast<double>(window.end_ms - window.start_ms) / width)
+      width > 0 ? std::max<double>(1, static_cast<double>(covered_end - window.start_ms) / width)
                 : 1;
   DW_ASSIGN_OR_RETURN(SliceProfiles current, windows_->Read(model, window, {}));
   const std::vector<int32_t> chosen = ChooseSlices(current, options_.max_slices);
@@ -143,9 +147,12 @@ absl::Status Evaluator::EvaluateModel(const RegisteredModel& model, int64_t now_
     auto cur = current.find(id);
     const double events = cur == current.end() ? 0 : cur->second.counters().events;
     auto b = baseline_volume.find(id);
+    const std::string slice = model.SliceName(records[id]);
     out->push_back(detectors::Signal{
-        model.label(), model.SliceName(records[id]), "", "volume", events / buckets,
+        model.label(), slice, "", "volume", events / buckets,
         b == baseline_volume.end() ? std::numeric_limits<double>::quiet_NaN() : b->second});
+    // What min_support counts by default: events in the window.
+    out->push_back(detectors::Signal{model.label(), slice, "", "events", events});
   }
   if (def.ok()) {
     FrozenReferences frozen(def->bins);
@@ -200,6 +207,7 @@ absl::Status Evaluator::AddQuality(const RegisteredModel& model,
     const double nan = std::numeric_limits<double>::quiet_NaN();
     if (r->predicted_weight() <= 0) continue;
     emit("label_coverage", r->label_coverage());
+    emit("labelled", r->labelled_weight());  // support_signal: labelled
     const v1::QualityMetrics& m = r->current();
     if (m.has_auc()) {
       emit("auc", m.auc(), b.has_auc() ? b.auc() : nan);

@@ -13,7 +13,7 @@
 //             resolve: 0.1                  # hysteresis: holds while > 0.1 once active
 //       for: 5m
 //       keep_firing_for: 10m
-//       min_support: 500                    # the `volume` signal in the window
+//       min_support: 500                    # events in the evaluator's window
 //       severity: page
 //       labels: {team: risk}
 //       annotations: {summary: 'PSI {{ $value }} on {{ $labels.feature }}'}
@@ -115,8 +115,10 @@ struct Rule {
   Condition condition;
   int64_t for_ms = 0;
   int64_t keep_firing_for_ms = 0;
-  double min_support = 0;  // of `support_signal` in the (model, slice)
-  std::string support_signal = "volume";
+  // Of `support_signal` in the (model, slice): by default `events`, the
+  // events in the evaluator's window (`labelled` counts labels instead).
+  double min_support = 0;
+  std::string support_signal = "events";
   std::string severity = "warning";
   std::map<std::string, std::string> labels;
   std::map<std::string, std::string> annotations;
