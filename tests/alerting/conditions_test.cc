@@ -340,5 +340,63 @@ inhibit_rules:
               testing::HasSubstr("api:1: rule \"api_rule\": runbook_url is required"));
 }
 
+TEST(SuppressionTest, SilencesAndInhibitionMarkWithoutChangingState) {
+  RuleEngine engine;
+  engine.SetRules(Rules(R"(rules:
+  - name: volume_drop
+    condition: 'ratio(volume) < 0.5'
+    severity: page
+    runbook_url: r
+  - name: feature_drift
+    condition: 'psi > 0.25'
+    runbook_url: r
+)"));
+  engine.Evaluate({S("volume", 10, 100), S("psi", 0.4, kNan, "income"),
+                   S("volume", 100, 100, "", "platform=ios"),
+                   S("psi", 0.4, kNan, "income", "platform=ios")},
+                  kT0);
+  std::vector<Alert> alerts;
+  for (const auto& [fp, a] : engine.alerts()) alerts.push_back(a);
+  ASSERT_EQ(alerts.size(), 3u);  // volume_drop on android; feature_drift on android and ios
+  absl::StatusOr<RulesFile> file = ParseRulesFile(R"(inhibit_rules:
+  - source_matchers: ['alertname="volume_drop"']
+    target_matchers: ['alertname="feature_drift"']
+    equal: [model, slice]
+)",
+                                                  "f");
+  ASSERT_TRUE(file.ok()) << file.status();
+  Silence silence;
+  silence.id = "s1";
+  silence.matchers = {*ParseMatcher("slice=\"platform=ios\"")};
+  silence.starts_at_ms = kT0;
+  silence.ends_at_ms = kT0 + kMin;
+  ASSERT_TRUE(ValidateSilence(silence).ok());
+  MarkSuppressed(&alerts, engine.alerts(), {silence}, file->inhibit_rules, kT0 + 1);
+  for (const Alert& a : alerts) {
+    const std::string slice = a.labels.at("slice");
+    SCOPED_TRACE(a.rule + " " + slice);
+    EXPECT_EQ(a.state, AlertState::kFiring);  // marks, not states
+    // The android volume drop mutes android's feature alert, not ios's.
+    EXPECT_EQ(a.inhibited, a.rule == "feature_drift" && slice == "platform=android");
+    EXPECT_EQ(a.silenced_by, slice == "platform=ios" ? std::vector<std::string>{"s1"}
+                                                     : std::vector<std::string>{});
+  }
+  // Past its end the silence marks nothing; nor before its start.
+  MarkSuppressed(&alerts, engine.alerts(), {silence}, {}, kT0 + kMin);
+  for (const Alert& a : alerts) EXPECT_TRUE(a.silenced_by.empty());
+  MarkSuppressed(&alerts, engine.alerts(), {silence}, {}, kT0 - 1);
+  for (const Alert& a : alerts) EXPECT_TRUE(a.silenced_by.empty());
+  EXPECT_EQ(silence.StateAt(kT0 - 1), "pending");
+  EXPECT_EQ(silence.StateAt(kT0), "active");
+  EXPECT_EQ(silence.StateAt(kT0 + kMin), "expired");
+  // A silence of everything, or one that ends before it starts, is refused.
+  Silence everything = silence;
+  everything.matchers = {*ParseMatcher("team=~\".*\"")};
+  EXPECT_FALSE(ValidateSilence(everything).ok());
+  Silence backwards = silence;
+  backwards.ends_at_ms = backwards.starts_at_ms;
+  EXPECT_FALSE(ValidateSilence(backwards).ok());
+}
+
 }  // namespace
 }  // namespace driftwatch::alerting
