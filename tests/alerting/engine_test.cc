@@ -204,6 +204,28 @@ TEST(RuleEngineTest, RestoredAlertsKeepTheirStateAndDoNotFireAgain) {
             saved[0].rule == "r" ? saved[0].fingerprint : saved[1].fingerprint);
 }
 
+TEST(RuleEngineTest, ARestoredResolvedAlertStaysResolvedUntilANewEpisode) {
+  const std::string yaml = "rules:\n  - {name: q, condition: 'auc < 0.7', runbook_url: y}\n";
+  RuleEngine first;
+  first.SetRules(Rules(yaml));
+  first.Evaluate({S("auc", 0.6)}, kT0);
+  std::vector<AlertChange> c = first.Evaluate({S("auc", 0.8)}, kT0 + 15 * kSec);
+  ASSERT_EQ(States(c), std::vector<AlertState>{AlertState::kResolved});
+  RuleEngine second;
+  second.SetRules(Rules(yaml));
+  second.Restore({c[0].alert});
+  // Still resolved and listable; nothing to announce while it stays so.
+  EXPECT_TRUE(second.Evaluate({S("auc", 0.8)}, kT0 + 30 * kSec).empty());
+  ASSERT_EQ(second.alerts().size(), 1u);
+  EXPECT_EQ(second.alerts().begin()->second.state, AlertState::kResolved);
+  EXPECT_EQ(second.alerts().begin()->second.resolved_at_ms, kT0 + 15 * kSec);
+  // Holding again is a new episode: it fires anew, active from now.
+  c = second.Evaluate({S("auc", 0.6)}, kT0 + 45 * kSec);
+  ASSERT_EQ(States(c), std::vector<AlertState>{AlertState::kFiring});
+  EXPECT_EQ(c[0].alert.active_at_ms, kT0 + 45 * kSec);
+  EXPECT_EQ(c[0].alert.resolved_at_ms, 0);
+}
+
 TEST(RuleEngineTest, ARuleThatGoesAwayResolvesItsAlerts) {
   RuleEngine engine;
   engine.SetRules(
