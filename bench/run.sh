@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make bench: the Google Benchmark micro benchmarks, then the end-to-end
-# gRPC load test (bench/load.sh; DURATION=60 per phase by default), with
+# gRPC load test (bench/load.sh; DURATION=60 per phase by default) and
+# the rules engine's effect on ingest (bench/alerting_ingest_effect.sh), with
 # machine facts so every figure in a note carries its settings.
 set -euo pipefail
 BUILD_DIR=${1:-build}
@@ -10,4 +11,6 @@ echo "== build: $(grep CMAKE_BUILD_TYPE: "$BUILD_DIR/CMakeCache.txt" | cut -d= -
 "$BUILD_DIR/bench/service_bench"
 if [ "${SKIP_LOAD:-0}" != "1" ]; then
   ./bench/load.sh "$BUILD_DIR"
+  echo "== the rules engine's effect on ingest (bench/alerting_ingest_effect.sh)"
+  ./bench/alerting_ingest_effect.sh "$BUILD_DIR" 20 3
 fi
