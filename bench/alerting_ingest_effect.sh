@@ -5,7 +5,9 @@
 # signal history and rules each second) against the evaluator every hour
 # ("off": it never runs within the run). A fresh server and data dir per
 # run, alternating off/on, TRIALS times. Prints events/s of each run, the
-# on/off ratio per trial, and how many evaluations ran.
+# on/off ratio per trial, how many evaluations ran, the mean evaluator run
+# (signals + history + rules) and the latest rules evaluation, and the
+# alerts pending or firing at the end.
 #   bench/alerting_ingest_effect.sh [BUILD_DIR] [SECONDS] [TRIALS]
 set -euo pipefail
 B=${1:-build}; D=${2:-20}; T=${3:-3}
@@ -33,17 +35,17 @@ import sys, urllib.request
 body = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=5).read().decode()
 get = lambda name: next((l.split()[-1] for l in body.splitlines() if l.startswith(name + " ")), "0")
 alerts = sum(float(l.split()[-1]) for l in body.splitlines()
-             if l.startswith("driftwatch_alerts{") and 'state="firing"' in l)
+             if l.startswith("driftwatch_alerts{") and 'state="resolved"' not in l)
 print(get("driftwatch_rule_evaluations_total"), get("driftwatch_evaluation_duration_seconds_sum"),
-      int(alerts))
+      get("driftwatch_rule_evaluation_seconds"), int(alerts))
 PY
 )
   kill "$SP"; wait "$SP" 2>/dev/null || true; SP=""
   echo "$eps $m"
 }
-echo "trial  off events/s  on events/s  on/off  evaluations  evaluation s  firing alerts"
+echo "trial  off events/s  on events/s  on/off  evaluations  evaluator s/run  rules s (last)  pending+firing"
 for t in $(seq 1 "$T"); do
-  read -r off _ _ _ < <(run off)
-  read -r on evals secs firing < <(run on)
-  /usr/bin/python3 -c "print(f'{$t:5d}  {$off:12,d}  {$on:11,d}  {$on/$off:6.3f}  {int(float($evals)):11d}  {float($secs):12.2f}  {$firing:13d}')"
+  read -r off _ _ _ _ < <(run off)
+  read -r on evals secs rules active < <(run on)
+  /usr/bin/python3 -c "e=max(1,int(float($evals))); print(f'{$t:5d}  {$off:12,d}  {$on:11,d}  {$on/$off:6.3f}  {e:11d}  {float($secs)/e:15.3f}  {float($rules):14.4f}  {$active:14d}')"
 done

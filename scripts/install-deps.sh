@@ -9,7 +9,7 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libeigen3-dev libboost-math-dev libsqlite3-dev sqlite3 prometheus-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev libabsl-dev
-  libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libcurl4-openssl-dev
+  libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libcurl4-openssl-dev libssl-dev
   python3 python3-numpy python3-scipy python3-sklearn
 )
 

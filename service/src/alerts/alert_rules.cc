@@ -295,19 +295,17 @@ void AlertRules::Evaluate(const Evaluation& evaluation, int64_t now_ms) {
         if (!engine_.alerts().contains(fp)) deletes.push_back(fp);
       }
     }
-  }
-  bool saved = true;
-  if (store_ != nullptr && (!upserts.empty() || !deletes.empty())) {
-    // Only this (the evaluator's) thread saves, so the rows are written in
-    // evaluation order.
-    if (absl::Status st = store_->SaveAlerts(upserts, deletes); !st.ok()) {
-      saved = false;
-      internal::LogWarn("alerts: cannot save alert state (retried at the next evaluation)",
-                        {{"error", st.ToString()}});
+    // Saved before anyone can see it (the lock is held): an alert listed or
+    // watched as firing is on disk, so a kill -9 right after cannot make it
+    // fire again.
+    bool saved = true;
+    if (store_ != nullptr && (!upserts.empty() || !deletes.empty())) {
+      if (absl::Status st = store_->SaveAlerts(upserts, deletes); !st.ok()) {
+        saved = false;
+        internal::LogWarn("alerts: cannot save alert state (retried at the next evaluation)",
+                          {{"error", st.ToString()}});
+      }
     }
-  }
-  {
-    absl::MutexLock lock(&mu_);
     if (saved) {
       for (const storage::AlertRow& r : upserts) persisted_.insert(r.fingerprint);
       for (const std::string& fp : deletes) persisted_.erase(fp);
