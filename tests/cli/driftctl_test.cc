@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -418,6 +419,57 @@ TEST_F(DriftctlTest, ABrokenTestFileExits2NamingFileAndLine) {
   r = Run({"rules", "test", kRules, (dir_ / "missing.yaml").string()});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_THAT(r.err, HasSubstr("cannot read"));
+}
+
+
+// Every default rule links a runbook that exists, and every driftctl
+// command of every runbook (in its ```sh blocks, the alert's labels filled
+// in) parses: run against a closed port, each fails on the RPC (exit 1),
+// never on its arguments (exit 2).
+TEST_F(DriftctlTest, EveryDefaultRuleHasARunbookWhoseCommandsParse) {
+  absl::StatusOr<std::vector<driftwatch::alerting::Rule>> rules =
+      driftwatch::alerting::ParseRules(Slurp(kRules), kRules);
+  ASSERT_TRUE(rules.ok()) << rules.status();
+  std::set<std::string> runbooks;
+  for (const driftwatch::alerting::Rule& r : *rules) {
+    EXPECT_TRUE(fs::exists(kSourceDir / r.runbook_url)) << r.name << ": " << r.runbook_url;
+    runbooks.insert(r.runbook_url);
+  }
+  EXPECT_GE(runbooks.size(), 6u);
+  int commands = 0;
+  for (const auto& entry : fs::directory_iterator(kSourceDir / "runbooks")) {
+    if (entry.path().extension() != ".md") continue;
+    std::istringstream in(Slurp(entry.path()));
+    std::string line;
+    bool sh = false;
+    int lineno = 0;
+    while (std::getline(in, line)) {
+      ++lineno;
+      if (line.starts_with("```")) {
+        sh = !sh && line == "```sh";
+        continue;
+      }
+      if (!sh || !line.starts_with("driftctl ")) continue;
+      std::string cmd = ShellQuote(DRIFTCTL_PATH) + line.substr(8);
+      for (auto [from, to] : {std::pair<std::string, std::string>{"$SERVER", "127.0.0.1:1"},
+                              {"$MODEL", "loan-default"},
+                              {"$VERSION", "v1"},
+                              {"$SLICE", "platform=android"},
+                              {"$FEATURE", "income"}}) {
+        for (size_t at = cmd.find(from); at != std::string::npos; at = cmd.find(from, at)) {
+          cmd.replace(at, from.size(), to);
+        }
+      }
+      if (cmd.find("--timeout") == std::string::npos) cmd += " --timeout 2s";
+      cmd += " > /dev/null 2> " + ShellQuote((dir_ / "stderr.txt").string());
+      const int status = std::system(cmd.c_str());
+      const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+      EXPECT_EQ(code, 1) << entry.path().filename().string() << ":" << lineno << ": " << line
+                         << "\n" << Slurp(dir_ / "stderr.txt");
+      ++commands;
+    }
+  }
+  EXPECT_GE(commands, 50);
 }
 
 }  // namespace
