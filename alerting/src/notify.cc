@@ -301,6 +301,8 @@ class ConfigParser {
       return Bad(absl::StrCat(source_, ":", e.mark.line + 1, ": not YAML: ", e.msg));
     }
     NotificationConfig config;
+    // A whole server configuration file: its `notifications:` map.
+    if (root && root.IsMap() && root["notifications"]) root = root["notifications"];
     if (!root || root.IsNull()) return config;
     if (!root.IsMap()) return Error(root, "expected a map");
     for (const auto& kv : root) {

@@ -5,6 +5,8 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <functional>
 #include <limits>
 #include <map>
@@ -204,6 +206,11 @@ bool IsSection(std::string_view path) {
 }
 
 absl::Status ApplyNode(ServerConfig* config, const std::string& path, const YAML::Node& node) {
+  // Lists and trees: parsed whole by alerting::ParseNotificationConfig.
+  if (path == "notifications") {
+    config->notifications_yaml = "present";  // LoadConfigFile puts the file's text here
+    return absl::OkStatus();
+  }
   if (node.IsMap()) {
     if (!path.empty() && !IsSection(path)) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -346,6 +353,13 @@ absl::StatusOr<ServerConfig> LoadConfigFile(const std::string& path, ServerConfi
     status = ApplyNode(&base, "", root);
   } catch (const YAML::Exception& e) {  // e.g. a key that is not a scalar
     status = absl::InvalidArgumentError(e.what());
+  }
+  if (status.ok() && base.notifications_yaml == "present") {
+    std::ifstream in(path);
+    std::stringstream text;
+    text << in.rdbuf();
+    base.notifications_yaml = text.str();
+    base.notifications_source = path;
   }
   if (status.ok()) status = ValidateConfig(base);
   if (!status.ok()) {

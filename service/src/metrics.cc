@@ -47,12 +47,27 @@ void CatchUp(Counter& counter, uint64_t total) {
 
 struct Metrics::State {
   State(const Ingestor* ingestor_in, const ModelRegistry* registry_in,
-        const Evaluator* evaluator_in, const LabelJoiner* labels_in, const AlertRules* alerts_in)
+        const Evaluator* evaluator_in, const LabelJoiner* labels_in, const AlertRules* alerts_in,
+        Notifier* notifier_in)
       : ingestor(ingestor_in),
         models_registry(registry_in),
         evaluator(evaluator_in),
         labels(labels_in),
-        alert_rules(alerts_in) {
+        alert_rules(alerts_in),
+        notifier(notifier_in) {
+    notifications = &Family1("driftwatch_notifications_total",
+                             "Notification sends by receiver and result: delivered (2xx), retried, "
+                             "failed (a final 4xx) or expired (past retry.max_age)");
+    outbox_pending = &Gauge1("driftwatch_notification_outbox_pending",
+                             "Notifications in the outbox not delivered yet");
+    outbox_oldest = &Gauge1("driftwatch_notification_outbox_oldest_seconds",
+                            "Age of the oldest undelivered notification (0: none)");
+    delivery_seconds = &BuildHistogram()
+                            .Name("driftwatch_notification_delivery_seconds")
+                            .Help("From the evaluation that wrote a notification to its 2xx")
+                            .Register(*registry)
+                            .Add({}, Histogram::BucketBoundaries{0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10,
+                                                                 30, 60, 300, 3600});
     evaluation_seconds = &BuildHistogram()
                               .Name("driftwatch_evaluation_duration_seconds")
                               .Help("Time of one evaluator run: signals, history and rules")
@@ -243,6 +258,7 @@ struct Metrics::State {
       labels_pending->Set(static_cast<double>(l.pending_labels.load()));
     }
     if (alert_rules != nullptr) SyncAlerts(alert_rules->Stats());
+    if (notifier != nullptr) SyncNotifier(notifier->TakeStats());
     std::shared_ptr<const Evaluation> latest = evaluator->Latest();
     if (latest->generation != signals_generation) {
       SetSignals(latest->signals);
@@ -326,6 +342,20 @@ struct Metrics::State {
   // Replaces the drift gauges: series absent from `signals` are removed.
   void SetSignals(const std::vector<detectors::Signal>& signals) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
 
+  void SyncNotifier(const NotifierStats& st) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    for (const auto& [key, n] : st.results) {
+      CatchUp(notifications->Add({{"receiver", key.first}, {"result", key.second}}), n);
+    }
+    for (double s : st.latencies_s) delivery_seconds->Observe(s);
+    outbox_pending->Set(static_cast<double>(st.pending));
+    const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count();
+    outbox_oldest->Set(st.oldest_pending_ms == 0
+                           ? 0.0
+                           : static_cast<double>(now_ms - st.oldest_pending_ms) / 1000.0);
+  }
+
   void SyncAlerts(const AlertRulesStats& st) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     CatchUp(*rule_evaluations, st.evaluations);
     CatchUp(*rule_evaluation_failures, st.evaluation_failures);
@@ -365,6 +395,11 @@ struct Metrics::State {
   const Evaluator* const evaluator;
   const LabelJoiner* const labels;  // may be null
   const AlertRules* const alert_rules;  // may be null
+  Notifier* const notifier;             // may be null
+  Family<Counter>* notifications;
+  Gauge* outbox_pending;
+  Gauge* outbox_oldest;
+  Histogram* delivery_seconds;
   Histogram* evaluation_seconds;
   Counter* evaluation_failures;
   Family<Gauge>* alerts;
@@ -418,8 +453,9 @@ struct Metrics::State {
 };
 
 Metrics::Metrics(const Ingestor* ingestor, const ModelRegistry* registry,
-                 const Evaluator* evaluator, const LabelJoiner* labels, const AlertRules* alerts)
-    : state_(std::make_shared<State>(ingestor, registry, evaluator, labels, alerts)) {}
+                 const Evaluator* evaluator, const LabelJoiner* labels, const AlertRules* alerts,
+                 Notifier* notifier)
+    : state_(std::make_shared<State>(ingestor, registry, evaluator, labels, alerts, notifier)) {}
 
 void Metrics::ObserveEvaluation(double seconds, bool ok) {
   state_->evaluation_seconds->Observe(seconds);

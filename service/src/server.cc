@@ -21,6 +21,7 @@
 #include "driftwatch/base/status_macros.h"
 #include "driftwatch/base/thread_name.h"
 #include "driftwatch/service/baselines.h"
+#include "driftwatch/service/notifier.h"
 #include "driftwatch/service/query_priority.h"
 #include "driftwatch/service/window_reader.h"
 #include "grpc/services.h"
@@ -89,6 +90,8 @@ struct Server::Impl {
   std::unique_ptr<Evaluator> evaluator;
   std::unique_ptr<AlertRules> alert_rules;
   std::unique_ptr<SignalHistory> signal_history;
+  alerting::NotificationConfig notifications;
+  std::unique_ptr<Notifier> notifier;
   std::unique_ptr<QueryPriority> query_priority;
   std::unique_ptr<internal::Metrics> metrics;
   std::unique_ptr<grpc_api::IngestService> ingest_service;
@@ -172,11 +175,29 @@ absl::Status Server::Impl::Start() {
   alert_rules = std::make_unique<AlertRules>(
       store.get(), clock,
       AlertRulesOptions{.resolved_retention_ms = config.alerts_resolved_retention_ms});
+  if (!config.notifications_yaml.empty()) {
+    DW_ASSIGN_OR_RETURN(
+        notifications,
+        alerting::ParseNotificationConfig(
+            config.notifications_yaml,
+            config.notifications_source.empty() ? "notifications" : config.notifications_source,
+            [](const std::string& path) -> absl::StatusOr<std::string> {
+              std::ifstream in(path);
+              if (!in) return absl::NotFoundError(path);
+              std::stringstream text;
+              text << in.rdbuf();
+              return text.str();
+            }));
+  }
+  if (notifications.route) {
+    notifier = std::make_unique<Notifier>(store.get(), &notifications, clock, NewCurlSender());
+    alert_rules->AttachNotifications(&notifications, [this] { notifier->Wake(); });
+  }
   DW_RETURN_IF_ERROR(alert_rules->Start(config.rules_file));
   signal_history = std::make_unique<SignalHistory>(store.get(), registry.get(), clock);
   query_priority = std::make_unique<QueryPriority>(config.reports.ingest_yield_ms, clock);
   metrics = std::make_unique<internal::Metrics>(ingestor.get(), registry.get(), evaluator.get(),
-                                                labels.get(), alert_rules.get());
+                                                labels.get(), alert_rules.get(), notifier.get());
   if (!config.metrics_listen.empty()) {
     DW_RETURN_IF_ERROR(metrics->Expose(config.metrics_listen));
     metrics_port = metrics->port();
@@ -225,6 +246,7 @@ absl::Status Server::Impl::Serve() {
 }
 
 void Server::Impl::StartLoops() {
+  if (notifier != nullptr) notifier->Start();
   loops.push_back(Every("dw-evaluator", config.signal_interval_ms, [this] {
     const auto started = std::chrono::steady_clock::now();
     const absl::Status evaluated = evaluator->Evaluate();
@@ -249,6 +271,12 @@ void Server::Impl::StartLoops() {
     if (!compacted.ok()) {
       internal::LogWarn("signal history compaction failed",
                         {{"error", compacted.status().ToString()}});
+    }
+    // Delivered and failed notifications are listed for a week.
+    if (absl::StatusOr<int64_t> gone =
+            store->DeleteFinishedOutbox(clock->NowMs() - 7 * 86'400'000LL);
+        !gone.ok()) {
+      internal::LogWarn("outbox cleanup failed", {{"error", gone.status().ToString()}});
     }
     absl::StatusOr<int64_t> deleted = store->ApplyRetention(config.retention, clock->NowMs());
     if (!deleted.ok()) {
@@ -276,6 +304,7 @@ void Server::Impl::Shutdown() {
   }
   for (std::thread& t : loops) t.join();
   loops.clear();
+  if (notifier != nullptr) notifier->Stop();  // an in-flight send ends within its timeout
   if (metrics != nullptr) metrics->StopExposing();
   grpc_server.reset();
   reports.reset();

@@ -157,8 +157,15 @@ class SqliteStore final : public Store {
                                                         int limit) override;
   absl::StatusOr<std::vector<LabelLogRow>> ReadLabelLog(int64_t model_key) override;
   absl::StatusOr<std::vector<PendingLabelRow>> ReadPendingLabels(int64_t model_key) override;
+  using AlertStore::SaveAlerts;
   absl::Status SaveAlerts(const std::vector<AlertRow>& upserts,
-                          const std::vector<std::string>& deleted_fingerprints) override;
+                          const std::vector<std::string>& deleted_fingerprints,
+                          const NotifyWrite& notify) override;
+  absl::StatusOr<std::vector<OutboxRow>> ReadOutbox(bool pending_only, int limit) override;
+  absl::Status UpdateOutbox(const OutboxRow& row) override;
+  absl::StatusOr<std::pair<int64_t, int64_t>> OutboxDepth() override;
+  absl::StatusOr<int64_t> DeleteFinishedOutbox(int64_t before_ms) override;
+  absl::StatusOr<std::optional<std::string>> ReadDispatcherState() override;
   absl::StatusOr<std::vector<AlertRow>> ReadAlerts() override;
   absl::Status SaveRule(const RuleRow& rule) override;
   absl::Status DeleteRule(const std::string& name) override;
@@ -1000,9 +1007,13 @@ absl::StatusOr<std::vector<LabelLogRow>> SqliteStore::ReadLabelLog(int64_t model
 }
 
 absl::Status SqliteStore::SaveAlerts(const std::vector<AlertRow>& upserts,
-                                     const std::vector<std::string>& deleted_fingerprints) {
+                                     const std::vector<std::string>& deleted_fingerprints,
+                                     const NotifyWrite& notify) {
   constexpr absl::string_view kOp = "save alerts";
-  if (upserts.empty() && deleted_fingerprints.empty()) return absl::OkStatus();
+  if (upserts.empty() && deleted_fingerprints.empty() && notify.outbox.empty() &&
+      !notify.dispatcher_state) {
+    return absl::OkStatus();
+  }
   absl::MutexLock lock(&write_mu_);
   DW_ASSIGN_OR_RETURN(Transaction txn, Transaction::BeginImmediate(writer_.get(), kOp));
   for (const AlertRow& row : upserts) {
@@ -1021,7 +1032,126 @@ absl::Status SqliteStore::SaveAlerts(const std::vector<AlertRow>& upserts,
     s->BindText(1, fp);
     DW_RETURN_IF_ERROR(s->Run(kOp));
   }
+  // The notifications these changes cause, in the same transaction.
+  for (const OutboxRow& row : notify.outbox) {
+    DW_ASSIGN_OR_RETURN(
+        ScopedStatement s,
+        writer_->Prepare("INSERT INTO outbox (id, receiver, url, body, group_key, created_ms, "
+                         "next_attempt_ms, attempts, state, last_status, last_error, "
+                         "delivered_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         kOp));
+    s->BindText(1, row.id);
+    s->BindText(2, row.receiver);
+    s->BindText(3, row.url);
+    s->BindBlob(4, row.body);
+    s->BindText(5, row.group_key);
+    s->BindInt64(6, row.created_ms);
+    s->BindInt64(7, row.next_attempt_ms);
+    s->BindInt64(8, row.attempts);
+    s->BindInt64(9, row.state);
+    s->BindInt64(10, row.last_status);
+    s->BindText(11, row.last_error);
+    s->BindInt64(12, row.delivered_ms);
+    DW_RETURN_IF_ERROR(s->Run(kOp));
+  }
+  if (notify.dispatcher_state) {
+    DW_ASSIGN_OR_RETURN(
+        ScopedStatement s,
+        writer_->Prepare("INSERT OR REPLACE INTO notify_state (id, state) VALUES (1, ?)", kOp));
+    s->BindBlob(1, *notify.dispatcher_state);
+    DW_RETURN_IF_ERROR(s->Run(kOp));
+  }
   return txn.Commit(kOp);
+}
+
+absl::StatusOr<std::vector<OutboxRow>> SqliteStore::ReadOutbox(bool pending_only, int limit) {
+  constexpr absl::string_view kOp = "read outbox";
+  DW_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
+  DW_ASSIGN_OR_RETURN(
+      ScopedStatement s,
+      reader->Prepare(pending_only
+                          ? "SELECT id, receiver, url, body, group_key, created_ms, "
+                            "next_attempt_ms, attempts, state, last_status, last_error, "
+                            "delivered_ms FROM outbox WHERE state = 0 ORDER BY next_attempt_ms, "
+                            "created_ms LIMIT ?"
+                          : "SELECT id, receiver, url, body, group_key, created_ms, "
+                            "next_attempt_ms, attempts, state, last_status, last_error, "
+                            "delivered_ms FROM outbox ORDER BY created_ms DESC LIMIT ?",
+                      kOp));
+  s->BindInt64(1, limit);
+  std::vector<OutboxRow> out;
+  while (true) {
+    DW_ASSIGN_OR_RETURN(bool row, s->Step(kOp));
+    if (!row) break;
+    OutboxRow r;
+    r.id = s->ColumnString(0);
+    r.receiver = s->ColumnString(1);
+    r.url = s->ColumnString(2);
+    r.body = s->ColumnString(3);
+    r.group_key = s->ColumnString(4);
+    r.created_ms = s->ColumnInt64(5);
+    r.next_attempt_ms = s->ColumnInt64(6);
+    r.attempts = static_cast<int>(s->ColumnInt64(7));
+    r.state = static_cast<int>(s->ColumnInt64(8));
+    r.last_status = static_cast<int>(s->ColumnInt64(9));
+    r.last_error = s->ColumnString(10);
+    r.delivered_ms = s->ColumnInt64(11);
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+absl::Status SqliteStore::UpdateOutbox(const OutboxRow& row) {
+  constexpr absl::string_view kOp = "update outbox";
+  absl::MutexLock lock(&write_mu_);
+  DW_ASSIGN_OR_RETURN(ScopedStatement s,
+                      writer_->Prepare("UPDATE outbox SET next_attempt_ms = ?, attempts = ?, "
+                                       "state = ?, last_status = ?, last_error = ?, "
+                                       "delivered_ms = ? WHERE id = ?",
+                                       kOp));
+  s->BindInt64(1, row.next_attempt_ms);
+  s->BindInt64(2, row.attempts);
+  s->BindInt64(3, row.state);
+  s->BindInt64(4, row.last_status);
+  s->BindText(5, row.last_error);
+  s->BindInt64(6, row.delivered_ms);
+  s->BindText(7, row.id);
+  DW_RETURN_IF_ERROR(s->Run(kOp));
+  if (writer_->Changes() == 0) return absl::NotFoundError("update outbox: no row " + row.id);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::pair<int64_t, int64_t>> SqliteStore::OutboxDepth() {
+  constexpr absl::string_view kOp = "outbox depth";
+  DW_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
+  DW_ASSIGN_OR_RETURN(
+      ScopedStatement s,
+      reader->Prepare("SELECT count(*), coalesce(min(created_ms), 0) FROM outbox WHERE state = 0",
+                      kOp));
+  DW_ASSIGN_OR_RETURN(bool row, s->Step(kOp));
+  if (!row) return std::pair<int64_t, int64_t>{0, 0};
+  return std::pair<int64_t, int64_t>{s->ColumnInt64(0), s->ColumnInt64(1)};
+}
+
+absl::StatusOr<int64_t> SqliteStore::DeleteFinishedOutbox(int64_t before_ms) {
+  constexpr absl::string_view kOp = "delete finished outbox";
+  absl::MutexLock lock(&write_mu_);
+  DW_ASSIGN_OR_RETURN(
+      ScopedStatement s,
+      writer_->Prepare("DELETE FROM outbox WHERE state != 0 AND delivered_ms < ?", kOp));
+  s->BindInt64(1, before_ms);
+  DW_RETURN_IF_ERROR(s->Run(kOp));
+  return writer_->Changes();
+}
+
+absl::StatusOr<std::optional<std::string>> SqliteStore::ReadDispatcherState() {
+  constexpr absl::string_view kOp = "read dispatcher state";
+  DW_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
+  DW_ASSIGN_OR_RETURN(ScopedStatement s,
+                      reader->Prepare("SELECT state FROM notify_state WHERE id = 1", kOp));
+  DW_ASSIGN_OR_RETURN(bool row, s->Step(kOp));
+  if (!row) return std::optional<std::string>();
+  return std::optional<std::string>(s->ColumnString(0));
 }
 
 absl::StatusOr<std::vector<AlertRow>> SqliteStore::ReadAlerts() {

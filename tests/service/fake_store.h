@@ -27,12 +27,51 @@ class FakeStore : public storage::Store {
     return commits_;
   }
 
+  using storage::AlertStore::SaveAlerts;
   absl::Status SaveAlerts(const std::vector<storage::AlertRow>& upserts,
-                          const std::vector<std::string>& deleted) override {
+                          const std::vector<std::string>& deleted,
+                          const storage::NotifyWrite& notify) override {
     std::lock_guard<std::mutex> lock(mu_);
     for (const storage::AlertRow& r : upserts) alerts_[r.fingerprint] = r;
     for (const std::string& fp : deleted) alerts_.erase(fp);
+    for (const storage::OutboxRow& r : notify.outbox) outbox_[r.id] = r;
+    if (notify.dispatcher_state) dispatcher_state_ = notify.dispatcher_state;
     return absl::OkStatus();
+  }
+  absl::StatusOr<std::vector<storage::OutboxRow>> ReadOutbox(bool pending_only,
+                                                             int limit) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<storage::OutboxRow> out;
+    for (const auto& [id, r] : outbox_) {
+      if (!pending_only || r.state == storage::OutboxRow::kPending) out.push_back(r);
+    }
+    // As the SQLite store orders them: due first (pending), newest first (all).
+    std::sort(out.begin(), out.end(), [pending_only](const auto& a, const auto& b) {
+      return pending_only ? a.next_attempt_ms < b.next_attempt_ms : a.created_ms > b.created_ms;
+    });
+    if (static_cast<int>(out.size()) > limit) out.resize(static_cast<size_t>(limit));
+    return out;
+  }
+  absl::Status UpdateOutbox(const storage::OutboxRow& row) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!outbox_.contains(row.id)) return absl::NotFoundError(row.id);
+    outbox_[row.id] = row;
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::pair<int64_t, int64_t>> OutboxDepth() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    int64_t n = 0, oldest = 0;
+    for (const auto& [id, r] : outbox_) {
+      if (r.state != storage::OutboxRow::kPending) continue;
+      ++n;
+      if (oldest == 0 || r.created_ms < oldest) oldest = r.created_ms;
+    }
+    return std::pair<int64_t, int64_t>{n, oldest};
+  }
+  absl::StatusOr<int64_t> DeleteFinishedOutbox(int64_t) override { return 0; }
+  absl::StatusOr<std::optional<std::string>> ReadDispatcherState() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return dispatcher_state_;
   }
   absl::StatusOr<std::vector<storage::AlertRow>> ReadAlerts() override {
     std::lock_guard<std::mutex> lock(mu_);
@@ -337,6 +376,8 @@ class FakeStore : public storage::Store {
   std::map<std::pair<int64_t, std::string>, storage::BaselineRecord> baselines_;
   std::map<std::string, storage::AlertRow> alerts_;
   std::map<std::string, storage::RuleRow> rules_;
+  std::map<std::string, storage::OutboxRow> outbox_;
+  std::optional<std::string> dispatcher_state_;
   std::map<std::string, storage::SilenceRow> silences_;
   std::map<std::tuple<std::string, std::string, std::string, std::string>,
            std::map<int64_t, storage::SignalSample>>

@@ -98,7 +98,7 @@ class SqliteStoreTest : public ::testing::Test {
 // --- Opening and migrations --------------------------------------------------
 
 TEST_F(SqliteStoreTest, FreshFileIsMigratedInWalMode) {
-  EXPECT_EQ(RawSql(path_, "SELECT group_concat(version) FROM schema_migrations"), "1,2,3,4,5,6");
+  EXPECT_EQ(RawSql(path_, "SELECT group_concat(version) FROM schema_migrations"), "1,2,3,4,5,6,7");
   EXPECT_EQ(RawSql(path_, "PRAGMA journal_mode"), "wal");
   EXPECT_EQ(RawSql(path_,
                    "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN "
@@ -115,7 +115,7 @@ TEST_F(SqliteStoreTest, ReopenIsIdempotentAndKeepsData) {
   int64_t key = AddModel();
   Reopen();
   Reopen();
-  EXPECT_EQ(RawSql(path_, "SELECT count(*) FROM schema_migrations"), "6");
+  EXPECT_EQ(RawSql(path_, "SELECT count(*) FROM schema_migrations"), "7");
   EXPECT_EQ(GetModel(key).model_id, "fraud");
 }
 
@@ -128,9 +128,9 @@ TEST_F(SqliteStoreTest, NewerSchemaVersionIsRejected) {
   ASSERT_FALSE(store.ok());
   EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(store.status().message(), HasSubstr("version 9"));
-  EXPECT_THAT(store.status().message(), HasSubstr("supports (6)"));
+  EXPECT_THAT(store.status().message(), HasSubstr("supports (7)"));
   // Nothing was changed on disk.
-  EXPECT_EQ(RawSql(path_, "SELECT group_concat(version) FROM schema_migrations"), "1,2,3,4,5,6,9");
+  EXPECT_EQ(RawSql(path_, "SELECT group_concat(version) FROM schema_migrations"), "1,2,3,4,5,6,7,9");
 }
 
 // v5: alert state rows, upserted and deleted in one transaction, kept
@@ -222,6 +222,50 @@ TEST_F(SqliteStoreTest, SignalHistoryIsReadByRangeAndDownsampled) {
   ASSERT_TRUE(store_->CompactSignals(retention, t0 + 200 * kDay).ok());
   got = store_->ReadSignalSeries("loan@v1", "volume", "", "*", 0, t0 + 300 * kDay);
   EXPECT_TRUE(got->empty());
+}
+
+// v7: notifications go into the outbox in the alerts' own transaction,
+// with the dispatcher's state; the relay's updates and a reopen keep them.
+TEST_F(SqliteStoreTest, OutboxRowsComeWithTheirAlertsAndSurviveAReopen) {
+  NotifyWrite notify;
+  OutboxRow row;
+  row.id = "msg_1";
+  row.receiver = "hook";
+  row.url = "http://127.0.0.1:9/x";
+  row.body = "{\"alerts\":[]}";
+  row.group_key = "{}:{}";
+  row.created_ms = 100;
+  row.next_attempt_ms = 100;
+  notify.outbox.push_back(row);
+  row.id = "msg_2";
+  row.next_attempt_ms = 50;
+  notify.outbox.push_back(row);
+  notify.dispatcher_state = std::string("DWDS\x01", 5);
+  ASSERT_TRUE(store_->SaveAlerts({{"aaaa", "r1", "one"}}, {}, notify).ok());
+  // An id sent twice is a bug, not a second page: the transaction fails,
+  // the alert row with it.
+  EXPECT_FALSE(store_->SaveAlerts({{"bbbb", "r2", "two"}}, {}, notify).ok());
+  Reopen();
+  EXPECT_EQ(store_->ReadAlerts()->size(), 1u);
+  absl::StatusOr<std::vector<OutboxRow>> pending = store_->ReadOutbox(true, 10);
+  ASSERT_TRUE(pending.ok()) << pending.status();
+  ASSERT_EQ(pending->size(), 2u);
+  EXPECT_EQ((*pending)[0].id, "msg_2");  // due first
+  EXPECT_EQ((*pending)[1].body, "{\"alerts\":[]}");
+  EXPECT_EQ(*store_->ReadDispatcherState(), std::optional<std::string>(std::string("DWDS\x01", 5)));
+  OutboxRow done = (*pending)[0];
+  done.state = OutboxRow::kDelivered;
+  done.attempts = 3;
+  done.last_status = 200;
+  done.delivered_ms = 200;
+  ASSERT_TRUE(store_->UpdateOutbox(done).ok());
+  Reopen();
+  EXPECT_EQ(store_->ReadOutbox(true, 10)->size(), 1u);
+  EXPECT_EQ(*store_->OutboxDepth(), (std::pair<int64_t, int64_t>{1, 100}));
+  absl::StatusOr<std::vector<OutboxRow>> all = store_->ReadOutbox(false, 10);
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ(*store_->DeleteFinishedOutbox(300), 1);
+  EXPECT_EQ(store_->ReadOutbox(false, 10)->size(), 1u);
 }
 
 TEST_F(SqliteStoreTest, NonDatabaseFileIsDataLoss) {

@@ -31,6 +31,15 @@ std::string NewSilenceId() {
   return out;
 }
 
+// A notification id: Standard Webhooks' "msg_" and 128 random bits.
+std::string NewNotificationId() {
+  static std::mt19937_64 rng(std::random_device{}());
+  char out[40];
+  std::snprintf(out, sizeof out, "msg_%016llx%016llx", static_cast<unsigned long long>(rng()),
+                static_cast<unsigned long long>(rng()));
+  return out;
+}
+
 storage::SilenceRow ToRow(const alerting::Silence& s, int64_t now_ms) {
   storage::SilenceRow row;
   row.id = s.id;
@@ -80,6 +89,13 @@ void AlertRules::ApplyRulesLocked() {
   std::vector<alerting::Rule> rules = file_rules_;
   for (const auto& [name, r] : api_rules_) rules.push_back(r);
   engine_.SetRules(std::move(rules));
+}
+
+void AlertRules::AttachNotifications(const alerting::NotificationConfig* config,
+                                     std::function<void()> on_outbox) {
+  absl::MutexLock lock(&mu_);
+  dispatcher_ = std::make_unique<alerting::Dispatcher>(config);
+  on_outbox_ = std::move(on_outbox);
 }
 
 absl::Status AlertRules::Start(const std::string& rules_file) {
@@ -138,6 +154,17 @@ absl::Status AlertRules::Start(const std::string& rules_file) {
   }
   const size_t n = alerts.size();
   engine_.Restore(std::move(alerts));
+  if (dispatcher_ != nullptr) {
+    absl::StatusOr<std::optional<std::string>> state = store_->ReadDispatcherState();
+    if (!state.ok()) return state.status();
+    if (state->has_value()) {
+      if (absl::Status st = dispatcher_->RestoreState(**state); !st.ok()) {
+        internal::LogWarn("notifications: the saved grouping state does not decode; groups "
+                          "start anew",
+                          {{"error", st.ToString()}});
+      }
+    }
+  }
   internal::LogInfo("alerts restored", {{"alerts", absl::StrCat(n)},
                                         {"api_rules", absl::StrCat(api_rules_.size())},
                                         {"silences", absl::StrCat(silences_.size())}});
@@ -295,12 +322,38 @@ void AlertRules::Evaluate(const Evaluation& evaluation, int64_t now_ms) {
         if (!engine_.alerts().contains(fp)) deletes.push_back(fp);
       }
     }
+    std::vector<alerting::Alert> changed;
+    for (const alerting::AlertChange& c : changes) changed.push_back(c.alert);
+    MarkLocked(&changed, now_ms);
+    // The notifications these changes (and the groups' timers) cause:
+    // silenced and inhibited alerts are not told about.
+    storage::NotifyWrite notify;
+    if (dispatcher_ != nullptr) {
+      for (const alerting::Alert& a : changed) {
+        if (a.silenced_by.empty() && !a.inhibited) dispatcher_->Update(a, now_ms);
+      }
+      for (alerting::Notification& n : dispatcher_->Flush(now_ms, NewNotificationId)) {
+        storage::OutboxRow row;
+        row.id = std::move(n.id);
+        row.receiver = std::move(n.receiver);
+        row.url = std::move(n.url);
+        row.body = std::move(n.body);
+        row.group_key = std::move(n.group_key);
+        row.created_ms = now_ms;
+        row.next_attempt_ms = now_ms;
+        notify.outbox.push_back(std::move(row));
+      }
+      if (!changes.empty() || !notify.outbox.empty()) {
+        notify.dispatcher_state = dispatcher_->EncodeState();
+      }
+    }
     // Saved before anyone can see it (the lock is held): an alert listed or
     // watched as firing is on disk, so a kill -9 right after cannot make it
-    // fire again.
+    // fire again; its notifications are in the same transaction.
     bool saved = true;
-    if (store_ != nullptr && (!upserts.empty() || !deletes.empty())) {
-      if (absl::Status st = store_->SaveAlerts(upserts, deletes); !st.ok()) {
+    if (store_ != nullptr &&
+        (!upserts.empty() || !deletes.empty() || notify.dispatcher_state)) {
+      if (absl::Status st = store_->SaveAlerts(upserts, deletes, notify); !st.ok()) {
         saved = false;
         internal::LogWarn("alerts: cannot save alert state (retried at the next evaluation)",
                           {{"error", st.ToString()}});
@@ -309,12 +362,12 @@ void AlertRules::Evaluate(const Evaluation& evaluation, int64_t now_ms) {
     if (saved) {
       for (const storage::AlertRow& r : upserts) persisted_.insert(r.fingerprint);
       for (const std::string& fp : deletes) persisted_.erase(fp);
+      if (!notify.outbox.empty() && on_outbox_) on_outbox_();
     } else {
       ++evaluation_failures_;
+      // The dispatcher moved on in memory; what it did not save it does
+      // again after a restart (at least once).
     }
-    std::vector<alerting::Alert> changed;
-    for (const alerting::AlertChange& c : changes) changed.push_back(c.alert);
-    MarkLocked(&changed, now_ms);
     for (alerting::Alert& a : changed) {
       events_.push_back({++seq_, std::move(a)});
       if (events_.size() > options_.watch_backlog) events_.pop_front();

@@ -15,6 +15,7 @@
 #include "absl/status/status.h"
 #include "driftwatch/service/alert_rules.h"
 #include "driftwatch/service/evaluator.h"
+#include "driftwatch/service/notifier.h"
 #include "driftwatch/service/ingestor.h"
 #include "driftwatch/service/label_joiner.h"
 #include "driftwatch/service/model_registry.h"
@@ -26,7 +27,8 @@ class Metrics {
   // They must outlive this object (or StopExposing must run first);
   // `labels` may be null (no label series but the per-model counters).
   Metrics(const Ingestor* ingestor, const ModelRegistry* registry, const Evaluator* evaluator,
-          const LabelJoiner* labels = nullptr, const AlertRules* alerts = nullptr);
+          const LabelJoiner* labels = nullptr, const AlertRules* alerts = nullptr,
+          Notifier* notifier = nullptr);
   ~Metrics();
 
   // Serves /metrics on `listen` ("host:port"; port 0 picks a free one).

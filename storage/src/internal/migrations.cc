@@ -10,7 +10,7 @@ namespace {
 // Append-only. Rowid tables throughout: profiles are multi-KB blobs and a
 // WITHOUT ROWID table stores them inside the key b-tree, which measured 3x
 // slower for flushes (docs/formats/sqlite_schema.md).
-constexpr std::array<const char*, 6> kMigrations = {
+constexpr std::array<const char*, 7> kMigrations = {
     // v1: the initial schema.
     R"sql(
 CREATE TABLE models (
@@ -180,6 +180,28 @@ CREATE TABLE signal_points (
   PRIMARY KEY (series_id, t_ms)
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX signal_points_by_resolution ON signal_points (resolution, t_ms);
+)sql",
+    // v7: the notification outbox and the dispatcher's grouping state.
+    R"sql(
+CREATE TABLE outbox (
+  id TEXT PRIMARY KEY,
+  receiver TEXT NOT NULL,
+  url TEXT NOT NULL,
+  body BLOB NOT NULL,
+  group_key TEXT NOT NULL,
+  created_ms INTEGER NOT NULL,
+  next_attempt_ms INTEGER NOT NULL,
+  attempts INTEGER NOT NULL,
+  state INTEGER NOT NULL,
+  last_status INTEGER NOT NULL,
+  last_error TEXT NOT NULL,
+  delivered_ms INTEGER NOT NULL
+) STRICT;
+CREATE INDEX outbox_due ON outbox (state, next_attempt_ms);
+CREATE TABLE notify_state (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  state BLOB NOT NULL
+) STRICT;
 )sql",
 };
 

@@ -70,8 +70,8 @@ struct NotificationConfig {
   const Receiver* Find(std::string_view name) const;
 };
 
-// The `notifications:` map of the server's configuration file, as YAML
-// text. INVALID_ARGUMENT naming the key and line: an unknown type or key,
+// The notifications configuration: YAML text of the map itself, or of a
+// whole server configuration file (its `notifications:` key). INVALID_ARGUMENT naming the key and line: an unknown type or key,
 // a URL that is not http(s), a route naming an unknown receiver, a
 // webhook secret that is not whsec_ + base64, a pagerduty receiver
 // without routing_key. `read_file` reads secret_file paths.

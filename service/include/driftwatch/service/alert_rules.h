@@ -12,6 +12,8 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
+#include <memory>
 #include <map>
 #include <set>
 #include <string>
@@ -24,6 +26,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "driftwatch/alerting/engine.h"
+#include "driftwatch/alerting/notify.h"
 #include "driftwatch/base/clock.h"
 #include "driftwatch/service/evaluator.h"
 #include "driftwatch/storage/alert_store.h"
@@ -57,6 +60,13 @@ class AlertRules {
  public:
   // `store` (may be null: nothing persists) and `clock` must outlive this.
   AlertRules(storage::AlertStore* store, const base::Clock* clock, AlertRulesOptions options = {});
+
+  // Notifications (issue 11): each evaluation's changes go through a
+  // dispatcher on `config` (which must outlive this); its notifications are
+  // saved to the outbox with the alerts, then `on_outbox` runs. Call before
+  // Start.
+  void AttachNotifications(const alerting::NotificationConfig* config,
+                           std::function<void()> on_outbox) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Reads `rules_file` (empty: none), the rules put through the API,
   // silences and saved alerts. Call once, before the first Evaluate. A bad
@@ -132,6 +142,8 @@ class AlertRules {
   uint64_t rule_load_errors_ ABSL_GUARDED_BY(mu_) = 0;
   double last_evaluation_seconds_ ABSL_GUARDED_BY(mu_) = 0;
   std::deque<AlertEvent> events_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<alerting::Dispatcher> dispatcher_ ABSL_GUARDED_BY(mu_);
+  std::function<void()> on_outbox_ ABSL_GUARDED_BY(mu_);
   uint64_t seq_ ABSL_GUARDED_BY(mu_) = 0;
 };
 

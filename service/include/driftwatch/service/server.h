@@ -41,6 +41,11 @@ struct ServerConfig {
   // (Server::ReloadRules); empty: only rules put through the API.
   std::string rules_file;
   int64_t alerts_resolved_retention_ms = 24 * 3'600'000LL;  // alerts.resolved_retention
+  // The `notifications:` map (docs/notifications.md): YAML text holding it
+  // (LoadConfigFile puts the whole file here) and where it came from, for
+  // errors. Empty: nothing is sent.
+  std::string notifications_yaml;
+  std::string notifications_source;
   std::string log_format = "text";  // text | json
   std::string log_level = "info";
   RegistryOptions registry;  // keys ingest.slice_cap, .max_categories, .summary_bins

@@ -7,6 +7,8 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -57,6 +59,31 @@ struct SignalRetention {
   int64_t day_ms = 400 * 86'400'000LL;
 };
 
+// One notification in the outbox (docs/notifications.md): written in the
+// same transaction as the alert state change that causes it, sent by the
+// relay, marked delivered only after a 2xx.
+struct OutboxRow {
+  enum State { kPending = 0, kDelivered = 1, kFailed = 2 };
+  std::string id;  // webhook-id: stable across retries
+  std::string receiver;
+  std::string url;
+  std::string body;
+  std::string group_key;
+  int64_t created_ms = 0;
+  int64_t next_attempt_ms = 0;
+  int attempts = 0;
+  int state = kPending;
+  int last_status = 0;  // the last HTTP status (0: none, a transport error)
+  std::string last_error;
+  int64_t delivered_ms = 0;  // or failed, when final
+};
+
+// What a rules evaluation hands to notifications, saved with its alerts.
+struct NotifyWrite {
+  std::vector<OutboxRow> outbox;
+  std::optional<std::string> dispatcher_state;  // the grouping state after it
+};
+
 struct AlertRow {
   std::string fingerprint;
   std::string rule;
@@ -68,7 +95,12 @@ class AlertStore {
   virtual ~AlertStore() = default;
   // Upserts and deletes, in one transaction.
   virtual absl::Status SaveAlerts(const std::vector<AlertRow>& upserts,
-                                  const std::vector<std::string>& deleted_fingerprints) = 0;
+                                  const std::vector<std::string>& deleted_fingerprints,
+                                  const NotifyWrite& notify) = 0;
+  absl::Status SaveAlerts(const std::vector<AlertRow>& upserts,
+                          const std::vector<std::string>& deleted_fingerprints) {
+    return SaveAlerts(upserts, deleted_fingerprints, NotifyWrite{});
+  }
   virtual absl::StatusOr<std::vector<AlertRow>> ReadAlerts() = 0;
 
   virtual absl::Status SaveRule(const RuleRow& rule) = 0;
@@ -80,6 +112,17 @@ class AlertStore {
   virtual absl::StatusOr<std::vector<SilenceRow>> ReadSilences() = 0;
   // Deletes silences that ended before `before_ms`; returns how many.
   virtual absl::StatusOr<int64_t> DeleteSilencesEndedBefore(int64_t before_ms) = 0;
+
+  // The outbox, oldest next attempt first: pending rows only, or all
+  // (newest first), at most `limit`.
+  virtual absl::StatusOr<std::vector<OutboxRow>> ReadOutbox(bool pending_only, int limit) = 0;
+  // A send's outcome: state, attempts, next attempt, status, error.
+  virtual absl::Status UpdateOutbox(const OutboxRow& row) = 0;
+  // Pending rows and the oldest one's created_ms (0 when none).
+  virtual absl::StatusOr<std::pair<int64_t, int64_t>> OutboxDepth() = 0;
+  // Deletes delivered and failed rows finished before `before_ms`.
+  virtual absl::StatusOr<int64_t> DeleteFinishedOutbox(int64_t before_ms) = 0;
+  virtual absl::StatusOr<std::optional<std::string>> ReadDispatcherState() = 0;
 
   // The points of one evaluation at `t_ms`, in one transaction.
   virtual absl::Status AppendSignals(int64_t t_ms, const std::vector<SignalPoint>& points) = 0;
