@@ -9,6 +9,7 @@
 #include <fstream>
 #include <random>
 #include <set>
+#include <atomic>
 #include <functional>
 #include <map>
 #include <string>
@@ -20,6 +21,7 @@
 #include "driftwatch/v1/ingest.grpc.pb.h"
 #include "driftwatch/v1/models.grpc.pb.h"
 #include "driftwatch/v1/alerts.grpc.pb.h"
+#include "http_receiver.h"
 #include "driftwatch/v1/reports.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "grpcpp/create_channel.h"
@@ -860,6 +862,119 @@ TEST_F(DriftwatchdE2ETest, AlertsSurviveKillAndResolveWhenTrafficReturns) {
   EXPECT_EQ(r.rule(), "drift_now");
   EXPECT_TRUE(before.contains(r.fingerprint()));
   EXPECT_TRUE(r.has_resolved_at());
+}
+
+// At least once through kill -9: a webhook notification that got a 500 is
+// pending when driftwatchd is killed, and goes out after the restart with
+// its original webhook-id; killed again after the receiver has it but
+// before the answer (so before the outbox update), it is re-sent after the
+// next restart with the same id, then marked delivered and never sent
+// again; the grouping state survives, so the still-firing alert is not
+// notified anew.
+TEST_F(DriftwatchdE2ETest, WebhookNotificationsSurviveKillWithTheirIds) {
+  testing::HttpReceiver receiver;
+  receiver.Script({{500}});
+  WriteFile("rules.yaml", R"(rules:
+  - name: drift_now
+    slices: ['platform=~".+"']
+    condition: 'psi > 0.25'
+    min_support: 50
+    severity: page
+    runbook_url: runbooks/feature-drift.md
+)");
+  WriteFile("config.yaml", "notifications:\n"
+                           "  runbook_base_url: https://git.example/dw/blob/main\n"
+                           "  receivers:\n"
+                           "    - name: oncall\n"
+                           "      type: webhook\n"
+                           "      url: " + receiver.url() + "\n"
+                           "      secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n"
+                           "      timeout: 2s\n"
+                           "  route:\n"
+                           "    receiver: oncall\n"
+                           "    group_by: [alertname, model]\n"
+                           "    group_wait: 0s\n"
+                           "  retry: {initial_backoff: 500ms, max_backoff: 1s}\n");
+  extra_args_ = {"--config", (dir_ / "config.yaml").string(), "--rules-file",
+                 (dir_ / "rules.yaml").string(), "--evaluator-interval", "200ms",
+                 "--evaluator-window", "2m", "--allowed-lateness", "10m"};
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  v1::ModelSchema schema;
+  schema.mutable_model()->set_model_id("loan");
+  schema.mutable_model()->set_model_version("v1");
+  auto* x = schema.add_features();
+  x->set_name("x");
+  x->set_kind(v1::FEATURE_KIND_NUMERIC);
+  schema.set_score_kind(v1::SCORE_KIND_BINARY_PROBABILITY);
+  schema.add_score_names("p");
+  schema.add_slice_keys()->set_key("platform");
+  ASSERT_NO_FATAL_FAILURE(Register(schema));
+  std::mt19937_64 rng(8);
+  std::normal_distribution<double> normal(0, 1);
+  {
+    v1::CreateBaselineRequest request;
+    *request.mutable_model() = schema.model();
+    request.mutable_baseline()->set_name("default");
+    v1::ReferenceProfile* ref = request.mutable_baseline()->mutable_profile();
+    v1::NumericColumn* col = ref->add_numeric();
+    col->set_name("x");
+    for (int i = 0; i < 3000; ++i) {
+      col->add_values(normal(rng));
+      ref->add_scores(0.5);
+    }
+    grpc::ClientContext context;
+    Arm(&context);
+    v1::Baseline baseline;
+    ASSERT_TRUE(models_->CreateBaseline(&context, request, &baseline).ok());
+  }
+  v1::PredictionBatch b;
+  *b.mutable_model() = schema.model();
+  const int64_t t0 = FloorMinute(NowMs()) - 120'000;
+  for (int i = 0; i < 900; ++i) {
+    const std::string platform = i % 3 == 0 ? "android" : i % 3 == 1 ? "ios" : "web";
+    v1::PredictionEvent* e = b.mutable_rows()->add_events();
+    e->set_event_id("e" + std::to_string(i));
+    e->set_event_time_ms(t0 + i * 60);
+    e->add_numeric(normal(rng) + (platform == "android" ? 2.0 : 0.0));
+    e->add_scores(0.5);
+    e->add_slice_values(platform);
+  }
+  v1::IngestAck ack;
+  ASSERT_TRUE(Stream({b}, &ack).ok());
+
+  // 1. The first attempt gets a 500; kill -9 while the row waits its backoff.
+  ASSERT_TRUE(receiver.WaitFor(1, std::chrono::seconds(30)))
+      << testing::ReadWholeFile(dir_ / "server.err");
+  server_.Signal(SIGKILL);
+  EXPECT_EQ(server_.Wait(std::chrono::seconds(10)), 128 + SIGKILL);
+  // 2. After the restart it goes again; the receiver has it, and driftwatchd
+  //    is killed before it hears the 200.
+  std::atomic<pid_t> pid{0};
+  receiver.OnRequest([&pid](const testing::HttpReceiver::Request&) {
+    if (const pid_t p = pid.exchange(0); p > 0) ::kill(p, SIGKILL);
+  });
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  pid = server_.pid();
+  ASSERT_TRUE(receiver.WaitFor(2, std::chrono::seconds(30)));
+  EXPECT_EQ(server_.Wait(std::chrono::seconds(10)), 128 + SIGKILL);
+  // 3. Restarted: the same notification a third time, answered 200, then
+  //    nothing more (delivered; the alert still fires but is not new).
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  ASSERT_TRUE(receiver.WaitFor(3, std::chrono::seconds(30)));
+  std::this_thread::sleep_for(std::chrono::seconds(3));  // ~15 evaluations, 2+ relay polls
+  const std::vector<testing::HttpReceiver::Request> got = receiver.requests();
+  ASSERT_EQ(got.size(), 3u);
+  for (const testing::HttpReceiver::Request& q : got) {
+    EXPECT_EQ(q.headers.at("webhook-id"), got[0].headers.at("webhook-id"));
+    EXPECT_EQ(q.body, got[0].body);
+  }
+  const nlohmann::json body = nlohmann::json::parse(got[0].body);
+  EXPECT_EQ(body["status"], "firing");
+  EXPECT_EQ(body["groupLabels"]["alertname"], "drift_now");
+  ASSERT_EQ(body["alerts"].size(), 1u);  // android only
+  EXPECT_EQ(body["alerts"][0]["labels"]["slice"], "platform=android");
+  EXPECT_EQ(body["alerts"][0]["annotations"]["runbook_url"],
+            "https://git.example/dw/blob/main/runbooks/feature-drift.md");
 }
 
 }  // namespace
