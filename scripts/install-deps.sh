@@ -11,6 +11,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev libabsl-dev
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libcurl4-openssl-dev libssl-dev
   python3 python3-numpy python3-scipy python3-sklearn
+  prometheus-alertmanager
 )
 
 missing=()

@@ -977,5 +977,138 @@ TEST_F(DriftwatchdE2ETest, WebhookNotificationsSurviveKillWithTheirIds) {
             "https://git.example/dw/blob/main/runbooks/feature-drift.md");
 }
 
+// Against Debian's real prometheus-alertmanager on loopback ports with a
+// config written here: driftwatch's alert appears in GET /api/v2/alerts
+// with our labels, annotations and runbook URL, and is resolved there
+// (gone from the active list) after driftwatch resolves it.
+TEST_F(DriftwatchdE2ETest, AlertsReachARealAlertmanagerAndResolveThere) {
+  const char* kAlertmanager = "/usr/bin/prometheus-alertmanager";
+  if (!fs::exists(kAlertmanager)) GTEST_SKIP() << "prometheus-alertmanager is not installed";
+  fs::create_directories(dir_ / "am");
+  WriteFile("am/alertmanager.yml", "route:\n  receiver: nobody\nreceivers:\n  - name: nobody\n");
+  const int am_port = testing::FreePort();
+  testing::ChildProcess am;
+  std::string error;
+  ASSERT_TRUE(am.Start({kAlertmanager, "--config.file=" + (dir_ / "am/alertmanager.yml").string(),
+                        "--storage.path=" + (dir_ / "am").string(),
+                        "--web.listen-address=127.0.0.1:" + std::to_string(am_port),
+                        "--cluster.listen-address="},
+                       (dir_ / "am.out").string(), (dir_ / "am.err").string(), &error))
+      << error;
+  auto am_alerts = [&] {
+    return nlohmann::json::parse(testing::LoopbackGet(am_port, "/api/v2/alerts"), nullptr, false);
+  };
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!am_alerts().is_array() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(am_alerts().is_array()) << testing::ReadWholeFile(dir_ / "am.err");
+
+  WriteFile("rules.yaml", R"(rules:
+  - name: drift_now
+    slices: ['platform=~".+"']
+    condition: {expr: 'psi > 0.25', resolve: 0.1}
+    min_support: 50
+    severity: page
+    annotations: {summary: 'PSI {{ $value }} on {{ $labels.feature }} in {{ $labels.slice }}'}
+    runbook_url: runbooks/feature-drift.md
+)");
+  WriteFile("config.yaml", "notifications:\n"
+                           "  external_url: http://driftwatch.test:7070\n"
+                           "  runbook_base_url: https://git.example/dw/blob/main\n"
+                           "  alertmanager_resend: 1s\n"
+                           "  receivers:\n"
+                           "    - {name: am, type: alertmanager, url: 'http://127.0.0.1:" +
+                               std::to_string(am_port) + "'}\n"
+                           "  route: {receiver: am}\n");
+  extra_args_ = {"--config", (dir_ / "config.yaml").string(), "--rules-file",
+                 (dir_ / "rules.yaml").string(), "--evaluator-interval", "200ms",
+                 "--evaluator-window", "2m", "--allowed-lateness", "10m"};
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  v1::ModelSchema schema;
+  schema.mutable_model()->set_model_id("loan");
+  schema.mutable_model()->set_model_version("v1");
+  auto* x = schema.add_features();
+  x->set_name("x");
+  x->set_kind(v1::FEATURE_KIND_NUMERIC);
+  schema.set_score_kind(v1::SCORE_KIND_BINARY_PROBABILITY);
+  schema.add_score_names("p");
+  schema.add_slice_keys()->set_key("platform");
+  ASSERT_NO_FATAL_FAILURE(Register(schema));
+  std::mt19937_64 rng(9);
+  std::normal_distribution<double> normal(0, 1);
+  {
+    v1::CreateBaselineRequest request;
+    *request.mutable_model() = schema.model();
+    request.mutable_baseline()->set_name("default");
+    v1::ReferenceProfile* ref = request.mutable_baseline()->mutable_profile();
+    v1::NumericColumn* col = ref->add_numeric();
+    col->set_name("x");
+    for (int i = 0; i < 3000; ++i) {
+      col->add_values(normal(rng));
+      ref->add_scores(0.5);
+    }
+    grpc::ClientContext context;
+    Arm(&context);
+    v1::Baseline baseline;
+    ASSERT_TRUE(models_->CreateBaseline(&context, request, &baseline).ok());
+  }
+  auto traffic = [&](int64_t start_ms, bool drift, const std::string& prefix) {
+    v1::PredictionBatch b;
+    *b.mutable_model() = schema.model();
+    for (int i = 0; i < 900; ++i) {
+      const std::string platform = i % 3 == 0 ? "android" : i % 3 == 1 ? "ios" : "web";
+      v1::PredictionEvent* e = b.mutable_rows()->add_events();
+      e->set_event_id(prefix + std::to_string(i));
+      e->set_event_time_ms(start_ms + i * 60);
+      e->add_numeric(normal(rng) + (drift && platform == "android" ? 2.0 : 0.0));
+      e->add_scores(0.5);
+      e->add_slice_values(platform);
+    }
+    v1::IngestAck ack;
+    ASSERT_TRUE(Stream({b}, &ack).ok());
+  };
+  const int64_t t0 = FloorMinute(NowMs()) - 180'000;
+  ASSERT_NO_FATAL_FAILURE(traffic(t0, true, "d-"));
+  auto wait_for = [&](const std::function<bool(const nlohmann::json&)>& done) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (std::chrono::steady_clock::now() < until) {
+      const nlohmann::json a = am_alerts();
+      if (a.is_array() && done(a)) return a;
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    return am_alerts();
+  };
+  nlohmann::json listed = wait_for([](const nlohmann::json& a) { return a.size() == 1; });
+  ASSERT_EQ(listed.size(), 1u) << listed.dump() << testing::ReadWholeFile(dir_ / "server.err");
+  const nlohmann::json& a = listed[0];
+  EXPECT_EQ(a["labels"]["alertname"], "drift_now");
+  EXPECT_EQ(a["labels"]["model"], "loan");
+  EXPECT_EQ(a["labels"]["model_version"], "v1");
+  EXPECT_EQ(a["labels"]["slice"], "platform=android");
+  EXPECT_EQ(a["labels"]["feature"], "x");
+  EXPECT_EQ(a["labels"]["severity"], "page");
+  EXPECT_EQ(a["annotations"]["runbook_url"],
+            "https://git.example/dw/blob/main/runbooks/feature-drift.md");
+  EXPECT_THAT(a["annotations"]["summary"].get<std::string>(), HasSubstr("on x in platform=android"));
+  EXPECT_EQ(a["generatorURL"], "http://driftwatch.test:7070/alerts?rule=drift_now");
+  EXPECT_EQ(a["status"]["state"], "active");
+  // Alertmanager's fingerprint is ours.
+  grpc::ClientContext list_ctx;
+  v1::ListAlertsResponse ours;
+  ASSERT_TRUE(alerts_->ListAlerts(&list_ctx, v1::ListAlertsRequest(), &ours).ok());
+  ASSERT_EQ(ours.alerts_size(), 1);
+  EXPECT_EQ(a["fingerprint"], ours.alerts(0).fingerprint());
+
+  // The traffic returns to the baseline: resolved in driftwatch, then in
+  // Alertmanager (endsAt = the resolve time: no longer active).
+  ASSERT_NO_FATAL_FAILURE(traffic(t0 + 180'000, false, "c-"));
+  listed = wait_for([](const nlohmann::json& a) { return a.empty(); });
+  EXPECT_TRUE(listed.empty()) << listed.dump();
+  am.Signal(SIGTERM);
+  (void)am.Wait(std::chrono::seconds(10));
+  am.KillAndReap();
+}
+
 }  // namespace
 }  // namespace driftwatch
