@@ -74,7 +74,8 @@ void AddWindowFlags(CLI::App* app, driftwatch::cli::WindowFlags* window) {
 constexpr const char* kSubcommands[] = {"stats",   "report",   "changepoint", "calibrate",
                                         "quality", "register", "models",      "push",
                                         "labels",  "baseline", "rank",        "sample",
-                                        "rules",   "alerts",   "silence",     "signals"};
+                                        "rules",   "alerts",   "silence",     "signals",
+                                        "notifications"};
 
 int Run(int argc, char** argv) {
   CLI::App app{"driftctl: drift statistics offline, and the driftwatchd client"};
@@ -324,6 +325,17 @@ int Run(int argc, char** argv) {
   signals_cmd->add_flag("--json", signals.json, "print JSON");
   AddServerFlags(signals_cmd, &signals.server);
 
+  CLI::App* notifications_cmd =
+      app.add_subcommand("notifications", "the notification outbox (docs/notifications.md)");
+  notifications_cmd->require_subcommand(1);
+  driftwatch::cli::NotificationsListOptions notifications_list;
+  CLI::App* nlist_cmd = notifications_cmd->add_subcommand("list", "notifications, newest first");
+  nlist_cmd->add_flag("--pending", notifications_list.pending, "only those not delivered yet");
+  nlist_cmd->add_option("--limit", notifications_list.limit, "at most this many")
+      ->capture_default_str();
+  nlist_cmd->add_flag("--json", notifications_list.json, "print JSON (bodies included)");
+  AddServerFlags(nlist_cmd, &notifications_list.server);
+
   // CLI11 reports a mistyped subcommand as "a subcommand is required";
   // name it instead.
   const std::string first = argc > 1 ? argv[1] : "";
@@ -332,7 +344,7 @@ int Run(int argc, char** argv) {
           std::end(kSubcommands)) {
     std::cerr << "driftctl: unknown subcommand \"" << argv[1]
               << "\" (expected stats, report, changepoint, calibrate, quality, register, "
-                 "models, push, labels, baseline, rank, sample, rules, alerts, silence or signals)\n";
+                 "models, push, labels, baseline, rank, sample, rules, alerts, silence, signals or notifications)\n";
     return kExitBadInput;
   }
   try {
@@ -386,6 +398,9 @@ int Run(int argc, char** argv) {
     return driftwatch::cli::RunSilenceExpire(silence_expire, std::cout, std::cerr);
   }
   if (signals_cmd->parsed()) return driftwatch::cli::RunSignals(signals, std::cout, std::cerr);
+  if (nlist_cmd->parsed()) {
+    return driftwatch::cli::RunNotificationsList(notifications_list, std::cout, std::cerr);
+  }
   if (sample_cmd->parsed()) {
     return driftwatch::cli::RunSample(sample, std::cin, std::cout, std::cerr);
   }

@@ -23,9 +23,28 @@ PORTS="$OUT/live/ports"
 # The default rules as shipped, but firing at once: a demo cannot wait the
 # 15-60 minutes of their `for` (processing time).
 sed -E 's/^( +)(for|keep_firing_for): .*/\1\2: 0s/' deploy/rules.yaml >"$OUT/live/rules.yaml"
+# A local webhook receiver: on-call's pager for the demo. Notifications
+# group by model and slice, so android's alerts arrive as one.
+SECRET=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+/usr/bin/python3 scripts/demo_webhook_receiver.py "$OUT/live/hook.port" "$OUT/live/hook.log" "$SECRET" &
+HOOK_PID=$!
+for _ in $(seq 1 50); do [ -s "$OUT/live/hook.port" ] && break; sleep 0.1; done
+HOOK_PORT=$(cat "$OUT/live/hook.port")
+: >"$OUT/live/hook.log"
+cat >"$OUT/live/config.yaml" <<YAML
+notifications:
+  runbook_base_url: file://$PWD
+  receivers:
+    - {name: oncall, type: webhook, url: 'http://127.0.0.1:$HOOK_PORT/hook', secret: $SECRET}
+  route:
+    receiver: oncall
+    group_by: [model, slice]
+    group_wait: 10s
+    group_interval: 20s
+YAML
 # A 2 s evaluation, over the last 3 minutes of event time (the drift
 # report below reads 20 minutes).
-"$DRIFTWATCHD" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \
+"$DRIFTWATCHD" --config "$OUT/live/config.yaml" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \
   --data-dir "$OUT/live/data" --port-file "$PORTS" --log-format text \
   --rules-file "$OUT/live/rules.yaml" --evaluator-interval 2s --evaluator-window 3m \
   >"$OUT/live/driftwatchd.log" 2>&1 &
@@ -33,6 +52,7 @@ PID=$!
 WATCH_PID=
 cleanup() {
   [ -n "$WATCH_PID" ] && kill "$WATCH_PID" 2>/dev/null
+  kill "$HOOK_PID" 2>/dev/null
   kill "$PID" 2>/dev/null || true
 }
 trap cleanup EXIT
@@ -149,6 +169,13 @@ echo "== driftctl rank --metric auc_drop: slices by baseline AUC - current AUC o
 "$DRIFTCTL" rank --server "$SERVER" --model loan-default --metric auc_drop --window 20m --top 5
 
 echo
+echo "== the webhook receiver (on-call's pager): android's alerts as one grouped, signed notification, each with its runbook; ios and web paged nothing"
+for _ in $(seq 1 300); do grep -q '^notification' "$OUT/live/hook.log" && break; sleep 0.1; done
+sed 's/^/  /' "$OUT/live/hook.log"
+HOOK_PRINTED=$(wc -l <"$OUT/live/hook.log")
+"$DRIFTCTL" notifications list --server "$SERVER" | sed 's/^/  /'
+
+echo
 echo "== driftctl push: the traffic returns to the baseline (15k events over the last 4.5 minutes, android as before the drift)"
 "$DRIFTCTL" push "$OUT/live/events_recovered.csv" --server "$SERVER" --model loan-default --batch 2000
 
@@ -156,6 +183,14 @@ echo
 echo "== alerts resolved: the 3-minute evaluation window now holds only the recovered traffic, so the drift alerts resolve; the label-based ones read the day's labels and stay until those recover"
 wait_alerts '^resolved' 30
 print_alerts '^resolved'
+
+echo
+echo "== the webhook receiver: the resolution, in the same group (the label-based alerts still fire)"
+for _ in $(seq 1 300); do
+  [ "$(tail -n +$((HOOK_PRINTED + 1)) "$OUT/live/hook.log" | grep -c '^notification')" -gt 0 ] && break
+  sleep 0.1
+done
+tail -n +$((HOOK_PRINTED + 1)) "$OUT/live/hook.log" | sed 's/^/  /'
 
 echo
 echo "== driftctl alerts: what is still firing"

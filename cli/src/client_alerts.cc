@@ -353,4 +353,42 @@ int RunSignals(const SignalsOptions& options, std::ostream& out, std::ostream& e
   return kExitOk;
 }
 
+int RunNotificationsList(const NotificationsListOptions& options, std::ostream& out,
+                         std::ostream& err) {
+  absl::StatusOr<internal::Connection> conn = internal::Connect(options.server);
+  if (!conn.ok()) return internal::ReportError(err, conn.status());
+  v1::ListNotificationsRequest request;
+  request.set_pending_only(options.pending);
+  request.set_limit(options.limit);
+  v1::ListNotificationsResponse response;
+  grpc::ClientContext context;
+  conn->Arm(&context);
+  grpc::Status status =
+      v1::Alerts::NewStub(conn->channel)->ListNotifications(&context, request, &response);
+  if (!status.ok()) return internal::ReportRpcError(err, "ListNotifications", status);
+  if (options.json) {
+    out << Json(response) << "\n";
+    return kExitOk;
+  }
+  if (response.notifications().empty()) {
+    out << (options.pending ? "no pending notifications\n" : "no notifications\n");
+    return kExitOk;
+  }
+  std::vector<std::vector<std::string>> rows = {
+      {"id", "receiver", "state", "created", "attempts", "last", "next / finished", "group"}};
+  for (const v1::Notification& n : response.notifications()) {
+    const std::string last = n.last_status() != 0 ? absl::StrCat("HTTP ", n.last_status())
+                             : n.last_error().empty() ? std::string("-")
+                                                      : n.last_error();
+    rows.push_back({n.id(), n.receiver(), n.state(),
+                    internal::FormatTimeMs(internal::TimestampMs(n.created_at())),
+                    absl::StrCat(n.attempts()), last,
+                    internal::FormatTimeMs(internal::TimestampMs(
+                        n.state() == "pending" ? n.next_attempt_at() : n.finished_at())),
+                    n.group_key()});
+  }
+  internal::WriteColumns(rows, 8, out);
+  return kExitOk;
+}
+
 }  // namespace driftwatch::cli

@@ -223,7 +223,7 @@ absl::Status Server::Impl::Serve() {
   models_service = std::make_unique<grpc_api::ModelsService>(registry.get(), reports.get());
   reports_service = std::make_unique<grpc_api::ReportsService>(
       reports.get(), query_priority.get(), metrics.get(), signal_history.get());
-  alerts_service = std::make_unique<grpc_api::AlertsService>(alert_rules.get());
+  alerts_service = std::make_unique<grpc_api::AlertsService>(alert_rules.get(), store.get());
   grpc::ServerBuilder builder;
   builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(), &grpc_port);
   builder.SetMaxReceiveMessageSize(kMaxReceiveMessageBytes);

@@ -510,4 +510,38 @@ grpc::Status AlertsService::ListSilences(grpc::ServerContext*, const v1::ListSil
   return grpc::Status::OK;
 }
 
+grpc::Status AlertsService::ListNotifications(grpc::ServerContext*,
+                                              const v1::ListNotificationsRequest* request,
+                                              v1::ListNotificationsResponse* response) {
+  return Guard("ListNotifications", [&]() -> absl::Status {
+    if (request->limit() < 0 || request->limit() > 10'000) {
+      return absl::InvalidArgumentError("limit: at most 10000");
+    }
+    const int limit = request->limit() == 0 ? 100 : request->limit();
+    DW_ASSIGN_OR_RETURN(std::vector<storage::OutboxRow> rows,
+                        store_->ReadOutbox(request->pending_only(), limit));
+    for (const storage::OutboxRow& r : rows) {
+      v1::Notification* n = response->add_notifications();
+      n->set_id(r.id);
+      n->set_receiver(r.receiver);
+      n->set_url(r.url);
+      n->set_group_key(r.group_key);
+      n->set_state(r.state == storage::OutboxRow::kPending     ? "pending"
+                   : r.state == storage::OutboxRow::kDelivered ? "delivered"
+                                                               : "failed");
+      n->set_attempts(r.attempts);
+      n->set_last_status(r.last_status);
+      n->set_last_error(r.last_error);
+      Stamp(r.created_ms, n->mutable_created_at());
+      if (r.state == storage::OutboxRow::kPending) {
+        Stamp(r.next_attempt_ms, n->mutable_next_attempt_at());
+      } else {
+        Stamp(r.delivered_ms, n->mutable_finished_at());
+      }
+      n->set_body(r.body);
+    }
+    return absl::OkStatus();
+  });
+}
+
 }  // namespace driftwatch::service::grpc_api

@@ -111,7 +111,7 @@ class ReportsService final : public v1::Reports::Service {
 // Alerts, rules and silences, from the rules engine (docs/alerting.md).
 class AlertsService final : public v1::Alerts::Service {
  public:
-  explicit AlertsService(AlertRules* rules) : rules_(rules) {}
+  AlertsService(AlertRules* rules, storage::AlertStore* store) : rules_(rules), store_(store) {}
   grpc::Status ListAlerts(grpc::ServerContext*, const v1::ListAlertsRequest*,
                           v1::ListAlertsResponse*) override;
   grpc::Status PutRule(grpc::ServerContext*, const v1::PutRuleRequest*, v1::Rule*) override;
@@ -127,9 +127,12 @@ class AlertsService final : public v1::Alerts::Service {
                             v1::ListSilencesResponse*) override;
   grpc::Status WatchAlerts(grpc::ServerContext*, const v1::WatchAlertsRequest*,
                            grpc::ServerWriter<v1::Alert>*) override;
+  grpc::Status ListNotifications(grpc::ServerContext*, const v1::ListNotificationsRequest*,
+                                 v1::ListNotificationsResponse*) override;
 
  private:
   AlertRules* const rules_;
+  storage::AlertStore* const store_;
 };
 
 }  // namespace driftwatch::service::grpc_api

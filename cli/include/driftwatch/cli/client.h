@@ -206,4 +206,14 @@ struct SignalsOptions {
 };
 int RunSignals(const SignalsOptions& options, std::ostream& out, std::ostream& err);
 
+// driftctl notifications list [--pending]: the outbox.
+struct NotificationsListOptions {
+  ServerOptions server;
+  bool pending = false;
+  int limit = 100;
+  bool json = false;
+};
+int RunNotificationsList(const NotificationsListOptions& options, std::ostream& out,
+                         std::ostream& err);
+
 }  // namespace driftwatch::cli
