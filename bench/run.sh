@@ -13,4 +13,6 @@ if [ "${SKIP_LOAD:-0}" != "1" ]; then
   ./bench/load.sh "$BUILD_DIR"
   echo "== the rules engine's effect on ingest (bench/alerting_ingest_effect.sh)"
   ./bench/alerting_ingest_effect.sh "$BUILD_DIR" 20 3
+  echo "== alert latency: the ack of the batch that fires a rule -> the webhook (bench/alert_latency.py)"
+  /usr/bin/python3 bench/alert_latency.py "$BUILD_DIR" 50
 fi
