@@ -114,6 +114,7 @@ class DriftwatchdE2ETest : public ::testing::Test {
     ASSERT_EQ(std::sscanf(ports->c_str(), "grpc=%d metrics=%d", &grpc_port, &metrics_port), 2)
         << *ports;
     address_ = "127.0.0.1:" + std::to_string(grpc_port);
+    metrics_port_ = metrics_port;
     channel_ = grpc::CreateChannel(address_, grpc::InsecureChannelCredentials());
     models_ = v1::Models::NewStub(channel_);
     ingest_ = v1::Ingest::NewStub(channel_);
@@ -191,6 +192,7 @@ class DriftwatchdE2ETest : public ::testing::Test {
   std::unique_ptr<v1::Reports::Stub> reports_;
   std::unique_ptr<v1::Alerts::Stub> alerts_;
   std::vector<std::string> extra_args_;  // appended to driftwatchd's command line
+  int metrics_port_ = 0;
 };
 
 const nlohmann::json& Feature(const nlohmann::json& doc, const std::string& name) {
@@ -968,6 +970,12 @@ TEST_F(DriftwatchdE2ETest, WebhookNotificationsSurviveKillWithTheirIds) {
     EXPECT_EQ(q.headers.at("webhook-id"), got[0].headers.at("webhook-id"));
     EXPECT_EQ(q.body, got[0].body);
   }
+  // This process delivered it (its first attempt), and nothing is pending.
+  const std::string metrics = testing::LoopbackGet(metrics_port_, "/metrics");
+  EXPECT_THAT(metrics,
+              HasSubstr("driftwatch_notifications_total{receiver=\"oncall\",result=\"delivered\"} 1"));
+  EXPECT_THAT(metrics, HasSubstr("driftwatch_notification_outbox_pending 0"));
+  EXPECT_THAT(metrics, HasSubstr("driftwatch_notification_delivery_seconds_count 1"));
   const nlohmann::json body = nlohmann::json::parse(got[0].body);
   EXPECT_EQ(body["status"], "firing");
   EXPECT_EQ(body["groupLabels"]["alertname"], "drift_now");
