@@ -75,7 +75,7 @@ constexpr const char* kSubcommands[] = {"stats",   "report",   "changepoint", "c
                                         "quality", "register", "models",      "push",
                                         "labels",  "baseline", "rank",        "sample",
                                         "rules",   "alerts",   "silence",     "signals",
-                                        "notifications"};
+                                        "notifications", "quality-data"};
 
 int Run(int argc, char** argv) {
   CLI::App app{"driftctl: drift statistics offline, and the driftwatchd client"};
@@ -159,6 +159,18 @@ int Run(int argc, char** argv) {
   AddWindowFlags(q_cmd, &online_quality.window);
   q_cmd->add_option("--baseline", online_quality.baseline, "online: baseline name");
   AddServerFlags(q_cmd, &online_quality.server);
+
+  driftwatch::cli::DataQualityOptions data_quality;
+  CLI::App* dq_cmd = app.add_subcommand(
+      "quality-data", "the server's data-quality report of a model's slice: nulls, invalid "
+                      "values, duplicates, lateness, freshness, sampling, fingerprints, "
+                      "latency, score health");
+  AddModelFlags(dq_cmd, &data_quality.model, &data_quality.version);
+  dq_cmd->add_option("--slice", data_quality.slice, "slice key=value (default: the population)");
+  AddWindowFlags(dq_cmd, &data_quality.window);
+  dq_cmd->add_option("--baseline", data_quality.baseline, "baseline name");
+  dq_cmd->add_flag("--json", data_quality.json, "print JSON");
+  AddServerFlags(dq_cmd, &data_quality.server);
   for (CLI::Option* offline : {q_input, q_score, q_label, q_query, q_weight}) {
     q_model->excludes(offline);
   }
@@ -344,7 +356,8 @@ int Run(int argc, char** argv) {
           std::end(kSubcommands)) {
     std::cerr << "driftctl: unknown subcommand \"" << argv[1]
               << "\" (expected stats, report, changepoint, calibrate, quality, register, "
-                 "models, push, labels, baseline, rank, sample, rules, alerts, silence, signals or notifications)\n";
+                 "models, push, labels, baseline, rank, sample, rules, alerts, silence, signals, "
+                 "notifications or quality-data)\n";
     return kExitBadInput;
   }
   try {
@@ -384,6 +397,7 @@ int Run(int argc, char** argv) {
   }
   if (blist_cmd->parsed()) return driftwatch::cli::RunBaselineList(blist, std::cout, std::cerr);
   if (rank_cmd->parsed()) return driftwatch::cli::RunRank(rank, std::cout, std::cerr);
+  if (dq_cmd->parsed()) return driftwatch::cli::RunDataQuality(data_quality, std::cout, std::cerr);
   if (rcheck_cmd->parsed()) return driftwatch::cli::RunRulesCheck(rules_check, std::cout, std::cerr);
   if (rtest_cmd->parsed()) return driftwatch::cli::RunRulesTest(rules_test, std::cout, std::cerr);
   if (rlist_cmd->parsed()) return driftwatch::cli::RunRulesList(rules_list, std::cout, std::cerr);

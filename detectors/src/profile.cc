@@ -15,9 +15,9 @@ namespace driftwatch::detectors {
 namespace {
 
 constexpr char kMagic[4] = {'D', 'W', 'P', 'F'};
-// 2 added each numeric summary's missing weight, 3 its per-bin sums; 1 and
-// 2 are still read.
-constexpr uint32_t kVersion = 3;
+// 2 added each numeric summary's missing weight, 3 its per-bin sums, 4 the
+// data-quality section; 1 to 3 are still read.
+constexpr uint32_t kVersion = 4;
 constexpr uint8_t kDense = 0;
 constexpr uint8_t kSparse = 1;
 
@@ -173,6 +173,7 @@ absl::Status Profile::Merge(const Profile& other) {
   counters_.invalid_values += other.counters_.invalid_values;
   counters_.weight += other.counters_.weight;
   counters_.weight_sq += other.counters_.weight_sq;
+  quality_.Merge(other.quality_);
   return absl::OkStatus();
 }
 
@@ -182,6 +183,7 @@ std::string Profile::Serialize() const {
   for (const NumericSummary& s : numeric_) PutNumeric(w, s);
   for (const CategoricalSummary& s : categorical_) w.Str(s.Serialize());
   for (const NumericSummary& s : scores_) PutNumeric(w, s);
+  quality_.Serialize(w);
   return std::move(w).FinishWithCrc();
 }
 
@@ -228,6 +230,8 @@ absl::StatusOr<Profile> Profile::Deserialize(std::shared_ptr<const ProfileLayout
   for (size_t i = 0; i < n_scores; ++i) {
     DW_ASSIGN_OR_RETURN(p.scores_[i], GetNumeric(r, version, layout->score_edges[i]));
   }
+  if (version >= 4) DW_RETURN_IF_ERROR(DataQuality::Deserialize(r, &p.quality_));
+  if (r.remaining() != 0) return Corrupt("trailing bytes");
   return p;
 }
 
@@ -293,6 +297,7 @@ ProfileAccumulator ProfileAccumulator::Clone() const {
   ProfileAccumulator copy(shape_);
   std::memcpy(copy.block_.get(), block_.get(), shape_->lines * kLine);
   copy.categorical_ = categorical_;
+  copy.quality_ = quality_;
   return copy;
 }
 
@@ -313,6 +318,7 @@ ProfileAccumulator ProfileAccumulator::FromProfile(std::shared_ptr<const Shape> 
     }
   }
   acc.categorical_ = profile.categorical();
+  acc.quality_ = profile.quality();
   acc.counters() = profile.counters();
   return acc;
 }
@@ -338,6 +344,7 @@ Profile ProfileAccumulator::ToProfile() const {
                                    cold[k].invalid_weights);
   }
   p.categorical() = categorical_;
+  p.quality() = quality_;
   p.counters() = counters();
   return p;
 }
@@ -360,6 +367,7 @@ std::string ProfileAccumulator::Serialize() const {
   for (size_t k = 0; k < n_numeric; ++k) put(k);
   for (const CategoricalSummary& s : categorical_) w.Str(s.Serialize());
   for (size_t k = n_numeric; k < shape_->edges.size(); ++k) put(k);
+  quality_.Serialize(w);
   return std::move(w).FinishWithCrc();
 }
 

@@ -110,6 +110,8 @@ const std::map<std::string, Setter, std::less<>>& Keys() {
        Duration([](ServerConfig& c) -> int64_t& { return c.signal_interval_ms; })},
       {"evaluator.window",
        Duration([](ServerConfig& c) -> int64_t& { return c.evaluator_window_ms; })},
+      {"evaluator.silence_timeout",
+       Duration([](ServerConfig& c) -> int64_t& { return c.silence_timeout_ms; })},
       {"evaluator.slices",
        Integer<int>([](ServerConfig& c) -> int& { return c.max_signal_slices; })},
       // The names before issue 10, still read.
@@ -281,6 +283,7 @@ absl::Status ValidateConfig(const ServerConfig& c) {
   if (c.data_dir.empty()) return bad("data_dir", "must not be empty");
   if (c.signal_interval_ms <= 0) return bad("evaluator.interval", "must be positive");
   if (c.evaluator_window_ms <= 0) return bad("evaluator.window", "must be positive");
+  if (c.silence_timeout_ms <= 0) return bad("evaluator.silence_timeout", "must be positive");
   if (c.max_signal_slices < 0) return bad("evaluator.slices", "must not be negative");
   if (c.alerts_resolved_retention_ms < 0) {
     return bad("alerts.resolved_retention", "must not be negative");

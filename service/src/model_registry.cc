@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <utility>
 
 #include "absl/algorithm/container.h"
@@ -275,9 +276,24 @@ absl::Status RegisteredModel::AddFeature(const v1::FeatureSpec& f, const Registr
       layout->numeric_names.push_back(f.name());
       layout->numeric_edges.push_back(std::move(edges));
       numeric_nullable_.push_back(f.nullable());
+      if (f.has_min() && f.has_max() && !(f.min() <= f.max())) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "feature \"", f.name(), "\" has min ", f.min(), " above max ", f.max()));
+      }
+      if ((f.has_min() && std::isnan(f.min())) || (f.has_max() && std::isnan(f.max()))) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("feature \"", f.name(), "\" has a NaN min or max"));
+      }
+      numeric_min_.push_back(f.has_min() ? f.min() : -std::numeric_limits<double>::infinity());
+      numeric_max_.push_back(f.has_max() ? f.max() : std::numeric_limits<double>::infinity());
+      has_ranges_ = has_ranges_ || f.has_min() || f.has_max();
       return absl::OkStatus();
     }
     case v1::FEATURE_KIND_CATEGORICAL: {
+      if (f.has_min() || f.has_max()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "feature \"", f.name(), "\" is categorical: min and max are for numeric features"));
+      }
       categorical_index_[f.name()] = static_cast<int>(layout->categorical_names.size());
       layout->categorical_names.push_back(f.name());
       categorical_nullable_.push_back(f.nullable());
@@ -325,8 +341,19 @@ absl::StatusOr<std::shared_ptr<RegisteredModel>> RegisteredModel::Create(
     return absl::InvalidArgumentError(absl::StrCat(
         "schema.decision_threshold must be in (0, 1) (0: 0.5), got ", t));
   }
+  if (const double r = schema.declared_sample_rate(); !(r >= 0 && r <= 1)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "schema.declared_sample_rate must be in (0, 1] (0: not declared), got ", r));
+  }
+  if (schema.sampling_mode() == v1::SAMPLING_MODE_HASH && schema.declared_sample_rate() == 0) {
+    return absl::InvalidArgumentError(
+        "schema.sampling_mode SAMPLING_MODE_HASH needs schema.declared_sample_rate");
+  }
   std::shared_ptr<RegisteredModel> model(new RegisteredModel());
   model->model_key_ = model_key;
+  model->probability_scores_ =
+      schema.score_kind() == v1::SCORE_KIND_BINARY_PROBABILITY ||
+      schema.score_kind() == v1::SCORE_KIND_MULTICLASS_PROBABILITIES;
   model->label_ = absl::StrCat(schema.model().model_id(), "@", schema.model().model_version());
   auto layout = std::make_shared<detectors::ProfileLayout>();
   layout->max_categories = options.max_categories;

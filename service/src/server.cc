@@ -166,8 +166,10 @@ absl::Status Server::Impl::Start() {
   reports = std::make_unique<ReportEngine>(registry.get(), windows.get(), baselines.get(), clock,
                                            config.reports);
   reports->AttachLabels(store.get(), config.labels);
+  reports->set_silence_timeout_ms(config.silence_timeout_ms);
   EvaluatorOptions evaluation;
   evaluation.window_ms = config.evaluator_window_ms;
+  evaluation.silence_timeout_ms = config.silence_timeout_ms;
   evaluation.max_slices = config.max_signal_slices;
   evaluator = std::make_unique<Evaluator>(registry.get(), windows.get(), baselines.get(), clock,
                                           evaluation);

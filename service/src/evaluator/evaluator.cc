@@ -8,6 +8,7 @@
 
 #include "driftwatch/base/status_macros.h"
 #include "reports/comparison.h"
+#include "reports/data_quality.h"
 
 namespace driftwatch::service {
 namespace {
@@ -106,7 +107,6 @@ absl::Status Evaluator::EvaluateModel(const RegisteredModel& model, int64_t now_
                                       std::vector<detectors::Signal>* out) const {
   const bool quality = reports_ != nullptr && model.quality_kind().has_value();
   absl::StatusOr<BaselineDef> def = baselines_->Load(model, options_.baseline);
-  if (absl::IsNotFound(def.status()) && !quality) return absl::OkStatus();
   if (!def.ok() && !absl::IsNotFound(def.status())) return def.status();
   // The same whole buckets a report of this window reads, ending at the
   // model's watermark (event time): a replay or a backfill is judged on its
@@ -165,6 +165,32 @@ absl::Status Evaluator::EvaluateModel(const RegisteredModel& model, int64_t now_
       v1::DriftReport report;
       DW_RETURN_IF_ERROR(reports::CompareProfiles(*ref, cur->second, &report));
       AddSignals(report, model.label(), model.SliceName(records[id]), out);
+    }
+  }
+  // Data quality, per chosen slice, from the same window (baseline or not).
+  std::vector<std::string> declared_hashes;
+  if (def.ok() && def->spec.has_profile()) {
+    declared_hashes.assign(def->spec.profile().feature_hashes().begin(),
+                           def->spec.profile().feature_hashes().end());
+  }
+  reports::DataQualityOptions dq;
+  dq.silence_timeout_ms = options_.silence_timeout_ms;
+  for (int32_t id : chosen) {
+    auto cur = current.find(id);
+    if (cur == current.end() || static_cast<size_t>(id) >= records.size()) continue;
+    const Profile* reference = refs ? ReferenceFor(*refs, id) : nullptr;
+    v1::DataQualityReport report;
+    reports::BuildDataQuality(model, cur->second, reference, declared_hashes, now_ms, dq,
+                              &report);
+    const std::string slice = model.SliceName(records[id]);
+    reports::AddDataQualitySignals(report, model.label(), slice, out);
+    if (reference == nullptr) {
+      // Without a baseline the drift signals (and their null_rate) are absent.
+      for (const v1::FeatureQuality& f : report.features()) {
+        out->push_back(detectors::Signal{model.label(), slice, f.name(), "null_rate",
+                                         f.null_rate(),
+                                         std::numeric_limits<double>::quiet_NaN()});
+      }
     }
   }
   if (quality) DW_RETURN_IF_ERROR(AddQuality(model, chosen, out));

@@ -296,6 +296,17 @@ grpc::Status ReportsService::GetQualityReport(grpc::ServerContext*,
   });
 }
 
+grpc::Status ReportsService::GetDataQualityReport(grpc::ServerContext*,
+                                                  const v1::GetDataQualityReportRequest* request,
+                                                  v1::DataQualityReport* response) {
+  QueryPriority::Scope first(priority_);
+  Timed timed(metrics_, "GetDataQualityReport");
+  return Guard("GetDataQualityReport", [&]() -> absl::Status {
+    DW_ASSIGN_OR_RETURN(*response, reports_->GetDataQualityReport(*request));
+    return absl::OkStatus();
+  });
+}
+
 grpc::Status ReportsService::GetSignalSeries(grpc::ServerContext*,
                                              const v1::GetSignalSeriesRequest* request,
                                              v1::SignalSeries* response) {

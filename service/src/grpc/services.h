@@ -97,6 +97,9 @@ class ReportsService final : public v1::Reports::Service {
   grpc::Status GetQualityReport(grpc::ServerContext* context,
                                 const v1::GetQualityReportRequest* request,
                                 v1::QualityReport* response) override;
+  grpc::Status GetDataQualityReport(grpc::ServerContext* context,
+                                    const v1::GetDataQualityReportRequest* request,
+                                    v1::DataQualityReport* response) override;
   grpc::Status GetSignalSeries(grpc::ServerContext* context,
                                const v1::GetSignalSeriesRequest* request,
                                v1::SignalSeries* response) override;

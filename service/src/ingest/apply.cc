@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <string_view>
 
 #include "absl/strings/str_cat.h"
@@ -42,7 +43,9 @@ BatchApplier::BatchApplier(ModelIngestState& state, const BatchDecoder& decoder,
       join_(model_.joins_labels()),
       join_rate_(model_.label_join_rate()),
       join_ranked_(model_.schema().score_kind() == v1::SCORE_KIND_RANKING),
-      join_class_probs_(model_.schema().score_kind() == v1::SCORE_KIND_MULTICLASS_PROBABILITIES) {}
+      join_class_probs_(model_.schema().score_kind() == v1::SCORE_KIND_MULTICLASS_PROBABILITIES),
+      declared_rate_(model_.declared_sample_rate()),
+      hash_sampled_(model_.hash_sampled()) {}
 
 
 void BatchApplier::Reject(const Rejection& rejection) {
@@ -104,14 +107,28 @@ inline std::span<const int32_t> BatchApplier::ResolveSlices(size_t i) {
   return slice_ids_;
 }
 
-inline uint64_t BatchApplier::InvalidNumericValues() const {
-  // Nearly every event has only finite values (counted while decoding).
-  if (view_.non_finite == 0) return 0;
+inline uint64_t BatchApplier::InvalidNumericValues() {
+  invalid_features_.clear();
+  invalid_out_of_range_.clear();
+  // Nearly every event has only finite values (counted while decoding)
+  // and most models declare no range.
+  if (view_.non_finite == 0 && !model_.has_ranges()) return 0;
   // NaN is how a client sends null; a null where the schema forbids it is
   // also an invalid value, while an allowed null is not.
   uint64_t invalid = view_.non_finite;
   for (int f = 0; f < model_.numeric_count(); ++f) {
-    if (std::isnan(view_.numeric[f]) && model_.NumericNullable(f)) --invalid;
+    const double x = view_.numeric[f];
+    if (std::isnan(x) && model_.NumericNullable(f)) {
+      --invalid;
+      continue;
+    }
+    const bool out_of_range = x < model_.NumericMin(f) || x > model_.NumericMax(f);
+    if (!std::isfinite(x) || out_of_range) {
+      invalid_features_.push_back(static_cast<uint32_t>(f));
+      // +-Inf beyond a bound is non-finite first.
+      invalid_out_of_range_.push_back(std::isfinite(x) && out_of_range);
+      invalid += std::isfinite(x);  // out of range: not counted as non-finite
+    }
   }
   return invalid;
 }
@@ -120,7 +137,11 @@ uint64_t BatchApplier::AddCategorical(double weight) {
   uint64_t invalid = 0;
   for (int f = 0; f < model_.categorical_count(); ++f) {
     if (view_.categorical_null[f]) {
-      invalid += !model_.CategoricalNullable(f);
+      if (!model_.CategoricalNullable(f)) {
+        ++invalid;
+        invalid_features_.push_back(static_cast<uint32_t>(model_.numeric_count() + f));
+        invalid_out_of_range_.push_back(0);
+      }
       for (ProfileAccumulator* p : profiles_) p->categorical()[f].AddMissing(weight);
       continue;
     }
@@ -128,6 +149,8 @@ uint64_t BatchApplier::AddCategorical(double weight) {
     if (const auto* allowed = model_.AllowedValues(f);
         allowed != nullptr && !allowed->contains(base::Sv(v))) {
       ++invalid;
+      invalid_features_.push_back(static_cast<uint32_t>(model_.numeric_count() + f));
+      invalid_out_of_range_.push_back(0);
       v = base::kOther;
     }
     for (ProfileAccumulator* p : profiles_) p->categorical()[f].Add(v, weight);
@@ -143,17 +166,77 @@ inline void BatchApplier::Accumulate(OpenBucket& bucket, std::span<const int32_t
   // Categorical values are added now; numeric values and scores wait in
   // the queue.
   uint64_t invalid = InvalidNumericValues();
-  if (model_.categorical_count() > 0) {
-    profiles_.clear();
-    for (int32_t id : slices) profiles_.push_back(bucket.slices[id].get());
-    invalid += AddCategorical(w);
-  }
+  profiles_.clear();
+  for (int32_t id : slices) profiles_.push_back(bucket.slices[id].get());
+  if (model_.categorical_count() > 0) invalid += AddCategorical(w);
   queue.Push(view_.numeric, view_.scores, w, late, invalid);
+  AddQuality();
   AdvanceWatermark();
   ++counts_->accepted;
   counts_->late_accepted += late;
   counts_->backfilled += cached_backfill_;
   if (state_.queue().full()) state_.HandOffQueue(handoffs_);
+}
+
+inline void BatchApplier::AddQuality() {
+  using detectors::DataQuality;
+  // Receive time - event time; a replayed (held) event arrived earlier
+  // than now, so its lateness is not known here and is not counted.
+  const size_t lateness_bin = detectors::DelayBin(
+      detectors::kLatenessEdgesSeconds, static_cast<double>(now_ms_ - view_.event_time_ms) / 1000.0);
+  const bool has_latency = view_.latency_ms > 0 && std::isfinite(view_.latency_ms);
+  const size_t latency_bin =
+      has_latency ? detectors::DelayBin(detectors::kLatencyEdgesMs, view_.latency_ms) : 0;
+  const bool rare = view_.unknown_fields != 0 || !invalid_features_.empty() ||
+                    !view_.feature_hash.empty() || declared_rate_ > 0;
+  const auto in_range = [this](double x) { return model_.ScoreInRange(x); };
+  for (detectors::ProfileAccumulator* p : profiles_) {
+    DataQuality& q = p->quality();
+    if (!replay_) {
+      q.AddArrival(view_.event_time_ms, now_ms_, lateness_bin);
+    } else if (view_.event_time_ms > q.newest_event_ms) {
+      q.newest_event_ms = view_.event_time_ms;
+    }
+    if (has_latency) q.AddLatency(latency_bin);
+    if (!view_.scores.empty()) q.AddScores(view_.scores, in_range);
+  }
+  if (!rare) return;
+  const size_t features = static_cast<size_t>(model_.numeric_count() + model_.categorical_count());
+  // A rate that differs by more than rounding from the declared one.
+  const bool mismatch =
+      declared_rate_ > 0 && std::abs(view_.sample_rate - declared_rate_) > 1e-9 * declared_rate_;
+  const bool unsampled = hash_sampled_ && !base::InSample(view_.event_id, declared_rate_);
+  for (detectors::ProfileAccumulator* p : profiles_) {
+    DataQuality& q = p->quality();
+    q.unknown_fields += view_.unknown_fields != 0;
+    q.rate_mismatch += mismatch;
+    q.hash_unsampled += unsampled;
+    for (size_t k = 0; k < invalid_features_.size(); ++k) {
+      q.AddInvalid(invalid_features_[k], features, invalid_out_of_range_[k] != 0,
+                   static_cast<size_t>(model_.numeric_count()));
+    }
+    if (!view_.feature_hash.empty()) q.AddFingerprint(view_.feature_hash);
+  }
+}
+
+// Only into slices that exist already: a duplicate creates no slice (a
+// replay of junk must not fill the slice cap).
+void BatchApplier::CountDuplicate(size_t i, OpenBucket& bucket) {
+  auto count = [&](int32_t id) {
+    bucket.Block(id, state_.shape);
+    ++bucket.slices[id]->quality().duplicates;
+  };
+  const int keys = model_.slice_key_count();
+  if (keys == 0) {
+    count(0);
+    return;
+  }
+  for (int k = 0; k < keys; ++k) {
+    const std::string_view value = decoder_.SliceValue(i, k);
+    std::optional<int32_t> id =
+        model_.slices().Find(k, value.empty() ? base::kMissing : value);
+    if (id) count(*id);
+  }
 }
 
 inline void BatchApplier::AdvanceWatermark() {
@@ -324,7 +407,11 @@ absl::Status BatchApplier::Run() {
     if (!Decode(i) || !Validate()) continue;
     OpenBucket* bucket =
         Place(storage::BucketStart(view_.event_time_ms, options_.bucket_width_ms));
-    if (bucket == nullptr || !Dedup(*bucket)) continue;
+    if (bucket == nullptr) continue;
+    if (!Dedup(*bucket)) {
+      if (!hold) CountDuplicate(i, *bucket);
+      continue;
+    }
     if (hold) {
       Hold(i);
       continue;

@@ -85,8 +85,14 @@ class BatchApplier {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_.mu);
   OpenBucket& NewBucket(int64_t bucket_start) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_.mu);
   ABSL_ATTRIBUTE_ALWAYS_INLINE void PrefetchId(size_t i) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_.mu);
-  // The event's numeric values and scores that the schema does not allow.
-  ABSL_ATTRIBUTE_ALWAYS_INLINE uint64_t InvalidNumericValues() const;
+  // The event's numeric values and scores that the schema does not allow
+  // (null where not nullable, NaN / +-Inf, outside the declared range);
+  // the numeric features among them go to invalid_features_.
+  ABSL_ATTRIBUTE_ALWAYS_INLINE uint64_t InvalidNumericValues();
+  // The event's data-quality counts, into profiles_ (docs/data-quality.md).
+  ABSL_ATTRIBUTE_ALWAYS_INLINE void AddQuality() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_.mu);
+  // A duplicate: counted in the bucket profile of each of its slices.
+  void CountDuplicate(size_t i, OpenBucket& bucket) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_.mu);
   // Adds the event's categorical values to profiles_; returns how many the
   // schema does not allow (they count as "__other__").
   uint64_t AddCategorical(double weight);
@@ -112,6 +118,10 @@ class BatchApplier {
   std::vector<int32_t> slice_ids_;  // of the event in the pipeline
   std::vector<int32_t> tuple_ids_;  // columnar: per dictionary tuple, its keys' slices; -1 unresolved
   std::vector<detectors::ProfileAccumulator*> profiles_;  // of the event, for categorical values
+  // Of the event: features with an invalid value (numeric index, or
+  // numeric_count + categorical index), and whether each was out of range.
+  std::vector<uint32_t> invalid_features_;
+  std::vector<uint8_t> invalid_out_of_range_;
   OpenBucket* cached_bucket_ = nullptr;  // open or delta: a start is one or the other
   int64_t cached_start_ = 0;
   bool cached_backfill_ = false;
@@ -121,6 +131,9 @@ class BatchApplier {
   const double join_rate_ = 1.0;
   const bool join_ranked_ = false;
   const bool join_class_probs_ = false;
+  // Constant per batch: the declared sampling checks.
+  const double declared_rate_ = 0;
+  const bool hash_sampled_ = false;
   std::string* join_chunk_ = nullptr;  // state_.join_out[join_hour_]
   int64_t join_hour_ = 0;
 };

@@ -33,6 +33,11 @@ absl::StatusOr<BatchDecoder> BatchDecoder::Create(const v1::PredictionBatch& bat
     return absl::InvalidArgumentError(
         "batch sets both rows and columns; send one form per PredictionBatch");
   }
+  if (batch.feature_hash().size() > options.max_category_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "feature_hash is ", batch.feature_hash().size(),
+        " bytes, longer than ingest.max_category_bytes (", options.max_category_bytes, ")"));
+  }
   BatchDecoder decoder(batch, model, options);
   if (batch.has_rows()) {
     const auto& events = batch.rows().events();
@@ -68,6 +73,10 @@ absl::Status BatchDecoder::CheckColumns() {
   if (c.sample_rate_size() > 1) DW_RETURN_IF_ERROR(check(c.sample_rate_size(), n, "sample_rate"));
   if (m.slice_key_count() > 0) DW_RETURN_IF_ERROR(check(c.slice_codes_size(), n, "slice_codes"));
   if (c.query_ids_size() > 0) DW_RETURN_IF_ERROR(check(c.query_ids_size(), n, "query_ids"));
+  if (c.latency_ms_size() > 0) DW_RETURN_IF_ERROR(check(c.latency_ms_size(), n, "latency_ms"));
+  if (c.feature_hashes_size() > 1) {
+    DW_RETURN_IF_ERROR(check(c.feature_hashes_size(), n, "feature_hashes"));
+  }
   // Categorical columns by name, dictionary-coded.
   categorical_columns_.assign(m.categorical_count(), nullptr);
   for (const v1::CategoricalColumn& col : c.categorical()) {
@@ -111,6 +120,16 @@ bool BatchDecoder::DecodeRow(size_t i, EventView* view, Rejection* rejection) co
   view->event_id = e.event_id();
   view->event_time_ms = e.event_time_ms();
   view->sample_rate = e.sample_rate() == 0 ? 1.0 : e.sample_rate();
+  view->latency_ms = e.latency_ms();
+  view->feature_hash = e.feature_hash().empty() ? std::string_view(batch_->feature_hash())
+                                                : std::string_view(e.feature_hash());
+  view->unknown_fields = 0;
+  if (view->feature_hash.size() > options_->max_category_bytes) {
+    *rejection = TooLong(RejectReason::kFeatureHashTooLong, "feature_hash",
+                         view->feature_hash.size(), "max_category_bytes",
+                         options_->max_category_bytes);
+    return false;
+  }
   // Positional values, then named ones on top.
   if (e.numeric_size() != 0 && e.numeric_size() != m.numeric_count()) {
     *rejection = Reject(RejectReason::kNumericCountMismatch,
@@ -169,9 +188,8 @@ bool BatchDecoder::DecodeRow(size_t i, EventView* view, Rejection* rejection) co
   for (const auto& [name, value] : e.named_numeric()) {
     std::optional<int> f = m.NumericIndex(name);
     if (!f) {
-      *rejection = Reject(RejectReason::kUnknownFeature,
-                          absl::StrCat("named_numeric \"", name, "\" is not a numeric feature"));
-      return false;
+      ++view->unknown_fields;
+      continue;
     }
     non_finite += !std::isfinite(value);
     non_finite -= !std::isfinite(view->numeric[*f]);
@@ -180,10 +198,8 @@ bool BatchDecoder::DecodeRow(size_t i, EventView* view, Rejection* rejection) co
   for (const auto& [name, value] : e.named_categorical()) {
     std::optional<int> f = m.CategoricalIndex(name);
     if (!f) {
-      *rejection = Reject(RejectReason::kUnknownFeature,
-                          absl::StrCat("named_categorical \"", name,
-                                       "\" is not a categorical feature"));
-      return false;
+      ++view->unknown_fields;
+      continue;
     }
     if (value.size() > o.max_category_bytes) {
       *rejection = TooLong(RejectReason::kCategoryTooLong,
@@ -201,9 +217,8 @@ bool BatchDecoder::DecodeRow(size_t i, EventView* view, Rejection* rejection) co
   view->non_finite = non_finite;
   for (const auto& [key, value] : e.named_slices()) {
     if (!m.SliceKeyIndex(key)) {
-      *rejection = Reject(RejectReason::kUnknownSliceKey,
-                          absl::StrCat("named_slices \"", key, "\" is not a slice key"));
-      return false;
+      ++view->unknown_fields;
+      continue;
     }
     if (value.size() > o.max_slice_value_bytes) {
       *rejection = TooLong(RejectReason::kSliceValueTooLong,
@@ -240,6 +255,16 @@ bool BatchDecoder::DecodeColumn(size_t i, EventView* view, Rejection* rejection)
                       : c.sample_rate_size() == 1 ? c.sample_rate(0)
                                                   : c.sample_rate(index);
   if (view->sample_rate == 0) view->sample_rate = 1.0;
+  view->latency_ms = c.latency_ms_size() == 0 ? 0.0 : c.latency_ms(index);
+  view->feature_hash = c.feature_hashes_size() == 0   ? std::string_view(batch_->feature_hash())
+                       : c.feature_hashes_size() == 1 ? std::string_view(c.feature_hashes(0))
+                                                      : std::string_view(c.feature_hashes(index));
+  if (view->feature_hash.size() > options_->max_category_bytes) {
+    *rejection = TooLong(RejectReason::kFeatureHashTooLong, "feature_hashes value",
+                         view->feature_hash.size(), "max_category_bytes",
+                         options_->max_category_bytes);
+    return false;
+  }
   uint32_t non_finite = 0;
   for (int f = 0; f < m.numeric_count(); ++f) {
     const double x = c.numeric(static_cast<int>(f * n + i));
@@ -314,7 +339,15 @@ int BatchDecoder::slice_tuples() const {
 }
 
 std::string BatchDecoder::SerializeEvent(size_t i, const EventView& view) const {
-  if (columns_ == nullptr) return batch_->rows().events(static_cast<int>(i)).SerializeAsString();
+  if (columns_ == nullptr) {
+    const v1::PredictionEvent& e = batch_->rows().events(static_cast<int>(i));
+    if (e.feature_hash().empty() && !batch_->feature_hash().empty()) {
+      v1::PredictionEvent copy = e;
+      copy.set_feature_hash(batch_->feature_hash());
+      return copy.SerializeAsString();
+    }
+    return e.SerializeAsString();
+  }
   // Materialise the columnar event in row form.
   v1::PredictionEvent e;
   e.set_event_id(std::string(view.event_id));
@@ -328,6 +361,8 @@ std::string BatchDecoder::SerializeEvent(size_t i, const EventView& view) const 
     }
   }
   e.set_sample_rate(view.sample_rate);
+  if (view.latency_ms != 0) e.set_latency_ms(view.latency_ms);
+  if (!view.feature_hash.empty()) e.set_feature_hash(std::string(view.feature_hash));
   return e.SerializeAsString();
 }
 

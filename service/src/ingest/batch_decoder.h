@@ -31,6 +31,11 @@ struct EventView {
   // How many of `numeric` and `scores` are NaN or +-Inf (counted while
   // decoding, so that the usual event with none costs nothing later).
   uint32_t non_finite = 0;
+  double latency_ms = 0;  // 0: not sent
+  std::string_view feature_hash;  // the event's, else the batch's; "" none
+  // Named fields (named_numeric, named_categorical, named_slices) whose
+  // name is not in the schema: ignored, and counted (unknown_fields).
+  uint32_t unknown_fields = 0;
 };
 
 // Why one event cannot be ingested.
@@ -62,8 +67,9 @@ class BatchDecoder {
 
   // Fills `view` with event i (sized for the model once, reused). False,
   // with `rejection` set, when the event itself is malformed (value counts,
-  // unknown names, dictionary codes, unknown slice keys, a categorical
-  // value, slice value or query id over its length limit).
+  // dictionary codes, a categorical value, slice value, query id or
+  // feature hash over its length limit). Unknown named fields are not a
+  // rejection: they are ignored and counted in view->unknown_fields.
   bool Decode(size_t i, EventView* view, Rejection* rejection) const {
     view->id_hash = hashes_[i];
     return columns_ != nullptr ? DecodeColumn(i, view, rejection) : DecodeRow(i, view, rejection);

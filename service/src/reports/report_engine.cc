@@ -12,6 +12,7 @@
 #include "driftwatch/base/names.h"
 #include "driftwatch/base/status_macros.h"
 #include "reports/comparison.h"
+#include "reports/data_quality.h"
 
 namespace driftwatch::service {
 namespace {
@@ -277,6 +278,53 @@ absl::StatusOr<v1::ListBaselinesResponse> ReportEngine::ListBaselines(
   DW_ASSIGN_OR_RETURN(std::shared_ptr<const RegisteredModel> model,
                       registry_->Find(request.model()));
   return baselines_->List(*model, clock_->NowMs());
+}
+
+}  // namespace driftwatch::service
+
+namespace driftwatch::service {
+
+absl::StatusOr<v1::DataQualityReport> ReportEngine::GetDataQualityReport(
+    const v1::GetDataQualityReportRequest& request) const {
+  DW_ASSIGN_OR_RETURN(std::shared_ptr<const RegisteredModel> model,
+                      registry_->Find(request.model()));
+  DW_RETURN_IF_ERROR(CheckNotLearning(*model));
+  DW_ASSIGN_OR_RETURN(int32_t slice_id, ResolveSlice(*model, request.slice()));
+  const int64_t now_ms = clock_->NowMs();
+  DW_ASSIGN_OR_RETURN(Interval window,
+                      windows_->Resolve(request.window(), options_.default_window_ms, now_ms));
+  DW_ASSIGN_OR_RETURN(SliceProfiles current, windows_->Read(*model, window, {slice_id}));
+  auto cur = current.find(slice_id);
+  if (cur == current.end() ||
+      (cur->second.counters().events == 0 && cur->second.quality().duplicates == 0)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "model ", model->label(), " has no events in slice ", SelectorName(request.slice()),
+        " in the window [", window.start_ms, ", ", window.end_ms, ") ms"));
+  }
+  // The baseline is optional here: a missing one leaves the reference
+  // null rates and fingerprints out.
+  std::optional<SliceProfiles> refs;
+  std::vector<std::string> declared;
+  absl::StatusOr<BaselineDef> def = baselines_->Load(*model, request.baseline());
+  if (def.ok()) {
+    absl::StatusOr<SliceProfiles> r = baselines_->Profiles(*model, *def, now_ms, {slice_id, 0});
+    if (r.ok()) refs = std::move(*r);
+    if (def->spec.has_profile()) {
+      declared.assign(def->spec.profile().feature_hashes().begin(),
+                      def->spec.profile().feature_hashes().end());
+    }
+  } else if (!absl::IsNotFound(def.status())) {
+    return def.status();
+  }
+  v1::DataQualityReport report;
+  *report.mutable_model() = model->ref();
+  *report.mutable_slice() = request.slice();
+  SetRange(window, report.mutable_window());
+  reports::DataQualityOptions options;
+  options.silence_timeout_ms = silence_timeout_ms_;
+  reports::BuildDataQuality(*model, cur->second, refs ? ReferenceFor(*refs, slice_id) : nullptr,
+                            declared, now_ms, options, &report);
+  return report;
 }
 
 }  // namespace driftwatch::service

@@ -125,6 +125,18 @@ struct OnlineQualityOptions {
 };
 int RunOnlineQuality(const OnlineQualityOptions& options, std::ostream& out, std::ostream& err);
 
+// `driftctl quality-data` (Reports.GetDataQualityReport).
+struct DataQualityOptions {
+  ServerOptions server;
+  std::string model;
+  std::string version;
+  std::vector<std::string> slice;  // key=value
+  WindowFlags window;              // unset: the server's default (1 h)
+  std::string baseline;            // empty: the server's default
+  bool json = false;
+};
+int RunDataQuality(const DataQualityOptions& options, std::ostream& out, std::ostream& err);
+
 struct RankOptions {
   ServerOptions server;
   std::string model;

@@ -16,6 +16,7 @@
 
 #include "absl/status/statusor.h"
 #include "driftwatch/detectors/categorical.h"
+#include "driftwatch/detectors/data_quality.h"
 #include "driftwatch/detectors/histogram.h"
 
 namespace driftwatch::detectors {
@@ -56,6 +57,8 @@ class Profile {
   const std::vector<NumericSummary>& scores() const { return scores_; }
   ProfileCounters& counters() { return counters_; }
   const ProfileCounters& counters() const { return counters_; }
+  DataQuality& quality() { return quality_; }
+  const DataQuality& quality() const { return quality_; }
 
   // FAILED_PRECONDITION when the layouts differ in shape or edges.
   absl::Status Merge(const Profile& other);
@@ -73,6 +76,7 @@ class Profile {
   std::vector<CategoricalSummary> categorical_;
   std::vector<NumericSummary> scores_;
   ProfileCounters counters_;
+  DataQuality quality_;
 };
 
 // The merge of two serialized profiles of `layout`, serialized: what a
@@ -163,6 +167,10 @@ class ProfileAccumulator {
   }
 
   std::vector<CategoricalSummary>& categorical() { return categorical_; }
+  // Outside the block, like the categorical summaries: updated by the
+  // owner directly, never through the queue.
+  DataQuality& quality() { return quality_; }
+  const DataQuality& quality() const { return quality_; }
 
   Profile ToProfile() const;
   std::string Serialize() const;
@@ -174,6 +182,7 @@ class ProfileAccumulator {
   std::shared_ptr<const Shape> shape_;
   std::unique_ptr<std::byte[], FreeBlock> block_;
   std::vector<CategoricalSummary> categorical_;
+  DataQuality quality_;
 };
 
 }  // namespace driftwatch::detectors

@@ -35,6 +35,9 @@ struct EvaluatorOptions {
   int max_slices = 20;            // busiest slices per model, besides "*"
   std::string baseline = std::string(kDefaultBaseline);
   int64_t quality_window_ms = 24 * 3'600'000LL;  // quality signals: the trailing hours
+  // Data quality: a slice that sent nothing for this long (server clock)
+  // is silent (slice_silent).
+  int64_t silence_timeout_ms = 10 * 60'000;
 };
 
 // The names of the model-level quality signals (feature ""), by label kind.

@@ -7,6 +7,7 @@
 
 #include <array>
 #include <atomic>
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <map>
@@ -169,6 +170,20 @@ class RegisteredModel {
   std::optional<int> CategoricalIndex(std::string_view name) const;
   std::optional<int> SliceKeyIndex(std::string_view name) const;
   bool NumericNullable(int index) const { return numeric_nullable_[index]; }
+  // The declared [min, max] of numeric feature `index` (+-Inf when unset),
+  // and whether any numeric feature declares one.
+  double NumericMin(int index) const { return numeric_min_[index]; }
+  double NumericMax(int index) const { return numeric_max_[index]; }
+  bool has_ranges() const { return has_ranges_; }
+  // Whether x is within the score kind's range: [0, 1] for probabilities,
+  // any finite value for regression and ranking.
+  bool ScoreInRange(double x) const {
+    return probability_scores_ ? (x >= 0.0 && x <= 1.0) : std::isfinite(x);
+  }
+  // The declared sampling (ModelSchema.declared_sample_rate; 0: none) and
+  // whether it is the deterministic hash rule.
+  double declared_sample_rate() const { return schema_.declared_sample_rate(); }
+  bool hash_sampled() const { return schema_.sampling_mode() == v1::SAMPLING_MODE_HASH; }
   bool CategoricalNullable(int index) const { return categorical_nullable_[index]; }
   // nullptr when any value is allowed.
   const absl::flat_hash_set<std::string>* AllowedValues(int categorical_index) const {
@@ -252,6 +267,9 @@ class RegisteredModel {
   absl::flat_hash_map<std::string, int> categorical_index_;
   absl::flat_hash_map<std::string, int> slice_key_index_;
   std::vector<bool> numeric_nullable_;
+  std::vector<double> numeric_min_, numeric_max_;
+  bool has_ranges_ = false;
+  bool probability_scores_ = false;
   std::vector<bool> categorical_nullable_;
   std::vector<std::unique_ptr<absl::flat_hash_set<std::string>>> allowed_;
   std::unique_ptr<SliceDirectory> slices_;

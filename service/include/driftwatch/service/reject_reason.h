@@ -29,10 +29,11 @@ enum class RejectReason : uint8_t {
   kCategoryTooLong,
   kSliceValueTooLong,
   kQueryIdTooLong,
+  kFeatureHashTooLong,
 };
 
 // Indexed by RejectReason.
-inline constexpr std::array<std::string_view, 16> kRejectReasonNames = {
+inline constexpr std::array<std::string_view, 17> kRejectReasonNames = {
     "missing_event_id",
     "invalid_sample_rate",
     "missing_event_time",
@@ -49,8 +50,10 @@ inline constexpr std::array<std::string_view, 16> kRejectReasonNames = {
     "category_too_long",
     "slice_value_too_long",
     "query_id_too_long",
+    "feature_hash_too_long",
 };
-static_assert(kRejectReasonNames.size() == static_cast<size_t>(RejectReason::kQueryIdTooLong) + 1,
+static_assert(kRejectReasonNames.size() ==
+                  static_cast<size_t>(RejectReason::kFeatureHashTooLong) + 1,
               "one name per reason");
 
 constexpr std::string_view RejectReasonName(RejectReason reason) {

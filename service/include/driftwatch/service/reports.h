@@ -57,6 +57,15 @@ class ReportEngine {
   // kind. A window with no labels answers its counts and estimates.
   absl::StatusOr<v1::QualityReport> GetQualityReport(
       const v1::GetQualityReportRequest& request) const;
+  // Data quality of one slice over the window (default the last hour):
+  // docs/data-quality.md. NOT_FOUND: unknown model or slice;
+  // INVALID_ARGUMENT: a bad window or selector; FAILED_PRECONDITION: no
+  // events (and no duplicates) in the window. The baseline is optional:
+  // without it there are no reference null rates or fingerprints.
+  absl::StatusOr<v1::DataQualityReport> GetDataQualityReport(
+      const v1::GetDataQualityReportRequest& request) const;
+  void set_silence_timeout_ms(int64_t ms) { silence_timeout_ms_ = ms; }
+
   // Where quality rows are read from; call before serving.
   void AttachLabels(storage::LabelStore* store, LabelOptions options) {
     labels_ = store;
@@ -90,6 +99,7 @@ class ReportEngine {
   const ReportOptions options_;
   storage::LabelStore* labels_ = nullptr;  // set once, before serving
   LabelOptions label_options_;
+  int64_t silence_timeout_ms_ = 10 * 60'000;
 
   absl::StatusOr<v1::RankSlicesResponse> RankQuality(const v1::RankSlicesRequest& request,
                                                      bool auc_drop) const;

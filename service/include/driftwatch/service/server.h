@@ -31,6 +31,7 @@ struct ServerConfig {
   // evaluator.window: the trailing event time each evaluation compares with
   // the baseline, ending at the model's watermark.
   int64_t evaluator_window_ms = 3'600'000;
+  int64_t silence_timeout_ms = 10 * 60'000;  // evaluator.silence_timeout
   int64_t retention_interval_ms = 600'000;
   int max_signal_slices = 20;  // evaluator.slices: busiest slices per model it covers
   // Concurrent Ingest.StreamPredictions streams (key ingest.max_streams);

@@ -1,0 +1,35 @@
+// The data-quality report of one slice's window profile (docs/data-quality.md):
+// what Reports.GetDataQualityReport answers and what the evaluator's
+// data-quality signals are made of, so the two always agree.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "driftwatch/detectors/profile.h"
+#include "driftwatch/detectors/signal.h"
+#include "driftwatch/service/model_registry.h"
+#include "driftwatch/v1/reports.pb.h"
+
+namespace driftwatch::service::reports {
+
+struct DataQualityOptions {
+  // A slice that sent nothing for this long (server clock) is silent.
+  int64_t silence_timeout_ms = 10 * 60'000;
+};
+
+// Fills the data-quality fields of `out` from `current` (the slice's
+// merged window) and, when not null, `reference` (its baseline profile:
+// reference null rates and fingerprints; `reference_hashes` adds an
+// uploaded reference's declared fingerprints). `now_ms` is the server clock.
+void BuildDataQuality(const RegisteredModel& model, const detectors::Profile& current,
+                      const detectors::Profile* reference,
+                      const std::vector<std::string>& reference_hashes, int64_t now_ms,
+                      const DataQualityOptions& options, v1::DataQualityReport* out);
+
+// The evaluator's data-quality signals of one report (names: docs/alerting.md).
+void AddDataQualitySignals(const v1::DataQualityReport& report, const std::string& model,
+                           const std::string& slice, std::vector<detectors::Signal>* out);
+
+}  // namespace driftwatch::service::reports

@@ -1,0 +1,471 @@
+// Data-quality signals end to end: a real SQLite store, a real Ingestor on
+// a manual clock, the evaluator and Reports.GetDataQualityReport. Each
+// test injects the fault its signal exists for into one slice and checks
+// the signal is raised there and not on the others.
+#include <unistd.h>
+
+#include <atomic>
+#include <cmath>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "driftwatch/base/clock.h"
+#include "driftwatch/base/sampling.h"
+#include "driftwatch/service/evaluator.h"
+#include "driftwatch/service/ingestor.h"
+#include "driftwatch/service/model_registry.h"
+#include "driftwatch/service/reports.h"
+#include "driftwatch/storage/store.h"
+#include "gtest/gtest.h"
+
+namespace driftwatch::service {
+namespace {
+
+constexpr int64_t kBase = 1'700'006'400'000;  // a UTC midnight
+constexpr int64_t kMin = storage::kMinuteMs;
+constexpr int64_t kHour = storage::kHourMs;
+const char* const kVersions[] = {"7.1", "7.2", "7.3", "7.4", "7.5"};
+const char* const kPlatforms[] = {"android", "ios", "web"};
+const char* const kRegions[] = {"us", "eu", "apac", "sa"};
+
+class TempDir {
+ public:
+  TempDir() {
+    static std::atomic<int> counter{0};
+    path_ = std::filesystem::temp_directory_path() /
+            ("driftwatch_dq_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  std::string File(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+void SetMs(int64_t ms, google::protobuf::Timestamp* ts) {
+  ts->set_seconds(ms / 1000);
+  ts->set_nanos(static_cast<int32_t>(ms % 1000) * 1'000'000);
+}
+
+// What one event looks like; the defaults are a healthy event.
+struct EventSpec {
+  std::string version = "7.1";
+  std::string platform = "android";
+  std::string region = "us";
+  double x = 50;
+  std::string country = "us";
+  double score = 0.3;
+  double sample_rate = 0.5;
+  std::string feature_hash = "fe-v1";
+  bool in_hash_sample = true;  // the id passes hash(event_id) < 0.5
+  double latency_ms = 12;
+  bool unknown_field = false;
+};
+
+class DataQualityTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    storage::SqliteOptions options;
+    options.path = dir_.File("driftwatch.db");
+    options.synchronous_full = false;
+    auto store = storage::OpenSqliteStore(options);
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = std::move(*store);
+    IngestOptions ingest;
+    ingest.allowed_lateness_ms = 24 * kHour;  // nothing closes until we say so
+    ingest.backfill_horizon_ms = 48 * kHour;
+    registry_ = std::make_unique<ModelRegistry>(store_.get(), &clock_, RegistryOptions{});
+    ASSERT_TRUE(registry_->Recover().ok());
+    ingestor_ = std::make_unique<Ingestor>(registry_.get(), store_.get(), &clock_, ingest);
+    ASSERT_TRUE(ingestor_->Recover().ok());
+    windows_ = std::make_unique<WindowReader>(store_.get(), store_.get(), ingest.bucket_width_ms);
+    baselines_ = std::make_unique<Baselines>(store_.get(), windows_.get(), ReportOptions().bins);
+    engine_ = std::make_unique<ReportEngine>(registry_.get(), windows_.get(), baselines_.get(),
+                                             &clock_);
+    EvaluatorOptions eval;
+    eval.window_ms = kHour;
+    eval.max_slices = 50;
+    evaluator_ = std::make_unique<Evaluator>(registry_.get(), windows_.get(), baselines_.get(),
+                                             &clock_, eval);
+
+    v1::ModelSchema schema;
+    schema.mutable_model()->set_model_id("ctr");
+    schema.mutable_model()->set_model_version("v1");
+    v1::FeatureSpec* x = schema.add_features();
+    x->set_name("x");
+    x->set_kind(v1::FEATURE_KIND_NUMERIC);
+    x->set_nullable(true);
+    x->set_min(0);
+    x->set_max(100);
+    for (int i = 0; i <= 100; ++i) x->add_reference_sample(i);
+    v1::FeatureSpec* country = schema.add_features();
+    country->set_name("country");
+    country->set_kind(v1::FEATURE_KIND_CATEGORICAL);
+    for (const char* c : {"us", "de", "fr"}) country->add_allowed_values(c);
+    for (const char* key : {"platform", "app_version", "region"}) {
+      schema.add_slice_keys()->set_key(key);
+    }
+    schema.set_score_kind(v1::SCORE_KIND_BINARY_PROBABILITY);
+    schema.add_score_names("p");
+    schema.set_declared_sample_rate(0.5);
+    schema.set_sampling_mode(v1::SAMPLING_MODE_HASH);
+    ASSERT_TRUE(registry_->Register(schema).ok());
+    model_.set_model_id("ctr");
+  }
+
+  // An id whose hash-sample membership at 0.5 is `in_sample`.
+  std::string NextId(bool in_sample) {
+    for (;;) {
+      std::string id = absl::StrCat("e-", next_id_++);
+      if (base::InSample(id, 0.5) == in_sample) return id;
+    }
+  }
+
+  void Add(v1::PredictionBatch* batch, const EventSpec& s, int64_t time_ms) {
+    v1::PredictionEvent* e = batch->mutable_rows()->add_events();
+    e->set_event_id(NextId(s.in_hash_sample));
+    e->set_event_time_ms(time_ms);
+    e->add_numeric(s.x);
+    e->add_categorical(s.country);
+    e->add_scores(s.score);
+    e->add_slice_values(s.platform);
+    e->add_slice_values(s.version);
+    e->add_slice_values(s.region);
+    e->set_sample_rate(s.sample_rate);
+    e->set_feature_hash(s.feature_hash);
+    e->set_latency_ms(s.latency_ms);
+    if (s.unknown_field) (*e->mutable_named_numeric())["new_feature_v8"] = 1;
+  }
+
+  v1::PredictionBatch Batch() {
+    v1::PredictionBatch b;
+    *b.mutable_model() = model_;
+    return b;
+  }
+
+  void Apply(const v1::PredictionBatch& batch) {
+    IngestCounts counts;
+    auto seq = ingestor_->Apply(batch, &counts);
+    ASSERT_TRUE(seq.ok()) << seq.status();
+    ASSERT_TRUE(ingestor_->Flush().ok());
+  }
+
+  // Healthy traffic over every slice value, `n` events per app version,
+  // event times spread over [start, start + span), `edit` applied to each.
+  template <typename Edit>
+  v1::PredictionBatch Traffic(int n, int64_t start, int64_t span, Edit edit) {
+    v1::PredictionBatch batch = Batch();
+    int k = 0;
+    for (const char* version : kVersions) {
+      for (int i = 0; i < n; ++i, ++k) {
+        EventSpec s;
+        s.version = version;
+        s.platform = kPlatforms[k % 3];
+        s.region = kRegions[(k / 3) % 4];
+        s.x = (k * 37) % 100 + 0.5;
+        s.score = 0.05 + 0.9 * ((k * 53) % 97) / 97.0;
+        s.country = k % 2 ? "us" : "de";
+        int64_t t = start + (span * i) / n;
+        edit(s, t);
+        Add(&batch, s, t);
+      }
+    }
+    return batch;
+  }
+  v1::PredictionBatch Traffic(int n, int64_t start, int64_t span) {
+    return Traffic(n, start, span, [](EventSpec&, int64_t&) {});
+  }
+
+  // A baseline over [0h, 1h) of healthy traffic with fingerprint fe-v1.
+  void HealthyBaseline() {
+    clock_.Set(kBase + kHour);
+    Apply(Traffic(200, kBase, kHour - kMin));
+    v1::CreateBaselineRequest pinned;
+    *pinned.mutable_model() = model_;
+    pinned.mutable_baseline()->set_name("default");
+    SetMs(kBase, pinned.mutable_baseline()->mutable_pinned_range()->mutable_start());
+    SetMs(kBase + kHour, pinned.mutable_baseline()->mutable_pinned_range()->mutable_end());
+    auto created = engine_->CreateBaseline(pinned);
+    ASSERT_TRUE(created.ok()) << created.status();
+  }
+
+  // The latest evaluation's signals by (slice, feature, name).
+  std::map<std::tuple<std::string, std::string, std::string>, double> Evaluate() {
+    EXPECT_TRUE(evaluator_->Evaluate().ok());
+    std::map<std::tuple<std::string, std::string, std::string>, double> out;
+    for (const detectors::Signal& s : evaluator_->Latest()->signals) {
+      out[{s.slice, s.feature, s.name}] = s.value;
+    }
+    return out;
+  }
+
+  static double Get(const std::map<std::tuple<std::string, std::string, std::string>, double>& m,
+                    const std::string& slice, const std::string& feature,
+                    const std::string& name) {
+    auto it = m.find({slice, feature, name});
+    if (it == m.end()) {
+      ADD_FAILURE() << "no signal " << name << " feature \"" << feature << "\" on " << slice;
+      return std::nan("");
+    }
+    return it->second;
+  }
+
+  v1::DataQualityReport Report(const std::string& key, const std::string& value) {
+    v1::GetDataQualityReportRequest request;
+    *request.mutable_model() = model_;
+    if (!key.empty()) (*request.mutable_slice()->mutable_values())[key] = value;
+    request.mutable_window()->set_last_seconds(3600);
+    auto r = engine_->GetDataQualityReport(request);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : v1::DataQualityReport();
+  }
+
+  TempDir dir_;
+  base::ManualClock clock_{kBase};
+  std::unique_ptr<storage::Store> store_;
+  std::unique_ptr<ModelRegistry> registry_;
+  std::unique_ptr<Ingestor> ingestor_;
+  std::unique_ptr<WindowReader> windows_;
+  std::unique_ptr<Baselines> baselines_;
+  std::unique_ptr<ReportEngine> engine_;
+  std::unique_ptr<Evaluator> evaluator_;
+  v1::ModelRef model_;
+  int next_id_ = 0;
+};
+
+std::string V(const char* version) { return absl::StrCat("app_version=", version); }
+
+// Healthy traffic raises nothing anywhere: the baseline for every other test.
+TEST_F(DataQualityTest, HealthyTrafficRaisesNoDataQualitySignal) {
+  HealthyBaseline();
+  clock_.Set(kBase + 3 * kHour);
+  Apply(Traffic(200, kBase + 3 * kHour - 5 * kMin, 4 * kMin));
+  auto s = Evaluate();
+  for (const char* v : kVersions) {
+    EXPECT_EQ(Get(s, V(v), "x", "null_rate"), 0) << v;
+    EXPECT_EQ(Get(s, V(v), "x", "invalid_rate"), 0) << v;
+    EXPECT_EQ(Get(s, V(v), "", "duplicate_rate"), 0) << v;
+    EXPECT_EQ(Get(s, V(v), "", "fingerprint_mismatch"), 0) << v;
+    EXPECT_EQ(Get(s, V(v), "", "rate_mismatch_rate"), 0) << v;
+    EXPECT_EQ(Get(s, V(v), "", "hash_unsampled_rate"), 0) << v;
+    EXPECT_EQ(Get(s, V(v), "", "unknown_field_rate"), 0) << v;
+    EXPECT_EQ(Get(s, V(v), "", "slice_silent"), 0) << v;
+    EXPECT_EQ(Get(s, V(v), "", "score_constant"), 0) << v;
+    EXPECT_LE(Get(s, V(v), "", "lateness_p95"), 300) << v;
+    EXPECT_LE(Get(s, V(v), "", "latency_p95"), 20) << v;
+  }
+}
+
+// A client release stops sending a field: nulls in one app version only.
+TEST_F(DataQualityTest, NullsInOneAppVersionRaiseItsNullRateOnly) {
+  HealthyBaseline();
+  clock_.Set(kBase + 3 * kHour);
+  Apply(Traffic(200, kBase + 3 * kHour - 5 * kMin, 4 * kMin, [](EventSpec& s, int64_t&) {
+    if (s.version == "7.3") s.x = std::nan("");
+  }));
+  auto s = Evaluate();
+  EXPECT_DOUBLE_EQ(Get(s, V("7.3"), "x", "null_rate"), 1.0);
+  for (const char* v : {"7.1", "7.2", "7.4", "7.5"}) EXPECT_EQ(Get(s, V(v), "x", "null_rate"), 0);
+  // The population sees a fifth of it: diluted, which is why slices matter.
+  EXPECT_NEAR(Get(s, "*", "x", "null_rate"), 0.2, 1e-9);
+  v1::DataQualityReport r = Report("app_version", "7.3");
+  ASSERT_EQ(r.features_size(), 2);
+  EXPECT_EQ(r.features(0).name(), "x");
+  EXPECT_DOUBLE_EQ(r.features(0).null_rate(), 1.0);
+  EXPECT_DOUBLE_EQ(r.features(0).reference_null_rate(), 0.0);
+}
+
+// Out of range, outside the enum, +-Inf: invalid, on the slice that sends them.
+TEST_F(DataQualityTest, InvalidValuesRaiseInvalidRateOnTheirSlice) {
+  HealthyBaseline();
+  clock_.Set(kBase + 3 * kHour);
+  Apply(Traffic(200, kBase + 3 * kHour - 5 * kMin, 4 * kMin, [](EventSpec& s, int64_t&) {
+    if (s.version == "7.4") {
+      s.x = -5;  // below min 0
+      s.country = "xx";
+    }
+  }));
+  auto s = Evaluate();
+  EXPECT_DOUBLE_EQ(Get(s, V("7.4"), "x", "invalid_rate"), 1.0);
+  EXPECT_DOUBLE_EQ(Get(s, V("7.4"), "country", "invalid_rate"), 1.0);
+  for (const char* v : {"7.1", "7.2", "7.3", "7.5"}) {
+    EXPECT_EQ(Get(s, V(v), "x", "invalid_rate"), 0);
+    EXPECT_EQ(Get(s, V(v), "country", "invalid_rate"), 0);
+  }
+  v1::DataQualityReport r = Report("app_version", "7.4");
+  EXPECT_EQ(r.features(0).out_of_range(), 200u);
+  EXPECT_EQ(r.features(0).invalid(), 200u);
+}
+
+// Retries from one app version: the replayed batch is dropped as
+// duplicates and counted on that version's slice.
+TEST_F(DataQualityTest, ReplayedBatchesRaiseDuplicateRateOnTheirAppVersion) {
+  HealthyBaseline();
+  clock_.Set(kBase + 3 * kHour);
+  Apply(Traffic(200, kBase + 3 * kHour - 5 * kMin, 4 * kMin));
+  v1::PredictionBatch retry = Batch();
+  v1::PredictionBatch again = Traffic(100, kBase + 3 * kHour - 4 * kMin, 2 * kMin,
+                                      [](EventSpec& s, int64_t&) { s.version = "7.2"; });
+  Apply(again);
+  Apply(again);  // the client's retry
+  auto s = Evaluate();
+  // 7.2: 200 + 500 events, 500 duplicates.
+  EXPECT_NEAR(Get(s, V("7.2"), "", "duplicate_rate"), 500.0 / 1200.0, 1e-9);
+  for (const char* v : {"7.1", "7.3", "7.4", "7.5"}) {
+    EXPECT_EQ(Get(s, V(v), "", "duplicate_rate"), 0) << v;
+  }
+  EXPECT_EQ(Report("app_version", "7.2").duplicates(), 500u);
+}
+
+// A pipeline that delays one region: its lateness, not the others'.
+TEST_F(DataQualityTest, ADelayedRegionRaisesItsLateness) {
+  HealthyBaseline();
+  clock_.Set(kBase + 3 * kHour);
+  Apply(Traffic(200, kBase + 3 * kHour - 5 * kMin, 4 * kMin, [](EventSpec& s, int64_t& t) {
+    if (s.region == "eu") t -= 45 * kMin;
+  }));
+  auto s = Evaluate();
+  EXPECT_GE(Get(s, "region=eu", "", "lateness_p95"), 1800);
+  EXPECT_GE(Get(s, "region=eu", "", "lateness_p50"), 1800);
+  for (const char* r : {"us", "apac", "sa"}) {
+    EXPECT_LE(Get(s, absl::StrCat("region=", r), "", "lateness_p95"), 300) << r;
+  }
+  // Freshness is the newest event, not the lateness of the bulk.
+  EXPECT_GE(Get(s, "region=eu", "", "freshness_seconds"), 45 * 60);
+  EXPECT_LE(Get(s, "region=us", "", "freshness_seconds"), 120);
+}
+
+// A sampling change on one platform, and a client that does not apply the
+// hash rule in one region.
+TEST_F(DataQualityTest, SamplingChangesRaiseRateMismatchAndHashUnsampledOnTheirSlice) {
+  HealthyBaseline();
+  clock_.Set(kBase + 3 * kHour);
+  Apply(Traffic(200, kBase + 3 * kHour - 5 * kMin, 4 * kMin, [](EventSpec& s, int64_t&) {
+    if (s.platform == "web") s.sample_rate = 1.0;
+    if (s.region == "sa") s.in_hash_sample = false;
+  }));
+  auto s = Evaluate();
+  EXPECT_DOUBLE_EQ(Get(s, "platform=web", "", "rate_mismatch_rate"), 1.0);
+  EXPECT_EQ(Get(s, "platform=android", "", "rate_mismatch_rate"), 0);
+  EXPECT_EQ(Get(s, "platform=ios", "", "rate_mismatch_rate"), 0);
+  EXPECT_DOUBLE_EQ(Get(s, "region=sa", "", "hash_unsampled_rate"), 1.0);
+  for (const char* r : {"us", "eu", "apac"}) {
+    EXPECT_EQ(Get(s, absl::StrCat("region=", r), "", "hash_unsampled_rate"), 0) << r;
+  }
+}
+
+// A silent preprocessing change: values plausible, fingerprint new.
+TEST_F(DataQualityTest, AChangedFingerprintRaisesFingerprintMismatchOnItsVersion) {
+  HealthyBaseline();
+  clock_.Set(kBase + 3 * kHour);
+  Apply(Traffic(200, kBase + 3 * kHour - 5 * kMin, 4 * kMin, [](EventSpec& s, int64_t&) {
+    if (s.version == "7.5") s.feature_hash = "fe-v2";
+  }));
+  auto s = Evaluate();
+  EXPECT_DOUBLE_EQ(Get(s, V("7.5"), "", "fingerprint_mismatch"), 1.0);
+  for (const char* v : {"7.1", "7.2", "7.3", "7.4"}) {
+    EXPECT_EQ(Get(s, V(v), "", "fingerprint_mismatch"), 0) << v;
+  }
+  v1::DataQualityReport r = Report("app_version", "7.5");
+  EXPECT_EQ(r.feature_hashes().at("fe-v2"), 200u);
+  ASSERT_EQ(r.baseline_feature_hashes_size(), 1);
+  EXPECT_EQ(r.baseline_feature_hashes(0), "fe-v1");
+}
+
+// One region stops sending; the rest carry on. After the silence timeout
+// (10 min of server clock) it is silent, the others are not.
+TEST_F(DataQualityTest, ASilentSliceIsRaisedAfterTheTimeout) {
+  HealthyBaseline();
+  clock_.Set(kBase + 2 * kHour + 30 * kMin);
+  Apply(Traffic(200, kBase + 2 * kHour + 25 * kMin, 4 * kMin));
+  clock_.Set(kBase + 3 * kHour);
+  // apac's events now go to us.
+  Apply(Traffic(200, kBase + 3 * kHour - 5 * kMin, 4 * kMin, [](EventSpec& s, int64_t&) {
+    if (s.region == "apac") s.region = "us";
+  }));
+  auto s = Evaluate();
+  EXPECT_EQ(Get(s, "region=apac", "", "slice_silent"), 1);
+  EXPECT_NEAR(Get(s, "region=apac", "", "silence_seconds"), 30 * 60, 1);
+  for (const char* r : {"us", "eu", "sa"}) {
+    EXPECT_EQ(Get(s, absl::StrCat("region=", r), "", "slice_silent"), 0) << r;
+  }
+  EXPECT_TRUE(Report("region", "apac").silent());
+}
+
+// The whole model stops: its open buckets close on the server clock and
+// the population is silent.
+TEST_F(DataQualityTest, AModelWhoseTrafficStopsClosesItsBucketsAndGoesSilent) {
+  clock_.Set(kBase + 2 * kHour);
+  Apply(Traffic(50, kBase + 2 * kHour - 5 * kMin, 4 * kMin));
+  // Nothing arrives for a day and a half; the flusher runs on its schedule.
+  clock_.Set(kBase + 2 * kHour + 36 * kHour);
+  ASSERT_TRUE(ingestor_->Flush().ok());
+  auto closed = windows_->ClosedUntil(registry_->List()[0]->model_key());
+  ASSERT_TRUE(closed.ok());
+  EXPECT_GE(*closed, kBase + 2 * kHour - kMin);  // every bucket that had events is closed
+  auto s = Evaluate();
+  EXPECT_EQ(Get(s, "*", "", "slice_silent"), 1);
+  EXPECT_GE(Get(s, "*", "", "silence_seconds"), 36 * 3600 - 1);
+}
+
+// A model serving defaults: every score 0 on one app version.
+TEST_F(DataQualityTest, ConstantScoresRaiseScoreHealthOnTheirVersion) {
+  HealthyBaseline();
+  clock_.Set(kBase + 3 * kHour);
+  Apply(Traffic(200, kBase + 3 * kHour - 5 * kMin, 4 * kMin, [](EventSpec& s, int64_t&) {
+    if (s.version == "7.1") s.score = 0.0;
+  }));
+  auto s = Evaluate();
+  EXPECT_EQ(Get(s, V("7.1"), "", "score_constant"), 1);
+  EXPECT_DOUBLE_EQ(Get(s, V("7.1"), "", "score_zero_one_share"), 1.0);
+  for (const char* v : {"7.2", "7.3", "7.4", "7.5"}) {
+    EXPECT_EQ(Get(s, V(v), "", "score_constant"), 0) << v;
+    EXPECT_EQ(Get(s, V(v), "", "score_zero_one_share"), 0) << v;
+  }
+  // Runs are exact within a bucket: 50 events per minute bucket here.
+  EXPECT_EQ(Report("app_version", "7.1").scores(0).longest_constant_run(), 50u);
+}
+
+// Unknown named fields are kept (not rejected) and counted; slow serving
+// shows in latency.
+TEST_F(DataQualityTest, UnknownFieldsAndSlowServingShowOnTheirSlice) {
+  HealthyBaseline();
+  clock_.Set(kBase + 3 * kHour);
+  Apply(Traffic(200, kBase + 3 * kHour - 5 * kMin, 4 * kMin, [](EventSpec& s, int64_t&) {
+    if (s.version == "7.3") s.unknown_field = true;
+    if (s.platform == "ios") s.latency_ms = 800;
+  }));
+  auto s = Evaluate();
+  EXPECT_DOUBLE_EQ(Get(s, V("7.3"), "", "unknown_field_rate"), 1.0);
+  EXPECT_EQ(Get(s, V("7.1"), "", "unknown_field_rate"), 0);
+  EXPECT_GE(Get(s, "platform=ios", "", "latency_p95"), 800);
+  EXPECT_LE(Get(s, "platform=android", "", "latency_p95"), 20);
+}
+
+TEST_F(DataQualityTest, ReportErrorsNameWhatIsWrong) {
+  HealthyBaseline();
+  v1::GetDataQualityReportRequest request;
+  *request.mutable_model() = model_;
+  (*request.mutable_slice()->mutable_values())["app_version"] = "9.9";
+  auto r = engine_->GetDataQualityReport(request);
+  EXPECT_TRUE(absl::IsNotFound(r.status())) << r.status();
+  request.clear_slice();
+  (*request.mutable_slice()->mutable_values())["nope"] = "1";
+  r = engine_->GetDataQualityReport(request);
+  EXPECT_TRUE(absl::IsInvalidArgument(r.status())) << r.status();
+  request.mutable_model()->set_model_id("missing");
+  r = engine_->GetDataQualityReport(request);
+  EXPECT_TRUE(absl::IsNotFound(r.status())) << r.status();
+}
+
+}  // namespace
+}  // namespace driftwatch::service
