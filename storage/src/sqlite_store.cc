@@ -186,6 +186,9 @@ class SqliteStore final : public Store {
                                                       int64_t from_ms, int64_t to_ms) override;
   absl::StatusOr<LabelCounts> ReadLabelCounts(int64_t model_key, int64_t from_ms,
                                               int64_t to_ms) override;
+  absl::StatusOr<std::vector<SourceLabelCounts>> ReadSourceLabelCounts(int64_t model_key,
+                                                                       int64_t from_ms,
+                                                                       int64_t to_ms) override;
   absl::StatusOr<int64_t> ReadLabelProgress(int64_t model_key) override;
 
  private:
@@ -910,13 +913,15 @@ absl::Status SqliteStore::CommitLabels(const LabelCommit& commit) {
   for (const PendingLabelRow& p : commit.pending_upserts) {
     DW_ASSIGN_OR_RETURN(ScopedStatement s,
                         writer_->Prepare("INSERT OR REPLACE INTO pending_labels (model_key, hash, "
-                                         "value, label_time_ms, received_ms) VALUES (?, ?, ?, ?, ?)",
+                                         "value, label_time_ms, received_ms, source) VALUES (?, ?, "
+                                         "?, ?, ?, ?)",
                                          kOp));
     s->BindInt64(1, p.model_key);
     s->BindInt64(2, static_cast<int64_t>(p.hash));
     s->BindDouble(3, p.value);
     s->BindInt64(4, p.label_time_ms);
     s->BindInt64(5, p.received_ms);
+    s->BindText(6, p.source);
     DW_RETURN_IF_ERROR(s->Run(kOp));
   }
   for (const LabelCounts& c : commit.counts) {
@@ -940,6 +945,23 @@ absl::Status SqliteStore::CommitLabels(const LabelCommit& commit) {
                        c.expired, c.rejected}) {
       s->BindInt64(i++, static_cast<int64_t>(v));
     }
+    DW_RETURN_IF_ERROR(s->Run(kOp));
+  }
+  for (const SourceLabelCounts& c : commit.source_counts) {
+    DW_ASSIGN_OR_RETURN(
+        ScopedStatement s,
+        writer_->Prepare("INSERT INTO label_source_counts (model_key, minute_start_ms, source, "
+                         "joined, orphan, pending) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT "
+                         "(model_key, minute_start_ms, source) DO UPDATE SET "
+                         "joined = joined + excluded.joined, orphan = orphan + excluded.orphan, "
+                         "pending = pending + excluded.pending",
+                         kOp));
+    s->BindInt64(1, c.model_key);
+    s->BindInt64(2, c.minute_start_ms);
+    s->BindText(3, c.source);
+    s->BindInt64(4, static_cast<int64_t>(c.joined));
+    s->BindInt64(5, static_cast<int64_t>(c.orphan));
+    s->BindInt64(6, static_cast<int64_t>(c.pending));
     DW_RETURN_IF_ERROR(s->Run(kOp));
   }
   for (const LabelCommit::Progress& p : commit.progress) {
@@ -1411,8 +1433,8 @@ absl::StatusOr<std::vector<PendingLabelRow>> SqliteStore::ReadPendingLabels(int6
   constexpr absl::string_view kOp = "read pending labels";
   DW_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
   DW_ASSIGN_OR_RETURN(ScopedStatement s,
-                      reader->Prepare("SELECT hash, value, label_time_ms, received_ms FROM "
-                                      "pending_labels WHERE model_key = ?",
+                      reader->Prepare("SELECT hash, value, label_time_ms, received_ms, source "
+                                      "FROM pending_labels WHERE model_key = ?",
                                       kOp));
   s->BindInt64(1, model_key);
   std::vector<PendingLabelRow> out;
@@ -1420,7 +1442,7 @@ absl::StatusOr<std::vector<PendingLabelRow>> SqliteStore::ReadPendingLabels(int6
     DW_ASSIGN_OR_RETURN(bool row, s->Step(kOp));
     if (!row) break;
     out.push_back({model_key, static_cast<uint64_t>(s->ColumnInt64(0)), s->ColumnDouble(1),
-                   s->ColumnInt64(2), s->ColumnInt64(3)});
+                   s->ColumnInt64(2), s->ColumnInt64(3), s->ColumnString(4)});
   }
   return out;
 }
@@ -1472,6 +1494,31 @@ absl::StatusOr<LabelCounts> SqliteStore::ReadLabelCounts(int64_t model_key, int6
     for (int i = 0; i < 8; ++i) *fields[i] = static_cast<uint64_t>(s->ColumnInt64(i));
   }
   return c;
+}
+
+absl::StatusOr<std::vector<SourceLabelCounts>> SqliteStore::ReadSourceLabelCounts(int64_t model_key,
+                                                                                  int64_t from_ms,
+                                                                                  int64_t to_ms) {
+  constexpr absl::string_view kOp = "read label counts by source";
+  DW_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
+  DW_ASSIGN_OR_RETURN(
+      ScopedStatement s,
+      reader->Prepare("SELECT source, sum(joined), sum(orphan), sum(pending) FROM "
+                      "label_source_counts WHERE model_key = ? AND minute_start_ms >= ? AND "
+                      "minute_start_ms < ? GROUP BY source ORDER BY source",
+                      kOp));
+  s->BindInt64(1, model_key);
+  s->BindInt64(2, from_ms);
+  s->BindInt64(3, to_ms);
+  std::vector<SourceLabelCounts> out;
+  while (true) {
+    DW_ASSIGN_OR_RETURN(bool row, s->Step(kOp));
+    if (!row) break;
+    out.push_back({model_key, from_ms, s->ColumnString(0), static_cast<uint64_t>(s->ColumnInt64(1)),
+                   static_cast<uint64_t>(s->ColumnInt64(2)),
+                   static_cast<uint64_t>(s->ColumnInt64(3))});
+  }
+  return out;
 }
 
 absl::StatusOr<int64_t> SqliteStore::ReadLabelProgress(int64_t model_key) {
@@ -1549,6 +1596,8 @@ absl::StatusOr<int64_t> SqliteStore::ApplyRetention(const RetentionPolicy& polic
     if (cutoff(policy.quality_ms, &before)) {
       for (const char* sql : {"DELETE FROM quality WHERE model_key = ? AND hour_start_ms < ?",
                               "DELETE FROM label_counts WHERE model_key = ? AND "
+                              "minute_start_ms < ?",
+                              "DELETE FROM label_source_counts WHERE model_key = ? AND "
                               "minute_start_ms < ?"}) {
         DW_ASSIGN_OR_RETURN(ScopedStatement s, writer_->Prepare(sql, kOp));
         s->BindInt64(1, model_key);

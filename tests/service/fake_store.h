@@ -345,6 +345,10 @@ class FakeStore : public storage::Store {
   absl::StatusOr<storage::LabelCounts> ReadLabelCounts(int64_t, int64_t, int64_t) override {
     return storage::LabelCounts{};
   }
+  absl::StatusOr<std::vector<storage::SourceLabelCounts>> ReadSourceLabelCounts(int64_t, int64_t,
+                                                                                int64_t) override {
+    return std::vector<storage::SourceLabelCounts>{};
+  }
   absl::StatusOr<int64_t> ReadLabelProgress(int64_t) override { return 0; }
 
   size_t dedup_chunks() const {

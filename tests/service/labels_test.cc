@@ -4,6 +4,7 @@
 // set of objects over the same database file. Every metric is checked
 // against the exact definition (detectors' exact functions, the ones
 // offline `driftctl quality` runs) within the stated binned bounds.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "driftwatch/base/sampling.h"
 #include "driftwatch/detectors/quality.h"
 #include "driftwatch/detectors/quality_profile.h"
@@ -87,6 +89,7 @@ struct Lab {
   std::string id;
   double value = 0;
   int64_t t = 0;
+  std::string source = "test";
 };
 
 v1::LabelBatch Labels(const std::string& model, const std::vector<Lab>& labels) {
@@ -98,7 +101,7 @@ v1::LabelBatch Labels(const std::string& model, const std::vector<Lab>& labels) 
     out->set_event_id(l.id);
     out->set_value(l.value);
     out->set_label_time_ms(l.t);
-    out->set_source("test");
+    out->set_source(l.source);
   }
   return b;
 }
@@ -692,6 +695,81 @@ TEST_F(LabelJoinTest, JoinStateLeavesAfterTheWindowCountedExpired) {
   EXPECT_EQ(r->counts().expired(), 300u);
   EXPECT_DOUBLE_EQ(r->label_coverage(), 0.25);
   EXPECT_TRUE(r->mature());  // coverage 0.25, but its label window has closed
+}
+
+// "source:joined/orphan/pending" of each of the report's label sources, in order.
+std::vector<std::string> SourceCounts(const v1::QualityReport& r) {
+  std::vector<std::string> out;
+  for (const v1::SourceLabelCounts& c : r.counts().sources()) {
+    out.push_back(absl::StrCat(c.source(), ":", c.joined(), "/", c.orphan(), "/", c.pending()));
+  }
+  return out;
+}
+
+// Cross-stream consistency per label source: pipeline-a's labels all join
+// (10 of them after waiting for their predictions, across a restart);
+// pipeline-b's predictions never arrive, so its labels are orphan, at once
+// or when their wait runs out. The report shows orphans on pipeline-b only.
+TEST_F(LabelJoinTest, OrphanLabelsAreCountedPerLabelSource) {
+  Register(BinarySchema("churn"));
+  BinaryWorkload w(110);
+  std::vector<Pred> first(w.preds.begin(), w.preds.begin() + 100);
+  std::vector<Pred> late(w.preds.begin() + 100, w.preds.end());
+  Predict("churn", first);
+  std::vector<Lab> labels;
+  for (const Lab& l : w.labels) labels.push_back({l.id, l.value, kNow, "pipeline-a"});
+  for (int i = 0; i < 50; ++i) labels.push_back({absl::StrCat("b", i), 1, kNow, "pipeline-b"});
+  labels.push_back({"gone", 1, kNow - options_.window_ms - kHour, "pipeline-b"});
+  const LabelStreamCounts in = Label("churn", labels);
+  EXPECT_EQ(in.joined, 100u);
+  EXPECT_EQ(in.pending, 60u);
+  EXPECT_EQ(in.orphan, 1u);
+  EXPECT_THAT(SourceCounts(Quality("churn")),
+              ::testing::ElementsAre("pipeline-a:100/0/10", "pipeline-b:0/1/50"));
+
+  // The waiting labels keep their source across a restart.
+  Reopen();
+  Predict("churn", late);
+  clock_.Advance(options_.pending_ttl_ms + kMinute);
+  ASSERT_TRUE(joiner_->FlushNow().ok());
+  const v1::QualityReport r = Quality("churn");
+  EXPECT_THAT(SourceCounts(r), ::testing::ElementsAre("pipeline-a:110/0/10", "pipeline-b:0/51/50"));
+  EXPECT_EQ(r.counts().orphan(), 51u);
+  EXPECT_EQ(r.counts().labelled(), 110u);
+  // Every slice's report carries the model's label traffic by source.
+  EXPECT_THAT(SourceCounts(Quality("churn", "ios")),
+              ::testing::ElementsAre("pipeline-a:110/0/10", "pipeline-b:0/51/50"));
+}
+
+// Hostile sources: a long one is cut (at a UTF-8 boundary) to 128 bytes;
+// past 64 distinct sources per model the rest count as "__other__".
+TEST_F(LabelJoinTest, LabelSourcesAreCutAndBoundedPerModel) {
+  Register(BinarySchema("churn"));
+  BinaryWorkload w(71);
+  Predict("churn", w.preds);
+  std::string long_source = "x";
+  for (int i = 0; i < 100; ++i) long_source += "\xc3\xa9";  // 201 bytes of "xéé..."
+  std::vector<Lab> labels = {{w.labels[0].id, w.labels[0].value, kNow, long_source}};
+  for (int i = 1; i < 71; ++i) {
+    const Lab& l = w.labels[static_cast<size_t>(i)];
+    labels.push_back({l.id, l.value, kNow, absl::StrFormat("s%02d", i)});
+  }
+  EXPECT_EQ(Label("churn", labels).joined, 71u);
+  const v1::QualityReport r = Quality("churn");
+  ASSERT_EQ(r.counts().sources_size(), 65);
+  // Sorted bytewise: "__other__" < "s01" < ... < "s63" < "x...".
+  EXPECT_EQ(r.counts().sources(0).source(), "__other__");
+  EXPECT_EQ(r.counts().sources(0).joined(), 7u);  // s64 ... s70
+  EXPECT_EQ(r.counts().sources(1).source(), "s01");
+  EXPECT_EQ(r.counts().sources(63).source(), "s63");
+  std::string cut = "x";
+  for (int i = 0; i < 63; ++i) cut += "\xc3\xa9";  // 127 bytes: no half character
+  EXPECT_EQ(r.counts().sources(64).source(), cut);
+  EXPECT_EQ(r.counts().sources(64).joined(), 1u);
+  // The cap holds for the model's later labels, also of a new source.
+  EXPECT_EQ(Label("churn", {{"never", 1, kNow, "brand-new"}}).pending, 1u);
+  EXPECT_EQ(Quality("churn").counts().sources(0).pending(), 1u);
+  EXPECT_EQ(Quality("churn").counts().sources_size(), 65);
 }
 
 // Hostile volume: more kept predictions in one hour than

@@ -4,6 +4,7 @@
 #include <sqlite3.h>  // only to inspect or tamper with files behind the store
 
 #include <fstream>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -98,7 +99,8 @@ class SqliteStoreTest : public ::testing::Test {
 // --- Opening and migrations --------------------------------------------------
 
 TEST_F(SqliteStoreTest, FreshFileIsMigratedInWalMode) {
-  EXPECT_EQ(RawSql(path_, "SELECT group_concat(version) FROM schema_migrations"), "1,2,3,4,5,6,7");
+  EXPECT_EQ(RawSql(path_, "SELECT group_concat(version) FROM schema_migrations"),
+            "1,2,3,4,5,6,7,8");
   EXPECT_EQ(RawSql(path_, "PRAGMA journal_mode"), "wal");
   EXPECT_EQ(RawSql(path_,
                    "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN "
@@ -115,7 +117,7 @@ TEST_F(SqliteStoreTest, ReopenIsIdempotentAndKeepsData) {
   int64_t key = AddModel();
   Reopen();
   Reopen();
-  EXPECT_EQ(RawSql(path_, "SELECT count(*) FROM schema_migrations"), "7");
+  EXPECT_EQ(RawSql(path_, "SELECT count(*) FROM schema_migrations"), "8");
   EXPECT_EQ(GetModel(key).model_id, "fraud");
 }
 
@@ -128,9 +130,10 @@ TEST_F(SqliteStoreTest, NewerSchemaVersionIsRejected) {
   ASSERT_FALSE(store.ok());
   EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(store.status().message(), HasSubstr("version 9"));
-  EXPECT_THAT(store.status().message(), HasSubstr("supports (7)"));
+  EXPECT_THAT(store.status().message(), HasSubstr("supports (8)"));
   // Nothing was changed on disk.
-  EXPECT_EQ(RawSql(path_, "SELECT group_concat(version) FROM schema_migrations"), "1,2,3,4,5,6,7,9");
+  EXPECT_EQ(RawSql(path_, "SELECT group_concat(version) FROM schema_migrations"),
+            "1,2,3,4,5,6,7,8,9");
 }
 
 // v5: alert state rows, upserted and deleted in one transaction, kept
@@ -693,6 +696,114 @@ TEST_F(SqliteStoreTest, ArrivalCountsAddUpAndAgeWithMinutes) {
   RetentionPolicy policy;  // 2 d minutes
   ASSERT_TRUE(store_->ApplyRetention(policy, now).ok());
   EXPECT_EQ(store_->ReadArrivalCounts(key, 0, now)->duplicates, 5u);
+}
+
+// --- Label counts per source (v8) ---------------------------------------------
+
+// The source of each pending label, and per-source counts added up per
+// model, arrival minute and source; read back as sums over a range, one
+// row per source, by source.
+TEST_F(SqliteStoreTest, LabelSourceCountsAddUpPerMinuteAndSourceAndComeBackBySource) {
+  int64_t key = AddModel();
+  int64_t other = AddModel("other");
+  const int64_t now = 500 * kDayMs;
+  LabelCommit commit;
+  commit.pending_upserts = {{key, 7, 1.0, now - kMinuteMs, now, "pipeline-b"},
+                            {key, 8, 0.0, now - kMinuteMs, now, ""}};
+  commit.counts = {{key, now - 2 * kMinuteMs}};
+  commit.counts[0].joined = 5;
+  commit.source_counts = {{key, now - 2 * kMinuteMs, "pipeline-a", 5, 0, 0},
+                          {key, now - 2 * kMinuteMs, "pipeline-b", 0, 1, 2},
+                          {key, now - kMinuteMs, "", 1, 0, 0},
+                          {other, now - 2 * kMinuteMs, "pipeline-a", 100, 100, 100}};
+  ASSERT_TRUE(store_->CommitLabels(commit).ok());
+  commit = LabelCommit();
+  commit.source_counts = {{key, now - 2 * kMinuteMs, "pipeline-b", 0, 3, 0},  // added
+                          {key, now - kMinuteMs, "pipeline-a", 2, 0, 1}};
+  ASSERT_TRUE(store_->CommitLabels(commit).ok());
+  Reopen();
+
+  auto pending = store_->ReadPendingLabels(key);
+  ASSERT_TRUE(pending.ok()) << pending.status();
+  std::map<uint64_t, std::string> sources;
+  for (const PendingLabelRow& p : *pending) sources[p.hash] = p.source;
+  EXPECT_THAT(sources, ElementsAre(Pair(7u, "pipeline-b"), Pair(8u, "")));
+  EXPECT_EQ(store_->ReadLabelCounts(key, 0, now)->joined, 5u);
+
+  auto window = store_->ReadSourceLabelCounts(key, now - kHourMs, now);
+  ASSERT_TRUE(window.ok()) << window.status();
+  auto flat = [](const std::vector<SourceLabelCounts>& rows) {
+    std::vector<std::string> out;
+    for (const SourceLabelCounts& r : rows) {
+      out.push_back(absl::StrCat(r.source, ":", r.joined, "/", r.orphan, "/", r.pending));
+    }
+    return out;
+  };
+  EXPECT_THAT(flat(*window), ElementsAre(":1/0/0", "pipeline-a:7/0/1", "pipeline-b:0/4/2"));
+  EXPECT_EQ((*window)[1].model_key, key);
+  // End exclusive; an empty or inverted range has no rows.
+  EXPECT_THAT(flat(*store_->ReadSourceLabelCounts(key, now - 2 * kMinuteMs, now - kMinuteMs)),
+              ElementsAre("pipeline-a:5/0/0", "pipeline-b:0/4/2"));
+  EXPECT_THAT(*store_->ReadSourceLabelCounts(key, now, now - kHourMs), IsEmpty());
+  EXPECT_THAT(flat(*store_->ReadSourceLabelCounts(other, 0, now)),
+              ElementsAre("pipeline-a:100/100/100"));
+  EXPECT_THAT(*store_->ReadSourceLabelCounts(other + 1, 0, now), IsEmpty());
+}
+
+// Kept as long as the model-level label counts (RetentionPolicy::quality_ms).
+TEST_F(SqliteStoreTest, LabelSourceCountsAgeWithTheLabelCounts) {
+  int64_t key = AddModel();
+  const int64_t now = 500 * kDayMs;
+  LabelCommit commit;
+  commit.counts = {{key, now - 36 * kDayMs}, {key, now - kDayMs}};
+  commit.source_counts = {{key, now - 36 * kDayMs, "a", 1, 0, 0},
+                          {key, now - kDayMs, "a", 0, 1, 0},
+                          {key, now - kDayMs, "b", 0, 0, 1}};
+  ASSERT_TRUE(store_->CommitLabels(commit).ok());
+  RetentionPolicy policy;  // 35 d of quality and label counts
+  auto deleted = store_->ApplyRetention(policy, now);
+  ASSERT_TRUE(deleted.ok()) << deleted.status();
+  EXPECT_EQ(*deleted, 2);  // a label_counts row and a label_source_counts row
+  auto left = store_->ReadSourceLabelCounts(key, 0, now);
+  ASSERT_TRUE(left.ok());
+  ASSERT_EQ(left->size(), 2u);
+  EXPECT_EQ((*left)[0].source, "a");
+  EXPECT_EQ((*left)[0].joined, 0u);
+  EXPECT_EQ((*left)[0].orphan, 1u);
+}
+
+// A file of schema v7 (before label sources): its pending labels come
+// back with source "", and it takes per-source counts after migrating.
+TEST_F(SqliteStoreTest, SchemaV7FileMigratesToLabelSources) {
+  int64_t key = AddModel();
+  store_.reset();
+  // Back to v7 on disk: what v8 added goes, and a pending label as v7 wrote it.
+  RawSql(path_, "DROP TABLE label_source_counts");
+  RawSql(path_, "ALTER TABLE pending_labels DROP COLUMN source");
+  RawSql(path_, "DELETE FROM schema_migrations WHERE version = 8");
+  RawSql(path_, absl::StrCat("INSERT INTO pending_labels (model_key, hash, value, label_time_ms, "
+                             "received_ms) VALUES (",
+                             key, ", 42, 1.0, 1000, 2000)"));
+  ASSERT_EQ(RawSql(path_, "SELECT group_concat(version) FROM schema_migrations"), "1,2,3,4,5,6,7");
+  Reopen();
+  EXPECT_EQ(RawSql(path_, "SELECT group_concat(version) FROM schema_migrations"),
+            "1,2,3,4,5,6,7,8");
+  auto pending = store_->ReadPendingLabels(key);
+  ASSERT_TRUE(pending.ok()) << pending.status();
+  ASSERT_EQ(pending->size(), 1u);
+  EXPECT_EQ((*pending)[0].hash, 42u);
+  EXPECT_EQ((*pending)[0].received_ms, 2000);
+  EXPECT_EQ((*pending)[0].source, "");
+  LabelCommit commit;
+  commit.pending_upserts = {{key, 43, 0.0, 1000, 3000, "crm"}};
+  commit.source_counts = {{key, 0, "crm", 0, 0, 1}};
+  ASSERT_TRUE(store_->CommitLabels(commit).ok());
+  EXPECT_EQ(store_->ReadPendingLabels(key)->size(), 2u);
+  auto counts = store_->ReadSourceLabelCounts(key, 0, kMinuteMs);
+  ASSERT_TRUE(counts.ok());
+  ASSERT_EQ(counts->size(), 1u);
+  EXPECT_EQ((*counts)[0].source, "crm");
+  EXPECT_EQ((*counts)[0].pending, 1u);
 }
 
 TEST_F(SqliteStoreTest, BaselinesReplaceByName) {

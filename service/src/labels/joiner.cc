@@ -10,8 +10,10 @@
 #include "absl/strings/str_cat.h"
 #include "driftwatch/base/byte_io.h"
 #include "driftwatch/base/huge_page_allocator.h"
+#include "driftwatch/base/names.h"
 #include "driftwatch/base/sampling.h"
 #include "driftwatch/base/status_macros.h"
+#include "driftwatch/base/strings.h"
 #include "driftwatch/base/thread_name.h"
 #include "driftwatch/base/time_format.h"
 #include "driftwatch/detectors/quality.h"
@@ -31,6 +33,14 @@ using detectors::QualityKind;
 using labels::JoinRecord;
 using storage::kHourMs;
 using storage::kMinuteMs;
+
+// Label sources (Label.source) a model counts apart; past them, further
+// sources since the process started count under base::kOther. Each
+// source's counts are a row per arrival minute, so this bounds the rows
+// and the memory a client can make with made-up sources.
+constexpr size_t kMaxLabelSources = 64;
+// A longer source is cut to this (at a UTF-8 boundary) before it counts.
+constexpr size_t kMaxSourceBytes = 128;
 
 struct Entry {
   int32_t hour = 0;  // event-time hour number: its arena
@@ -56,7 +66,18 @@ struct PendingLabel {
   double value = 0;
   int64_t label_time_ms = 0;
   int64_t received_ms = 0;
+  uint16_t source = 0;  // ModelState::source_names
 };
+
+// Of one model's labels of one arrival minute and one source.
+struct SourceTally {
+  uint64_t joined = 0, orphan = 0, pending = 0;
+};
+
+SourceTally& TallyOf(std::vector<SourceTally>& by_source, uint16_t source) {
+  if (by_source.size() <= source) by_source.resize(static_cast<size_t>(source) + 1);
+  return by_source[source];
+}
 
 // A ranker's query: its NDCG counts once every kept row of it is labelled,
 // or when its join state expires with some labelled.
@@ -99,6 +120,11 @@ struct LabelJoiner::ModelState {
   absl::flat_hash_map<uint64_t, Query> queries;
   int64_t tail_seq = 0;  // join chunks up to it are applied
   bool warned_full = false;
+  // The label sources seen since start, by id (SourceId): at most
+  // kMaxLabelSources and base::kOther. Never shrinks (pending labels hold ids).
+  std::vector<std::string> source_names;
+  absl::flat_hash_map<std::string, uint16_t> source_ids;
+  bool warned_sources = false, warned_source_bytes = false;
 
   // Since the last commit.
   // Sparse: a row changes by a few adds between commits.
@@ -112,6 +138,7 @@ struct LabelJoiner::ModelState {
   base::ByteWriter log;   // [u64 hash][f64 value] per joined label
   absl::flat_hash_map<uint64_t, std::optional<PendingLabel>> pending_changes;  // nullopt: deleted
   std::map<int64_t, storage::LabelCounts> counts;                              // by arrival minute
+  std::map<int64_t, std::vector<SourceTally>> source_counts;  // by minute, then source id
   bool progress_dirty = false;
   int64_t expire_join_before_ms = 0;
   int64_t expire_log_before_ms = 0;
@@ -156,6 +183,42 @@ struct LabelJoiner::ModelState {
     c.model_key = model->model_key();
     c.minute_start_ms = minute;
     return c;
+  }
+  std::vector<SourceTally>& SourceCountsAt(int64_t now_ms) {
+    return source_counts[storage::BucketStart(now_ms, kMinuteMs)];
+  }
+  // The id of label source `name`, cut to kMaxSourceBytes; once
+  // kMaxLabelSources others are known, base::kOther's. Each degraded case
+  // is logged once per model.
+  uint16_t SourceId(std::string_view name) {
+    if (name.size() > kMaxSourceBytes) {
+      size_t cut = kMaxSourceBytes;
+      while (cut > 0 && (static_cast<unsigned char>(name[cut]) & 0xC0) == 0x80) --cut;
+      name = name.substr(0, cut);
+      if (!warned_source_bytes) {
+        warned_source_bytes = true;
+        internal::LogWarn(
+            "labels: label sources cut to their first bytes",
+            {{"model", model->label()}, {"max_source_bytes", absl::StrCat(kMaxSourceBytes)}});
+      }
+    }
+    if (auto it = source_ids.find(base::Sv(name)); it != source_ids.end()) return it->second;
+    const size_t named =
+        source_names.size() - (source_ids.contains(base::Sv(base::kOther)) ? 1 : 0);
+    if (named >= kMaxLabelSources && name != base::kOther) {
+      if (!warned_sources) {
+        warned_sources = true;
+        internal::LogWarn(
+            "labels: too many label sources; the rest count as __other__",
+            {{"model", model->label()}, {"max_label_sources", absl::StrCat(kMaxLabelSources)}});
+      }
+      name = base::kOther;
+      if (auto it = source_ids.find(base::Sv(name)); it != source_ids.end()) return it->second;
+    }
+    const auto id = static_cast<uint16_t>(source_names.size());
+    source_names.emplace_back(name);
+    source_ids.emplace(source_names.back(), id);
+    return id;
   }
   // Calls fn(slice id) for the population and each of the record's slices.
   template <typename Fn>
@@ -283,7 +346,8 @@ absl::Status LabelJoiner::Load(ModelState& state) {
   std::sort(pending->begin(), pending->end(),
             [](const auto& a, const auto& b) { return a.received_ms < b.received_ms; });
   for (const storage::PendingLabelRow& p : *pending) {
-    state.pending[p.hash] = PendingLabel{p.value, p.label_time_ms, p.received_ms};
+    state.pending[p.hash] =
+        PendingLabel{p.value, p.label_time_ms, p.received_ms, state.SourceId(p.source)};
     state.pending_order.emplace_back(p.received_ms, p.hash);
   }
   totals_.join_records.fetch_add(state.index.size());
@@ -322,6 +386,19 @@ absl::StatusOr<uint64_t> LabelJoiner::Apply(const v1::LabelBatch& batch,
   ++counts->batches;
   LabelStreamCounts before = *counts;
   storage::LabelCounts& minute = s.CountsAt(now);
+  std::vector<SourceTally>& by_source = s.SourceCountsAt(now);
+  // A batch mostly comes from one source: looked up once.
+  std::string_view last_source;
+  uint16_t last_source_id = 0;
+  bool have_source = false;
+  auto source_of = [&](const v1::Label& label) {
+    if (!have_source || label.source() != last_source) {
+      last_source = label.source();
+      last_source_id = s.SourceId(last_source);
+      have_source = true;
+    }
+    return last_source_id;
+  };
   const v1::LabelKind label_kind = model->schema().label_kind();
   const int classes = model->score_count();
   for (const v1::Label& label : batch.labels()) {
@@ -385,6 +462,7 @@ absl::StatusOr<uint64_t> LabelJoiner::Apply(const v1::LabelBatch& batch,
         continue;
       }
       ++counts->joined;
+      ++TallyOf(by_source, source_of(label)).joined;
       continue;
     }
     if (s.join_rate < 1.0 && !base::InSample(id, s.join_rate)) {
@@ -395,15 +473,18 @@ absl::StatusOr<uint64_t> LabelJoiner::Apply(const v1::LabelBatch& batch,
       (it->second.value == v ? counts->duplicates : counts->conflicting)++;
       continue;
     }
+    const uint16_t source = source_of(label);
     if (t < now - options_.window_ms || s.pending.size() >= options_.max_pending) {
       ++counts->orphan;
+      ++TallyOf(by_source, source).orphan;
       continue;
     }
-    s.pending[h] = PendingLabel{v, t, now};
+    s.pending[h] = PendingLabel{v, t, now, source};
     s.pending_order.emplace_back(now, h);
-    s.pending_changes[h] = PendingLabel{v, t, now};
+    s.pending_changes[h] = PendingLabel{v, t, now, source};
     totals_.pending_labels.fetch_add(1);
     ++counts->pending;
+    ++TallyOf(by_source, source).pending;
   }
   // The batch's share, into the model's arrival-minute counts and totals.
   const uint64_t joined = counts->joined - before.joined,
@@ -551,6 +632,7 @@ absl::Status LabelJoiner::TailModel(ModelState& s, int64_t seq, int max_rounds) 
                 if (JoinEntry(s, h, e, p->second.value, p->second.label_time_ms, options_,
                               options_.ndcg_k)) {
                   ++joined;
+                  ++TallyOf(s.SourceCountsAt(now), p->second.source).joined;
                 } else {
                   ++rejected;
                 }
@@ -643,6 +725,7 @@ void LabelJoiner::Expire(ModelState& s, int64_t now_ms) {
     s.pending_order.pop_front();
     auto p = s.pending.find(h);
     if (p == s.pending.end() || p->second.received_ms != received) continue;
+    ++TallyOf(s.SourceCountsAt(now_ms), p->second.source).orphan;
     s.pending.erase(p);
     s.pending_changes[h] = std::nullopt;
     ++orphaned;
@@ -731,8 +814,8 @@ absl::Status LabelJoiner::FlushNow() {
       s.dirty_adds = 0;
       for (auto& [h, change] : s.pending_changes) {
         if (change) {
-          commit.pending_upserts.push_back(
-              {key, h, change->value, change->label_time_ms, change->received_ms});
+          commit.pending_upserts.push_back({key, h, change->value, change->label_time_ms,
+                                            change->received_ms, s.source_names[change->source]});
         } else {
           commit.pending_deletes.push_back({key, h});
         }
@@ -740,6 +823,15 @@ absl::Status LabelJoiner::FlushNow() {
       s.pending_changes.clear();
       for (auto& [minute, c] : s.counts) commit.counts.push_back(c);
       s.counts.clear();
+      for (const auto& [minute, by_source] : s.source_counts) {
+        for (size_t i = 0; i < by_source.size(); ++i) {
+          const SourceTally& t = by_source[i];
+          if (t.joined + t.orphan + t.pending == 0) continue;
+          commit.source_counts.push_back(
+              {key, minute, s.source_names[i], t.joined, t.orphan, t.pending});
+        }
+      }
+      s.source_counts.clear();
       if (s.progress_dirty) commit.progress.push_back({key, s.tail_seq});
       s.progress_dirty = false;
       if (s.expire_dirty) {

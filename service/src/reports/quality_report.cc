@@ -224,6 +224,17 @@ absl::StatusOr<v1::QualityReport> ReportEngine::GetQualityReport(
   // Pending now = went pending - left pending (joined later or orphaned) is
   // not kept per minute; the model-level total since start is.
   counts->set_pending(arrived.pending);
+  // The same arrivals by label source, in the store's order (by source).
+  DW_ASSIGN_OR_RETURN(
+      std::vector<storage::SourceLabelCounts> by_source,
+      labels_->ReadSourceLabelCounts(model->model_key(), window.start_ms, window.end_ms));
+  for (const storage::SourceLabelCounts& c : by_source) {
+    v1::SourceLabelCounts* source = counts->add_sources();
+    source->set_source(c.source);
+    source->set_joined(c.joined);
+    source->set_orphan(c.orphan);
+    source->set_pending(c.pending);
+  }
   return out;
 }
 

@@ -10,7 +10,7 @@ namespace {
 // Append-only. Rowid tables throughout: profiles are multi-KB blobs and a
 // WITHOUT ROWID table stores them inside the key b-tree, which measured 3x
 // slower for flushes (docs/formats/sqlite_schema.md).
-constexpr std::array<const char*, 7> kMigrations = {
+constexpr std::array<const char*, 8> kMigrations = {
     // v1: the initial schema.
     R"sql(
 CREATE TABLE models (
@@ -202,6 +202,20 @@ CREATE TABLE notify_state (
   id INTEGER PRIMARY KEY CHECK (id = 1),
   state BLOB NOT NULL
 ) STRICT;
+)sql",
+    // v8: label counts per label source, and the source of each waiting
+    // label (so that it counts under it when it joins or becomes orphan).
+    R"sql(
+CREATE TABLE label_source_counts (
+  model_key INTEGER NOT NULL,
+  minute_start_ms INTEGER NOT NULL,
+  source TEXT NOT NULL,
+  joined INTEGER NOT NULL,
+  orphan INTEGER NOT NULL,
+  pending INTEGER NOT NULL,
+  PRIMARY KEY (model_key, minute_start_ms, source)
+) STRICT;
+ALTER TABLE pending_labels ADD COLUMN source TEXT NOT NULL DEFAULT '';
 )sql",
 };
 

@@ -1,12 +1,12 @@
 // What the label joiner persists (docs/formats/sqlite_schema.md, tables
 // join_state, label_log, pending_labels, quality, label_counts,
-// label_progress): the join state of kept predictions (written by the
-// ingest flush, FlushBatch::join_chunks, and tailed by the joiner in seq
-// order), the log of joined labels (so a restart knows which predictions
-// are labelled, and with what), labels waiting for their prediction, the
-// quality profiles per slice and event-time hour, and the label counts per
-// arrival minute. One LabelCommit is one transaction: the LabelAck depends
-// on it.
+// label_source_counts, label_progress): the join state of kept predictions
+// (written by the ingest flush, FlushBatch::join_chunks, and tailed by the
+// joiner in seq order), the log of joined labels (so a restart knows which
+// predictions are labelled, and with what), labels waiting for their
+// prediction, the quality profiles per slice and event-time hour, and the
+// label counts per arrival minute, model-level and per label source. One
+// LabelCommit is one transaction: the LabelAck depends on it.
 #pragma once
 
 #include <cstdint>
@@ -41,6 +41,7 @@ struct PendingLabelRow {
   double value = 0;
   int64_t label_time_ms = 0;
   int64_t received_ms = 0;
+  std::string source;  // Label.source, as the joiner bounds it ("" before schema v8)
 };
 
 // Merged into the stored row (detectors::QualityProfile::Merge) or inserted.
@@ -70,6 +71,18 @@ struct LabelCounts {
   }
 };
 
+// Of the labels of one model and arrival minute, those from one label
+// source (Label.source; "" for none): joined (at arrival or after waiting),
+// orphan (at once or when their wait ran out) and went pending. Added to
+// the stored counts. The store keeps any source string; the joiner bounds
+// their length and number per model (docs/labels.md).
+struct SourceLabelCounts {
+  int64_t model_key = 0;
+  int64_t minute_start_ms = 0;
+  std::string source;
+  uint64_t joined = 0, orphan = 0, pending = 0;
+};
+
 struct LabelCommit {
   std::vector<LabelLogRow> log;  // seq ignored
   std::vector<QualityRow> quality_merges;
@@ -80,6 +93,7 @@ struct LabelCommit {
   };
   std::vector<Key> pending_deletes;  // applied before pending_upserts
   std::vector<LabelCounts> counts;
+  std::vector<SourceLabelCounts> source_counts;
   struct Progress {
     int64_t model_key = 0;
     int64_t join_seq = 0;  // every join chunk up to it is applied
@@ -94,7 +108,8 @@ struct LabelCommit {
 
   bool empty() const {
     return log.empty() && quality_merges.empty() && pending_upserts.empty() &&
-           pending_deletes.empty() && counts.empty() && progress.empty() && expire.empty();
+           pending_deletes.empty() && counts.empty() && source_counts.empty() && progress.empty() &&
+           expire.empty();
   }
 };
 
@@ -118,6 +133,11 @@ class LabelStore {
   // Summed over arrival minutes in [from_ms, to_ms).
   virtual absl::StatusOr<LabelCounts> ReadLabelCounts(int64_t model_key, int64_t from_ms,
                                                       int64_t to_ms) = 0;
+  // The same per label source: one row per source with counts in the
+  // range (minute_start_ms = from_ms), ascending by source (bytewise).
+  virtual absl::StatusOr<std::vector<SourceLabelCounts>> ReadSourceLabelCounts(int64_t model_key,
+                                                                               int64_t from_ms,
+                                                                               int64_t to_ms) = 0;
   // 0 when the joiner has applied nothing yet.
   virtual absl::StatusOr<int64_t> ReadLabelProgress(int64_t model_key) = 0;
 };
