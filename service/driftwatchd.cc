@@ -44,6 +44,8 @@ constexpr KeyFlag kKeyFlags[] = {
     {"--evaluator-window", "evaluator.window",
      "event time each evaluation compares with the baseline, ending at the watermark"},
     {"--evaluator-slices", "evaluator.slices", "busiest slices per model the evaluator covers"},
+    {"--silence-timeout", "evaluator.silence_timeout",
+     "a slice that sent nothing this long (server clock) is silent, e.g. 10m"},
     {"--signal-interval", "signal_interval", "old name of --evaluator-interval"},
     {"--signal-slices", "signal_slices", "old name of --evaluator-slices"},
     {"--alerts-resolved-retention", "alerts.resolved_retention",

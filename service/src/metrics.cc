@@ -145,6 +145,11 @@ struct Metrics::State {
         {"null_rate", "Share of null values in the current window"},
         {"ks_p", "Kolmogorov-Smirnov p-value (asymptotic, from driftwatch_ks)"},
         {"chi2_p", "Chi-squared p-value of a categorical feature against the default baseline"},
+        {"invalid_rate",
+         "Share of events whose value of the feature is invalid: null where not nullable, "
+         "NaN/Inf, outside the enum or the declared min/max (docs/data-quality.md)"},
+        {"orphan_label_rate",
+         "Share of the labels from one source (label \"feature\") that had no prediction"},
     };
     for (const auto& [name, help] : signal_families) {
       signals[name] =
@@ -197,6 +202,25 @@ struct Metrics::State {
         {"volume", "Events per bucket in the current window (up to the watermark)"},
         {"events", "Events in the evaluator's window"},
         {"labelled", "Labelled predictions (weight) in the quality window"},
+        // Data quality (docs/data-quality.md).
+        {"duplicate_rate", "Duplicates over events plus duplicates in the evaluator's window"},
+        {"unknown_field_rate", "Share of events carrying named fields not in the schema"},
+        {"lateness_p50", "Median receive time minus event time, seconds (upper bin edge)"},
+        {"lateness_p95", "95th percentile of receive time minus event time, seconds"},
+        {"lateness_p99", "99th percentile of receive time minus event time, seconds"},
+        {"late_share", "Share of events accepted behind the watermark"},
+        {"freshness_seconds", "Server clock minus the newest event time"},
+        {"silence_seconds", "Server clock minus the last arrival"},
+        {"slice_silent", "1 when the slice sent nothing for evaluator.silence_timeout"},
+        {"rate_mismatch_rate", "Share of events whose sample_rate differs from the declared one"},
+        {"hash_unsampled_rate", "Share of events the declared hash sampling would not keep"},
+        {"fingerprint_mismatch", "Share of events whose feature_hash the baseline never saw"},
+        {"latency_p95", "95th percentile of latency_ms (upper bin edge)"},
+        {"latency_p99", "99th percentile of latency_ms (upper bin edge)"},
+        {"score_zero_one_share", "Share of (first) scores exactly 0 or 1"},
+        {"score_out_of_range_share", "Share of (first) scores outside the score kind's range"},
+        {"score_constant", "1 when every (first) score in the window is the same value"},
+        {"unlabelled_rate", "Share of kept predictions whose label window passed unlabelled"},
     };
     for (const auto& [name, help] : model_families) {
       quality_signals[name] =

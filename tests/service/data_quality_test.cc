@@ -284,6 +284,27 @@ TEST_F(DataQualityTest, NullsInOneAppVersionRaiseItsNullRateOnly) {
   EXPECT_DOUBLE_EQ(r.features(0).reference_null_rate(), 0.0);
 }
 
+// RankSlices by a data-quality metric names the failing release first.
+TEST_F(DataQualityTest, RankSlicesByNullRateNamesTheFailingAppVersion) {
+  HealthyBaseline();
+  clock_.Set(kBase + 3 * kHour);
+  Apply(Traffic(200, kBase + 3 * kHour - 5 * kMin, 4 * kMin, [](EventSpec& s, int64_t&) {
+    if (s.version == "7.3") s.x = std::nan("");
+  }));
+  v1::RankSlicesRequest request;
+  *request.mutable_model() = model_;
+  request.set_metric("null_rate");
+  request.mutable_window()->set_last_seconds(3600);
+  auto r = engine_->RankSlices(request);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_GE(r->slices_size(), 2);
+  EXPECT_EQ(r->slices(0).slice().values().at("app_version"), "7.3");
+  EXPECT_DOUBLE_EQ(r->slices(0).value(), 1.0);
+  EXPECT_EQ(r->slices(0).feature(), "x");
+  EXPECT_NEAR(r->slices(0).population_value(), 0.2, 1e-9);
+  EXPECT_LT(r->slices(1).value(), 0.5);  // platforms and regions: diluted
+}
+
 // Out of range, outside the enum, +-Inf: invalid, on the slice that sends them.
 TEST_F(DataQualityTest, InvalidValuesRaiseInvalidRateOnTheirSlice) {
   HealthyBaseline();

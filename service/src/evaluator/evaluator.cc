@@ -231,6 +231,22 @@ absl::Status Evaluator::AddQuality(const RegisteredModel& model,
     };
     const v1::QualityMetrics& b = r->baseline_metrics();
     const double nan = std::numeric_limits<double>::quiet_NaN();
+    // Cross-stream consistency: labels without a prediction, per label
+    // source (model-level, on "*"), and predictions whose label window
+    // passed unlabelled, per slice.
+    if (id == 0) {
+      for (const v1::SourceLabelCounts& c : r->counts().sources()) {
+        const double arrived = static_cast<double>(c.joined() + c.orphan());
+        if (arrived <= 0) continue;
+        out->push_back(detectors::Signal{model.label(), slice, c.source(), "orphan_label_rate",
+                                         c.orphan() / arrived,
+                                         std::numeric_limits<double>::quiet_NaN()});
+      }
+    }
+    if (r->counts().predictions() > 0) {
+      emit("unlabelled_rate", static_cast<double>(r->counts().expired()) /
+                                  static_cast<double>(r->counts().predictions()));
+    }
     if (r->predicted_weight() <= 0) continue;
     emit("label_coverage", r->label_coverage());
     emit("labelled", r->labelled_weight());  // support_signal: labelled

@@ -222,20 +222,16 @@ inline void BatchApplier::AddQuality() {
 // Only into slices that exist already: a duplicate creates no slice (a
 // replay of junk must not fill the slice cap).
 void BatchApplier::CountDuplicate(size_t i, OpenBucket& bucket) {
-  auto count = [&](int32_t id) {
-    bucket.Block(id, state_.shape);
-    ++bucket.slices[id]->quality().duplicates;
-  };
   const int keys = model_.slice_key_count();
-  if (keys == 0) {
-    count(0);
-    return;
-  }
-  for (int k = 0; k < keys; ++k) {
-    const std::string_view value = decoder_.SliceValue(i, k);
-    std::optional<int32_t> id =
-        model_.slices().Find(k, value.empty() ? base::kMissing : value);
-    if (id) count(*id);
+  for (int k = 0; k < std::max(keys, 1); ++k) {
+    std::optional<int32_t> id = 0;  // without keys: the population
+    if (keys > 0) {
+      const std::string_view value = decoder_.SliceValue(i, k);
+      id = model_.slices().Find(k, value.empty() ? base::kMissing : value);
+    }
+    if (!id) continue;
+    bucket.Block(*id, state_.shape);
+    ++bucket.slices[*id]->quality().duplicates;
   }
 }
 

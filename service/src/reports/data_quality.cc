@@ -127,6 +127,48 @@ void BuildDataQuality(const RegisteredModel& model, const Profile& current,
   }
 }
 
+bool IsDataQualityMetric(const std::string& metric) {
+  static const char* const kNames[] = {
+      "null_rate",          "invalid_rate",        "duplicate_rate",      "lateness_p95",
+      "late_share",         "freshness_seconds",   "rate_mismatch_rate",  "hash_unsampled_rate",
+      "fingerprint_mismatch", "latency_p95",       "score_zero_one_share", "unknown_field_rate"};
+  for (const char* name : kNames) {
+    if (metric == name) return true;
+  }
+  return false;
+}
+
+std::optional<std::pair<double, std::string>> DataQualityMetric(const v1::DataQualityReport& r,
+                                                                const std::string& metric,
+                                                                const std::string& feature) {
+  if (metric == "null_rate" || metric == "invalid_rate") {
+    std::optional<std::pair<double, std::string>> best;
+    for (const v1::FeatureQuality& f : r.features()) {
+      if (!feature.empty() && f.name() != feature) continue;
+      const double v = metric == "null_rate" ? f.null_rate() : f.invalid_rate();
+      if (!best || v > best->first) best.emplace(v, f.name());
+    }
+    return best;
+  }
+  double v = 0;
+  if (metric == "duplicate_rate") v = r.duplicate_rate();
+  else if (metric == "lateness_p95") v = r.lateness_seconds().p95();
+  else if (metric == "late_share") v = r.late_share();
+  else if (metric == "freshness_seconds") v = r.freshness_seconds();
+  else if (metric == "rate_mismatch_rate") v = r.rate_mismatch_rate();
+  else if (metric == "hash_unsampled_rate") v = r.hash_unsampled_rate();
+  else if (metric == "fingerprint_mismatch") v = r.fingerprint_mismatch();
+  else if (metric == "latency_p95") v = r.latency_ms().p95();
+  else if (metric == "unknown_field_rate") v = r.unknown_field_rate();
+  else if (metric == "score_zero_one_share") {
+    if (r.scores_size() == 0) return std::nullopt;
+    v = r.scores(0).zero_one_share();
+  } else {
+    return std::nullopt;
+  }
+  return std::make_pair(v, std::string());
+}
+
 void AddDataQualitySignals(const v1::DataQualityReport& r, const std::string& model,
                            const std::string& slice, std::vector<detectors::Signal>* out) {
   auto emit = [&](const std::string& feature, const char* name, double value,

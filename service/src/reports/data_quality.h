@@ -4,6 +4,8 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -27,6 +29,14 @@ void BuildDataQuality(const RegisteredModel& model, const detectors::Profile& cu
                       const detectors::Profile* reference,
                       const std::vector<std::string>& reference_hashes, int64_t now_ms,
                       const DataQualityOptions& options, v1::DataQualityReport* out);
+
+// The value of RankSlices data-quality metric `metric` in `report`
+// (largest is worst; "volume_drop" is not available without volume_z),
+// with the feature that gave it ("" for slice-level metrics); nullopt for
+// a metric that is not a data-quality one.
+std::optional<std::pair<double, std::string>> DataQualityMetric(
+    const v1::DataQualityReport& report, const std::string& metric, const std::string& feature);
+bool IsDataQualityMetric(const std::string& metric);
 
 // The evaluator's data-quality signals of one report (names: docs/alerting.md).
 void AddDataQualitySignals(const v1::DataQualityReport& report, const std::string& model,

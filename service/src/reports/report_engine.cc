@@ -162,6 +162,7 @@ absl::StatusOr<v1::RankSlicesResponse> ReportEngine::RankSlices(
   if (request.metric() == "auc_drop" || request.metric() == "ece_rise") {
     return RankQuality(request, request.metric() == "auc_drop");
   }
+  if (reports::IsDataQualityMetric(request.metric())) return RankDataQuality(request);
   DW_ASSIGN_OR_RETURN(std::shared_ptr<const RegisteredModel> model,
                       registry_->Find(request.model()));
   DW_RETURN_IF_ERROR(CheckNotLearning(*model));
@@ -283,6 +284,55 @@ absl::StatusOr<v1::ListBaselinesResponse> ReportEngine::ListBaselines(
 }  // namespace driftwatch::service
 
 namespace driftwatch::service {
+
+absl::StatusOr<v1::RankSlicesResponse> ReportEngine::RankDataQuality(
+    const v1::RankSlicesRequest& request) const {
+  DW_ASSIGN_OR_RETURN(std::shared_ptr<const RegisteredModel> model,
+                      registry_->Find(request.model()));
+  DW_RETURN_IF_ERROR(CheckNotLearning(*model));
+  if (request.min_support() < 0 || !std::isfinite(request.min_support())) {
+    return absl::InvalidArgumentError("min_support must be a finite number >= 0");
+  }
+  const double min_support =
+      request.min_support() > 0 ? request.min_support() : options_.default_min_support;
+  const uint32_t top_k = request.top_k() > 0 ? request.top_k() : options_.default_top_k;
+  const int64_t now_ms = clock_->NowMs();
+  DW_ASSIGN_OR_RETURN(Interval window,
+                      windows_->Resolve(request.window(), options_.default_window_ms, now_ms));
+  DW_ASSIGN_OR_RETURN(SliceProfiles current, windows_->Read(*model, window, {}));
+  const std::vector<storage::SliceRecord> records = model->slices().Records();
+  reports::DataQualityOptions options;
+  options.silence_timeout_ms = silence_timeout_ms_;
+  auto value_of = [&](const Profile& p) {
+    v1::DataQualityReport report;
+    reports::BuildDataQuality(*model, p, nullptr, {}, now_ms, options, &report);
+    return reports::DataQualityMetric(report, request.metric(), request.feature());
+  };
+  std::optional<std::pair<double, std::string>> population;
+  if (auto it = current.find(0); it != current.end()) population = value_of(it->second);
+  std::vector<v1::SliceRank> ranks;
+  for (const auto& [id, profile] : current) {
+    if (id == 0 || static_cast<size_t>(id) >= records.size() ||
+        profile.counters().weight < min_support) {
+      continue;
+    }
+    std::optional<std::pair<double, std::string>> v = value_of(profile);
+    if (!v) continue;
+    v1::SliceRank& rank = ranks.emplace_back();
+    *rank.mutable_slice() = SelectorOf(*model, records[id]);
+    rank.set_value(v->first);
+    rank.set_feature(v->second);
+    rank.set_support(profile.counters().weight);
+    if (population) rank.set_population_value(population->first);
+  }
+  std::stable_sort(ranks.begin(), ranks.end(), [](const v1::SliceRank& a, const v1::SliceRank& b) {
+    return a.value() > b.value();
+  });
+  if (ranks.size() > top_k) ranks.resize(top_k);
+  v1::RankSlicesResponse response;
+  for (v1::SliceRank& r : ranks) *response.add_slices() = std::move(r);
+  return response;
+}
 
 absl::StatusOr<v1::DataQualityReport> ReportEngine::GetDataQualityReport(
     const v1::GetDataQualityReportRequest& request) const {

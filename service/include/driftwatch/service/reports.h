@@ -101,6 +101,7 @@ class ReportEngine {
   LabelOptions label_options_;
   int64_t silence_timeout_ms_ = 10 * 60'000;
 
+  absl::StatusOr<v1::RankSlicesResponse> RankDataQuality(const v1::RankSlicesRequest& request) const;
   absl::StatusOr<v1::RankSlicesResponse> RankQuality(const v1::RankSlicesRequest& request,
                                                      bool auc_drop) const;
 };
