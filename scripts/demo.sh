@@ -96,8 +96,9 @@ echo "== driftctl push: 60k baseline events ($(ago "$BASELINE_START_MS") .. $(ag
 "$DRIFTCTL" push "$OUT/live/events.csv" --server "$SERVER" --model loan-default --batch 2000
 
 echo
-echo "== driftctl push again: nothing is counted twice (every event is a duplicate, its bucket open or closed)"
-"$DRIFTCTL" push "$OUT/live/events.csv" --server "$SERVER" --model loan-default --batch 2000
+echo "== driftctl push again (a client's retry of the first 5000 events): nothing is counted twice (every event is a duplicate, its bucket closed)"
+head -n 5001 "$OUT/live/events.csv" >"$OUT/live/events_retry.csv"
+"$DRIFTCTL" push "$OUT/live/events_retry.csv" --server "$SERVER" --model loan-default --batch 2000
 
 echo
 echo "== driftctl labels push: the baseline period's $BASELINE_LABELS labels (delay lognormal, median 2 min; they follow the scores, so the baseline calibrates the estimate)"
@@ -109,7 +110,7 @@ echo "== driftctl baseline create: pinned to the first period"
   --range "$BASELINE_START_MS..$BASELINE_END_MS"
 
 echo
-echo "== alerts firing (the default rules; driftctl alerts --watch): android's drift, its score drift, and its estimated AUC drop before any current label, each with its runbook; ios and web raise none"
+echo "== alerts firing (the default rules; driftctl alerts --watch): android's drift, its score drift, and its estimated AUC drop before any current label, each with its runbook; beside them app_version=8.0's null-rate spike (kind data_quality: its client stopped sending tenure_months) with its runbook; ios and web raise no drift"
 wait_alerts '^firing' 30
 print_alerts '^firing'
 
@@ -120,6 +121,14 @@ echo "== driftctl report --slice platform=android --window 20m"
 echo
 echo "== driftctl report --slice platform=ios --window 20m"
 "$DRIFTCTL" report --server "$SERVER" --model loan-default --slice platform=ios --window 20m
+
+echo
+echo "== driftctl rank --metric null_rate: the release whose field went null is named first (a logging failure: one app version, not one platform)"
+"$DRIFTCTL" rank --server "$SERVER" --model loan-default --metric null_rate --window 20m --top 4
+
+echo
+echo "== driftctl quality-data --slice app_version=8.0 --window 20m: tenure_months null in every event of the release, its other fields and the score healthy"
+"$DRIFTCTL" quality-data --server "$SERVER" --model loan-default --slice app_version=8.0 --window 20m
 
 echo
 echo "== driftctl rank: slices by PSI over the last 20 minutes"
@@ -169,7 +178,7 @@ echo "== driftctl rank --metric auc_drop: slices by baseline AUC - current AUC o
 "$DRIFTCTL" rank --server "$SERVER" --model loan-default --metric auc_drop --window 20m --top 5
 
 echo
-echo "== the webhook receiver (on-call's pager): android's alerts as one grouped, signed notification, each with its runbook; ios and web paged nothing"
+echo "== the webhook receiver (on-call's pager): app_version=8.0's data-quality page and android's drift alerts as separate grouped, signed notifications, each with its runbook; ios and web paged nothing"
 for _ in $(seq 1 300); do grep -q '^notification' "$OUT/live/hook.log" && break; sleep 0.1; done
 sed 's/^/  /' "$OUT/live/hook.log"
 HOOK_PRINTED=$(wc -l <"$OUT/live/hook.log")

@@ -36,6 +36,10 @@ import sys
 
 PLATFORMS = ["ios", "android", "web"]
 APP_VERSIONS = ["7.1", "7.2", "7.3", "8.0"]
+# 8.0 is the newest release, still a small share of traffic; in the current
+# period its client stops sending tenure_months (an instrumentation failure,
+# not a change in the users).
+APP_WEIGHTS = [0.36, 0.30, 0.28, 0.06]
 COUNTRIES = ["US", "DE", "BR", "IN", "JP"]
 MINUTE = 60_000
 HOUR = 60 * MINUTE
@@ -94,7 +98,7 @@ def main():
              "referenceSample": [r[0] for r in reference]},
             {"name": "income", "kind": "FEATURE_KIND_NUMERIC",
              "referenceSample": [round(r[1], 2) for r in reference]},
-            {"name": "tenure_months", "kind": "FEATURE_KIND_NUMERIC",
+            {"name": "tenure_months", "kind": "FEATURE_KIND_NUMERIC", "nullable": True,
              "referenceSample": [r[2] for r in reference]},
             {"name": "country", "kind": "FEATURE_KIND_CATEGORICAL"},
         ],
@@ -123,9 +127,10 @@ def main():
                 age, income, tenure, score = features(rng, drifted)
                 score = round(score, 6)
                 event_id = f"evt-{n:07d}"
-                w.writerow([event_id, t, age, round(income, 2), tenure,
-                            rng.choice(COUNTRIES), score, platform,
-                            rng.choice(APP_VERSIONS)])
+                app = rng.choices(APP_VERSIONS, weights=APP_WEIGHTS)[0]
+                broken = drift_period and app == "8.0"
+                w.writerow([event_id, t, age, round(income, 2), "" if broken else tenure,
+                            rng.choice(COUNTRIES), score, platform, app])
                 n += 1
                 label_time = t + label_delay_ms(label_rng)
                 value = label_for(label_rng, score, drifted)
@@ -146,7 +151,8 @@ def main():
             platform = rng.choices(PLATFORMS, weights=[0.45, 0.35, 0.2])[0]
             age, income, tenure, score = features(rng, False)
             w.writerow([f"rec-{i:07d}", t, age, round(income, 2), tenure, rng.choice(COUNTRIES),
-                        round(score, 6), platform, rng.choice(APP_VERSIONS)])
+                        round(score, 6), platform,
+                        rng.choices(APP_VERSIONS, weights=APP_WEIGHTS)[0]])
 
     write_labels(f"{out_dir}/labels_baseline.csv", baseline_labels)
     current_labels.sort(key=lambda r: r[2])
