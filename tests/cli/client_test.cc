@@ -126,6 +126,31 @@ class FakeServer final : public v1::Models::Service,
     }
     return grpc::Status::OK;
   }
+  grpc::Status GetDataQualityReport(grpc::ServerContext*,
+                                    const v1::GetDataQualityReportRequest* request,
+                                    v1::DataQualityReport* response) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    dq_request_ = *request;
+    *response->mutable_model() = request->model();
+    *response->mutable_slice() = request->slice();
+    response->mutable_window()->mutable_start()->set_seconds(1'700'000'000);
+    response->mutable_window()->mutable_end()->set_seconds(1'700'003'600);
+    response->set_events(400);
+    response->set_duplicates(100);
+    response->set_duplicate_rate(0.2);
+    auto* f = response->add_features();
+    f->set_name("tenure");
+    f->set_kind("numeric");
+    f->set_null_rate(1.0);
+    f->set_reference_null_rate(0.0);
+    response->mutable_lateness_seconds()->set_p95(30);
+    response->set_silent(true);
+    response->set_silence_seconds(900);
+    (*response->mutable_feature_hashes())["fe-v2"] = 400;
+    response->add_baseline_feature_hashes("fe-v1");
+    response->set_fingerprint_mismatch(1.0);
+    return grpc::Status::OK;
+  }
   grpc::Status GetDriftReport(grpc::ServerContext*, const v1::GetDriftReportRequest* request,
                               v1::DriftReport* response) override {
     std::lock_guard<std::mutex> lock(mu_);
@@ -170,6 +195,7 @@ class FakeServer final : public v1::Models::Service,
   v1::ModelSchema registered_;
   v1::CreateBaselineRequest baseline_request_;
   v1::GetDriftReportRequest report_request_;
+  v1::GetDataQualityReportRequest dq_request_;
 };
 
 class ClientTest : public ::testing::Test {
@@ -299,6 +325,35 @@ TEST_F(ClientTest, RpcErrorsNameTheRpcAndCode) {
   Result r = Push(options);
   EXPECT_EQ(r.code, kExitRpcFailed);
   EXPECT_THAT(r.err, HasSubstr("driftctl: GetModel: NOT_FOUND: model \"nope\""));
+}
+
+TEST_F(ClientTest, QualityDataSendsTheSliceAndPrintsEveryPart) {
+  DataQualityOptions options;
+  options.server = server_options_;
+  options.model = "m";
+  options.slice = {"app_version=8.0"};
+  options.window.window = "1h";
+  options.json = true;
+  std::ostringstream out, err;
+  ASSERT_EQ(RunDataQuality(options, out, err), 0) << err.str();
+  EXPECT_EQ(fake_.dq_request_.slice().values().at("app_version"), "8.0");
+  EXPECT_EQ(fake_.dq_request_.window().last_seconds(), 3600);
+  nlohmann::json doc = nlohmann::json::parse(out.str());
+  EXPECT_EQ(doc["slice"]["app_version"], "8.0");
+  EXPECT_EQ(doc["features"][0]["name"], "tenure");
+  EXPECT_EQ(doc["features"][0]["null_rate"], 1.0);
+  EXPECT_EQ(doc["features"][0]["reference_null_rate"], 0.0);
+  EXPECT_EQ(doc["duplicate_rate"], 0.2);
+  EXPECT_EQ(doc["silent"], true);
+  EXPECT_EQ(doc["feature_hashes"]["fe-v2"], 400);
+  EXPECT_EQ(doc["fingerprint_mismatch"], 1.0);
+  options.json = false;
+  std::ostringstream text;
+  ASSERT_EQ(RunDataQuality(options, text, err), 0);
+  EXPECT_THAT(text.str(), HasSubstr("slice: app_version=8.0"));
+  EXPECT_THAT(text.str(), HasSubstr("100.00%"));
+  EXPECT_THAT(text.str(), HasSubstr("SILENT"));
+  EXPECT_THAT(text.str(), HasSubstr("fe-v2 (400); baseline: fe-v1"));
 }
 
 TEST_F(ClientTest, ReportJsonHasTheStatsRecordShapePlusWindow) {
