@@ -87,8 +87,8 @@ struct DataQuality {
 
   bool empty() const;
 
-  // One accepted event arriving at `received_ms`. Sizes `scores` to
-  // `n_scores` on first use.
+  // One accepted event arriving at `received_ms`, its lateness in bin
+  // `lateness_bin` (DelayBin of kLatenessEdgesSeconds).
   void AddArrival(int64_t event_time_ms, int64_t received_ms, size_t lateness_bin) {
     ++lateness[lateness_bin];
     if (event_time_ms > newest_event_ms) newest_event_ms = event_time_ms;
