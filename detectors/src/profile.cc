@@ -235,6 +235,30 @@ absl::StatusOr<Profile> Profile::Deserialize(std::shared_ptr<const ProfileLayout
   return p;
 }
 
+absl::StatusOr<ProfileCounters> Profile::PeekCounters(std::string_view bytes) {
+  if (bytes.size() < 8) return Corrupt("too short");
+  const std::string_view body = bytes.substr(0, bytes.size() - 4);
+  base::ByteReader crc_reader(bytes.substr(bytes.size() - 4));
+  uint32_t crc = 0;
+  if (!crc_reader.U32(&crc) || crc != base::Crc32c(body)) return Corrupt("checksum mismatch");
+  base::ByteReader r(body);
+  std::string_view magic;
+  uint32_t version = 0, n_numeric = 0, n_categorical = 0, n_scores = 0;
+  if (!r.Raw(4, &magic) || magic != std::string_view(kMagic, 4)) return Corrupt("bad magic");
+  if (!r.U32(&version) || version < 1 || version > kVersion) {
+    return Corrupt(absl::StrCat("unsupported version ", version));
+  }
+  if (!r.U32(&n_numeric) || !r.U32(&n_categorical) || !r.U32(&n_scores)) {
+    return Corrupt("truncated header");
+  }
+  ProfileCounters c;
+  if (!r.U64(&c.events) || !r.U64(&c.late_accepted) || !r.U64(&c.invalid_values) ||
+      !r.F64(&c.weight) || !r.F64(&c.weight_sq)) {
+    return Corrupt("truncated counters");
+  }
+  return c;
+}
+
 namespace {
 
 constexpr size_t kLine = 64;

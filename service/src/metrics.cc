@@ -212,6 +212,7 @@ struct Metrics::State {
         {"freshness_seconds", "Server clock minus the newest event time"},
         {"silence_seconds", "Server clock minus the last arrival"},
         {"slice_silent", "1 when the slice sent nothing for evaluator.silence_timeout"},
+        {"volume_z", "Robust z of events per hour against the slice's seasonal expectation"},
         {"rate_mismatch_rate", "Share of events whose sample_rate differs from the declared one"},
         {"hash_unsampled_rate", "Share of events the declared hash sampling would not keep"},
         {"fingerprint_mismatch", "Share of events whose feature_hash the baseline never saw"},

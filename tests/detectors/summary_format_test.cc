@@ -81,6 +81,34 @@ TEST(FormatVersions, ProfileVersion1StillDecodes) {
   auto again = Profile::Deserialize(layout, p->Serialize());
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_EQ(again->Serialize(), p->Serialize());
+  // The header's counters read alone.
+  auto c = Profile::PeekCounters(p->Serialize());
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->events, 7u);
+  EXPECT_DOUBLE_EQ(c->weight, 14.0);
+}
+
+TEST(FormatVersions, PeekCountersChecksWhatDeserializeChecks) {
+  auto layout = std::make_shared<ProfileLayout>();
+  layout->numeric_names = {"x"};
+  layout->numeric_edges = {std::make_shared<const BinEdges>(*BinEdges::Create({0.0}))};
+  Profile p(layout);
+  p.counters().events = 42;
+  std::string blob = p.Serialize();
+  auto c = Profile::PeekCounters(blob);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->events, 42u);
+  std::string flipped = blob;
+  flipped[21] ^= 1;  // inside the events counter
+  EXPECT_EQ(Profile::PeekCounters(flipped).status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(Profile::PeekCounters(blob.substr(0, 6)).status().code(),
+            absl::StatusCode::kDataLoss);
+  std::string wrong_magic = blob;
+  wrong_magic[0] = 'X';
+  base::ByteWriter w;
+  w.Raw(std::string_view(wrong_magic).substr(0, wrong_magic.size() - 4));
+  EXPECT_EQ(Profile::PeekCounters(std::move(w).FinishWithCrc()).status().code(),
+            absl::StatusCode::kDataLoss);
 }
 
 }  // namespace

@@ -73,6 +73,9 @@ struct EventSpec {
 
 class DataQualityTest : public ::testing::Test {
  protected:
+  // By default nothing closes until a test says so.
+  virtual int64_t AllowedLatenessMs() const { return 24 * kHour; }
+
   void SetUp() override {
     storage::SqliteOptions options;
     options.path = dir_.File("driftwatch.db");
@@ -81,7 +84,7 @@ class DataQualityTest : public ::testing::Test {
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = std::move(*store);
     IngestOptions ingest;
-    ingest.allowed_lateness_ms = 24 * kHour;  // nothing closes until we say so
+    ingest.allowed_lateness_ms = AllowedLatenessMs();
     ingest.backfill_horizon_ms = 48 * kHour;
     registry_ = std::make_unique<ModelRegistry>(store_.get(), &clock_, RegistryOptions{});
     ASSERT_TRUE(registry_->Recover().ok());
@@ -486,6 +489,104 @@ TEST_F(DataQualityTest, ReportErrorsNameWhatIsWrong) {
   request.mutable_model()->set_model_id("missing");
   r = engine_->GetDataQualityReport(request);
   EXPECT_TRUE(absl::IsNotFound(r.status())) << r.status();
+}
+
+// Volume: hours close after 5 minutes of lateness, so the hour rows hold
+// the history the seasonal expectation is made of (here the trailing
+// 24 hours: two weeks are in tests/detectors/volume_test.cc).
+class VolumeTest : public DataQualityTest {
+ protected:
+  int64_t AllowedLatenessMs() const override { return 5 * kMin; }
+
+  // Hour `h` (from kBase) with `per_platform` events per platform, spread
+  // over the hour, applied once the hour has passed on the server clock.
+  void Hour(int h, const std::map<std::string, int>& per_platform) {
+    v1::PredictionBatch batch = Batch();
+    const int64_t start = kBase + h * kHour;
+    for (const auto& [platform, n] : per_platform) {
+      for (int i = 0; i < n; ++i) {
+        EventSpec s;
+        s.platform = platform;
+        s.x = (i * 37) % 100 + 0.5;
+        s.score = 0.05 + 0.9 * ((i * 53) % 97) / 97.0;
+        Add(&batch, s, start + (59 * kMin * i) / n);
+      }
+    }
+    clock_.Set(start + kHour);
+    if (batch.rows().events_size() > 0) Apply(batch);
+    ASSERT_TRUE(ingestor_->Flush().ok());
+  }
+
+  // 30 steady hours: android 100 per hour, ios and web 400.
+  void SteadyHistory() {
+    for (int h = 0; h < 30; ++h) Hour(h, {{"android", 100}, {"ios", 400}, {"web", 400}});
+  }
+};
+
+// One platform's traffic falls to 30 % while the whole is down only 8 %:
+// the platform's volume_z is far below -4, the population's and the other
+// platforms' are not, and RankSlices by volume_drop names it.
+TEST_F(VolumeTest, ADropInOnePlatformRaisesItsVolumeZWhileTheWholeLooksNormal) {
+  SteadyHistory();
+  Hour(30, {{"android", 30}, {"ios", 400}, {"web", 400}});
+  auto s = Evaluate();
+  EXPECT_LE(Get(s, "platform=android", "", "volume_z"), -4);
+  EXPECT_GT(Get(s, "*", "", "volume_z"), -4);
+  EXPECT_LT(std::abs(Get(s, "platform=ios", "", "volume_z")), 4);
+  EXPECT_LT(std::abs(Get(s, "platform=web", "", "volume_z")), 4);
+  // The expectation (the signal's baseline) is the slice's usual rate.
+  for (const detectors::Signal& sig : evaluator_->Latest()->signals) {
+    if (sig.name == "volume_z" && sig.slice == "platform=android") {
+      EXPECT_DOUBLE_EQ(sig.baseline, 100);
+    }
+  }
+  v1::DataQualityReport r = Report("platform", "android");
+  EXPECT_EQ(r.volume_baseline(), "trailing");
+  EXPECT_EQ(r.volume_history(), 24u);
+  EXPECT_DOUBLE_EQ(r.volume_expected(), 100);
+  EXPECT_NEAR(r.volume(), 30, 1);
+  EXPECT_LE(r.volume_z(), -4);
+  EXPECT_LT(std::abs(Report("platform", "ios").volume_z()), 4);
+
+  v1::RankSlicesRequest request;
+  *request.mutable_model() = model_;
+  request.set_metric("volume_drop");
+  request.set_min_support(1);
+  request.mutable_window()->set_last_seconds(3600);
+  auto ranked = engine_->RankSlices(request);
+  ASSERT_TRUE(ranked.ok()) << ranked.status();
+  ASSERT_GE(ranked->slices_size(), 3);
+  EXPECT_EQ(ranked->slices(0).slice().values().at("platform"), "android");
+  EXPECT_GE(ranked->slices(0).value(), 4);
+  EXPECT_LT(ranked->slices(1).value(), 4);
+}
+
+// Steady traffic everywhere: no volume_z reaches 4 in any of several hours.
+TEST_F(VolumeTest, SteadyTrafficRaisesNoVolumeAnomaly) {
+  SteadyHistory();
+  for (int h = 30; h < 34; ++h) {
+    Hour(h, {{"android", 100}, {"ios", 400}, {"web", 400}});
+    auto s = Evaluate();
+    for (const char* slice : {"*", "platform=android", "platform=ios", "platform=web"}) {
+      EXPECT_LT(std::abs(Get(s, slice, "", "volume_z")), 4) << slice << " hour " << h;
+    }
+  }
+}
+
+// A platform that stops altogether has no profile in the window after an
+// hour; it still shows, from the hours it was last seen in: volume 0,
+// volume_z far below -4, silent for as long as nothing came.
+TEST_F(VolumeTest, ASliceThatStoppedIsStillSeenAfterTheWindowPassesIt) {
+  SteadyHistory();
+  Hour(30, {{"android", 100}, {"ios", 400}});
+  Hour(31, {{"android", 100}, {"ios", 400}});
+  auto s = Evaluate();
+  EXPECT_EQ(Get(s, "platform=web", "", "volume"), 0);
+  EXPECT_LE(Get(s, "platform=web", "", "volume_z"), -4);
+  EXPECT_EQ(Get(s, "platform=web", "", "slice_silent"), 1);
+  EXPECT_NEAR(Get(s, "platform=web", "", "silence_seconds"), 2 * 3600, 1);
+  EXPECT_LT(std::abs(Get(s, "platform=android", "", "volume_z")), 4);
+  EXPECT_EQ(Get(s, "platform=android", "", "slice_silent"), 0);
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include "driftwatch/base/status_macros.h"
 #include "reports/comparison.h"
 #include "reports/data_quality.h"
+#include "reports/volume_history.h"
 
 namespace driftwatch::service {
 namespace {
@@ -79,7 +80,10 @@ Evaluator::Evaluator(const ModelRegistry* registry, const WindowReader* windows,
       baselines_(baselines),
       clock_(clock),
       options_(std::move(options)),
+      volume_(std::make_unique<reports::VolumeHistory>(windows)),
       latest_(std::make_shared<const Evaluation>()) {}
+
+Evaluator::~Evaluator() = default;
 
 std::shared_ptr<const Evaluation> Evaluator::Latest() const {
   absl::MutexLock lock(&mu_);
@@ -124,6 +128,8 @@ absl::Status Evaluator::EvaluateModel(const RegisteredModel& model, int64_t now_
                 : 1;
   DW_ASSIGN_OR_RETURN(SliceProfiles current, windows_->Read(model, window, {}));
   const std::vector<int32_t> chosen = ChooseSlices(current, options_.max_slices);
+  DW_ASSIGN_OR_RETURN(auto volumes,
+                      volume_->Expect(model, window, covered_end, current, chosen));
   // Events per bucket, by slice; against the baseline's own rate where
   // the baseline is a range of the model's traffic.
   std::map<int32_t, double> baseline_volume;
@@ -182,6 +188,7 @@ absl::Status Evaluator::EvaluateModel(const RegisteredModel& model, int64_t now_
     v1::DataQualityReport report;
     reports::BuildDataQuality(model, cur->second, reference, declared_hashes, now_ms, dq,
                               &report);
+    if (auto v = volumes.find(id); v != volumes.end()) reports::SetVolume(v->second, &report);
     const std::string slice = model.SliceName(records[id]);
     reports::AddDataQualitySignals(report, model.label(), slice, out);
     if (reference == nullptr) {
@@ -193,7 +200,62 @@ absl::Status Evaluator::EvaluateModel(const RegisteredModel& model, int64_t now_
       }
     }
   }
+  DW_RETURN_IF_ERROR(AddStopped(model, window, covered_end, now_ms, current, out));
   if (quality) DW_RETURN_IF_ERROR(AddQuality(model, chosen, out));
+  return absl::OkStatus();
+}
+
+absl::Status Evaluator::AddStopped(const RegisteredModel& model, Interval window,
+                                   int64_t covered_end, int64_t now_ms,
+                                   const SliceProfiles& current,
+                                   std::vector<detectors::Signal>* out) const {
+  // Slices busy in the last day's closed hours with no event in the window:
+  // they stopped. No window profile names them, so their volume and
+  // silence come from the hours they were last seen in.
+  DW_ASSIGN_OR_RETURN(std::vector<int32_t> recent,
+                      volume_->ActiveSince(model, window, window.start_ms - kStoppedLookBackMs,
+                                           static_cast<size_t>(std::max(0, options_.max_slices)) +
+                                               1));
+  std::vector<int32_t> stopped;
+  for (int32_t id : recent) {
+    auto cur = current.find(id);
+    if (id != 0 && (cur == current.end() || cur->second.counters().events == 0)) {
+      stopped.push_back(id);
+    }
+  }
+  if (stopped.empty()) return absl::OkStatus();
+  DW_ASSIGN_OR_RETURN(auto volumes,
+                      volume_->Expect(model, window, covered_end, current, stopped));
+  DW_ASSIGN_OR_RETURN(
+      SliceProfiles last_seen,
+      windows_->Read(model, Interval{window.start_ms - kStoppedLookBackMs, window.end_ms},
+                     stopped));
+  const std::vector<storage::SliceRecord> records = model.slices().Records();
+  reports::DataQualityOptions dq;
+  dq.silence_timeout_ms = options_.silence_timeout_ms;
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  for (int32_t id : stopped) {
+    if (static_cast<size_t>(id) >= records.size()) continue;
+    const std::string slice = model.SliceName(records[id]);
+    auto emit = [&](const char* name, double value, double baseline) {
+      out->push_back(detectors::Signal{model.label(), slice, "", name, value, baseline});
+    };
+    v1::DataQualityReport report;
+    if (auto seen = last_seen.find(id); seen != last_seen.end()) {
+      reports::BuildDataQuality(model, seen->second, nullptr, {}, now_ms, dq, &report);
+    }
+    if (auto v = volumes.find(id); v != volumes.end()) reports::SetVolume(v->second, &report);
+    emit("volume", 0, nan);
+    emit("events", 0, nan);
+    if (report.volume_baseline() != "none" && !report.volume_baseline().empty()) {
+      emit("volume_z", report.volume_z(), report.volume_expected());
+    }
+    if (report.silence_seconds() > 0) {
+      emit("freshness_seconds", report.freshness_seconds(), nan);
+      emit("silence_seconds", report.silence_seconds(), nan);
+      emit("slice_silent", report.silent() ? 1.0 : 0.0, nan);
+    }
+  }
   return absl::OkStatus();
 }
 

@@ -131,7 +131,7 @@ bool IsDataQualityMetric(const std::string& metric) {
   static const char* const kNames[] = {
       "null_rate",          "invalid_rate",        "duplicate_rate",      "lateness_p95",
       "late_share",         "freshness_seconds",   "rate_mismatch_rate",  "hash_unsampled_rate",
-      "fingerprint_mismatch", "latency_p95",       "score_zero_one_share", "unknown_field_rate"};
+      "fingerprint_mismatch", "latency_p95",       "score_zero_one_share", "unknown_field_rate", "volume_drop"};
   for (const char* name : kNames) {
     if (metric == name) return true;
   }
@@ -160,6 +160,11 @@ std::optional<std::pair<double, std::string>> DataQualityMetric(const v1::DataQu
   else if (metric == "fingerprint_mismatch") v = r.fingerprint_mismatch();
   else if (metric == "latency_p95") v = r.latency_ms().p95();
   else if (metric == "unknown_field_rate") v = r.unknown_field_rate();
+  else if (metric == "volume_drop") {
+    // How far below its seasonal expectation: -volume_z.
+    if (r.volume_baseline().empty() || r.volume_baseline() == "none") return std::nullopt;
+    v = -r.volume_z();
+  }
   else if (metric == "score_zero_one_share") {
     if (r.scores_size() == 0) return std::nullopt;
     v = r.scores(0).zero_one_share();
@@ -190,6 +195,9 @@ void AddDataQualitySignals(const v1::DataQualityReport& r, const std::string& mo
   emit("", "freshness_seconds", r.freshness_seconds());
   emit("", "silence_seconds", r.silence_seconds());
   emit("", "slice_silent", r.silent() ? 1.0 : 0.0);
+  if (!r.volume_baseline().empty() && r.volume_baseline() != "none") {
+    emit("", "volume_z", r.volume_z(), r.volume_expected());
+  }
   if (r.declared_sample_rate() > 0) {
     emit("", "rate_mismatch_rate", r.rate_mismatch_rate());
     emit("", "hash_unsampled_rate", r.hash_unsampled_rate());

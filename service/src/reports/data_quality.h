@@ -31,7 +31,8 @@ void BuildDataQuality(const RegisteredModel& model, const detectors::Profile& cu
                       const DataQualityOptions& options, v1::DataQualityReport* out);
 
 // The value of RankSlices data-quality metric `metric` in `report`
-// (largest is worst; "volume_drop" is not available without volume_z),
+// (largest is worst; "volume_drop" is -volume_z, absent without an
+// expectation: SetVolume),
 // with the feature that gave it ("" for slice-level metrics); nullopt for
 // a metric that is not a data-quality one.
 std::optional<std::pair<double, std::string>> DataQualityMetric(

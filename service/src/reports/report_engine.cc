@@ -13,6 +13,7 @@
 #include "driftwatch/base/status_macros.h"
 #include "reports/comparison.h"
 #include "reports/data_quality.h"
+#include "reports/volume_history.h"
 
 namespace driftwatch::service {
 namespace {
@@ -90,7 +91,10 @@ ReportEngine::ReportEngine(const ModelRegistry* registry, const WindowReader* wi
       windows_(windows),
       baselines_(baselines),
       clock_(clock),
-      options_(std::move(options)) {}
+      options_(std::move(options)),
+      volume_(std::make_unique<reports::VolumeHistory>(windows)) {}
+
+ReportEngine::~ReportEngine() = default;
 
 absl::StatusOr<ReportEngine::Query> ReportEngine::Prepare(
     std::shared_ptr<const RegisteredModel> model, const v1::Window& window,
@@ -303,20 +307,28 @@ absl::StatusOr<v1::RankSlicesResponse> ReportEngine::RankDataQuality(
   const std::vector<storage::SliceRecord> records = model->slices().Records();
   reports::DataQualityOptions options;
   options.silence_timeout_ms = silence_timeout_ms_;
-  auto value_of = [&](const Profile& p) {
+  std::map<int32_t, reports::SliceVolume> volumes;
+  if (request.metric() == "volume_drop") {
+    std::vector<int32_t> ids;
+    for (const auto& [id, profile] : current) ids.push_back(id);
+    DW_ASSIGN_OR_RETURN(volumes, volume_->Expect(*model, window, std::min(window.end_ms, now_ms + 1),
+                                                 current, ids));
+  }
+  auto value_of = [&](int32_t id, const Profile& p) {
     v1::DataQualityReport report;
     reports::BuildDataQuality(*model, p, nullptr, {}, now_ms, options, &report);
+    if (auto v = volumes.find(id); v != volumes.end()) reports::SetVolume(v->second, &report);
     return reports::DataQualityMetric(report, request.metric(), request.feature());
   };
   std::optional<std::pair<double, std::string>> population;
-  if (auto it = current.find(0); it != current.end()) population = value_of(it->second);
+  if (auto it = current.find(0); it != current.end()) population = value_of(0, it->second);
   std::vector<v1::SliceRank> ranks;
   for (const auto& [id, profile] : current) {
     if (id == 0 || static_cast<size_t>(id) >= records.size() ||
         profile.counters().weight < min_support) {
       continue;
     }
-    std::optional<std::pair<double, std::string>> v = value_of(profile);
+    std::optional<std::pair<double, std::string>> v = value_of(id, profile);
     if (!v) continue;
     v1::SliceRank& rank = ranks.emplace_back();
     *rank.mutable_slice() = SelectorOf(*model, records[id]);
@@ -374,6 +386,10 @@ absl::StatusOr<v1::DataQualityReport> ReportEngine::GetDataQualityReport(
   options.silence_timeout_ms = silence_timeout_ms_;
   reports::BuildDataQuality(*model, cur->second, refs ? ReferenceFor(*refs, slice_id) : nullptr,
                             declared, now_ms, options, &report);
+  DW_ASSIGN_OR_RETURN(auto volumes,
+                      volume_->Expect(*model, window, std::min(window.end_ms, now_ms + 1),
+                                      current, {slice_id}));
+  if (auto v = volumes.find(slice_id); v != volumes.end()) reports::SetVolume(v->second, &report);
   return report;
 }
 

@@ -125,6 +125,25 @@ absl::StatusOr<storage::ArrivalCounts> WindowReader::ReadArrivals(const Register
   return buckets_->ReadArrivalCounts(model.model_key(), window.start_ms, window.end_ms);
 }
 
+absl::StatusOr<std::map<int32_t, std::map<int64_t, double>>> WindowReader::ReadHourlyEvents(
+    const RegisteredModel& model, Interval hours) const {
+  std::map<int32_t, std::map<int64_t, double>> out;
+  if (hours.end_ms <= hours.start_ms) return out;
+  DW_ASSIGN_OR_RETURN(std::vector<storage::BucketRow> rows,
+                      buckets_->ReadBuckets(model.model_key(), storage::Level::kHour,
+                                            hours.start_ms, hours.end_ms, {}));
+  for (const storage::BucketRow& row : rows) {
+    absl::StatusOr<detectors::ProfileCounters> c = detectors::Profile::PeekCounters(row.profile);
+    if (!c.ok()) {
+      return absl::DataLossError(absl::StrCat("hour bucket ", row.bucket_start_ms, " slice ",
+                                              row.slice_id, " of model ", model.label(), ": ",
+                                              c.status().message()));
+    }
+    out[row.slice_id][row.bucket_start_ms] += static_cast<double>(c->events);
+  }
+  return out;
+}
+
 absl::StatusOr<int64_t> WindowReader::ClosedUntil(int64_t model_key) const {
   DW_ASSIGN_OR_RETURN(storage::ModelProgress progress, progress_->ReadProgress(model_key));
   return progress.closed_until_ms;

@@ -30,6 +30,10 @@
 
 namespace driftwatch::service {
 
+namespace reports {
+class VolumeHistory;
+}
+
 struct EvaluatorOptions {
   int64_t window_ms = 3'600'000;  // the trailing window compared, ending now
   int max_slices = 20;            // busiest slices per model, besides "*"
@@ -61,6 +65,7 @@ class Evaluator {
   // Every pointer must outlive the evaluator.
   Evaluator(const ModelRegistry* registry, const WindowReader* windows, const Baselines* baselines,
             const base::Clock* clock, EvaluatorOptions options);
+  ~Evaluator();
 
   // Evaluates every model now and publishes the result, unless an
   // evaluation that started later has already published. Models without
@@ -80,6 +85,12 @@ class Evaluator {
                              std::vector<detectors::Signal>* out) const;
   absl::Status AddQuality(const RegisteredModel& model, const std::vector<int32_t>& slices,
                           std::vector<detectors::Signal>* out) const;
+  // volume, volume_z and the silence signals of slices that had traffic
+  // in the last kStoppedLookBackMs and none in the window.
+  absl::Status AddStopped(const RegisteredModel& model, Interval window, int64_t covered_end,
+                          int64_t now_ms, const SliceProfiles& current,
+                          std::vector<detectors::Signal>* out) const;
+  static constexpr int64_t kStoppedLookBackMs = 24 * 3'600'000LL;
 
   // Constant after construction.
   const ModelRegistry* const registry_;
@@ -88,6 +99,8 @@ class Evaluator {
   const base::Clock* const clock_;
   const EvaluatorOptions options_;
   const ReportEngine* reports_ = nullptr;  // set before the first Evaluate
+  // Each slice's hourly events (volume_z); thread-safe itself.
+  const std::unique_ptr<reports::VolumeHistory> volume_;
 
   std::atomic<uint64_t> started_{0};  // evaluations started
   mutable absl::Mutex mu_;

@@ -24,6 +24,10 @@
 
 namespace driftwatch::service {
 
+namespace reports {
+class VolumeHistory;
+}
+
 struct ReportOptions {
   int64_t default_window_ms = 3'600'000;  // the last hour
   int bins = 10;                          // PSI/KL/JS bins unless the baseline says otherwise
@@ -40,6 +44,7 @@ class ReportEngine {
   // All pointers must outlive the engine.
   ReportEngine(const ModelRegistry* registry, const WindowReader* windows,
                const Baselines* baselines, const base::Clock* clock, ReportOptions options = {});
+  ~ReportEngine();
 
   // NOT_FOUND: unknown model, slice or baseline. INVALID_ARGUMENT: a bad
   // window or slice selector (naming the field). FAILED_PRECONDITION: the
@@ -100,6 +105,8 @@ class ReportEngine {
   storage::LabelStore* labels_ = nullptr;  // set once, before serving
   LabelOptions label_options_;
   int64_t silence_timeout_ms_ = 10 * 60'000;
+  // Each slice's hourly events (volume_z, "volume_drop"); thread-safe itself.
+  const std::unique_ptr<reports::VolumeHistory> volume_;
 
   absl::StatusOr<v1::RankSlicesResponse> RankDataQuality(const v1::RankSlicesRequest& request) const;
   absl::StatusOr<v1::RankSlicesResponse> RankQuality(const v1::RankSlicesRequest& request,

@@ -81,6 +81,14 @@ class WindowReader {
   absl::StatusOr<storage::ArrivalCounts> ReadArrivals(const RegisteredModel& model,
                                                       Interval window) const;
 
+  // Events per hour by slice and hour start, from the hour rows starting
+  // in [hours.start_ms, hours.end_ms) (only the counters are decoded:
+  // Profile::PeekCounters). An hour row holds its hour's closed minutes,
+  // so only hours before the hour holding ClosedUntil are whole. DATA_LOSS
+  // naming the bucket for a row that does not decode.
+  absl::StatusOr<std::map<int32_t, std::map<int64_t, double>>> ReadHourlyEvents(
+      const RegisteredModel& model, Interval hours) const;
+
   // Minute buckets before this are committed as closed (rolled up).
   absl::StatusOr<int64_t> ClosedUntil(int64_t model_key) const;
 
