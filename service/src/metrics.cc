@@ -148,6 +148,15 @@ struct Metrics::State {
         {"invalid_rate",
          "Share of events whose value of the feature is invalid: null where not nullable, "
          "NaN/Inf, outside the enum or the declared min/max (docs/data-quality.md)"},
+        {"shadow_paired", "Event ids scored by this version and by the version in label feature"},
+        {"shadow_score_correlation",
+         "Weighted Pearson correlation of the paired scores with the version in label feature"},
+        {"shadow_decision_agreement",
+         "Share of paired events decided alike (threshold, or argmax for multiclass)"},
+        {"shadow_topk_overlap",
+         "Rankers: mean top-k overlap per query with the version in label feature"},
+        {"shadow_psi", "PSI of the paired scores against those of the version in label feature"},
+        {"shadow_mean_abs_diff", "Mean absolute score difference from the version in label feature"},
         {"orphan_label_rate",
          "Share of the labels from one source (label \"feature\") that had no prediction"},
     };

@@ -155,6 +155,9 @@ class SqliteStore final : public Store {
   absl::Status CommitLabels(const LabelCommit& commit) override;
   absl::StatusOr<std::vector<JoinChunk>> ReadJoinChunks(int64_t model_key, int64_t after_seq,
                                                         int limit) override;
+  absl::StatusOr<std::vector<JoinChunk>> ReadJoinChunksInHours(int64_t model_key, int64_t from_ms,
+                                                               int64_t to_ms, int64_t after_seq,
+                                                               int limit) override;
   absl::StatusOr<std::vector<LabelLogRow>> ReadLabelLog(int64_t model_key) override;
   absl::StatusOr<std::vector<PendingLabelRow>> ReadPendingLabels(int64_t model_key) override;
   using AlertStore::SaveAlerts;
@@ -1002,6 +1005,29 @@ absl::StatusOr<std::vector<JoinChunk>> SqliteStore::ReadJoinChunks(int64_t model
   s->BindInt64(1, model_key);
   s->BindInt64(2, after_seq);
   s->BindInt64(3, limit);
+  std::vector<JoinChunk> out;
+  while (true) {
+    DW_ASSIGN_OR_RETURN(bool row, s->Step(kOp));
+    if (!row) break;
+    out.push_back({s->ColumnInt64(0), model_key, s->ColumnInt64(1), s->ColumnString(2)});
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<JoinChunk>> SqliteStore::ReadJoinChunksInHours(
+    int64_t model_key, int64_t from_ms, int64_t to_ms, int64_t after_seq, int limit) {
+  constexpr absl::string_view kOp = "read join state";
+  DW_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
+  DW_ASSIGN_OR_RETURN(ScopedStatement s,
+                      reader->Prepare("SELECT seq, hour_start_ms, records FROM join_state WHERE "
+                                      "model_key = ? AND hour_start_ms >= ? AND hour_start_ms < ? "
+                                      "AND seq > ? ORDER BY seq LIMIT ?",
+                                      kOp));
+  s->BindInt64(1, model_key);
+  s->BindInt64(2, from_ms);
+  s->BindInt64(3, to_ms);
+  s->BindInt64(4, after_seq);
+  s->BindInt64(5, limit);
   std::vector<JoinChunk> out;
   while (true) {
     DW_ASSIGN_OR_RETURN(bool row, s->Step(kOp));

@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <map>
 #include <optional>
+#include <set>
+#include <utility>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -18,6 +20,7 @@
 #include "driftwatch/base/sampling.h"
 #include "driftwatch/service/evaluator.h"
 #include "driftwatch/service/ingestor.h"
+#include "driftwatch/service/label_joiner.h"
 #include "driftwatch/service/model_registry.h"
 #include "driftwatch/service/reports.h"
 #include "driftwatch/storage/store.h"
@@ -587,6 +590,159 @@ TEST_F(VolumeTest, ASliceThatStoppedIsStillSeenAfterTheWindowPassesIt) {
   EXPECT_NEAR(Get(s, "platform=web", "", "silence_seconds"), 2 * 3600, 1);
   EXPECT_LT(std::abs(Get(s, "platform=android", "", "volume_z")), 4);
   EXPECT_EQ(Get(s, "platform=android", "", "slice_silent"), 0);
+}
+
+// Shadow / canary: two versions of "loan" score the same event ids. v2
+// agrees with v1 everywhere but android, where it has diverged (its
+// scores no longer follow v1's).
+class ShadowTest : public DataQualityTest {
+ protected:
+  void SetUp() override {
+    DataQualityTest::SetUp();
+    engine_->AttachLabels(store_.get(), LabelOptions{});
+    evaluator_->AttachQuality(engine_.get());
+    for (const char* version : {"v1", "v2"}) {
+      v1::ModelSchema schema;
+      schema.mutable_model()->set_model_id("loan");
+      schema.mutable_model()->set_model_version(version);
+      v1::FeatureSpec* x = schema.add_features();
+      x->set_name("x");
+      x->set_kind(v1::FEATURE_KIND_NUMERIC);
+      for (int i = 0; i <= 100; ++i) x->add_reference_sample(i);
+      schema.add_slice_keys()->set_key("platform");
+      schema.set_score_kind(v1::SCORE_KIND_BINARY_PROBABILITY);
+      schema.add_score_names("p");
+      schema.set_label_kind(v1::LABEL_KIND_BINARY);
+      ASSERT_TRUE(registry_->Register(schema).ok());
+    }
+  }
+
+  // `n` events per platform at [start, start + 50 min); each version
+  // scores them; v2 departs from v1 on `diverged` platforms. Event ids
+  // e<i> are shared; v1 also scores `only_v1` ids v2 never saw.
+  void Score(int n, int64_t start, const std::set<std::string>& diverged, int only_v1 = 0) {
+    v1::PredictionBatch b1, b2;
+    b1.mutable_model()->set_model_id("loan");
+    b1.mutable_model()->set_model_version("v1");
+    b2.mutable_model()->set_model_id("loan");
+    b2.mutable_model()->set_model_version("v2");
+    int k = 0;
+    for (const char* platform : kPlatforms) {
+      for (int i = 0; i < n; ++i, ++k) {
+        const std::string id = absl::StrCat("loan-", k);
+        const int64_t t = start + (50 * kMin * i) / n;
+        const double p1 = 0.02 + 0.96 * ((k * 53) % 101) / 100.0;
+        // v2: v1 plus a small wobble, or (diverged) an unrelated score.
+        const double p2 = diverged.contains(platform)
+                              ? 0.02 + 0.96 * ((k * 29 + 17) % 89) / 88.0
+                              : std::clamp(p1 + 0.01 * ((k % 5) - 2), 0.0, 1.0);
+        for (auto [batch, p] : {std::pair{&b1, p1}, std::pair{&b2, p2}}) {
+          v1::PredictionEvent* e = batch->mutable_rows()->add_events();
+          e->set_event_id(id);
+          e->set_event_time_ms(t);
+          e->add_numeric(k % 100);
+          e->add_scores(p);
+          e->add_slice_values(platform);
+        }
+      }
+    }
+    for (int i = 0; i < only_v1; ++i) {
+      v1::PredictionEvent* e = b1.mutable_rows()->add_events();
+      e->set_event_id(absl::StrCat("v1-only-", i));
+      e->set_event_time_ms(start + i);
+      e->add_numeric(1);
+      e->add_scores(0.5);
+      e->add_slice_values("ios");
+    }
+    Apply(b1);
+    Apply(b2);
+  }
+
+  v1::CompareVersionsRequest Request() {
+    v1::CompareVersionsRequest r;
+    r.set_model_name("loan");
+    r.set_version_a("v1");
+    r.set_version_b("v2");
+    r.mutable_window()->set_last_seconds(3600);
+    return r;
+  }
+};
+
+const v1::VersionAgreement* SliceOf(const v1::CompareVersionsResponse& r,
+                                    const std::string& platform) {
+  for (const v1::VersionAgreement& a : r.slices()) {
+    if (a.slice().values().contains("platform") && a.slice().values().at("platform") == platform) {
+      return &a;
+    }
+  }
+  return nullptr;
+}
+
+TEST_F(ShadowTest, ADivergingShadowModelDisagreesOnItsSliceOnly) {
+  clock_.Set(kBase + kHour);
+  Score(400, kBase + 5 * kMin, {"android"}, /*only_v1=*/7);
+  auto r = engine_->CompareVersions(Request());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->population().paired(), 1200u);
+  EXPECT_EQ(r->population().only_a(), 7u);
+  EXPECT_EQ(r->population().only_b(), 0u);
+  EXPECT_DOUBLE_EQ(r->threshold(), 0.5);
+  ASSERT_EQ(r->slices_size(), 3);
+  const v1::VersionAgreement* android = SliceOf(*r, "android");
+  const v1::VersionAgreement* ios = SliceOf(*r, "ios");
+  ASSERT_NE(android, nullptr);
+  ASSERT_NE(ios, nullptr);
+  EXPECT_EQ(android->paired(), 400u);
+  EXPECT_LT(android->score_correlation(), 0.5);
+  EXPECT_LT(android->decision_agreement(), 0.8);
+  EXPECT_GT(ios->score_correlation(), 0.99);
+  EXPECT_GT(ios->decision_agreement(), 0.97);
+  EXPECT_LT(ios->psi(), 0.05);
+  EXPECT_EQ(ios->only_a(), 7u);
+  EXPECT_TRUE(std::isnan(ios->topk_overlap()));  // not a ranker
+
+  // The evaluator's shadow signals sit on v2, feature = v1.
+  EXPECT_TRUE(evaluator_->Evaluate().ok());
+  std::map<std::pair<std::string, std::string>, double> shadow;
+  for (const detectors::Signal& sig : evaluator_->Latest()->signals) {
+    if (sig.model == "loan@v2" && sig.feature == "v1") shadow[{sig.slice, sig.name}] = sig.value;
+    EXPECT_FALSE(sig.model == "loan@v1" && sig.name.starts_with("shadow_")) << sig.name;
+  }
+  EXPECT_LT(shadow.at({"platform=android", "shadow_score_correlation"}), 0.8);
+  EXPECT_LT(shadow.at({"platform=android", "shadow_decision_agreement"}), 0.9);
+  EXPECT_GT(shadow.at({"platform=ios", "shadow_score_correlation"}), 0.99);
+  EXPECT_GT(shadow.at({"platform=web", "shadow_decision_agreement"}), 0.97);
+  EXPECT_EQ(shadow.at({"*", "shadow_paired"}), 1200);
+
+  // One slice asked for: the population is that slice.
+  v1::CompareVersionsRequest one = Request();
+  (*one.mutable_slice()->mutable_values())["platform"] = "android";
+  auto a = engine_->CompareVersions(one);
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->population().paired(), 400u);
+  EXPECT_NEAR(a->population().score_correlation(), android->score_correlation(), 1e-12);
+  EXPECT_EQ(a->slices_size(), 0);
+}
+
+TEST_F(ShadowTest, CompareVersionsErrorsNameWhatIsWrong) {
+  v1::CompareVersionsRequest r = Request();
+  r.set_version_b("v1");
+  EXPECT_TRUE(absl::IsInvalidArgument(engine_->CompareVersions(r).status()));
+  r.set_version_b("v9");
+  EXPECT_TRUE(absl::IsNotFound(engine_->CompareVersions(r).status()));
+  r.set_version_b("");
+  EXPECT_TRUE(absl::IsInvalidArgument(engine_->CompareVersions(r).status()));
+  // ctr keeps no join state (no label kind).
+  v1::CompareVersionsRequest ctr;
+  ctr.set_model_name("ctr");
+  ctr.set_version_a("v1");
+  ctr.set_version_b("v1x");
+  auto status = engine_->CompareVersions(ctr).status();
+  EXPECT_TRUE(absl::IsFailedPrecondition(status)) << status;
+  EXPECT_NE(status.message().find("label_kind"), std::string::npos) << status;
+  r = Request();
+  r.set_threshold(-1);
+  EXPECT_TRUE(absl::IsInvalidArgument(engine_->CompareVersions(r).status()));
 }
 
 }  // namespace

@@ -1,11 +1,14 @@
 #include "driftwatch/service/evaluator.h"
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <map>
 #include <optional>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
+#include "driftwatch/base/names.h"
 #include "driftwatch/base/status_macros.h"
 #include "reports/comparison.h"
 #include "reports/data_quality.h"
@@ -202,6 +205,55 @@ absl::Status Evaluator::EvaluateModel(const RegisteredModel& model, int64_t now_
   }
   DW_RETURN_IF_ERROR(AddStopped(model, window, covered_end, now_ms, current, out));
   if (quality) DW_RETURN_IF_ERROR(AddQuality(model, chosen, out));
+  if (reports_ != nullptr && model.joins_labels()) {
+    DW_RETURN_IF_ERROR(AddShadow(model, window, out));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Evaluator::AddShadow(const RegisteredModel& model, Interval window,
+                                  std::vector<detectors::Signal>* out) const {
+  // Against every earlier-registered version of the same model that keeps
+  // join state: the signals go on this (the later, the challenger) version,
+  // feature = the version it is compared with.
+  for (const std::shared_ptr<const RegisteredModel>& other : registry_->List()) {
+    if (other->ref().model_id() != model.ref().model_id() ||
+        other->model_key() >= model.model_key() || !other->joins_labels() ||
+        other->schema().score_kind() != model.schema().score_kind()) {
+      continue;
+    }
+    v1::CompareVersionsRequest request;
+    request.set_model_name(model.ref().model_id());
+    request.set_version_a(other->ref().model_version());
+    request.set_version_b(model.ref().model_version());
+    SetRange(window, request.mutable_window()->mutable_range());
+    absl::StatusOr<v1::CompareVersionsResponse> r = reports_->CompareVersions(request);
+    if (absl::IsFailedPrecondition(r.status()) || absl::IsNotFound(r.status())) continue;
+    if (!r.ok()) return r.status();
+    if (r->population().paired() == 0) continue;
+    const std::string& versus = other->ref().model_version();
+    auto emit_all = [&](const std::string& slice, const v1::VersionAgreement& g) {
+      if (g.paired() == 0) return;
+      auto emit = [&](const char* name, double value) {
+        if (std::isfinite(value)) {
+          out->push_back(detectors::Signal{model.label(), slice, versus, name, value,
+                                           std::numeric_limits<double>::quiet_NaN()});
+        }
+      };
+      emit("shadow_paired", static_cast<double>(g.paired()));
+      emit("shadow_score_correlation", g.score_correlation());
+      emit("shadow_decision_agreement", g.decision_agreement());
+      emit("shadow_topk_overlap", g.topk_overlap());
+      emit("shadow_psi", g.psi());
+      emit("shadow_mean_abs_diff", g.mean_abs_diff());
+    };
+    emit_all(std::string(base::kAllSlice), r->population());
+    for (const v1::VersionAgreement& g : r->slices()) {
+      if (g.slice().values().empty()) continue;
+      const auto& [key, value] = *g.slice().values().begin();
+      emit_all(absl::StrCat(key, "=", value), g);
+    }
+  }
   return absl::OkStatus();
 }
 

@@ -307,6 +307,17 @@ grpc::Status ReportsService::GetDataQualityReport(grpc::ServerContext*,
   });
 }
 
+grpc::Status ReportsService::CompareVersions(grpc::ServerContext*,
+                                             const v1::CompareVersionsRequest* request,
+                                             v1::CompareVersionsResponse* response) {
+  QueryPriority::Scope first(priority_);
+  Timed timed(metrics_, "CompareVersions");
+  return Guard("CompareVersions", [&]() -> absl::Status {
+    DW_ASSIGN_OR_RETURN(*response, reports_->CompareVersions(*request));
+    return absl::OkStatus();
+  });
+}
+
 grpc::Status ReportsService::GetSignalSeries(grpc::ServerContext*,
                                              const v1::GetSignalSeriesRequest* request,
                                              v1::SignalSeries* response) {

@@ -100,6 +100,9 @@ class ReportsService final : public v1::Reports::Service {
   grpc::Status GetDataQualityReport(grpc::ServerContext* context,
                                     const v1::GetDataQualityReportRequest* request,
                                     v1::DataQualityReport* response) override;
+  grpc::Status CompareVersions(grpc::ServerContext* context,
+                               const v1::CompareVersionsRequest* request,
+                               v1::CompareVersionsResponse* response) override;
   grpc::Status GetSignalSeries(grpc::ServerContext* context,
                                const v1::GetSignalSeriesRequest* request,
                                v1::SignalSeries* response) override;

@@ -90,6 +90,9 @@ class Evaluator {
   absl::Status AddStopped(const RegisteredModel& model, Interval window, int64_t covered_end,
                           int64_t now_ms, const SliceProfiles& current,
                           std::vector<detectors::Signal>* out) const;
+  // shadow_* signals against the model's earlier versions (CompareVersions).
+  absl::Status AddShadow(const RegisteredModel& model, Interval window,
+                         std::vector<detectors::Signal>* out) const;
   static constexpr int64_t kStoppedLookBackMs = 24 * 3'600'000LL;
 
   // Constant after construction.

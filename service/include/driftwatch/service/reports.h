@@ -70,6 +70,15 @@ class ReportEngine {
   absl::StatusOr<v1::DataQualityReport> GetDataQualityReport(
       const v1::GetDataQualityReportRequest& request) const;
   void set_silence_timeout_ms(int64_t ms) { silence_timeout_ms_ = ms; }
+  // Shadow / canary agreement of two versions of one model over the window
+  // (default the last hour), paired by event id through both versions'
+  // join state (docs/data-quality.md). NOT_FOUND: unknown version or
+  // slice; INVALID_ARGUMENT: no name or version, the same version twice, a
+  // bad threshold, window or selector; FAILED_PRECONDITION: labels not
+  // attached, a version without a label kind (no join state), different
+  // score kinds.
+  absl::StatusOr<v1::CompareVersionsResponse> CompareVersions(
+      const v1::CompareVersionsRequest& request) const;
 
   // Where quality rows are read from; call before serving.
   void AttachLabels(storage::LabelStore* store, LabelOptions options) {

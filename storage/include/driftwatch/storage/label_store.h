@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -125,6 +126,30 @@ class LabelStore {
   virtual absl::StatusOr<std::vector<JoinChunk>> ReadJoinChunks(int64_t model_key,
                                                                 int64_t after_seq,
                                                                 int limit) = 0;
+  // The same, only chunks whose event-time hour_start is in [from_ms,
+  // to_ms): what a window's per-event comparison (Reports.CompareVersions)
+  // reads. The default filters ReadJoinChunks; SqliteStore uses its
+  // (model_key, hour_start_ms) index.
+  virtual absl::StatusOr<std::vector<JoinChunk>> ReadJoinChunksInHours(int64_t model_key,
+                                                                       int64_t from_ms,
+                                                                       int64_t to_ms,
+                                                                       int64_t after_seq,
+                                                                       int limit) {
+    std::vector<JoinChunk> out;
+    while (static_cast<int>(out.size()) < limit) {
+      absl::StatusOr<std::vector<JoinChunk>> page = ReadJoinChunks(model_key, after_seq, limit);
+      if (!page.ok()) return page.status();
+      if (page->empty()) break;
+      for (JoinChunk& c : *page) {
+        after_seq = c.seq;
+        if (c.hour_start_ms >= from_ms && c.hour_start_ms < to_ms &&
+            static_cast<int>(out.size()) < limit) {
+          out.push_back(std::move(c));
+        }
+      }
+    }
+    return out;
+  }
   virtual absl::StatusOr<std::vector<LabelLogRow>> ReadLabelLog(int64_t model_key) = 0;
   virtual absl::StatusOr<std::vector<PendingLabelRow>> ReadPendingLabels(int64_t model_key) = 0;
   // Quality rows of one slice with hour_start in [from_ms, to_ms), ascending.
