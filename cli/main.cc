@@ -75,7 +75,7 @@ constexpr const char* kSubcommands[] = {"stats",   "report",   "changepoint", "c
                                         "quality", "register", "models",      "push",
                                         "labels",  "baseline", "rank",        "sample",
                                         "rules",   "alerts",   "silence",     "signals",
-                                        "notifications", "quality-data"};
+                                        "notifications", "quality-data", "compare-versions"};
 
 int Run(int argc, char** argv) {
   CLI::App app{"driftctl: drift statistics offline, and the driftwatchd client"};
@@ -171,6 +171,21 @@ int Run(int argc, char** argv) {
   dq_cmd->add_option("--baseline", data_quality.baseline, "baseline name");
   dq_cmd->add_flag("--json", data_quality.json, "print JSON");
   AddServerFlags(dq_cmd, &data_quality.server);
+
+  driftwatch::cli::CompareVersionsOptions compare;
+  CLI::App* cmp_cmd = app.add_subcommand(
+      "compare-versions", "shadow / canary: how far two versions of a model agree on the same "
+                          "event ids (score correlation, decisions, top-k, PSI), per slice");
+  cmp_cmd->add_option("--model", compare.model, "model id")->required();
+  cmp_cmd->add_option("--a", compare.a, "the reference version (e.g. the champion)")->required();
+  cmp_cmd->add_option("--b", compare.b, "the challenger version")->required();
+  cmp_cmd->add_option("--slice", compare.slice, "slice key=value (default: every slice)");
+  AddWindowFlags(cmp_cmd, &compare.window);
+  cmp_cmd->add_option("--k", compare.k, "rankers: top-k (default 10)");
+  cmp_cmd->add_option("--threshold", compare.threshold,
+                      "decision threshold (default: version a's)");
+  cmp_cmd->add_flag("--json", compare.json, "print JSON");
+  AddServerFlags(cmp_cmd, &compare.server);
   for (CLI::Option* offline : {q_input, q_score, q_label, q_query, q_weight}) {
     q_model->excludes(offline);
   }
@@ -398,6 +413,9 @@ int Run(int argc, char** argv) {
   if (blist_cmd->parsed()) return driftwatch::cli::RunBaselineList(blist, std::cout, std::cerr);
   if (rank_cmd->parsed()) return driftwatch::cli::RunRank(rank, std::cout, std::cerr);
   if (dq_cmd->parsed()) return driftwatch::cli::RunDataQuality(data_quality, std::cout, std::cerr);
+  if (cmp_cmd->parsed()) {
+    return driftwatch::cli::RunCompareVersions(compare, std::cout, std::cerr);
+  }
   if (rcheck_cmd->parsed()) return driftwatch::cli::RunRulesCheck(rules_check, std::cout, std::cerr);
   if (rtest_cmd->parsed()) return driftwatch::cli::RunRulesTest(rules_test, std::cout, std::cerr);
   if (rlist_cmd->parsed()) return driftwatch::cli::RunRulesList(rules_list, std::cout, std::cerr);

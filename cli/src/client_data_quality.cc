@@ -53,6 +53,11 @@ void WriteJson(const v1::DataQualityReport& r, std::ostream& out) {
   j["freshness_seconds"] = r.freshness_seconds();
   j["silence_seconds"] = r.silence_seconds();
   j["silent"] = r.silent();
+  j["volume"] = {{"per_hour", r.volume()},
+                 {"expected", r.volume_expected()},
+                 {"z", r.volume_z()},
+                 {"baseline", r.volume_baseline()},
+                 {"history_hours", r.volume_history()}};
   j["declared_sample_rate"] = r.declared_sample_rate();
   j["rate_mismatch_rate"] = r.rate_mismatch_rate();
   j["hash_unsampled_rate"] = r.hash_unsampled_rate();
@@ -100,6 +105,15 @@ void WriteText(const v1::DataQualityReport& r, std::ostream& out) {
   out << "freshness: newest event " << absl::StrFormat("%.0f", r.freshness_seconds())
       << "s ago, last arrival " << absl::StrFormat("%.0f", r.silence_seconds()) << "s ago"
       << (r.silent() ? "  SILENT" : "") << "\n";
+  if (!r.volume_baseline().empty() && r.volume_baseline() != "none") {
+    out << "volume: " << absl::StrFormat("%.1f", r.volume()) << " events/h, expected "
+        << absl::StrFormat("%.1f", r.volume_expected()) << " (" << r.volume_baseline() << ", "
+        << r.volume_history() << " h), robust z " << absl::StrFormat("%.2f", r.volume_z())
+        << "\n";
+  } else {
+    out << "volume: " << absl::StrFormat("%.1f", r.volume())
+        << " events/h (no seasonal expectation yet)\n";
+  }
   if (r.declared_sample_rate() > 0) {
     out << "sampling: declared rate " << r.declared_sample_rate() << ", rate mismatch "
         << Pct(r.rate_mismatch_rate()) << ", not in the hash sample "

@@ -4,6 +4,7 @@
 // tests/service/driftwatchd_e2e_test.cc.
 #include "driftwatch/cli/client.h"
 
+#include <cmath>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
@@ -149,6 +150,36 @@ class FakeServer final : public v1::Models::Service,
     (*response->mutable_feature_hashes())["fe-v2"] = 400;
     response->add_baseline_feature_hashes("fe-v1");
     response->set_fingerprint_mismatch(1.0);
+    response->set_volume(30);
+    response->set_volume_expected(100);
+    response->set_volume_z(-6.8);
+    response->set_volume_baseline("trailing");
+    response->set_volume_history(24);
+    return grpc::Status::OK;
+  }
+  grpc::Status CompareVersions(grpc::ServerContext*, const v1::CompareVersionsRequest* request,
+                               v1::CompareVersionsResponse* response) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    compare_request_ = *request;
+    response->set_model_name(request->model_name());
+    response->set_version_a(request->version_a());
+    response->set_version_b(request->version_b());
+    response->mutable_window()->mutable_start()->set_seconds(1'700'000'000);
+    response->mutable_window()->mutable_end()->set_seconds(1'700'003'600);
+    response->set_threshold(0.5);
+    response->set_k(10);
+    auto fill = [](v1::VersionAgreement* a, uint64_t paired, double r) {
+      a->set_paired(paired);
+      a->set_score_correlation(r);
+      a->set_decision_agreement(r);
+      a->set_topk_overlap(std::nan(""));
+      a->set_mean_abs_diff(0.1);
+      a->set_psi(0.02);
+    };
+    fill(response->mutable_population(), 1200, 0.7);
+    v1::VersionAgreement* android = response->add_slices();
+    (*android->mutable_slice()->mutable_values())["platform"] = "android";
+    fill(android, 400, 0.05);
     return grpc::Status::OK;
   }
   grpc::Status GetDriftReport(grpc::ServerContext*, const v1::GetDriftReportRequest* request,
@@ -196,6 +227,7 @@ class FakeServer final : public v1::Models::Service,
   v1::CreateBaselineRequest baseline_request_;
   v1::GetDriftReportRequest report_request_;
   v1::GetDataQualityReportRequest dq_request_;
+  v1::CompareVersionsRequest compare_request_;
 };
 
 class ClientTest : public ::testing::Test {
@@ -354,6 +386,38 @@ TEST_F(ClientTest, QualityDataSendsTheSliceAndPrintsEveryPart) {
   EXPECT_THAT(text.str(), HasSubstr("100.00%"));
   EXPECT_THAT(text.str(), HasSubstr("SILENT"));
   EXPECT_THAT(text.str(), HasSubstr("fe-v2 (400); baseline: fe-v1"));
+  EXPECT_THAT(text.str(), HasSubstr("volume: 30.0 events/h, expected 100.0 (trailing, 24 h), "
+                                    "robust z -6.80"));
+  EXPECT_EQ(doc["volume"]["z"], -6.8);
+}
+
+TEST_F(ClientTest, CompareVersionsSendsBothVersionsAndPrintsEverySlice) {
+  CompareVersionsOptions options;
+  options.server = server_options_;
+  options.model = "loan";
+  options.a = "v1";
+  options.b = "v2";
+  options.window.window = "1h";
+  options.k = 5;
+  options.json = true;
+  std::ostringstream out, err;
+  ASSERT_EQ(RunCompareVersions(options, out, err), 0) << err.str();
+  EXPECT_EQ(fake_.compare_request_.model_name(), "loan");
+  EXPECT_EQ(fake_.compare_request_.version_a(), "v1");
+  EXPECT_EQ(fake_.compare_request_.version_b(), "v2");
+  EXPECT_EQ(fake_.compare_request_.k(), 5u);
+  EXPECT_EQ(fake_.compare_request_.window().last_seconds(), 3600);
+  nlohmann::json doc = nlohmann::json::parse(out.str());
+  EXPECT_EQ(doc["population"]["paired"], 1200);
+  EXPECT_TRUE(doc["population"]["topk_overlap"].is_null());  // not a ranker
+  EXPECT_EQ(doc["slices"][0]["slice"]["platform"], "android");
+  EXPECT_EQ(doc["slices"][0]["score_correlation"], 0.05);
+  options.json = false;
+  std::ostringstream text;
+  ASSERT_EQ(RunCompareVersions(options, text, err), 0);
+  EXPECT_THAT(text.str(), HasSubstr("v2 against v1"));
+  EXPECT_THAT(text.str(), HasSubstr("platform=android"));
+  EXPECT_THAT(text.str(), HasSubstr("0.0500"));
 }
 
 TEST_F(ClientTest, ReportJsonHasTheStatsRecordShapePlusWindow) {

@@ -137,6 +137,21 @@ struct DataQualityOptions {
 };
 int RunDataQuality(const DataQualityOptions& options, std::ostream& out, std::ostream& err);
 
+// `driftctl compare-versions` (Reports.CompareVersions).
+struct CompareVersionsOptions {
+  ServerOptions server;
+  std::string model;
+  std::string a;                   // the reference version (champion)
+  std::string b;                   // the challenger
+  std::vector<std::string> slice;  // key=value (default: the population and every slice)
+  WindowFlags window;              // unset: the server's default (1 h)
+  uint32_t k = 0;                  // rankers' top-k (0: the server's default, 10)
+  double threshold = 0;            // 0: version a's decision threshold
+  bool json = false;
+};
+int RunCompareVersions(const CompareVersionsOptions& options, std::ostream& out,
+                       std::ostream& err);
+
 struct RankOptions {
   ServerOptions server;
   std::string model;
