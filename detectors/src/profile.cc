@@ -235,6 +235,19 @@ absl::StatusOr<Profile> Profile::Deserialize(std::shared_ptr<const ProfileLayout
   return p;
 }
 
+std::optional<uint64_t> SerializedProfileEvents(std::string_view bytes) {
+  base::ByteReader r(bytes);
+  std::string_view magic;
+  uint32_t version = 0, n = 0;
+  uint64_t events = 0;
+  if (!r.Raw(4, &magic) || magic != std::string_view(kMagic, 4) || !r.U32(&version) ||
+      version < 1 || version > kVersion || !r.U32(&n) || !r.U32(&n) || !r.U32(&n) ||
+      !r.U64(&events)) {
+    return std::nullopt;
+  }
+  return events;
+}
+
 absl::StatusOr<ProfileCounters> Profile::PeekCounters(std::string_view bytes) {
   if (bytes.size() < 8) return Corrupt("too short");
   const std::string_view body = bytes.substr(0, bytes.size() - 4);

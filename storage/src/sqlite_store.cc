@@ -48,17 +48,27 @@ constexpr int64_t kCheckpointIntervalMs = 500;
 constexpr char kWriterCacheSql[] = "PRAGMA cache_size = -32768";  // KiB
 
 constexpr char kInsertMinuteSql[] =
-    "INSERT INTO buckets (model_key, level, bucket_start_ms, slice_id, profile) "
-    "VALUES (?, 0, ?, ?, ?) "
+    "INSERT INTO buckets (model_key, level, bucket_start_ms, slice_id, profile, events) "
+    "VALUES (?, 0, ?, ?, ?, ?) "
     "ON CONFLICT (model_key, level, bucket_start_ms, slice_id) "
-    "DO UPDATE SET profile = excluded.profile";
+    "DO UPDATE SET profile = excluded.profile, events = excluded.events";
 constexpr char kSelectBucketSql[] =
     "SELECT rowid, profile FROM buckets "
     "WHERE model_key = ? AND level = ? AND bucket_start_ms = ? AND slice_id = ?";
 constexpr char kInsertBucketSql[] =
-    "INSERT INTO buckets (model_key, level, bucket_start_ms, slice_id, profile) "
-    "VALUES (?, ?, ?, ?, ?)";
-constexpr char kUpdateBucketSql[] = "UPDATE buckets SET profile = ? WHERE rowid = ?";
+    "INSERT INTO buckets (model_key, level, bucket_start_ms, slice_id, profile, events) "
+    "VALUES (?, ?, ?, ?, ?, ?)";
+constexpr char kUpdateBucketSql[] = "UPDATE buckets SET profile = ?, events = ? WHERE rowid = ?";
+
+// The events column of a profile blob: NULL when the header does not read
+// (the reader then falls back to the blob, and reports what is wrong).
+void BindEvents(internal::Statement& s, int index, std::string_view profile) {
+  if (std::optional<uint64_t> e = detectors::SerializedProfileEvents(profile)) {
+    s.BindInt64(index, static_cast<int64_t>(*e));
+  } else {
+    s.BindNull(index);
+  }
+}
 
 bool ValidLevel(Level level) {
   return level == Level::kMinute || level == Level::kHour || level == Level::kDay;
@@ -155,6 +165,9 @@ class SqliteStore final : public Store {
   absl::Status CommitLabels(const LabelCommit& commit) override;
   absl::StatusOr<std::vector<JoinChunk>> ReadJoinChunks(int64_t model_key, int64_t after_seq,
                                                         int limit) override;
+  absl::StatusOr<std::vector<BucketEvents>> ReadBucketEvents(int64_t model_key, Level level,
+                                                             int64_t start_ms,
+                                                             int64_t end_ms) override;
   absl::StatusOr<std::vector<JoinChunk>> ReadJoinChunksInHours(int64_t model_key, int64_t from_ms,
                                                                int64_t to_ms, int64_t after_seq,
                                                                int limit) override;
@@ -461,6 +474,7 @@ absl::Status SqliteStore::WriteMinutes(const std::vector<BucketRow>& rows) {
     s->BindInt64(2, row.bucket_start_ms);
     s->BindInt64(3, row.slice_id);
     s->BindBlob(4, row.profile);
+    BindEvents(*s, 5, row.profile);
     DW_RETURN_IF_ERROR(s->Run(kOp));
   }
   return absl::OkStatus();
@@ -497,7 +511,8 @@ absl::Status SqliteStore::WriteMerges(const std::vector<BucketRow>& rows,
     if (found) {
       DW_ASSIGN_OR_RETURN(ScopedStatement update, writer_->Prepare(kUpdateBucketSql, kOp));
       update->BindBlob(1, merged);
-      update->BindInt64(2, rowid);
+      BindEvents(*update, 2, merged);
+      update->BindInt64(3, rowid);
       DW_RETURN_IF_ERROR(update->Run(kOp));
     } else {
       DW_ASSIGN_OR_RETURN(ScopedStatement insert, writer_->Prepare(kInsertBucketSql, kOp));
@@ -506,6 +521,7 @@ absl::Status SqliteStore::WriteMerges(const std::vector<BucketRow>& rows,
       insert->BindInt64(3, row.bucket_start_ms);
       insert->BindInt64(4, row.slice_id);
       insert->BindBlob(5, row.profile);
+      BindEvents(*insert, 6, row.profile);
       DW_RETURN_IF_ERROR(insert->Run(kOp));
     }
   }
@@ -733,6 +749,46 @@ absl::StatusOr<std::vector<BucketRow>> SqliteStore::ReadBuckets(
     r.bucket_start_ms = s->ColumnInt64(0);
     r.slice_id = static_cast<int32_t>(s->ColumnInt64(1));
     r.profile = s->ColumnString(2);
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<BucketEvents>> SqliteStore::ReadBucketEvents(int64_t model_key,
+                                                                        Level level,
+                                                                        int64_t start_ms,
+                                                                        int64_t end_ms) {
+  constexpr absl::string_view kOp = "read bucket events";
+  if (!ValidLevel(level)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(kOp, ": unknown level ", static_cast<int>(level)));
+  }
+  std::vector<BucketEvents> out;
+  if (start_ms >= end_ms) return out;
+  DW_ASSIGN_OR_RETURN(ReaderLease reader, AcquireReader());
+  // The blob is only read (CASE is lazy) for rows written before v9.
+  DW_ASSIGN_OR_RETURN(
+      ScopedStatement s,
+      reader->Prepare("SELECT bucket_start_ms, slice_id, events, "
+                      "CASE WHEN events IS NULL THEN profile END FROM buckets "
+                      "WHERE model_key = ? AND level = ? AND bucket_start_ms >= ? AND "
+                      "bucket_start_ms < ? ORDER BY bucket_start_ms, slice_id",
+                      kOp));
+  s->BindInt64(1, model_key);
+  s->BindInt64(2, static_cast<int>(level));
+  s->BindInt64(3, start_ms);
+  s->BindInt64(4, end_ms);
+  while (true) {
+    DW_ASSIGN_OR_RETURN(bool row, s->Step(kOp));
+    if (!row) break;
+    BucketEvents& e = out.emplace_back();
+    e.bucket_start_ms = s->ColumnInt64(0);
+    e.slice_id = static_cast<int32_t>(s->ColumnInt64(1));
+    if (!s->ColumnIsNull(2)) {
+      e.events = static_cast<uint64_t>(s->ColumnInt64(2));
+    } else {
+      DW_ASSIGN_OR_RETURN(e.events, EventsOfProfile(model_key, level, e.bucket_start_ms,
+                                                    e.slice_id, s->ColumnBlob(3)));
+    }
   }
   return out;
 }

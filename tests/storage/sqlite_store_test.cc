@@ -100,7 +100,7 @@ class SqliteStoreTest : public ::testing::Test {
 
 TEST_F(SqliteStoreTest, FreshFileIsMigratedInWalMode) {
   EXPECT_EQ(RawSql(path_, "SELECT group_concat(version) FROM schema_migrations"),
-            "1,2,3,4,5,6,7,8");
+            "1,2,3,4,5,6,7,8,9");
   EXPECT_EQ(RawSql(path_, "PRAGMA journal_mode"), "wal");
   EXPECT_EQ(RawSql(path_,
                    "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN "
@@ -117,23 +117,23 @@ TEST_F(SqliteStoreTest, ReopenIsIdempotentAndKeepsData) {
   int64_t key = AddModel();
   Reopen();
   Reopen();
-  EXPECT_EQ(RawSql(path_, "SELECT count(*) FROM schema_migrations"), "8");
+  EXPECT_EQ(RawSql(path_, "SELECT count(*) FROM schema_migrations"), "9");
   EXPECT_EQ(GetModel(key).model_id, "fraud");
 }
 
 TEST_F(SqliteStoreTest, NewerSchemaVersionIsRejected) {
   store_.reset();
-  RawSql(path_, "INSERT INTO schema_migrations (version, applied_at_ms) VALUES (9, 0)");
+  RawSql(path_, "INSERT INTO schema_migrations (version, applied_at_ms) VALUES (10, 0)");
   SqliteOptions options;
   options.path = path_;
   auto store = OpenSqliteStore(options);
   ASSERT_FALSE(store.ok());
   EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(store.status().message(), HasSubstr("version 9"));
-  EXPECT_THAT(store.status().message(), HasSubstr("supports (8)"));
+  EXPECT_THAT(store.status().message(), HasSubstr("version 10"));
+  EXPECT_THAT(store.status().message(), HasSubstr("supports (9)"));
   // Nothing was changed on disk.
   EXPECT_EQ(RawSql(path_, "SELECT group_concat(version) FROM schema_migrations"),
-            "1,2,3,4,5,6,7,8,9");
+            "1,2,3,4,5,6,7,8,9,10");
 }
 
 // v5: alert state rows, upserted and deleted in one transaction, kept
@@ -437,6 +437,43 @@ TEST_F(SqliteStoreTest, RollupsMergeWithTheBatchLayout) {
   EXPECT_EQ(SumOf((*rows)[0].profile), 111);  // 1 + 10 + 100: merged in order
   EXPECT_EQ((*rows)[0].profile, TestProfile({1, 10, 100}));
   EXPECT_EQ(SumOf((*rows)[1].profile), 1000);
+}
+
+// v9: each row's event count is kept beside its profile; a row written
+// before (events NULL) is read from its profile's header, and one whose
+// profile does not decode is DATA_LOSS naming it.
+TEST_F(SqliteStoreTest, BucketEventsAreReadWithoutTheProfiles) {
+  int64_t key = AddModel();
+  FlushBatch batch;
+  WithLayout(&batch, key);
+  batch.minute_upserts = {Bucket(key, Level::kMinute, 0, 0, TestProfile({1, 2}))};
+  batch.rollups = {Bucket(key, Level::kHour, 0, 0, TestProfile({1, 2, 3})),
+                   Bucket(key, Level::kHour, 0, 1, TestProfile({4})),
+                   Bucket(key, Level::kHour, kHourMs, 0, TestProfile({5}))};
+  ASSERT_TRUE(store_->Commit(batch).ok());
+  batch.minute_upserts.clear();
+  batch.rollups = {Bucket(key, Level::kHour, 0, 1, TestProfile({6, 7}))};  // merged: 3 events
+  ASSERT_TRUE(store_->Commit(batch).ok());
+  EXPECT_EQ(RawSql(path_, "SELECT group_concat(events) FROM buckets WHERE level = 1"), "3,3,1");
+  auto events = store_->ReadBucketEvents(key, Level::kHour, 0, 2 * kHourMs);
+  ASSERT_TRUE(events.ok()) << events.status();
+  ASSERT_EQ(events->size(), 3u);
+  EXPECT_EQ((*events)[0].slice_id, 0);
+  EXPECT_EQ((*events)[0].events, 3u);
+  EXPECT_EQ((*events)[1].slice_id, 1);
+  EXPECT_EQ((*events)[1].events, 3u);
+  EXPECT_EQ((*events)[2].bucket_start_ms, kHourMs);
+  EXPECT_EQ((*events)[2].events, 1u);
+  // As a v8 file wrote them: the count comes from the profile.
+  RawSql(path_, "UPDATE buckets SET events = NULL");
+  events = store_->ReadBucketEvents(key, Level::kHour, 0, 2 * kHourMs);
+  ASSERT_TRUE(events.ok()) << events.status();
+  EXPECT_EQ((*events)[0].events, 3u);
+  EXPECT_EQ((*events)[2].events, 1u);
+  RawSql(path_, "UPDATE buckets SET profile = x'00' WHERE level = 1 AND slice_id = 1");
+  events = store_->ReadBucketEvents(key, Level::kHour, 0, 2 * kHourMs);
+  EXPECT_EQ(events.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(events.status().message(), HasSubstr("slice 1"));
 }
 
 TEST_F(SqliteStoreTest, RollupWithoutALayoutIsInvalid) {
@@ -780,14 +817,15 @@ TEST_F(SqliteStoreTest, SchemaV7FileMigratesToLabelSources) {
   // Back to v7 on disk: what v8 added goes, and a pending label as v7 wrote it.
   RawSql(path_, "DROP TABLE label_source_counts");
   RawSql(path_, "ALTER TABLE pending_labels DROP COLUMN source");
-  RawSql(path_, "DELETE FROM schema_migrations WHERE version = 8");
+  RawSql(path_, "DELETE FROM schema_migrations WHERE version >= 8");
+  RawSql(path_, "ALTER TABLE buckets DROP COLUMN events");
   RawSql(path_, absl::StrCat("INSERT INTO pending_labels (model_key, hash, value, label_time_ms, "
                              "received_ms) VALUES (",
                              key, ", 42, 1.0, 1000, 2000)"));
   ASSERT_EQ(RawSql(path_, "SELECT group_concat(version) FROM schema_migrations"), "1,2,3,4,5,6,7");
   Reopen();
   EXPECT_EQ(RawSql(path_, "SELECT group_concat(version) FROM schema_migrations"),
-            "1,2,3,4,5,6,7,8");
+            "1,2,3,4,5,6,7,8,9");
   auto pending = store_->ReadPendingLabels(key);
   ASSERT_TRUE(pending.ok()) << pending.status();
   ASSERT_EQ(pending->size(), 1u);

@@ -129,17 +129,11 @@ absl::StatusOr<std::map<int32_t, std::map<int64_t, double>>> WindowReader::ReadH
     const RegisteredModel& model, Interval hours) const {
   std::map<int32_t, std::map<int64_t, double>> out;
   if (hours.end_ms <= hours.start_ms) return out;
-  DW_ASSIGN_OR_RETURN(std::vector<storage::BucketRow> rows,
-                      buckets_->ReadBuckets(model.model_key(), storage::Level::kHour,
-                                            hours.start_ms, hours.end_ms, {}));
-  for (const storage::BucketRow& row : rows) {
-    absl::StatusOr<detectors::ProfileCounters> c = detectors::Profile::PeekCounters(row.profile);
-    if (!c.ok()) {
-      return absl::DataLossError(absl::StrCat("hour bucket ", row.bucket_start_ms, " slice ",
-                                              row.slice_id, " of model ", model.label(), ": ",
-                                              c.status().message()));
-    }
-    out[row.slice_id][row.bucket_start_ms] += static_cast<double>(c->events);
+  DW_ASSIGN_OR_RETURN(std::vector<storage::BucketEvents> rows,
+                      buckets_->ReadBucketEvents(model.model_key(), storage::Level::kHour,
+                                                 hours.start_ms, hours.end_ms));
+  for (const storage::BucketEvents& row : rows) {
+    out[row.slice_id][row.bucket_start_ms] += static_cast<double>(row.events);
   }
   return out;
 }

@@ -10,7 +10,7 @@ namespace {
 // Append-only. Rowid tables throughout: profiles are multi-KB blobs and a
 // WITHOUT ROWID table stores them inside the key b-tree, which measured 3x
 // slower for flushes (docs/formats/sqlite_schema.md).
-constexpr std::array<const char*, 8> kMigrations = {
+constexpr std::array<const char*, 9> kMigrations = {
     // v1: the initial schema.
     R"sql(
 CREATE TABLE models (
@@ -216,6 +216,12 @@ CREATE TABLE label_source_counts (
   PRIMARY KEY (model_key, minute_start_ms, source)
 ) STRICT;
 ALTER TABLE pending_labels ADD COLUMN source TEXT NOT NULL DEFAULT '';
+)sql",
+    // v9: each bucket row's event count beside its profile, so a volume
+    // history reads weeks of hour rows without their blobs (NULL in rows
+    // written before: read from the blob's header).
+    R"sql(
+ALTER TABLE buckets ADD COLUMN events INTEGER;
 )sql",
 };
 

@@ -43,6 +43,11 @@ absl::Status SqliteStatus(int rc, absl::string_view op, absl::string_view messag
 
 Statement::~Statement() { sqlite3_finalize(stmt_); }
 
+void Statement::BindNull(int index) {
+  int rc = sqlite3_bind_null(stmt_, index);
+  if (rc != SQLITE_OK && bind_rc_ == SQLITE_OK) bind_rc_ = rc;
+}
+
 void Statement::BindDouble(int index, double value) {
   int rc = sqlite3_bind_double(stmt_, index, value);
   if (rc != SQLITE_OK && bind_rc_ == SQLITE_OK) bind_rc_ = rc;

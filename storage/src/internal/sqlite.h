@@ -41,6 +41,7 @@ class Statement {
 
   void BindInt64(int index, int64_t value);
   void BindDouble(int index, double value);
+  void BindNull(int index);
   void BindBlob(int index, std::string_view value);
   void BindText(int index, std::string_view value);
 

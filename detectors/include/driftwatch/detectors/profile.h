@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -83,6 +84,11 @@ class Profile {
   ProfileCounters counters_;
   DataQuality quality_;
 };
+
+// The `events` counter of a serialized profile's header, unchecked (no
+// checksum, no shape): for a writer that stores it beside the blob it
+// just made. nullopt when the bytes are too short or not a profile.
+std::optional<uint64_t> SerializedProfileEvents(std::string_view bytes);
 
 // The merge of two serialized profiles of `layout`, serialized: what a
 // roll-up into an hour or day row does. DATA_LOSS (naming the side) when

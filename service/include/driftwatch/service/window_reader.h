@@ -82,8 +82,8 @@ class WindowReader {
                                                       Interval window) const;
 
   // Events per hour by slice and hour start, from the hour rows starting
-  // in [hours.start_ms, hours.end_ms) (only the counters are decoded:
-  // Profile::PeekCounters). An hour row holds its hour's closed minutes,
+  // in [hours.start_ms, hours.end_ms), without their profiles
+  // (BucketStore::ReadBucketEvents). An hour row holds its hour's closed minutes,
   // so only hours before the hour holding ClosedUntil are whole. DATA_LOSS
   // naming the bucket for a row that does not decode.
   absl::StatusOr<std::map<int32_t, std::map<int64_t, double>>> ReadHourlyEvents(

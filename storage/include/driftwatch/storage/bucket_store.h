@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -34,6 +35,13 @@ struct BucketRow {
   std::string profile;
 };
 
+// One row's event count (BucketStore::ReadBucketEvents).
+struct BucketEvents {
+  int64_t bucket_start_ms = 0;
+  int32_t slice_id = 0;
+  uint64_t events = 0;
+};
+
 // What one model's traffic lost in one minute of arrival (server clock):
 // events dropped as duplicates, events too old to keep, and every
 // rejected event (the too-late ones included). Counted by arrival, not
@@ -47,6 +55,11 @@ struct ArrivalCounts {
   uint64_t rejected = 0;
 };
 
+// The event count in a profile blob's header (checksum checked), or
+// DATA_LOSS naming the row.
+absl::StatusOr<uint64_t> EventsOfProfile(int64_t model_key, Level level, int64_t bucket_start_ms,
+                                         int32_t slice_id, std::string_view profile);
+
 // Thread-safe; reads see whole committed flushes only.
 class BucketStore {
  public:
@@ -58,6 +71,16 @@ class BucketStore {
   virtual absl::StatusOr<std::vector<BucketRow>> ReadBuckets(
       int64_t model_key, Level level, int64_t start_ms, int64_t end_ms,
       const std::vector<int32_t>& slices) = 0;
+
+  // The event count of each row of one level with bucket_start in
+  // [start_ms, end_ms), every slice, ordered like ReadBuckets, without
+  // the profiles where the store keeps the count beside them (SqliteStore,
+  // v9). DATA_LOSS naming the row when a profile it must read instead does
+  // not decode. The default reads the profiles' headers.
+  virtual absl::StatusOr<std::vector<BucketEvents>> ReadBucketEvents(int64_t model_key,
+                                                                     Level level,
+                                                                     int64_t start_ms,
+                                                                     int64_t end_ms);
 
   // The sum of the model's ArrivalCounts with minute_start in [start_ms,
   // end_ms) (model_key and minute_start_ms of the result are the
