@@ -7,6 +7,7 @@
 
 #include "absl/algorithm/container.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "driftwatch/detectors/histogram.h"
 #include "driftwatch/base/byte_io.h"
 #include "driftwatch/base/names.h"
@@ -324,7 +325,137 @@ absl::StatusOr<std::vector<uint32_t>> RegisteredModel::AddSliceKeys(
     slice_keys_.push_back(key.key());
     caps.push_back(key.max_values() > 0 ? key.max_values() : options.default_slice_cap);
   }
+  input_slice_keys_ = static_cast<int>(slice_keys_.size());
+  cross_parts_.assign(slice_keys_.size(), {});
+  constexpr int kMaxCrosses = 8;
+  if (schema.slice_crosses_size() > kMaxCrosses) {
+    return absl::InvalidArgumentError(absl::StrCat("at most ", kMaxCrosses,
+                                                   " slice_crosses, got ",
+                                                   schema.slice_crosses_size()));
+  }
+  for (int c = 0; c < schema.slice_crosses_size(); ++c) {
+    const v1::SliceCross& cross = schema.slice_crosses(c);
+    const std::string field = absl::StrCat("slice_crosses[", c, "]");
+    if (cross.keys_size() < 2 || cross.keys_size() > 4) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, " must cross 2 to 4 slice keys, got ", cross.keys_size()));
+    }
+    std::vector<int> parts;
+    for (const std::string& k : cross.keys()) {
+      auto it = slice_key_index_.find(k);
+      if (it == slice_key_index_.end() || it->second >= input_slice_keys_) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(field, ": \"", k, "\" is not a declared slice key"));
+      }
+      if (std::find(parts.begin(), parts.end(), it->second) != parts.end()) {
+        return absl::InvalidArgumentError(absl::StrCat(field, ": \"", k, "\" is crossed twice"));
+      }
+      parts.push_back(it->second);
+    }
+    std::vector<int> sorted = parts;
+    std::sort(sorted.begin(), sorted.end());
+    for (int other = input_slice_keys_; other < static_cast<int>(slice_keys_.size()); ++other) {
+      std::vector<int> o = cross_parts_[other];
+      std::sort(o.begin(), o.end());
+      if (o == sorted) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(field, " crosses the same keys as ", slice_keys_[other]));
+      }
+    }
+    const std::string name = absl::StrJoin(cross.keys(), "+");
+    if (slice_key_index_.contains(name)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ": its name \"", name, "\" is already a slice key"));
+    }
+    slice_key_index_[name] = static_cast<int>(slice_keys_.size());
+    slice_keys_.push_back(name);
+    cross_parts_.push_back(std::move(parts));
+    caps.push_back(cross.max_values() > 0 ? cross.max_values() : options.default_slice_cap);
+  }
   return caps;
+}
+
+const std::vector<int>& RegisteredModel::CrossParts(int key_index) const {
+  static const std::vector<int> kNone;
+  if (key_index < 0 || static_cast<size_t>(key_index) >= cross_parts_.size()) return kNone;
+  return cross_parts_[key_index];
+}
+
+void RegisteredModel::ComposeCross(std::span<const std::string_view> parts, std::string* out) {
+  out->clear();
+  for (size_t i = 0; i < parts.size(); ++i) {
+    if (i > 0) out->push_back('+');
+    const std::string_view v = parts[i].empty() ? base::kMissing : parts[i];
+    for (char ch : v) {
+      if (ch == '\\' || ch == '+') out->push_back('\\');
+      out->push_back(ch);
+    }
+  }
+}
+
+std::vector<std::string> RegisteredModel::SplitCross(std::string_view value) {
+  std::vector<std::string> out(1);
+  for (size_t i = 0; i < value.size(); ++i) {
+    if (value[i] == '\\' && i + 1 < value.size()) {
+      out.back().push_back(value[++i]);
+    } else if (value[i] == '+') {
+      out.emplace_back();
+    } else {
+      out.back().push_back(value[i]);
+    }
+  }
+  return out;
+}
+
+v1::SliceSelector RegisteredModel::SelectorOf(const storage::SliceRecord& record) const {
+  v1::SliceSelector out;
+  if (record.key_index < 0 || record.key_index >= slice_key_count()) return out;
+  const std::vector<int>& parts = CrossParts(record.key_index);
+  if (parts.empty()) {
+    (*out.mutable_values())[slice_keys_[record.key_index]] = record.value;
+    return out;
+  }
+  const std::vector<std::string> values = SplitCross(record.value);
+  for (size_t i = 0; i < parts.size(); ++i) {
+    // __other__ (the crossing's cap) is one value for every part.
+    (*out.mutable_values())[slice_keys_[parts[i]]] =
+        values.size() == parts.size() ? values[i] : record.value;
+  }
+  return out;
+}
+
+absl::StatusOr<std::pair<int, std::string>> RegisteredModel::SelectorKey(
+    const v1::SliceSelector& selector) const {
+  if (selector.values_size() == 1) {
+    const auto& [key, value] = *selector.values().begin();
+    std::optional<int> index = SliceKeyIndex(key);
+    if (!index) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("slice key \"", key, "\" is not a slice key of model ", label()));
+    }
+    return std::make_pair(*index, value);
+  }
+  // Several keys: the crossing declared for exactly them.
+  for (int k = input_slice_keys_; k < slice_key_count(); ++k) {
+    const std::vector<int>& parts = cross_parts_[k];
+    if (parts.size() != static_cast<size_t>(selector.values_size())) continue;
+    std::vector<std::string_view> values;
+    for (int part : parts) {
+      auto it = selector.values().find(slice_keys_[part]);
+      if (it == selector.values().end()) break;
+      values.push_back(it->second);
+    }
+    if (values.size() != parts.size()) continue;
+    std::string composed;
+    ComposeCross(values, &composed);
+    return std::make_pair(k, composed);
+  }
+  std::vector<std::string> keys;
+  for (const auto& [key, value] : selector.values()) keys.push_back(key);
+  std::sort(keys.begin(), keys.end());
+  return absl::InvalidArgumentError(absl::StrCat(
+      "slice selects ", absl::StrJoin(keys, ", "), ": model ", label(),
+      " declares no crossing of exactly these keys (ModelSchema.slice_crosses)"));
 }
 
 absl::StatusOr<std::shared_ptr<RegisteredModel>> RegisteredModel::Create(
@@ -437,7 +568,16 @@ std::string RegisteredModel::SliceName(const storage::SliceRecord& record) const
   if (record.key_index < 0 || record.key_index >= slice_key_count()) {
     return std::string(base::kAllSlice);
   }
-  return absl::StrCat(slice_keys_[record.key_index], "=", record.value);
+  const std::vector<int>& parts = CrossParts(record.key_index);
+  if (parts.empty()) return absl::StrCat(slice_keys_[record.key_index], "=", record.value);
+  // A crossing: "platform=android,app_version=8.0".
+  const std::vector<std::string> values = SplitCross(record.value);
+  std::string out;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    absl::StrAppend(&out, i > 0 ? "," : "", slice_keys_[parts[i]], "=",
+                    values.size() == parts.size() ? values[i] : record.value);
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------

@@ -78,6 +78,8 @@ class DataQualityTest : public ::testing::Test {
  protected:
   // By default nothing closes until a test says so.
   virtual int64_t AllowedLatenessMs() const { return 24 * kHour; }
+  // More of the schema (crossings).
+  virtual void Declare(v1::ModelSchema*) const {}
 
   void SetUp() override {
     storage::SqliteOptions options;
@@ -124,6 +126,7 @@ class DataQualityTest : public ::testing::Test {
     schema.add_score_names("p");
     schema.set_declared_sample_rate(0.5);
     schema.set_sampling_mode(v1::SAMPLING_MODE_HASH);
+    Declare(&schema);
     ASSERT_TRUE(registry_->Register(schema).ok());
     model_.set_model_id("ctr");
   }
@@ -492,6 +495,138 @@ TEST_F(DataQualityTest, ReportErrorsNameWhatIsWrong) {
   request.mutable_model()->set_model_id("missing");
   r = engine_->GetDataQualityReport(request);
   EXPECT_TRUE(absl::IsNotFound(r.status())) << r.status();
+}
+
+// Crossed slices: platform x app_version. A field goes null in one release
+// on one platform only; the crossing names the cell, where the release and
+// the platform alone see it diluted.
+class CrossTest : public DataQualityTest {
+ protected:
+  void Declare(v1::ModelSchema* schema) const override {
+    v1::SliceCross* cross = schema->add_slice_crosses();
+    cross->add_keys("platform");
+    cross->add_keys("app_version");
+  }
+};
+
+TEST_F(CrossTest, ANullFieldInOneReleaseOnOnePlatformIsNamedByTheCrossing) {
+  HealthyBaseline();
+  clock_.Set(kBase + 3 * kHour);
+  Apply(Traffic(300, kBase + 3 * kHour - 5 * kMin, 4 * kMin, [](EventSpec& s, int64_t&) {
+    if (s.version == "7.3" && s.platform == "android") s.x = std::nan("");
+  }));
+  auto s = Evaluate();
+  const std::string cell = "platform=android,app_version=7.3";
+  EXPECT_DOUBLE_EQ(Get(s, cell, "x", "null_rate"), 1.0);
+  EXPECT_EQ(Get(s, "platform=ios,app_version=7.3", "x", "null_rate"), 0);
+  EXPECT_EQ(Get(s, "platform=android,app_version=7.2", "x", "null_rate"), 0);
+  EXPECT_NEAR(Get(s, V("7.3"), "x", "null_rate"), 1.0 / 3, 1e-9);
+  EXPECT_NEAR(Get(s, "platform=android", "x", "null_rate"), 0.2, 1e-9);
+
+  v1::RankSlicesRequest request;
+  *request.mutable_model() = model_;
+  request.set_metric("null_rate");
+  request.mutable_window()->set_last_seconds(3600);
+  auto r = engine_->RankSlices(request);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_GE(r->slices_size(), 2);
+  EXPECT_EQ(r->slices(0).slice().values_size(), 2);
+  EXPECT_EQ(r->slices(0).slice().values().at("platform"), "android");
+  EXPECT_EQ(r->slices(0).slice().values().at("app_version"), "7.3");
+  EXPECT_DOUBLE_EQ(r->slices(0).value(), 1.0);
+  EXPECT_LT(r->slices(1).value(), 0.5);
+
+  // The cell is asked for with both keys, in either order.
+  v1::GetDataQualityReportRequest dq;
+  *dq.mutable_model() = model_;
+  (*dq.mutable_slice()->mutable_values())["app_version"] = "7.3";
+  (*dq.mutable_slice()->mutable_values())["platform"] = "android";
+  auto report = engine_->GetDataQualityReport(dq);
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_DOUBLE_EQ(report->features(0).null_rate(), 1.0);
+  // Keys that no crossing declares: a clear error.
+  (*dq.mutable_slice()->mutable_values())["region"] = "us";
+  auto bad = engine_->GetDataQualityReport(dq);
+  EXPECT_TRUE(absl::IsInvalidArgument(bad.status())) << bad.status();
+  EXPECT_NE(bad.status().message().find("slice_crosses"), std::string::npos) << bad.status();
+}
+
+TEST_F(CrossTest, BadCrossingsAreRejectedNamingWhy) {
+  auto attempt = [&](std::vector<std::string> keys) {
+    v1::ModelSchema schema;
+    schema.mutable_model()->set_model_id("crossed");
+    schema.mutable_model()->set_model_version(absl::StrCat("v", next_id_++));
+    for (const char* key : {"platform", "app_version"}) schema.add_slice_keys()->set_key(key);
+    schema.set_score_kind(v1::SCORE_KIND_BINARY_PROBABILITY);
+    schema.add_score_names("p");
+    v1::SliceCross* cross = schema.add_slice_crosses();
+    for (const std::string& k : keys) cross->add_keys(k);
+    if (keys.size() == 2 && keys[0] == "app_version") {
+      // A second crossing of the same keys, in the other order.
+      v1::SliceCross* again = schema.add_slice_crosses();
+      again->add_keys("platform");
+      again->add_keys("app_version");
+    }
+    absl::Status status = registry_->Register(schema).status();
+    EXPECT_TRUE(absl::IsInvalidArgument(status)) << status;
+    return std::string(status.message());
+  };
+  EXPECT_NE(attempt({"platform"}).find("2 to 4"), std::string::npos);
+  EXPECT_NE(attempt({"platform", "region"}).find("\"region\" is not a declared slice key"),
+            std::string::npos);
+  EXPECT_NE(attempt({"platform", "platform"}).find("crossed twice"), std::string::npos);
+  EXPECT_NE(attempt({"app_version", "platform"}).find("the same keys"), std::string::npos);
+}
+
+// Columnar batches compose the crossing from each dictionary tuple; an
+// event cannot send the crossing's key itself (it is an unknown field).
+TEST_F(CrossTest, ColumnarTuplesAndNamedSlicesCompose) {
+  clock_.Set(kBase + kHour);
+  v1::PredictionBatch batch = Batch();
+  v1::ColumnarBatch* c = batch.mutable_columns();
+  const int n = 40;
+  c->set_num_events(n);
+  v1::CategoricalColumn* country = c->add_categorical();
+  country->set_name("country");
+  country->add_dictionary("us");
+  for (const char* platform : {"ios", "web"}) {
+    v1::SliceTuple* t = c->add_slice_dictionary();
+    t->add_values(platform);
+    t->add_values("7.1+beta");  // '+' in a value is escaped in the crossing
+    t->add_values("us");
+  }
+  for (int i = 0; i < n; ++i) {
+    c->add_event_ids(NextId(true));
+    c->add_event_time_ms(kBase + 10 * kMin + i);
+    c->add_numeric(5);
+    country->add_codes(0);
+    c->add_scores(0.4);
+    c->add_slice_codes(i % 4 == 0 ? 1 : 0);
+    c->add_sample_rate(0.5);
+  }
+  Apply(batch);
+  v1::PredictionBatch rows = Batch();
+  EventSpec spec;
+  spec.platform = "ios";
+  spec.version = "7.1+beta";
+  Add(&rows, spec, kBase + 20 * kMin);
+  (*rows.mutable_rows()->mutable_events(0)->mutable_named_slices())["platform+app_version"] = "x";
+  Apply(rows);
+  std::map<std::string, uint64_t> events;
+  for (const storage::SliceRecord& r : registry_->Slices(model_)) {
+    events[registry_->List()[0]->SliceName(r)] = 0;
+  }
+  EXPECT_TRUE(events.contains("platform=ios,app_version=7.1+beta"));
+  EXPECT_TRUE(events.contains("platform=web,app_version=7.1+beta"));
+  EXPECT_FALSE(events.contains("platform=x")) << "the named crossing is not a value";
+  v1::GetDataQualityReportRequest dq;
+  *dq.mutable_model() = model_;
+  (*dq.mutable_slice()->mutable_values())["platform"] = "ios";
+  (*dq.mutable_slice()->mutable_values())["app_version"] = "7.1+beta";
+  auto report = engine_->GetDataQualityReport(dq);
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(report->events(), 31u);  // 30 columnar + 1 row
+  EXPECT_EQ(report->unknown_fields(), 1u);
 }
 
 // Volume: hours close after 5 minutes of lateness, so the hour rows hold

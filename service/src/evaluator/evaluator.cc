@@ -250,8 +250,9 @@ absl::Status Evaluator::AddShadow(const RegisteredModel& model, Interval window,
     emit_all(std::string(base::kAllSlice), r->population());
     for (const v1::VersionAgreement& g : r->slices()) {
       if (g.slice().values().empty()) continue;
-      const auto& [key, value] = *g.slice().values().begin();
-      emit_all(absl::StrCat(key, "=", value), g);
+      absl::StatusOr<std::pair<int, std::string>> key = other->SelectorKey(g.slice());
+      if (!key.ok()) continue;
+      emit_all(other->SliceName(storage::SliceRecord{0, 0, key->first, key->second}), g);
     }
   }
   return absl::OkStatus();
@@ -325,8 +326,7 @@ absl::Status Evaluator::AddQuality(const RegisteredModel& model,
     request.clear_slice();
     if (id != 0) {
       if (record.key_index < 0 || record.key_index >= model.slice_key_count()) continue;
-      (*request.mutable_slice()->mutable_values())[model.slice_keys()[record.key_index]] =
-          record.value;
+      *request.mutable_slice() = model.SelectorOf(record);
     }
     absl::StatusOr<v1::QualityReport> r = reports_->GetQualityReport(request);
     // No baseline yet: the realised quality without the estimate and deltas.

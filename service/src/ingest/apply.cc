@@ -98,13 +98,24 @@ inline std::span<const int32_t> BatchApplier::ResolveSlices(size_t i) {
     // Columnar: each distinct slice tuple resolves once per batch.
     std::span<int32_t> ids(tuple_ids_.data() + static_cast<size_t>(tuple) * keys, keys);
     if (ids[0] < 0) {
-      for (int k = 0; k < keys; ++k) ids[k] = state_.ResolveSlice(k, decoder_.TupleValue(tuple, k));
+      for (int k = 0; k < keys; ++k) ids[k] = state_.ResolveSlice(k, KeyValue(i, tuple, k));
     }
     return ids;
   }
   slice_ids_.resize(keys);
-  for (int k = 0; k < keys; ++k) slice_ids_[k] = state_.ResolveSlice(k, decoder_.SliceValue(i, k));
+  for (int k = 0; k < keys; ++k) slice_ids_[k] = state_.ResolveSlice(k, KeyValue(i, -1, k));
   return slice_ids_;
+}
+
+std::string_view BatchApplier::KeyValue(size_t i, int tuple, int k) {
+  auto input = [&](int key) {
+    return tuple >= 0 ? decoder_.TupleValue(tuple, key) : decoder_.SliceValue(i, key);
+  };
+  if (k < model_.input_slice_key_count()) return input(k);
+  cross_parts_.clear();
+  for (int part : model_.CrossParts(k)) cross_parts_.push_back(input(part));
+  RegisteredModel::ComposeCross(cross_parts_, &cross_value_);
+  return cross_value_;
 }
 
 inline uint64_t BatchApplier::InvalidNumericValues() {
@@ -226,7 +237,7 @@ void BatchApplier::CountDuplicate(size_t i, OpenBucket& bucket) {
   for (int k = 0; k < std::max(keys, 1); ++k) {
     std::optional<int32_t> id = 0;  // without keys: the population
     if (keys > 0) {
-      const std::string_view value = decoder_.SliceValue(i, k);
+      const std::string_view value = KeyValue(i, decoder_.SliceTuple(i), k);
       id = model_.slices().Find(k, value.empty() ? base::kMissing : value);
     }
     if (!id) continue;

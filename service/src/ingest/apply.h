@@ -15,6 +15,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/base/attributes.h"
@@ -65,6 +67,10 @@ class BatchApplier {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_.mu);
   ABSL_ATTRIBUTE_ALWAYS_INLINE std::span<const int32_t> ResolveSlices(size_t i)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_.mu);
+  // The value of slice key `k` of event `i` (of columnar tuple `tuple`
+  // when >= 0): an input key's as sent, a crossing's composed from its
+  // parts' (valid until the next call).
+  std::string_view KeyValue(size_t i, int tuple, int k);
   ABSL_ATTRIBUTE_ALWAYS_INLINE void Accumulate(OpenBucket& bucket,
                                                std::span<const int32_t> slices)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_.mu);
@@ -116,6 +122,8 @@ class BatchApplier {
   EventView view_;     // the event in the pipeline
   Rejection rejection_;
   std::vector<int32_t> slice_ids_;  // of the event in the pipeline
+  std::vector<std::string_view> cross_parts_;  // KeyValue's scratch
+  std::string cross_value_;
   std::vector<int32_t> tuple_ids_;  // columnar: per dictionary tuple, its keys' slices; -1 unresolved
   std::vector<detectors::ProfileAccumulator*> profiles_;  // of the event, for categorical values
   // Of the event: features with an invalid value (numeric index, or

@@ -71,7 +71,9 @@ absl::Status BatchDecoder::CheckColumns() {
   DW_RETURN_IF_ERROR(check(c.numeric_size(), n * m.numeric_count(), "numeric"));
   DW_RETURN_IF_ERROR(check(c.scores_size(), n * m.score_count(), "scores"));
   if (c.sample_rate_size() > 1) DW_RETURN_IF_ERROR(check(c.sample_rate_size(), n, "sample_rate"));
-  if (m.slice_key_count() > 0) DW_RETURN_IF_ERROR(check(c.slice_codes_size(), n, "slice_codes"));
+  if (m.input_slice_key_count() > 0) {
+    DW_RETURN_IF_ERROR(check(c.slice_codes_size(), n, "slice_codes"));
+  }
   if (c.query_ids_size() > 0) DW_RETURN_IF_ERROR(check(c.query_ids_size(), n, "query_ids"));
   if (c.latency_ms_size() > 0) DW_RETURN_IF_ERROR(check(c.latency_ms_size(), n, "latency_ms"));
   if (c.feature_hashes_size() > 1) {
@@ -91,10 +93,10 @@ absl::Status BatchDecoder::CheckColumns() {
   }
   for (int t = 0; t < c.slice_dictionary_size(); ++t) {
     const v1::SliceTuple& tuple = c.slice_dictionary(t);
-    if (tuple.values_size() != m.slice_key_count()) {
+    if (tuple.values_size() != m.input_slice_key_count()) {
       return absl::InvalidArgumentError(
           absl::StrCat("columns.slice_dictionary[", t, "] has ", tuple.values_size(),
-                       " values, the schema has ", m.slice_key_count(), " slice keys"));
+                       " values, the schema has ", m.input_slice_key_count(), " slice keys"));
     }
     for (const std::string& value : tuple.values()) {
       if (value.size() <= options_->max_slice_value_bytes) continue;
@@ -159,10 +161,10 @@ bool BatchDecoder::DecodeRow(size_t i, EventView* view, Rejection* rejection) co
                                      m.score_count()));
     return false;
   }
-  if (e.slice_values_size() != 0 && e.slice_values_size() != m.slice_key_count()) {
+  if (e.slice_values_size() != 0 && e.slice_values_size() != m.input_slice_key_count()) {
     *rejection = Reject(RejectReason::kSliceCountMismatch,
                         absl::StrCat("slice_values has ", e.slice_values_size(),
-                                     " values, the schema has ", m.slice_key_count(),
+                                     " values, the schema has ", m.input_slice_key_count(),
                                      " slice keys"));
     return false;
   }
@@ -216,7 +218,8 @@ bool BatchDecoder::DecodeRow(size_t i, EventView* view, Rejection* rejection) co
   }
   view->non_finite = non_finite;
   for (const auto& [key, value] : e.named_slices()) {
-    if (!m.SliceKeyIndex(key)) {
+    // A crossing's key is composed by the server, never sent.
+    if (std::optional<int> k = m.SliceKeyIndex(key); !k || *k >= m.input_slice_key_count()) {
       ++view->unknown_fields;
       continue;
     }
@@ -297,7 +300,7 @@ bool BatchDecoder::DecodeColumn(size_t i, EventView* view, Rejection* rejection)
     non_finite += !std::isfinite(x);
   }
   view->non_finite = non_finite;
-  if (m.slice_key_count() > 0) {
+  if (m.input_slice_key_count() > 0) {
     const uint32_t code = c.slice_codes(index);
     if (code >= static_cast<size_t>(c.slice_dictionary_size())) {
       *rejection = Reject(RejectReason::kBadDictionaryCode,
@@ -355,7 +358,7 @@ std::string BatchDecoder::SerializeEvent(size_t i, const EventView& view) const 
   for (double x : view.numeric) e.add_numeric(x);
   for (std::string_view v : view.categorical) e.add_categorical(std::string(v));
   for (double x : view.scores) e.add_scores(x);
-  if (model_->slice_key_count() > 0) {
+  if (model_->input_slice_key_count() > 0) {
     for (const std::string& v : columns_->slice_dictionary(SliceTuple(i)).values()) {
       e.add_slice_values(v);
     }

@@ -274,16 +274,14 @@ absl::StatusOr<v1::RankSlicesResponse> ReportEngine::RankQuality(
   for (int32_t id : slices) {
     const storage::SliceRecord record = model->slices().record(id);
     if (record.key_index < 0 || record.key_index >= model->slice_key_count()) continue;
-    v1::SliceSelector selector;
-    (*selector.mutable_values())[model->slice_keys()[record.key_index]] = record.value;
-    *q.mutable_slice() = selector;
+    *q.mutable_slice() = model->SelectorOf(record);
     absl::StatusOr<v1::QualityReport> r = GetQualityReport(q);
     if (!r.ok()) continue;
     if (r->counts().labelled() < min_labels) continue;
     const std::optional<std::pair<double, double>> v = value_of(*r);
     if (!v) continue;
     v1::SliceRank& rank = ranks.emplace_back();
-    *rank.mutable_slice() = selector;
+    *rank.mutable_slice() = q.slice();
     rank.set_value(v->first);
     rank.set_error_bound(v->second);
     rank.set_feature(auc_drop ? "auc" : "ece");

@@ -25,16 +25,16 @@ bool HasData(const Profile& p) { return p.counters().events > 0; }
 
 std::string SelectorName(const v1::SliceSelector& selector) {
   if (selector.values().empty()) return std::string(base::kAllSlice);
-  const auto& [key, value] = *selector.values().begin();
-  return absl::StrCat(key, "=", value);
+  std::map<std::string, std::string> sorted(selector.values().begin(), selector.values().end());
+  std::string out;
+  for (const auto& [key, value] : sorted) {
+    absl::StrAppend(&out, out.empty() ? "" : ",", key, "=", value);
+  }
+  return out;
 }
 
 v1::SliceSelector SelectorOf(const RegisteredModel& model, const storage::SliceRecord& record) {
-  v1::SliceSelector out;
-  if (record.key_index >= 0 && record.key_index < model.slice_key_count()) {
-    (*out.mutable_values())[model.slice_keys()[record.key_index]] = record.value;
-  }
-  return out;
+  return model.SelectorOf(record);
 }
 
 // FAILED_PRECONDITION saying why while a model learns its summary edges.
@@ -110,19 +110,10 @@ absl::StatusOr<ReportEngine::Query> ReportEngine::Prepare(
 absl::StatusOr<int32_t> ReportEngine::ResolveSlice(const RegisteredModel& model,
                                                    const v1::SliceSelector& selector) const {
   if (selector.values().empty()) return 0;
-  if (selector.values_size() > 1) {
-    return absl::InvalidArgumentError(
-        "slice selects more than one key; crossings of slice keys are not supported yet");
-  }
-  const auto& [key, value] = *selector.values().begin();
-  std::optional<int> key_index = model.SliceKeyIndex(key);
-  if (!key_index) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("slice key \"", key, "\" is not a slice key of model ", model.label()));
-  }
-  std::optional<int32_t> id = model.slices().Find(*key_index, value);
+  DW_ASSIGN_OR_RETURN(auto key, model.SelectorKey(selector));
+  std::optional<int32_t> id = model.slices().Find(key.first, key.second);
   if (!id) {
-    return absl::NotFoundError(absl::StrCat("slice ", key, "=", value, " of model ",
+    return absl::NotFoundError(absl::StrCat("slice ", SelectorName(selector), " of model ",
                                             model.label(), " has never been seen"));
   }
   return *id;

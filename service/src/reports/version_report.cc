@@ -234,10 +234,7 @@ absl::StatusOr<v1::CompareVersionsResponse> ReportEngine::CompareVersions(
   for (const auto& [n, id] : order) {
     v1::VersionAgreement* s = response.add_slices();
     fill(by_slice.at(id), s);
-    const storage::SliceRecord& r = a_records[id];
-    if (r.key_index >= 0 && r.key_index < a->slice_key_count()) {
-      (*s->mutable_slice()->mutable_values())[a->slice_keys()[r.key_index]] = r.value;
-    }
+    *s->mutable_slice() = a->SelectorOf(a_records[id]);
   }
   return response;
 }

@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -163,8 +164,27 @@ class RegisteredModel {
   int numeric_count() const { return numeric_count_; }
   int categorical_count() const { return categorical_count_; }
   int score_count() const { return score_count_; }
+  // Every slice key: the ones events send, then the declared crossings
+  // (ModelSchema.slice_crosses), named "a+b", whose values the server
+  // composes from their parts' (ComposeCross).
   int slice_key_count() const { return static_cast<int>(slice_keys_.size()); }
   const std::vector<std::string>& slice_keys() const { return slice_keys_; }
+  // The keys events send: the first input_slice_key_count() of slice_keys().
+  int input_slice_key_count() const { return input_slice_keys_; }
+  // The input keys crossing `key_index` is made of, in declared order;
+  // empty for an input key.
+  const std::vector<int>& CrossParts(int key_index) const;
+  // A crossing's value from its parts' values: each escaped ('\' and '+'
+  // get a '\' before them; an empty one is base::kMissing), joined by '+'.
+  static void ComposeCross(std::span<const std::string_view> parts, std::string* out);
+  // The parts of a composed value (ComposeCross's inverse).
+  static std::vector<std::string> SplitCross(std::string_view value);
+  // The selector naming slice `record`: {key: value}, or for a crossing
+  // one entry per part; empty for the population.
+  v1::SliceSelector SelectorOf(const storage::SliceRecord& record) const;
+  // The slice key and value a selector of one key, or of exactly the keys
+  // of a declared crossing, names. INVALID_ARGUMENT saying what is wrong.
+  absl::StatusOr<std::pair<int, std::string>> SelectorKey(const v1::SliceSelector& selector) const;
 
   std::optional<int> NumericIndex(std::string_view name) const;
   std::optional<int> CategoricalIndex(std::string_view name) const;
@@ -263,6 +283,8 @@ class RegisteredModel {
   mutable std::atomic<bool> learning_{false};
   int numeric_count_ = 0, categorical_count_ = 0, score_count_ = 0;
   std::vector<std::string> slice_keys_;
+  int input_slice_keys_ = 0;
+  std::vector<std::vector<int>> cross_parts_;  // by key index; empty for input keys
   absl::flat_hash_map<std::string, int> numeric_index_;
   absl::flat_hash_map<std::string, int> categorical_index_;
   absl::flat_hash_map<std::string, int> slice_key_index_;
