@@ -19,8 +19,8 @@ namespace driftwatch::cli {
 namespace {
 
 // NaN (not applicable) prints as "-".
-std::string Num(double v, const char* format = "%.4f") {
-  return std::isfinite(v) ? absl::StrFormat(format, v) : std::string("-");
+std::string Num(double v) {
+  return std::isfinite(v) ? absl::StrFormat("%.4f", v) : std::string("-");
 }
 
 nlohmann::ordered_json AgreementJson(const v1::VersionAgreement& a) {
@@ -60,7 +60,9 @@ void WriteText(const v1::CompareVersionsResponse& r, std::ostream& out) {
       << "  window: " << internal::FormatTimeMs(internal::TimestampMs(r.window().start()))
       << " .. " << internal::FormatTimeMs(internal::TimestampMs(r.window().end())) << " ("
       << internal::WindowLength(r.window()) << ")\n";
-  out << "decision threshold: " << Num(r.threshold(), "%g") << ", top-k: " << r.k() << "\n\n";
+  out << "decision threshold: "
+      << (std::isfinite(r.threshold()) ? absl::StrCat(r.threshold()) : std::string("-"))
+      << ", top-k: " << r.k() << "\n\n";
   std::vector<std::vector<std::string>> rows = {{"slice", "paired", "only a", "only b",
                                                  "correlation", "decisions agree", "top-k",
                                                  "mean |diff|", "psi"}};

@@ -63,7 +63,8 @@ double TopKOverlap(std::span<const ScorePair> pairs, uint32_t k) {
   }
   double sum = 0;
   int queries = 0;
-  for (auto& [query, items] : by_query) {
+  for (const auto& entry : by_query) {
+    const std::vector<const ScorePair*>& items = entry.second;
     if (items.size() < 2) continue;
     const size_t top = std::min<size_t>(std::max<uint32_t>(k, 1), items.size());
     auto top_of = [&](bool side_a) {
