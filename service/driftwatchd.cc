@@ -46,6 +46,8 @@ constexpr KeyFlag kKeyFlags[] = {
     {"--evaluator-slices", "evaluator.slices", "busiest slices per model the evaluator covers"},
     {"--silence-timeout", "evaluator.silence_timeout",
      "a slice that sent nothing this long (server clock) is silent, e.g. 10m"},
+    {"--shadow-interval", "evaluator.shadow_interval",
+     "how often two versions of a model are compared (shadow_* signals), e.g. 5m"},
     {"--signal-interval", "signal_interval", "old name of --evaluator-interval"},
     {"--signal-slices", "signal_slices", "old name of --evaluator-slices"},
     {"--alerts-resolved-retention", "alerts.resolved_retention",

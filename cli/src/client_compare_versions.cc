@@ -48,6 +48,7 @@ void WriteJson(const v1::CompareVersionsResponse& r, std::ostream& out) {
   j["threshold"] = std::isfinite(r.threshold()) ? nlohmann::ordered_json(r.threshold())
                                                 : nlohmann::ordered_json(nullptr);
   j["k"] = r.k();
+  j["sampled"] = r.sampled();
   j["population"] = AgreementJson(r.population());
   nlohmann::ordered_json slices = nlohmann::ordered_json::array();
   for (const v1::VersionAgreement& a : r.slices()) slices.push_back(AgreementJson(a));
@@ -62,7 +63,12 @@ void WriteText(const v1::CompareVersionsResponse& r, std::ostream& out) {
       << internal::WindowLength(r.window()) << ")\n";
   out << "decision threshold: "
       << (std::isfinite(r.threshold()) ? absl::StrCat(r.threshold()) : std::string("-"))
-      << ", top-k: " << r.k() << "\n\n";
+      << ", top-k: " << r.k();
+  if (r.sampled() < 1) {
+    out << ", compared on a hash sample of " << absl::StrFormat("%.2f%%", 100 * r.sampled())
+        << " of the event ids";
+  }
+  out << "\n\n";
   std::vector<std::vector<std::string>> rows = {{"slice", "paired", "only a", "only b",
                                                  "correlation", "decisions agree", "top-k",
                                                  "mean |diff|", "psi"}};

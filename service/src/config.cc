@@ -112,6 +112,8 @@ const std::map<std::string, Setter, std::less<>>& Keys() {
        Duration([](ServerConfig& c) -> int64_t& { return c.evaluator_window_ms; })},
       {"evaluator.silence_timeout",
        Duration([](ServerConfig& c) -> int64_t& { return c.silence_timeout_ms; })},
+      {"evaluator.shadow_interval",
+       Duration([](ServerConfig& c) -> int64_t& { return c.shadow_interval_ms; })},
       {"evaluator.slices",
        Integer<int>([](ServerConfig& c) -> int& { return c.max_signal_slices; })},
       // The names before issue 10, still read.
@@ -284,6 +286,7 @@ absl::Status ValidateConfig(const ServerConfig& c) {
   if (c.signal_interval_ms <= 0) return bad("evaluator.interval", "must be positive");
   if (c.evaluator_window_ms <= 0) return bad("evaluator.window", "must be positive");
   if (c.silence_timeout_ms <= 0) return bad("evaluator.silence_timeout", "must be positive");
+  if (c.shadow_interval_ms <= 0) return bad("evaluator.shadow_interval", "must be positive");
   if (c.max_signal_slices < 0) return bad("evaluator.slices", "must not be negative");
   if (c.alerts_resolved_retention_ms < 0) {
     return bad("alerts.resolved_retention", "must not be negative");

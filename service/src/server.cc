@@ -170,6 +170,7 @@ absl::Status Server::Impl::Start() {
   EvaluatorOptions evaluation;
   evaluation.window_ms = config.evaluator_window_ms;
   evaluation.silence_timeout_ms = config.silence_timeout_ms;
+  evaluation.shadow_interval_ms = config.shadow_interval_ms;
   evaluation.max_slices = config.max_signal_slices;
   evaluator = std::make_unique<Evaluator>(registry.get(), windows.get(), baselines.get(), clock,
                                           evaluation);

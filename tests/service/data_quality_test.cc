@@ -755,7 +755,8 @@ class ShadowTest : public DataQualityTest {
   // `n` events per platform at [start, start + 50 min); each version
   // scores them; v2 departs from v1 on `diverged` platforms. Event ids
   // e<i> are shared; v1 also scores `only_v1` ids v2 never saw.
-  void Score(int n, int64_t start, const std::set<std::string>& diverged, int only_v1 = 0) {
+  void Score(int n, int64_t start, const std::set<std::string>& diverged, int only_v1 = 0,
+             const std::string& prefix = "loan-") {
     v1::PredictionBatch b1, b2;
     b1.mutable_model()->set_model_id("loan");
     b1.mutable_model()->set_model_version("v1");
@@ -764,7 +765,7 @@ class ShadowTest : public DataQualityTest {
     int k = 0;
     for (const char* platform : kPlatforms) {
       for (int i = 0; i < n; ++i, ++k) {
-        const std::string id = absl::StrCat("loan-", k);
+        const std::string id = absl::StrCat(prefix, k);
         const int64_t t = start + (50 * kMin * i) / n;
         const double p1 = 0.02 + 0.96 * ((k * 53) % 101) / 100.0;
         // v2: v1 plus a small wobble, or (diverged) an unrelated score.
@@ -849,6 +850,7 @@ TEST_F(ShadowTest, ADivergingShadowModelDisagreesOnItsSliceOnly) {
   EXPECT_GT(shadow.at({"platform=web", "shadow_decision_agreement"}), 0.97);
   EXPECT_EQ(shadow.at({"*", "shadow_paired"}), 1200);
 
+
   // One slice asked for: the population is that slice.
   v1::CompareVersionsRequest one = Request();
   (*one.mutable_slice()->mutable_values())["platform"] = "android";
@@ -857,6 +859,52 @@ TEST_F(ShadowTest, ADivergingShadowModelDisagreesOnItsSliceOnly) {
   EXPECT_EQ(a->population().paired(), 400u);
   EXPECT_NEAR(a->population().score_correlation(), android->score_correlation(), 1e-12);
   EXPECT_EQ(a->slices_size(), 0);
+
+  // Comparisons are redone every evaluator.shadow_interval (5 min): more
+  // pairs a minute later do not show yet, six minutes later they do.
+  auto paired = [&] {
+    EXPECT_TRUE(evaluator_->Evaluate().ok());
+    for (const detectors::Signal& sig : evaluator_->Latest()->signals) {
+      if (sig.model == "loan@v2" && sig.slice == "*" && sig.name == "shadow_paired") {
+        return sig.value;
+      }
+    }
+    return -1.0;
+  };
+  Score(100, kBase + 5 * kMin + 1, {}, 0, "more-");
+  clock_.Set(kBase + kHour + kMin);
+  EXPECT_EQ(paired(), 1200);
+  clock_.Set(kBase + kHour + 6 * kMin);
+  EXPECT_EQ(paired(), 1500);
+}
+
+// Past the record cap the comparison keeps a hash sample of the ids, the
+// same in both versions: every pair still pairs, and the disagreement is
+// still found.
+TEST_F(ShadowTest, ManyRecordsAreComparedOnAHashSampleOfTheIds) {
+  clock_.Set(kBase + kHour);
+  Score(400, kBase + 5 * kMin, {"android"});
+  ReportOptions small;
+  small.compare_max_records = 300;
+  ReportEngine engine(registry_.get(), windows_.get(), baselines_.get(), &clock_, small);
+  engine.AttachLabels(store_.get(), LabelOptions{});
+  auto r = engine.CompareVersions(Request());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_LE(r->sampled(), 0.25);
+  EXPECT_GT(r->population().paired(), 100u);
+  EXPECT_LE(r->population().paired(), 300u);
+  EXPECT_EQ(r->population().only_a(), 0u);  // the same ids on both sides
+  EXPECT_EQ(r->population().only_b(), 0u);
+  const v1::VersionAgreement* android = SliceOf(*r, "android");
+  const v1::VersionAgreement* ios = SliceOf(*r, "ios");
+  ASSERT_NE(android, nullptr);
+  ASSERT_NE(ios, nullptr);
+  EXPECT_LT(android->score_correlation(), 0.5);
+  EXPECT_GT(ios->score_correlation(), 0.99);
+  // Unsampled below the cap.
+  auto full = engine_->CompareVersions(Request());
+  ASSERT_TRUE(full.ok());
+  EXPECT_EQ(full->sampled(), 1.0);
 }
 
 TEST_F(ShadowTest, CompareVersionsErrorsNameWhatIsWrong) {

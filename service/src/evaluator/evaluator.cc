@@ -206,12 +206,12 @@ absl::Status Evaluator::EvaluateModel(const RegisteredModel& model, int64_t now_
   DW_RETURN_IF_ERROR(AddStopped(model, window, covered_end, now_ms, current, out));
   if (quality) DW_RETURN_IF_ERROR(AddQuality(model, chosen, out));
   if (reports_ != nullptr && model.joins_labels()) {
-    DW_RETURN_IF_ERROR(AddShadow(model, window, out));
+    DW_RETURN_IF_ERROR(AddShadow(model, window, now_ms, out));
   }
   return absl::OkStatus();
 }
 
-absl::Status Evaluator::AddShadow(const RegisteredModel& model, Interval window,
+absl::Status Evaluator::AddShadow(const RegisteredModel& model, Interval window, int64_t now_ms,
                                   std::vector<detectors::Signal>* out) const {
   // Against every earlier-registered version of the same model that keeps
   // join state: the signals go on this (the later, the challenger) version,
@@ -222,14 +222,31 @@ absl::Status Evaluator::AddShadow(const RegisteredModel& model, Interval window,
         other->schema().score_kind() != model.schema().score_kind()) {
       continue;
     }
-    v1::CompareVersionsRequest request;
-    request.set_model_name(model.ref().model_id());
-    request.set_version_a(other->ref().model_version());
-    request.set_version_b(model.ref().model_version());
-    SetRange(window, request.mutable_window()->mutable_range());
-    absl::StatusOr<v1::CompareVersionsResponse> r = reports_->CompareVersions(request);
-    if (absl::IsFailedPrecondition(r.status()) || absl::IsNotFound(r.status())) continue;
-    if (!r.ok()) return r.status();
+    const std::pair<int64_t, int64_t> versions{other->model_key(), model.model_key()};
+    std::optional<v1::CompareVersionsResponse> cached;
+    {
+      absl::MutexLock lock(&shadow_mu_);
+      auto it = shadow_.find(versions);
+      if (it != shadow_.end() && now_ms - it->second.at_ms < options_.shadow_interval_ms &&
+          now_ms >= it->second.at_ms) {
+        cached = it->second.response;
+      }
+    }
+    absl::StatusOr<v1::CompareVersionsResponse> r;
+    if (cached) {
+      r = *std::move(cached);
+    } else {
+      v1::CompareVersionsRequest request;
+      request.set_model_name(model.ref().model_id());
+      request.set_version_a(other->ref().model_version());
+      request.set_version_b(model.ref().model_version());
+      SetRange(window, request.mutable_window()->mutable_range());
+      r = reports_->CompareVersions(request);
+      if (absl::IsFailedPrecondition(r.status()) || absl::IsNotFound(r.status())) continue;
+      if (!r.ok()) return r.status();
+      absl::MutexLock lock(&shadow_mu_);
+      shadow_[versions] = ShadowResult{now_ms, *r};
+    }
     if (r->population().paired() == 0) continue;
     const std::string& versus = other->ref().model_version();
     auto emit_all = [&](const std::string& slice, const v1::VersionAgreement& g) {

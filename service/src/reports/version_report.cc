@@ -30,10 +30,21 @@ struct Kept {
   uint64_t query = 0;
 };
 
-absl::StatusOr<absl::flat_hash_map<uint64_t, Kept>> ReadKept(storage::LabelStore* store,
-                                                            const RegisteredModel& model,
-                                                            Interval window) {
-  absl::flat_hash_map<uint64_t, Kept> out;
+using KeptMap = absl::flat_hash_map<uint64_t, Kept>;
+
+// Drops the records whose hash is at or above `threshold`.
+void Thin(uint64_t threshold, KeptMap* kept) {
+  absl::erase_if(*kept, [threshold](const auto& entry) { return entry.first >= threshold; });
+}
+
+// The records of `model` with event time in `window` and hash below
+// `*threshold`. Past `cap` records the threshold is halved (and the
+// records at or above it dropped) until they fit: the rule depends on the
+// hash alone, so both versions keep the same ids (the label join's hash
+// sampling, again).
+absl::StatusOr<KeptMap> ReadKept(storage::LabelStore* store, const RegisteredModel& model,
+                                 Interval window, size_t cap, uint64_t* threshold) {
+  KeptMap out;
   const int64_t from = storage::BucketStart(window.start_ms, storage::kHourMs);
   const int64_t to = storage::BucketStart(window.end_ms - 1, storage::kHourMs) + storage::kHourMs;
   const bool classes = model.schema().score_kind() == v1::SCORE_KIND_MULTICLASS_PROBABILITIES;
@@ -54,8 +65,8 @@ absl::StatusOr<absl::flat_hash_map<uint64_t, Kept>> ReadKept(storage::LabelStore
                                                      " (chunk ", chunk.seq, "): ", s.message()));
               return;
             }
-            if (rec.event_time_ms < window.start_ms || rec.event_time_ms >= window.end_ms ||
-                rec.scores.empty()) {
+            if (hash >= *threshold || rec.event_time_ms < window.start_ms ||
+                rec.event_time_ms >= window.end_ms || rec.scores.empty()) {
               return;
             }
             Kept k;
@@ -69,6 +80,10 @@ absl::StatusOr<absl::flat_hash_map<uint64_t, Kept>> ReadKept(storage::LabelStore
             k.ranked = rec.ranked;
             k.query = rec.query_hash;
             out.insert_or_assign(hash, std::move(k));
+            while (out.size() > cap) {
+              *threshold /= 2;
+              Thin(*threshold, &out);
+            }
           }));
       DW_RETURN_IF_ERROR(bad);
     }
@@ -133,8 +148,11 @@ absl::StatusOr<v1::CompareVersionsResponse> ReportEngine::CompareVersions(
     DW_ASSIGN_OR_RETURN(int32_t id, ResolveSlice(*a, request.slice()));
     only.emplace(a_records[id].key_index, static_cast<uint32_t>(id));
   }
-  DW_ASSIGN_OR_RETURN(auto kept_a, ReadKept(labels_, *a, window));
-  DW_ASSIGN_OR_RETURN(auto kept_b, ReadKept(labels_, *b, window));
+  uint64_t threshold = std::numeric_limits<uint64_t>::max();
+  const size_t cap = std::max<size_t>(1, options_.compare_max_records);
+  DW_ASSIGN_OR_RETURN(KeptMap kept_a, ReadKept(labels_, *a, window, cap, &threshold));
+  DW_ASSIGN_OR_RETURN(KeptMap kept_b, ReadKept(labels_, *b, window, cap, &threshold));
+  Thin(threshold, &kept_a);  // b may have lowered it
 
   // b's slice ids as a's: by key name and value.
   const std::vector<storage::SliceRecord> b_records = b->slices().Records();
@@ -215,6 +233,9 @@ absl::StatusOr<v1::CompareVersionsResponse> ReportEngine::CompareVersions(
   response.set_version_b(request.version_b());
   SetRange(window, response.mutable_window());
   response.set_threshold(options.threshold);
+  response.set_sampled(threshold == std::numeric_limits<uint64_t>::max()
+                           ? 1.0
+                           : std::ldexp(static_cast<double>(threshold), -64));
   response.set_k(options.k);
   auto fill = [&](const Group& g, v1::VersionAgreement* out) {
     reports::Agree(g.pairs, options, out);

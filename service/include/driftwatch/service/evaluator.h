@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -42,6 +43,9 @@ struct EvaluatorOptions {
   // Data quality: a slice that sent nothing for this long (server clock)
   // is silent (slice_silent).
   int64_t silence_timeout_ms = 10 * 60'000;
+  // Shadow / canary comparisons (a read of two versions' join state) are
+  // redone at most this often; in between the last result is emitted.
+  int64_t shadow_interval_ms = 5 * 60'000;
 };
 
 // The names of the model-level quality signals (feature ""), by label kind.
@@ -91,8 +95,8 @@ class Evaluator {
                           int64_t now_ms, const SliceProfiles& current,
                           std::vector<detectors::Signal>* out) const;
   // shadow_* signals against the model's earlier versions (CompareVersions).
-  absl::Status AddShadow(const RegisteredModel& model, Interval window,
-                         std::vector<detectors::Signal>* out) const;
+  absl::Status AddShadow(const RegisteredModel& model, Interval window, int64_t now_ms,
+                         std::vector<detectors::Signal>* out) const ABSL_LOCKS_EXCLUDED(shadow_mu_);
   static constexpr int64_t kStoppedLookBackMs = 24 * 3'600'000LL;
 
   // Constant after construction.
@@ -109,6 +113,13 @@ class Evaluator {
   mutable absl::Mutex mu_;
   std::shared_ptr<const Evaluation> latest_ ABSL_GUARDED_BY(mu_);
   uint64_t latest_started_ ABSL_GUARDED_BY(mu_) = 0;  // the start order of latest_
+  // The last CompareVersions per (earlier version's key, later's), and when.
+  struct ShadowResult {
+    int64_t at_ms = 0;
+    v1::CompareVersionsResponse response;
+  };
+  mutable absl::Mutex shadow_mu_;
+  mutable std::map<std::pair<int64_t, int64_t>, ShadowResult> shadow_ ABSL_GUARDED_BY(shadow_mu_);
 };
 
 }  // namespace driftwatch::service

@@ -37,6 +37,9 @@ struct ReportOptions {
   // their next batch, each for at most this long (0: never). See
   // query_priority.h.
   int64_t ingest_yield_ms = 20;
+  // CompareVersions holds at most this many records per version; past it
+  // the ids compared are a hash sample (CompareVersionsResponse.sampled).
+  size_t compare_max_records = 250'000;
 };
 
 class ReportEngine {

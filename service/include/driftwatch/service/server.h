@@ -32,6 +32,7 @@ struct ServerConfig {
   // the baseline, ending at the model's watermark.
   int64_t evaluator_window_ms = 3'600'000;
   int64_t silence_timeout_ms = 10 * 60'000;  // evaluator.silence_timeout
+  int64_t shadow_interval_ms = 5 * 60'000;   // evaluator.shadow_interval
   int64_t retention_interval_ms = 600'000;
   int max_signal_slices = 20;  // evaluator.slices: busiest slices per model it covers
   // Concurrent Ingest.StreamPredictions streams (key ingest.max_streams);
