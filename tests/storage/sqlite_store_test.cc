@@ -50,6 +50,24 @@ std::string RawSql(const std::string& path, const std::string& sql) {
   return result;
 }
 
+// The details of EXPLAIN QUERY PLAN `sql`, one line each.
+std::string QueryPlan(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  EXPECT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  const std::string explain = "EXPLAIN QUERY PLAN " + sql;
+  EXPECT_EQ(sqlite3_prepare_v2(db, explain.c_str(), -1, &stmt, nullptr), SQLITE_OK)
+      << sqlite3_errmsg(db);
+  std::string out;
+  while (sqlite3_step(stmt) == SQLITE_ROW) {
+    out += reinterpret_cast<const char*>(sqlite3_column_text(stmt, 3));
+    out += "\n";
+  }
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+  return out;
+}
+
 std::vector<std::pair<int64_t, int32_t>> Keys(const std::vector<BucketRow>& rows) {
   std::vector<std::pair<int64_t, int32_t>> keys;
   for (const BucketRow& r : rows) keys.emplace_back(r.bucket_start_ms, r.slice_id);
@@ -464,6 +482,13 @@ TEST_F(SqliteStoreTest, BucketEventsAreReadWithoutTheProfiles) {
   EXPECT_EQ((*events)[1].events, 3u);
   EXPECT_EQ((*events)[2].bucket_start_ms, kHourMs);
   EXPECT_EQ((*events)[2].events, 1u);
+  // The hour rows' counts come from the partial index alone (the store's
+  // query names it).
+  EXPECT_THAT(QueryPlan(path_, absl::StrCat("SELECT bucket_start_ms, slice_id, events FROM "
+                                         "buckets INDEXED BY buckets_hour_events WHERE model_key = ",
+                                         key, " AND level = 1 AND bucket_start_ms >= 0 AND "
+                                         "bucket_start_ms < 7200000 AND events IS NOT NULL")),
+              HasSubstr("COVERING INDEX buckets_hour_events"));
   // As a v8 file wrote them: the count comes from the profile.
   RawSql(path_, "UPDATE buckets SET events = NULL");
   events = store_->ReadBucketEvents(key, Level::kHour, 0, 2 * kHourMs);
@@ -818,6 +843,7 @@ TEST_F(SqliteStoreTest, SchemaV7FileMigratesToLabelSources) {
   RawSql(path_, "DROP TABLE label_source_counts");
   RawSql(path_, "ALTER TABLE pending_labels DROP COLUMN source");
   RawSql(path_, "DELETE FROM schema_migrations WHERE version >= 8");
+  RawSql(path_, "DROP INDEX buckets_hour_events");
   RawSql(path_, "ALTER TABLE buckets DROP COLUMN events");
   RawSql(path_, absl::StrCat("INSERT INTO pending_labels (model_key, hash, value, label_time_ms, "
                              "received_ms) VALUES (",

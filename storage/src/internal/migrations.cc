@@ -217,11 +217,15 @@ CREATE TABLE label_source_counts (
 ) STRICT;
 ALTER TABLE pending_labels ADD COLUMN source TEXT NOT NULL DEFAULT '';
 )sql",
-    // v9: each bucket row's event count beside its profile, so a volume
-    // history reads weeks of hour rows without their blobs (NULL in rows
-    // written before: read from the blob's header).
+    // v9: each bucket row's event count beside its profile (NULL in rows
+    // written before: read from the blob's header), and a partial index of
+    // the hour rows' counts that covers a volume history's read, so weeks
+    // of hour rows are read without touching their blobs (the column comes
+    // after the blob in the row, on its overflow pages).
     R"sql(
 ALTER TABLE buckets ADD COLUMN events INTEGER;
+CREATE INDEX buckets_hour_events ON buckets (model_key, level, bucket_start_ms, slice_id, events)
+  WHERE level = 1;
 )sql",
 };
 
