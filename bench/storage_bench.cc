@@ -140,4 +140,67 @@ void BM_CommitRollups(benchmark::State& state) {
 }
 BENCHMARK(BM_CommitRollups)->Arg(1)->Arg(0)->Unit(benchmark::kMillisecond)->UseRealTime();
 
+// A volume history's read: two weeks of hour rows (336 hours x 50 slices of
+// ~10.5 KB profiles, 176 MB) read for their event counts. Arg 1:
+// ReadBucketEvents (the partial covering index buckets_hour_events, no
+// blob read); Arg 0: ReadBuckets and each profile's header, what reading
+// the counts without the index costs. items/s = rows/s.
+void BM_ReadHourEvents(benchmark::State& state) {
+  BenchDb db(false);
+  if (db.store() == nullptr) {
+    state.SkipWithError("cannot open the bench database");
+    return;
+  }
+  constexpr int kHours = 336, kSlices = 50;
+  ds::FlushBatch batch;
+  batch.layouts[db.model_key()] = RollupLayout();
+  dd::Profile profile(batch.layouts[db.model_key()]);
+  for (auto& summary : profile.numeric()) {
+    for (int i = 0; i < 64; ++i) summary.Add(i + 0.5);
+  }
+  profile.counters().events = 64;
+  const std::string bytes = profile.Serialize();
+  for (int h = 0; h < kHours; ++h) {
+    batch.rollups.clear();
+    for (int32_t s = 0; s < kSlices; ++s) {
+      batch.rollups.push_back({db.model_key(), ds::Level::kHour, h * ds::kHourMs, s, bytes});
+    }
+    if (absl::Status st = db.store()->Commit(batch); !st.ok()) {
+      state.SkipWithError(st.ToString().c_str());
+      return;
+    }
+  }
+  const bool indexed = state.range(0) != 0;
+  uint64_t total = 0;
+  for (auto _ : state) {
+    total = 0;
+    if (indexed) {
+      auto rows = db.store()->ReadBucketEvents(db.model_key(), ds::Level::kHour, 0,
+                                               kHours * ds::kHourMs);
+      if (!rows.ok()) {
+        state.SkipWithError(rows.status().ToString().c_str());
+        return;
+      }
+      for (const ds::BucketEvents& r : *rows) total += r.events;
+    } else {
+      auto rows = db.store()->ReadBuckets(db.model_key(), ds::Level::kHour, 0,
+                                          kHours * ds::kHourMs, {});
+      if (!rows.ok()) {
+        state.SkipWithError(rows.status().ToString().c_str());
+        return;
+      }
+      for (const ds::BucketRow& r : *rows) {
+        total += *ds::EventsOfProfile(r.model_key, r.level, r.bucket_start_ms, r.slice_id,
+                                      r.profile);
+      }
+    }
+    benchmark::DoNotOptimize(total);
+  }
+  if (total != static_cast<uint64_t>(kHours) * kSlices * 64) {
+    state.SkipWithError("wrong event total");
+  }
+  state.SetItemsProcessed(state.iterations() * kHours * kSlices);
+}
+BENCHMARK(BM_ReadHourEvents)->Arg(1)->Arg(0)->Unit(benchmark::kMillisecond)->UseRealTime();
+
 }  // namespace
