@@ -431,6 +431,28 @@ TEST_F(DataQualityTest, ASilentSliceIsRaisedAfterTheTimeout) {
   EXPECT_TRUE(Report("region", "apac").silent());
 }
 
+// A slice that sends a few events an hour is not silent when it pauses for
+// longer than the timeout: at its rate nothing was due. A busy one is.
+TEST_F(DataQualityTest, ASporadicSliceIsNotSilentWhenItPauses) {
+  HealthyBaseline();
+  clock_.Set(kBase + 2 * kHour + 30 * kMin);
+  // Region sa sends 4 events in the window; then neither sa nor apac.
+  int sa = 0;
+  Apply(Traffic(200, kBase + 2 * kHour + 25 * kMin, 4 * kMin, [&](EventSpec& s, int64_t&) {
+    if (s.region == "sa" && ++sa > 4) s.region = "us";
+  }));
+  clock_.Set(kBase + 3 * kHour);
+  Apply(Traffic(200, kBase + 3 * kHour - 5 * kMin, 4 * kMin, [](EventSpec& s, int64_t&) {
+    if (s.region == "apac" || s.region == "sa") s.region = "us";
+  }));
+  auto s = Evaluate();
+  EXPECT_NEAR(Get(s, "region=sa", "", "silence_seconds"), 30 * 60, 1);
+  EXPECT_EQ(Get(s, "region=sa", "", "slice_silent"), 0);
+  EXPECT_EQ(Get(s, "region=apac", "", "slice_silent"), 1);
+  EXPECT_FALSE(Report("region", "sa").silent());
+  EXPECT_TRUE(Report("region", "apac").silent());
+}
+
 // The whole model stops: its open buckets close on the server clock and
 // the population is silent.
 TEST_F(DataQualityTest, AModelWhoseTrafficStopsClosesItsBucketsAndGoesSilent) {

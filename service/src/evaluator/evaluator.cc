@@ -192,6 +192,7 @@ absl::Status Evaluator::EvaluateModel(const RegisteredModel& model, int64_t now_
     reports::BuildDataQuality(model, cur->second, reference, declared_hashes, now_ms, dq,
                               &report);
     if (auto v = volumes.find(id); v != volumes.end()) reports::SetVolume(v->second, &report);
+    reports::QualifySilence(report.volume(), &report);
     const std::string slice = model.SliceName(records[id]);
     reports::AddDataQualitySignals(report, model.label(), slice, out);
     if (reference == nullptr) {
@@ -315,6 +316,11 @@ absl::Status Evaluator::AddStopped(const RegisteredModel& model, Interval window
       reports::BuildDataQuality(model, seen->second, nullptr, {}, now_ms, dq, &report);
     }
     if (auto v = volumes.find(id); v != volumes.end()) reports::SetVolume(v->second, &report);
+    // Without a seasonal expectation: its rate over the day it was last seen in.
+    reports::QualifySilence(
+        static_cast<double>(report.events()) * 3'600'000.0 /
+            static_cast<double>(window.end_ms - window.start_ms + kStoppedLookBackMs),
+        &report);
     emit("volume", 0, nan);
     emit("events", 0, nan);
     if (report.volume_baseline() != "none" && !report.volume_baseline().empty()) {

@@ -127,6 +127,13 @@ void BuildDataQuality(const RegisteredModel& model, const Profile& current,
   }
 }
 
+void QualifySilence(double per_hour, v1::DataQualityReport* r) {
+  if (!r->silent()) return;
+  const bool seasonal = !r->volume_baseline().empty() && r->volume_baseline() != "none";
+  const double rate = seasonal ? r->volume_expected() : per_hour;
+  if (!(rate * r->silence_seconds() / 3600.0 >= kMinExpectedInSilence)) r->set_silent(false);
+}
+
 bool IsDataQualityMetric(const std::string& metric) {
   static const char* const kNames[] = {
       "null_rate",          "invalid_rate",        "duplicate_rate",      "lateness_p95",

@@ -30,6 +30,17 @@ void BuildDataQuality(const RegisteredModel& model, const detectors::Profile& cu
                       const std::vector<std::string>& reference_hashes, int64_t now_ms,
                       const DataQualityOptions& options, v1::DataQualityReport* out);
 
+// A slice is silent when it sent nothing for the silence timeout *and*
+// its rate makes that unlikely by chance: at least this many events would
+// have come meanwhile (Poisson P(none) = e^-6 = 0.25 %), so a slice that
+// sends a few events an hour does not page each time it pauses.
+inline constexpr double kMinExpectedInSilence = 6;
+
+// Clears `report->silent` unless its rate (events per hour) times its
+// silence_seconds reaches kMinExpectedInSilence. The rate is the seasonal
+// expectation when the report has one (SetVolume), else `per_hour`.
+void QualifySilence(double per_hour, v1::DataQualityReport* report);
+
 // The value of RankSlices data-quality metric `metric` in `report`
 // (largest is worst; "volume_drop" is -volume_z, absent without an
 // expectation: SetVolume),

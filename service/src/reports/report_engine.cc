@@ -381,6 +381,7 @@ absl::StatusOr<v1::DataQualityReport> ReportEngine::GetDataQualityReport(
                       volume_->Expect(*model, window, std::min(window.end_ms, now_ms + 1),
                                       current, {slice_id}));
   if (auto v = volumes.find(slice_id); v != volumes.end()) reports::SetVolume(v->second, &report);
+  reports::QualifySilence(report.volume(), &report);
   return report;
 }
 
