@@ -52,9 +52,16 @@ constexpr char kInsertMinuteSql[] =
     "VALUES (?, 0, ?, ?, ?, ?) "
     "ON CONFLICT (model_key, level, bucket_start_ms, slice_id) "
     "DO UPDATE SET profile = excluded.profile, events = excluded.events";
+// Every `level = ?` is written `level = CAST(? AS INTEGER)`: against a bare
+// parameter the planner weighs the partial index buckets_hour_events
+// (WHERE level = 1) by the bound value, and then re-prepares the statement
+// whenever the level bound changes (hour and day rows alternate in a
+// roll-up: a parse per row). The cast keeps the primary key's use and
+// never matches the partial index.
 constexpr char kSelectBucketSql[] =
     "SELECT rowid, profile FROM buckets "
-    "WHERE model_key = ? AND level = ? AND bucket_start_ms = ? AND slice_id = ?";
+    "WHERE model_key = ? AND level = CAST(? AS INTEGER) AND bucket_start_ms = ? "
+    "AND slice_id = ?";
 constexpr char kInsertBucketSql[] =
     "INSERT INTO buckets (model_key, level, bucket_start_ms, slice_id, profile, events) "
     "VALUES (?, ?, ?, ?, ?, ?)";
@@ -716,14 +723,16 @@ absl::StatusOr<std::vector<BucketRow>> SqliteStore::ReadBuckets(
   // statement serves every filter size (an IN list of ? would not).
   constexpr char kAll[] =
       "SELECT bucket_start_ms, slice_id, profile FROM buckets "
-      "WHERE model_key = ? AND level = ? AND bucket_start_ms >= ? AND bucket_start_ms < ? "
+      "WHERE model_key = ? AND level = CAST(? AS INTEGER) AND bucket_start_ms >= ? "
+      "AND bucket_start_ms < ? "
       "ORDER BY bucket_start_ms, slice_id";
   // A filtered read probes the slice-first index once per slice; left to
   // itself the planner walks the primary key's time range across every
   // slice, to skip the sort.
   constexpr char kFiltered[] =
       "SELECT bucket_start_ms, slice_id, profile FROM buckets INDEXED BY buckets_by_slice "
-      "WHERE model_key = ? AND level = ? AND bucket_start_ms >= ? AND bucket_start_ms < ? "
+      "WHERE model_key = ? AND level = CAST(? AS INTEGER) AND bucket_start_ms >= ? "
+      "AND bucket_start_ms < ? "
       "AND slice_id IN (SELECT value FROM json_each(?)) "
       "ORDER BY bucket_start_ms, slice_id";
   std::string slice_json;
@@ -782,7 +791,7 @@ absl::StatusOr<std::vector<BucketEvents>> SqliteStore::ReadBucketEvents(int64_t 
   constexpr char kAny[] =
       "SELECT bucket_start_ms, slice_id, events, "
       "CASE WHEN events IS NULL THEN profile END FROM buckets "
-      "WHERE model_key = ? AND level = ? AND bucket_start_ms >= ? AND "
+      "WHERE model_key = ? AND level = CAST(? AS INTEGER) AND bucket_start_ms >= ? AND "
       "bucket_start_ms < ? ORDER BY bucket_start_ms, slice_id";
   const bool hours = level == Level::kHour;
   DW_ASSIGN_OR_RETURN(ScopedStatement s, reader->Prepare(hours ? kHours : kAny, kOp));
@@ -1665,8 +1674,8 @@ absl::StatusOr<int64_t> SqliteStore::ApplyRetention(const RetentionPolicy& polic
       int64_t before = 0;
       if (!cutoff(age_ms, &before)) continue;
       DW_ASSIGN_OR_RETURN(ScopedStatement s,
-                          writer_->Prepare("DELETE FROM buckets WHERE model_key = ? AND level = ? "
-                                           "AND bucket_start_ms < ?",
+                          writer_->Prepare("DELETE FROM buckets WHERE model_key = ? AND "
+                                           "level = CAST(? AS INTEGER) AND bucket_start_ms < ?",
                                            kOp));
       s->BindInt64(1, model_key);
       s->BindInt64(2, static_cast<int>(level));

@@ -501,6 +501,41 @@ TEST_F(SqliteStoreTest, BucketEventsAreReadWithoutTheProfiles) {
   EXPECT_THAT(events.status().message(), HasSubstr("slice 1"));
 }
 
+// Why every `level = ?` of the store is `level = CAST(? AS INTEGER)`: with
+// the partial index buckets_hour_events a bare parameter makes SQLite
+// re-prepare (parse again) the statement each time the level bound
+// changes, as a roll-up does row by row.
+TEST_F(SqliteStoreTest, LevelParametersDoNotRepreparePerBinding) {
+  AddModel();
+  store_.reset();
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  auto reprepares = [&](const char* level_term) {
+    const std::string sql = absl::StrCat(
+        "SELECT rowid, profile FROM buckets WHERE model_key = ? AND level = ", level_term,
+        " AND bucket_start_ms = ? AND slice_id = ?");
+    sqlite3_stmt* stmt = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v3(db, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr),
+              SQLITE_OK);
+    for (int level : {1, 2, 1, 2}) {
+      sqlite3_bind_int64(stmt, 1, 1);
+      sqlite3_bind_int64(stmt, 2, level);
+      sqlite3_bind_int64(stmt, 3, 0);
+      sqlite3_bind_int64(stmt, 4, 0);
+      while (sqlite3_step(stmt) == SQLITE_ROW) {
+      }
+      sqlite3_reset(stmt);
+    }
+    const int n = sqlite3_stmt_status(stmt, SQLITE_STMTSTATUS_REPREPARE, 0);
+    sqlite3_finalize(stmt);
+    return n;
+  };
+  EXPECT_GT(reprepares("?"), 0);  // the pitfall
+  EXPECT_EQ(reprepares("CAST(? AS INTEGER)"), 0);
+  sqlite3_close(db);
+  Reopen();
+}
+
 TEST_F(SqliteStoreTest, RollupWithoutALayoutIsInvalid) {
   int64_t key = AddModel();
   FlushBatch batch;

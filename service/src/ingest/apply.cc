@@ -90,6 +90,7 @@ inline bool BatchApplier::Dedup(OpenBucket& bucket) {
 inline std::span<const int32_t> BatchApplier::ResolveSlices(size_t i) {
   static constexpr int32_t kPopulationOnly[1] = {0};
   const int keys = model_.slice_key_count();
+  const int inputs = model_.input_slice_key_count();
   // "*" is derived from the first key's slices at flush time (each event
   // is in exactly one of them) unless the model has no keys.
   if (keys == 0) return kPopulationOnly;
@@ -98,12 +99,19 @@ inline std::span<const int32_t> BatchApplier::ResolveSlices(size_t i) {
     // Columnar: each distinct slice tuple resolves once per batch.
     std::span<int32_t> ids(tuple_ids_.data() + static_cast<size_t>(tuple) * keys, keys);
     if (ids[0] < 0) {
-      for (int k = 0; k < keys; ++k) ids[k] = state_.ResolveSlice(k, KeyValue(i, tuple, k));
+      for (int k = 0; k < inputs; ++k) {
+        ids[k] = state_.ResolveSlice(k, decoder_.TupleValue(tuple, k));
+      }
+      for (int k = inputs; k < keys; ++k) ids[k] = state_.ResolveSlice(k, KeyValue(i, tuple, k));
     }
     return ids;
   }
   slice_ids_.resize(keys);
-  for (int k = 0; k < keys; ++k) slice_ids_[k] = state_.ResolveSlice(k, KeyValue(i, -1, k));
+  // The keys events send, then the crossings (composed; none in most models).
+  for (int k = 0; k < inputs; ++k) {
+    slice_ids_[k] = state_.ResolveSlice(k, decoder_.SliceValue(i, k));
+  }
+  for (int k = inputs; k < keys; ++k) slice_ids_[k] = state_.ResolveSlice(k, KeyValue(i, -1, k));
   return slice_ids_;
 }
 
