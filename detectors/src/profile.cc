@@ -187,88 +187,93 @@ std::string Profile::Serialize() const {
   return std::move(w).FinishWithCrc();
 }
 
-absl::StatusOr<Profile> Profile::Deserialize(std::shared_ptr<const ProfileLayout> layout,
-                                             std::string_view bytes) {
+namespace {
+
+// What precedes a profile's summaries: format version and shape.
+struct Header {
+  uint32_t version = 0, n_numeric = 0, n_categorical = 0, n_scores = 0;
+};
+
+// The bytes before a blob's trailing CRC-32C, once it matches.
+absl::StatusOr<std::string_view> CheckedBody(std::string_view bytes) {
   if (bytes.size() < 8) return Corrupt("too short");
   const std::string_view body = bytes.substr(0, bytes.size() - 4);
   base::ByteReader crc_reader(bytes.substr(bytes.size() - 4));
   uint32_t crc = 0;
   if (!crc_reader.U32(&crc) || crc != base::Crc32c(body)) return Corrupt("checksum mismatch");
-  base::ByteReader r(body);
+  return body;
+}
+
+absl::Status ReadHeader(base::ByteReader& r, Header* h) {
   std::string_view magic;
-  uint32_t version = 0, n_numeric = 0, n_categorical = 0, n_scores = 0;
   if (!r.Raw(4, &magic) || magic != std::string_view(kMagic, 4)) return Corrupt("bad magic");
-  if (!r.U32(&version) || version < 1 || version > kVersion) {
-    return Corrupt(absl::StrCat("unsupported version ", version));
+  if (!r.U32(&h->version) || h->version < 1 || h->version > kVersion) {
+    return Corrupt(absl::StrCat("unsupported version ", h->version));
   }
-  if (!r.U32(&n_numeric) || !r.U32(&n_categorical) || !r.U32(&n_scores)) {
+  if (!r.U32(&h->n_numeric) || !r.U32(&h->n_categorical) || !r.U32(&h->n_scores)) {
     return Corrupt("truncated header");
   }
-  if (n_numeric != layout->numeric_edges.size() ||
-      n_categorical != layout->categorical_names.size() ||
-      n_scores != layout->score_edges.size()) {
-    return Corrupt(absl::StrCat("shape ", n_numeric, "/", n_categorical, "/", n_scores,
+  return absl::OkStatus();
+}
+
+absl::Status ReadCounters(base::ByteReader& r, ProfileCounters* c) {
+  if (!r.U64(&c->events) || !r.U64(&c->late_accepted) || !r.U64(&c->invalid_values) ||
+      !r.F64(&c->weight) || !r.F64(&c->weight_sq)) {
+    return Corrupt("truncated counters");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<Profile> Profile::Deserialize(std::shared_ptr<const ProfileLayout> layout,
+                                             std::string_view bytes) {
+  DW_ASSIGN_OR_RETURN(const std::string_view body, CheckedBody(bytes));
+  base::ByteReader r(body);
+  Header h;
+  DW_RETURN_IF_ERROR(ReadHeader(r, &h));
+  if (h.n_numeric != layout->numeric_edges.size() ||
+      h.n_categorical != layout->categorical_names.size() ||
+      h.n_scores != layout->score_edges.size()) {
+    return Corrupt(absl::StrCat("shape ", h.n_numeric, "/", h.n_categorical, "/", h.n_scores,
                                 " does not match the model layout ",
                                 layout->numeric_edges.size(), "/",
                                 layout->categorical_names.size(), "/",
                                 layout->score_edges.size()));
   }
   Profile p(layout);
-  ProfileCounters& c = p.counters_;
-  if (!r.U64(&c.events) || !r.U64(&c.late_accepted) || !r.U64(&c.invalid_values) ||
-      !r.F64(&c.weight) || !r.F64(&c.weight_sq)) {
-    return Corrupt("truncated counters");
+  DW_RETURN_IF_ERROR(ReadCounters(r, &p.counters_));
+  for (size_t i = 0; i < h.n_numeric; ++i) {
+    DW_ASSIGN_OR_RETURN(p.numeric_[i], GetNumeric(r, h.version, layout->numeric_edges[i]));
   }
-  for (size_t i = 0; i < n_numeric; ++i) {
-    DW_ASSIGN_OR_RETURN(p.numeric_[i], GetNumeric(r, version, layout->numeric_edges[i]));
-  }
-  for (size_t i = 0; i < n_categorical; ++i) {
+  for (size_t i = 0; i < h.n_categorical; ++i) {
     std::string blob;
     if (!r.Str(&blob)) return Corrupt("truncated categorical summary");
     DW_ASSIGN_OR_RETURN(p.categorical_[i], CategoricalSummary::Deserialize(blob));
   }
-  for (size_t i = 0; i < n_scores; ++i) {
-    DW_ASSIGN_OR_RETURN(p.scores_[i], GetNumeric(r, version, layout->score_edges[i]));
+  for (size_t i = 0; i < h.n_scores; ++i) {
+    DW_ASSIGN_OR_RETURN(p.scores_[i], GetNumeric(r, h.version, layout->score_edges[i]));
   }
-  if (version >= 4) DW_RETURN_IF_ERROR(DataQuality::Deserialize(r, &p.quality_));
+  if (h.version >= 4) DW_RETURN_IF_ERROR(DataQuality::Deserialize(r, &p.quality_));
   if (r.remaining() != 0) return Corrupt("trailing bytes");
   return p;
 }
 
 std::optional<uint64_t> SerializedProfileEvents(std::string_view bytes) {
   base::ByteReader r(bytes);
-  std::string_view magic;
-  uint32_t version = 0, n = 0;
-  uint64_t events = 0;
-  if (!r.Raw(4, &magic) || magic != std::string_view(kMagic, 4) || !r.U32(&version) ||
-      version < 1 || version > kVersion || !r.U32(&n) || !r.U32(&n) || !r.U32(&n) ||
-      !r.U64(&events)) {
-    return std::nullopt;
-  }
-  return events;
+  Header h;
+  ProfileCounters c;
+  if (!ReadHeader(r, &h).ok() || !ReadCounters(r, &c).ok()) return std::nullopt;
+  return c.events;
 }
 
 absl::StatusOr<ProfileCounters> Profile::PeekCounters(std::string_view bytes) {
-  if (bytes.size() < 8) return Corrupt("too short");
-  const std::string_view body = bytes.substr(0, bytes.size() - 4);
-  base::ByteReader crc_reader(bytes.substr(bytes.size() - 4));
-  uint32_t crc = 0;
-  if (!crc_reader.U32(&crc) || crc != base::Crc32c(body)) return Corrupt("checksum mismatch");
+  DW_ASSIGN_OR_RETURN(const std::string_view body, CheckedBody(bytes));
   base::ByteReader r(body);
-  std::string_view magic;
-  uint32_t version = 0, n_numeric = 0, n_categorical = 0, n_scores = 0;
-  if (!r.Raw(4, &magic) || magic != std::string_view(kMagic, 4)) return Corrupt("bad magic");
-  if (!r.U32(&version) || version < 1 || version > kVersion) {
-    return Corrupt(absl::StrCat("unsupported version ", version));
-  }
-  if (!r.U32(&n_numeric) || !r.U32(&n_categorical) || !r.U32(&n_scores)) {
-    return Corrupt("truncated header");
-  }
+  Header h;
+  DW_RETURN_IF_ERROR(ReadHeader(r, &h));
   ProfileCounters c;
-  if (!r.U64(&c.events) || !r.U64(&c.late_accepted) || !r.U64(&c.invalid_values) ||
-      !r.F64(&c.weight) || !r.F64(&c.weight_sq)) {
-    return Corrupt("truncated counters");
-  }
+  DW_RETURN_IF_ERROR(ReadCounters(r, &c));
   return c;
 }
 

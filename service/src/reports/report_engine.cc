@@ -33,10 +33,6 @@ std::string SelectorName(const v1::SliceSelector& selector) {
   return out;
 }
 
-v1::SliceSelector SelectorOf(const RegisteredModel& model, const storage::SliceRecord& record) {
-  return model.SelectorOf(record);
-}
-
 // FAILED_PRECONDITION saying why while a model learns its summary edges.
 absl::Status CheckNotLearning(const RegisteredModel& model) {
   if (!model.learning()) return absl::OkStatus();
@@ -216,7 +212,7 @@ absl::StatusOr<v1::RankSlicesResponse> ReportEngine::RankSlices(
     if (ok) worst = Worst(report, metric, feature);
     if (!worst || static_cast<size_t>(id) >= records.size()) continue;
     v1::SliceRank& rank = ranks.emplace_back();
-    *rank.mutable_slice() = SelectorOf(*q.model, records[id]);
+    *rank.mutable_slice() = q.model->SelectorOf(records[id]);
     rank.set_value(worst->second);
     rank.set_feature(worst->first);
     reports::ForEachFeature(report, [&](const v1::FeatureDriftReport& f) {
@@ -322,7 +318,7 @@ absl::StatusOr<v1::RankSlicesResponse> ReportEngine::RankDataQuality(
     std::optional<std::pair<double, std::string>> v = value_of(id, profile);
     if (!v) continue;
     v1::SliceRank& rank = ranks.emplace_back();
-    *rank.mutable_slice() = SelectorOf(*model, records[id]);
+    *rank.mutable_slice() = model->SelectorOf(records[id]);
     rank.set_value(v->first);
     rank.set_feature(v->second);
     rank.set_support(profile.counters().weight);
